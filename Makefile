@@ -1,0 +1,61 @@
+# Interlock: every target installs what it needs by itself.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TOOLS := .tools
+CDK_VERSION := 2.1148.1
+CDK := $(TOOLS)/node_modules/.bin/cdk
+CDK_ARGS ?=
+PY_STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+CDK_STAMP := $(TOOLS)/.installed-$(CDK_VERSION)
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: help setup run test lint typecheck synth deploy layer bench clean
+
+help:
+	@echo "make run     - install and start Interlock on the embedded local cloud (http://127.0.0.1:8000)"
+	@echo "make test    - install and run the whole test suite (lint, unit, integration, infra, e2e)"
+	@echo "make synth   - build the Lambda layer and synthesise the CloudFormation template (offline)"
+	@echo "make deploy  - cdk deploy to the AWS account of your current credentials (CDK_ARGS='-c interlock:approver_email=...')"
+	@echo "make bench   - cold-start benchmark of every function against the boto3 floor"
+
+$(PY_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+$(CDK_STAMP):
+	@mkdir -p $(TOOLS)
+	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error aws-cdk@$(CDK_VERSION)
+	@rm -f $(TOOLS)/.installed-* && touch $@
+
+setup: $(PY_STAMP)
+
+run: $(PY_STAMP)
+	$(BIN)/interlock run
+
+lint: $(PY_STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(PY_STAMP)
+	$(BIN)/mypy layers/interlock/interlock functions infra
+
+test: $(PY_STAMP) $(CDK_STAMP) lint typecheck
+	$(BIN)/python -m pytest
+
+layer: $(PY_STAMP)
+	$(BIN)/python -m infra.build_layer
+
+synth: $(PY_STAMP) $(CDK_STAMP) layer
+	$(CDK) synth --quiet $(CDK_ARGS)
+
+deploy: $(PY_STAMP) $(CDK_STAMP) layer
+	$(CDK) deploy $(CDK_ARGS)
+
+bench: $(PY_STAMP)
+	$(BIN)/python benchmarks/cold_start.py
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .build cdk.out

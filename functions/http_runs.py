@@ -1,0 +1,26 @@
+"""API Gateway GET /runs/{run_id}: a run's status and its ordered timeline."""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from interlock.http import json_response
+from interlock.observability import logger, metrics, tracer
+from interlock.wiring import timeline_store
+
+app = APIGatewayRestResolver()
+
+
+@app.get("/runs/<run_id>")
+def get_run(run_id: str) -> Response:
+    view = timeline_store().get(run_id)
+    if view is None:
+        return json_response(404, {"error": "unknown_run", "message": f"no run with id {run_id!r}"})
+    return json_response(200, view.model_dump(mode="json"))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return app.resolve(event, context)

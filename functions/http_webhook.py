@@ -1,0 +1,29 @@
+"""API Gateway POST /webhooks/{source}: the ingest function."""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from interlock.http import json_response, lower_headers
+from interlock.ingest.service import RawRequest
+from interlock.observability import logger, metrics, tracer
+from interlock.wiring import ingest_service
+
+app = APIGatewayRestResolver()
+
+
+@app.post("/webhooks/<source>")
+def receive(source: str) -> Response:
+    event = app.current_event
+    outcome = ingest_service().accept(
+        RawRequest(source=source, headers=lower_headers(event.headers), body=event.body,
+                   is_base64=bool(event.is_base64_encoded))
+    )
+    return json_response(outcome.status, outcome.body)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,45 @@
+"""The CDK app: ``cdk synth`` / ``cdk deploy`` run ``python -m infra.app`` (see cdk.json).
+
+The stack is environment-agnostic (no account or region is looked up), so it synthesises offline without
+credentials; ``cdk deploy`` takes the account and region of the current credentials. The cdk-nag AWS
+Solutions checks run on every synthesis and stop it on any finding that is not acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import App, Tags
+
+from infra.nag import apply_checks
+from infra.stack import InterlockStack
+
+STACK_NAME = "Interlock"
+CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
+
+
+def cdk_json_context() -> dict[str, Any]:
+    """The context of cdk.json (feature flags): the CLI passes it on, an app built in a test reads it here."""
+    context: dict[str, Any] = json.loads(CDK_JSON.read_text(encoding="utf-8")).get("context", {})
+    return context
+
+
+def build_app(*, context: dict[str, Any] | None = None, **app_kwargs: Any) -> tuple[App, InterlockStack]:
+    """The app with its one stack and the cdk-nag checks. Context from the CLI (``-c``) wins over ``context``,
+    which wins over cdk.json."""
+    app = App(context={**cdk_json_context(), **(context or {})}, **app_kwargs)
+    stack = InterlockStack(app, STACK_NAME)
+    Tags.of(stack).add("project", "interlock")
+    apply_checks(app)
+    return app, stack
+
+
+def main() -> None:
+    app, _ = build_app()
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""Lambda: the shared layer, and one function with its own role and log group per topology function.
+
+A function is created with its literal environment first. Values that only exist once other resources
+exist (``Ref``) and the IAM grants are added by :meth:`LambdaFunctions.wire`, after the queues, the
+state machines and the API have been created from the same functions. That order is what keeps the
+template free of cycles: a state machine needs its steps' ARNs, the router needs the state machine's ARN
+and the approval step needs the API's URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+from interlock.topology import (
+    FUNCTIONS_DIR,
+    METRICS_NAMESPACE,
+    Access,
+    Function,
+    Grant,
+    Ref,
+    RefKind,
+    Topology,
+)
+
+from infra import build_layer
+from infra.constructs.email import ApprovalEmail
+from infra.constructs.queues import WorkQueues
+from infra.constructs.secrets import WebhookSecrets
+from infra.context import deployment_setting
+from infra.nag import acknowledge
+from infra.naming import construct_id, physical_name
+
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+ARCHITECTURE = lambda_.Architecture.ARM_64
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+CODE_EXCLUDES = ["__pycache__", "*.pyc", "*.pyo", ".pytest_cache", ".mypy_cache", ".ruff_cache"]
+
+TABLE_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem")
+TABLE_WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
+
+if RUNTIME.name != f"python{build_layer.PYTHON_VERSION}":
+    raise RuntimeError("the layer (infra/build_layer.py) and the functions must target the same runtime")
+
+
+class LayerMissingError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class WiringTargets:
+    """What the topology's ``Ref`` values and grants point at, once it exists."""
+
+    table: dynamodb.ITable
+    queues: WorkQueues
+    state_machines: Mapping[str, sfn.StateMachine]
+    api_url: str
+    secrets: WebhookSecrets
+    email: ApprovalEmail
+
+
+class LambdaFunction(Construct):
+    """One topology function: its log group, its own role, the function."""
+
+    def __init__(self, scope: Construct, cid: str, *, spec: Function, layer: lambda_.ILayerVersion,
+                 code: lambda_.Code) -> None:
+        super().__init__(scope, cid)
+        self.spec = spec
+        name = physical_name(self, spec.name)
+        if len(name) > 64:
+            raise ValueError(f"function name {name!r} is longer than Lambda's 64 characters: shorten the stack name")
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/aws/lambda/{name}",
+            retention=LOG_RETENTION,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Interlock {spec.name}: only what its topology grants allow",
+        )
+        # Write its own log group, instead of the managed AWSLambdaBasicExecutionRole (logs:* on every group).
+        self.log_group.grant_write(self.role)
+        environment = {
+            "POWERTOOLS_SERVICE_NAME": spec.name,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+        }
+        environment.update({k: v for k, v in spec.env.items() if isinstance(v, str)})
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            function_name=name,
+            description=spec.description[:256],
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            code=code,
+            handler=spec.handler,
+            layers=[layer],
+            role=self.role,
+            timeout=Duration.seconds(spec.timeout_seconds),
+            memory_size=spec.memory_mb,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=self.log_group,
+            environment=environment,
+        )
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level "
+            "permissions, so CDK grants them on '*'. Every other statement of this role names its resources.",
+        )
+        acknowledge(
+            self.function,
+            "AwsSolutions-L1",
+            f"Pinned to {RUNTIME.name}: the shared layer is built for exactly this runtime "
+            "(infra/build_layer.py) and the functions are tested on it; moving runtimes is a deliberate change.",
+        )
+
+    def resolve(self, ref: Ref, targets: WiringTargets, topology: Topology,
+                functions: Mapping[str, LambdaFunction]) -> str:
+        match ref.kind:
+            case RefKind.TABLE_NAME:
+                return targets.table.table_name
+            case RefKind.QUEUE_URL:
+                return targets.queues[ref.name].queue.queue_url
+            case RefKind.STATE_MACHINE_ARN:
+                return _lookup(targets.state_machines, ref.name, "state machine").state_machine_arn
+            case RefKind.FUNCTION_ARN:
+                return _lookup(functions, ref.name, "function").function.function_arn
+            case RefKind.API_URL:
+                return targets.api_url
+            case RefKind.SECRET_PREFIX:
+                return topology.secret_prefix
+            case RefKind.SETTING:
+                return deployment_setting(self, ref.name)
+        raise ValueError(f"function {self.spec.name!r}: no CDK resolution for {ref!r}")
+
+    def apply(self, grant: Grant, targets: WiringTargets) -> None:
+        table_arns = [targets.table.table_arn]
+        match grant.access:
+            case Access.TABLE_READ:
+                iam.Grant.add_to_principal(grantee=self.role, actions=list(TABLE_READ_ACTIONS),
+                                           resource_arns=table_arns)
+            case Access.TABLE_WRITE:
+                iam.Grant.add_to_principal(grantee=self.role, actions=list(TABLE_WRITE_ACTIONS),
+                                           resource_arns=table_arns)
+            case Access.QUEUE_SEND:
+                iam.Grant.add_to_principal(grantee=self.role, actions=["sqs:SendMessage"],
+                                           resource_arns=[targets.queues[grant.target].queue.queue_arn])
+            case Access.STATES_START:
+                _lookup(targets.state_machines, grant.target, "state machine").grant_start_execution(self.role)
+            case Access.STATES_CALLBACK:
+                _lookup(targets.state_machines, grant.target, "state machine").grant_task_response(self.role)
+            case Access.SES_SEND:
+                targets.email.grant_send(self.role)
+            case Access.SECRETS_READ:
+                targets.secrets.grant_read(self.role)
+            case _:
+                raise ValueError(f"function {self.spec.name!r}: no CDK realisation for grant {grant!r}")
+
+
+T = TypeVar("T")
+
+
+def _lookup(items: Mapping[str, T], name: str, what: str) -> T:
+    try:
+        return items[name]
+    except KeyError:
+        raise KeyError(f"no {what} named {name!r} in the topology") from None
+
+
+class LambdaFunctions(Construct):
+    def __init__(self, scope: Construct, cid: str, *, topology: Topology, layer_dir: Path,
+                 functions_dir: Path = FUNCTIONS_DIR) -> None:
+        super().__init__(scope, cid)
+        self.topology = topology
+        if not (layer_dir / "python" / "interlock" / "__init__.py").is_file():
+            raise LayerMissingError(
+                f"the Lambda layer is not built: {layer_dir / 'python'} has no interlock package. "
+                "Run `make layer` (python -m infra.build_layer) before synthesising the stack."
+            )
+        if not functions_dir.is_dir():
+            raise FileNotFoundError(f"the functions directory {functions_dir} does not exist")
+        self.layer = lambda_.LayerVersion(
+            self,
+            "SharedLayer",
+            code=lambda_.Code.from_asset(str(layer_dir)),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            description="Interlock shared code (interlock package) and its runtime dependencies",
+            # No function pins a published version, so a superseded layer version is not needed: without
+            # this every deployment that changes the layer would leave one behind.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        code = lambda_.Code.from_asset(str(functions_dir), exclude=CODE_EXCLUDES)
+        self.by_name: dict[str, LambdaFunction] = {
+            spec.name: LambdaFunction(self, construct_id(spec.name), spec=spec, layer=self.layer, code=code)
+            for spec in topology.functions
+        }
+
+    def __getitem__(self, name: str) -> LambdaFunction:
+        return _lookup(self.by_name, name, "function")
+
+    def __iter__(self) -> Iterator[LambdaFunction]:
+        return iter(self.by_name.values())
+
+    def wire(self, targets: WiringTargets) -> None:
+        """Resolve every ``Ref`` in the functions' environments and apply every grant."""
+        for fn in self:
+            for key, value in fn.spec.env.items():
+                if isinstance(value, Ref):
+                    fn.function.add_environment(key, fn.resolve(value, targets, self.topology, self.by_name))
+            for grant in fn.spec.grants:
+                fn.apply(grant, targets)

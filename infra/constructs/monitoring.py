@@ -1,0 +1,185 @@
+"""Alarms and the dashboard: an encrypted SNS alarm topic, DLQ and stuck-work alarms, and a CloudWatch
+dashboard following a run from the API through the ingest queue and router to the workflows."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+from interlock.topology import Topology
+
+from infra.constructs.functions import LambdaFunction, LambdaFunctions
+from infra.constructs.queues import WorkQueues
+from infra.constructs.workflows import Workflows
+from infra.naming import construct_id, physical_name
+
+OLDEST_MESSAGE_ALARM_SECONDS = 15 * 60  # the router drains the ingest queue in seconds when healthy
+PERIOD = Duration.minutes(1)
+WIDTH = 8  # three widgets per dashboard row (24 columns)
+
+
+class Monitoring(Construct):
+    def __init__(self, scope: Construct, cid: str, *, topology: Topology, queues: WorkQueues,
+                 functions: LambdaFunctions, workflows: Workflows, api: apigw.RestApi) -> None:
+        super().__init__(scope, cid)
+        # SNS encrypts with a customer key: CloudWatch cannot use the AWS-managed SNS key to publish.
+        self.key = kms.Key(
+            self, "AlarmTopicKey", enable_key_rotation=True, description="Interlock alarm topic encryption"
+        )
+        self.key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
+        self.topic = sns.Topic(
+            self, "AlarmTopic", display_name="Interlock alarms", master_key=self.key, enforce_ssl=True
+        )
+        action = cw_actions.SnsAction(self.topic)
+        self.alarms: list[cw.Alarm] = []
+
+        for wq in queues:
+            dlq_alarm = cw.Alarm(
+                self,
+                f"{construct_id(wq.spec.name)}DlqDepth",
+                alarm_name=physical_name(self, f"{wq.spec.dlq_name}-not-empty"),
+                alarm_description=(
+                    f"Messages in the {wq.spec.dlq_name} DLQ: events that failed {wq.spec.max_receive_count} "
+                    "times. Inspect them, fix the cause, then redrive (docs/deploy.md)."
+                ),
+                metric=wq.dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            )
+            age_alarm = cw.Alarm(
+                self,
+                f"{construct_id(wq.spec.name)}OldestMessage",
+                alarm_name=physical_name(self, f"{wq.spec.name}-stuck"),
+                alarm_description=(
+                    f"The oldest message in {wq.spec.name} waited over {OLDEST_MESSAGE_ALARM_SECONDS}s: "
+                    f"its consumer {wq.spec.consumer} is failing or throttled."
+                ),
+                metric=wq.queue.metric_approximate_age_of_oldest_message(period=PERIOD, statistic="Maximum"),
+                threshold=OLDEST_MESSAGE_ALARM_SECONDS,
+                evaluation_periods=5,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            )
+            self.alarms += [dlq_alarm, age_alarm]
+
+        for wf in workflows:
+            self.alarms.append(cw.Alarm(
+                self,
+                f"{construct_id(wf.spec.name)}ExecutionsFailed",
+                alarm_name=physical_name(self, f"{wf.spec.name}-executions-failed"),
+                alarm_description=(
+                    f"{wf.spec.name} executions failed: a run failed and its reason is on its timeline "
+                    "(GET /runs/{run_id}), or recording the outcome itself failed (see the execution history)."
+                ),
+                metric=wf.state_machine.metric_failed(period=PERIOD, statistic="Sum"),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ))
+        for alarm in self.alarms:
+            alarm.add_alarm_action(action)
+            alarm.add_ok_action(action)
+
+        self.dashboard = cw.Dashboard(
+            self, "Dashboard", dashboard_name=physical_name(self, "runs"),
+            default_interval=Duration.hours(3),
+        )
+        self._dashboard(topology, queues, functions, workflows, api)
+
+    def _dashboard(self, topology: Topology, queues: WorkQueues, functions: LambdaFunctions,
+                   workflows: Workflows, api: apigw.RestApi) -> None:
+        d = self.dashboard
+        stack = Stack.of(self)
+        d.add_widgets(cw.TextWidget(
+            markdown=(
+                f"# Interlock: {stack.stack_name}\n"
+                "Webhook → API → ingest function → queue (DLQ) → router → workflow executions. "
+                "A message in a DLQ or a failed execution raises an alarm; a run's reason is on its timeline "
+                "(`GET /runs/{run_id}`)."
+            ),
+            width=24, height=2,
+        ))
+        d.add_widgets(cw.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24, height=3))
+
+        # Ingest: the API and the functions behind its routes.
+        d.add_widgets(
+            cw.GraphWidget(title="API requests and errors", width=WIDTH, left=[
+                api.metric_count(period=PERIOD, statistic="Sum", label="requests"),
+                api.metric_client_error(period=PERIOD, statistic="Sum", label="4xx"),
+                api.metric_server_error(period=PERIOD, statistic="Sum", label="5xx"),
+            ]),
+            cw.GraphWidget(title="API latency (p50, p99)", width=WIDTH, left=[
+                api.metric_latency(period=PERIOD, statistic="p50", label="p50"),
+                api.metric_latency(period=PERIOD, statistic="p99", label="p99"),
+            ]),
+            cw.GraphWidget(title="API integration latency p99", width=WIDTH, left=[
+                api.metric_integration_latency(period=PERIOD, statistic="p99", label="integration p99"),
+            ]),
+        )
+        http_functions = sorted({r.function for r in topology.routes})
+        queue_consumers = sorted({q.consumer for q in topology.queues})
+        d.add_widgets(*self._function_row("HTTP functions", [functions[n] for n in http_functions]))
+
+        # Queues and their consumers (the router).
+        for wq in queues:
+            d.add_widgets(
+                cw.GraphWidget(title=f"Queue {wq.spec.name}: in and out", width=WIDTH, left=[
+                    wq.queue.metric_number_of_messages_sent(period=PERIOD, statistic="Sum", label="sent"),
+                    wq.queue.metric_number_of_messages_deleted(period=PERIOD, statistic="Sum", label="done"),
+                    wq.queue.metric_approximate_number_of_messages_visible(
+                        period=PERIOD, statistic="Maximum", label="waiting"),
+                ]),
+                cw.GraphWidget(title=f"Queue {wq.spec.name}: oldest message (s)", width=WIDTH, left=[
+                    wq.queue.metric_approximate_age_of_oldest_message(period=PERIOD, statistic="Maximum",
+                                                                      label="age"),
+                ]),
+                cw.SingleValueWidget(title=f"DLQ {wq.spec.dlq_name}: messages", width=WIDTH, metrics=[
+                    wq.dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum",
+                                                                         label="in DLQ"),
+                ]),
+            )
+        d.add_widgets(*self._function_row("Router", [functions[n] for n in queue_consumers]))
+
+        # Workflows and their steps.
+        for wf in workflows:
+            sm = wf.state_machine
+            d.add_widgets(
+                cw.GraphWidget(title=f"Workflow {wf.spec.name}: executions", width=WIDTH, left=[
+                    sm.metric_started(period=PERIOD, statistic="Sum", label="started"),
+                    sm.metric_succeeded(period=PERIOD, statistic="Sum", label="succeeded"),
+                    sm.metric_failed(period=PERIOD, statistic="Sum", label="failed"),
+                    sm.metric_timed_out(period=PERIOD, statistic="Sum", label="timed out"),
+                    sm.metric_aborted(period=PERIOD, statistic="Sum", label="aborted"),
+                ]),
+                cw.GraphWidget(title=f"Workflow {wf.spec.name}: duration (p50, p99)", width=WIDTH, left=[
+                    sm.metric_time(period=Duration.minutes(5), statistic="p50", label="p50"),
+                    sm.metric_time(period=Duration.minutes(5), statistic="p99", label="p99"),
+                ]),
+                cw.GraphWidget(title=f"Workflow {wf.spec.name}: throttled transitions", width=WIDTH, left=[
+                    sm.metric_throttled(period=PERIOD, statistic="Sum", label="throttled"),
+                ]),
+            )
+            steps = [functions[n] for n in sorted(set(wf.spec.functions()))]
+            d.add_widgets(*self._function_row(f"{wf.spec.name} steps", steps))
+
+    @staticmethod
+    def _function_row(title: str, fns: list[LambdaFunction]) -> list[cw.IWidget]:
+        return [
+            cw.GraphWidget(title=f"{title}: errors", width=WIDTH, left=[
+                f.function.metric_errors(period=PERIOD, statistic="Sum", label=f.spec.name) for f in fns
+            ]),
+            cw.GraphWidget(title=f"{title}: throttles", width=WIDTH, left=[
+                f.function.metric_throttles(period=PERIOD, statistic="Sum", label=f.spec.name) for f in fns
+            ]),
+            cw.GraphWidget(title=f"{title}: duration p99 (ms)", width=WIDTH, left=[
+                f.function.metric_duration(period=PERIOD, statistic="p99", label=f.spec.name) for f in fns
+            ]),
+        ]

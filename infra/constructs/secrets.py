@@ -1,0 +1,51 @@
+"""Webhook signing secrets: one Secrets Manager secret per webhook source, named by the topology.
+
+The value is one or more whitespace-separated ``whsec_...`` secrets; every one of them is accepted, so a
+provider's secret can be rotated by adding the new one next to the old and removing the old later.
+The stack only creates a random placeholder: it verifies nothing until an operator sets the real value
+(see docs/deploy.md). Only functions granted ``SECRETS_READ`` can read these secrets.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+from interlock.topology import Topology
+
+from infra.nag import acknowledge
+from infra.naming import construct_id
+
+
+class WebhookSecrets(Construct):
+    def __init__(self, scope: Construct, cid: str, *, topology: Topology) -> None:
+        super().__init__(scope, cid)
+        self.by_source: dict[str, secretsmanager.Secret] = {}
+        for source in topology.webhook_sources:
+            secret = secretsmanager.Secret(
+                self,
+                construct_id(source.name),
+                secret_name=topology.secret_name(source.name),
+                description=(
+                    f"Interlock webhook signing secret(s) for source {source.name!r} ({source.scheme}): "
+                    "one or more whitespace-separated whsec_... values, all accepted (rotation). "
+                    "Replace the generated placeholder with the provider's secret."
+                ),
+                generate_secret_string=secretsmanager.SecretStringGenerator(
+                    exclude_punctuation=True, password_length=48
+                ),
+                # The value is provider-issued and not re-creatable: keep it if the stack goes.
+                removal_policy=RemovalPolicy.RETAIN,
+            )
+            acknowledge(
+                secret,
+                "AwsSolutions-SMG4",
+                "The value is issued by the webhook provider, so Secrets Manager has nothing to rotate it with. "
+                "Rotation is manual and without downtime: the value holds several whsec_ secrets, all accepted.",
+            )
+            self.by_source[source.name] = secret
+
+    def grant_read(self, grantee: iam.IGrantable) -> None:
+        for secret in self.by_source.values():
+            secret.grant_read(grantee)

@@ -1,0 +1,92 @@
+"""``InterlockStack``: the whole deployment, composed of one construct per capability.
+
+Everything is driven by ``interlock.topology.TOPOLOGY``: no route, queue, function, secret or state
+machine is named here. The order of construction is the order of dependencies: resources first, then the
+functions with their literal settings, then what is built from the functions (event sources, state
+machines, the API), then the functions' ``Ref`` settings and grants, and last the monitoring.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+from interlock.topology import TOPOLOGY, Topology
+
+from infra.build_layer import LAYER_DIR
+from infra.constructs.api import PublicApi
+from infra.constructs.email import ApprovalEmail
+from infra.constructs.functions import LambdaFunctions, WiringTargets
+from infra.constructs.monitoring import Monitoring
+from infra.constructs.queues import WorkQueues
+from infra.constructs.secrets import WebhookSecrets
+from infra.constructs.storage import TimelineStorage
+from infra.constructs.workflows import Workflows
+from infra.context import check_context, deployment_setting
+from infra.naming import construct_id
+
+
+class InterlockStack(Stack):
+    def __init__(self, scope: Construct, construct_id_: str, *, topology: Topology = TOPOLOGY,
+                 layer_dir: Path = LAYER_DIR, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "description",
+            "Interlock: event-driven AI workflow automation (API Gateway, Lambda, SQS, Step Functions, DynamoDB)",
+        )
+        super().__init__(scope, construct_id_, **kwargs)
+        check_context(self)
+        self.topology = topology
+
+        self.storage = TimelineStorage(self, "Storage", spec=topology.table)
+        self.queues = WorkQueues(self, "Queues", specs=topology.queues)
+        self.secrets = WebhookSecrets(self, "WebhookSecrets", topology=topology)
+        self.email = ApprovalEmail(
+            self,
+            "Email",
+            sender_email=deployment_setting(self, "sender_email"),
+            approver_email=deployment_setting(self, "approver_email"),
+        )
+        self.functions = LambdaFunctions(self, "Functions", topology=topology, layer_dir=layer_dir)
+        for wq in self.queues:
+            consumer = topology.function(wq.spec.consumer)
+            wq.connect_consumer(self.functions[consumer.name].function, consumer.timeout_seconds)
+        self.workflows = Workflows(self, "Workflows", specs=topology.state_machines, functions=self.functions)
+        self.api = PublicApi(self, "Api", routes=topology.routes, functions=self.functions)
+        self.functions.wire(
+            WiringTargets(
+                table=self.storage.table,
+                queues=self.queues,
+                state_machines=self.workflows.state_machines,
+                api_url=self.api.url,
+                secrets=self.secrets,
+                email=self.email,
+            )
+        )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            topology=topology,
+            queues=self.queues,
+            functions=self.functions,
+            workflows=self.workflows,
+            api=self.api.api,
+        )
+        self._outputs()
+
+    def _outputs(self) -> None:
+        CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL: POST <ApiUrl>/webhooks/<source>")
+        CfnOutput(self, "TableName", value=self.storage.table.table_name)
+        CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn,
+                  description="Subscribe to receive the alarms")
+        CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
+        for wq in self.queues:
+            CfnOutput(self, f"{construct_id(wq.spec.name)}QueueUrl", value=wq.queue.queue_url)
+            CfnOutput(self, f"{construct_id(wq.spec.name)}DlqArn", value=wq.dlq.queue_arn,
+                      description=f"Redrive source for {wq.spec.name} (docs/deploy.md)")
+        for name, sm in self.workflows.state_machines.items():
+            CfnOutput(self, f"{construct_id(name)}StateMachineArn", value=sm.state_machine_arn)
+        for source, secret in self.secrets.by_source.items():
+            CfnOutput(self, f"{construct_id(source)}WebhookSecretName", value=secret.secret_name,
+                      description=f"Put the {source} webhook signing secret(s) here")

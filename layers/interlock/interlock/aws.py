@@ -1,0 +1,18 @@
+"""Cached, lazily created AWS clients: nothing is created at import, so cold start pays only for use."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+
+@cache
+def client(service: str) -> Any:
+    import boto3  # deferred: a module that never talks to AWS never pays for boto3's import
+
+    return boto3.client(service)  # type: ignore[call-overload]
+
+
+def reset() -> None:
+    """Forget every cached client (tests and the local runtime switch endpoints)."""
+    client.cache_clear()

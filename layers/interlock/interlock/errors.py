@@ -1,0 +1,91 @@
+"""Domain errors that cross the Step Functions boundary.
+
+A Lambda error reaches the state machine as ``{"Error": <exception class name>, "Cause": <JSON with
+errorMessage>}``; ASL ``Retry``/``Catch`` match on the class name, so the names here are part of the
+workflow contract (see ``infra/statemachines/*.asl.json``). The message is JSON so that the recorder
+can put a machine-readable reason on the timeline.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+class StepError(Exception):
+    """A step could not do its job. ``reason`` is the snake_case reason recorded on the timeline."""
+
+    reason = "step_error"
+    retryable = False
+
+    def __init__(self, message: str, *, step: str = "", reason: str | None = None, **details: Any) -> None:
+        self.message = message
+        self.step = step
+        if reason:
+            self.reason = reason
+        self.details = details
+        super().__init__(
+            json.dumps({"reason": self.reason, "step": step, "message": message, **details}, default=str)
+        )
+
+
+class MissingData(StepError):
+    reason = "missing_data"
+
+
+class TransientError(StepError):
+    """Worth another try: the state machine retries it with backoff and jitter."""
+
+    reason = "transient_error"
+    retryable = True
+
+
+class CrmUnavailable(TransientError):
+    reason = "crm_unavailable"
+
+
+class HelpdeskUnavailable(TransientError):
+    reason = "helpdesk_unavailable"
+
+
+class HelpdeskRejected(StepError):
+    reason = "helpdesk_rejected"
+
+
+class NotConfigured(StepError):
+    reason = "not_configured"
+
+
+def parse_cause(error: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """Turn a Catch's ``{"Error", "Cause"}`` into (reason, details) for the timeline."""
+    if not error:
+        return "unknown_error", {}
+    name = str(error.get("Error", ""))
+    details: dict[str, Any] = {"error": name}
+    cause = error.get("Cause") or ""
+    message: Any = cause
+    try:
+        cause_obj = json.loads(cause)
+        message = cause_obj.get("errorMessage", cause) if isinstance(cause_obj, dict) else cause
+        body = json.loads(message)
+        if isinstance(body, dict) and "reason" in body:
+            details.update({k: v for k, v in body.items() if k != "reason"})
+            return str(body["reason"]), details
+    except (TypeError, ValueError):
+        pass
+    if message:
+        details["message"] = str(message)[:500]
+    if name == "States.Timeout":
+        return "timeout", details
+    if name.startswith("States.") or name.startswith("Lambda."):
+        return _snake(name.split(".", 1)[1]), details
+    return _snake(name) or "unknown_error", details
+
+
+def _snake(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and not name[i - 1].isupper():
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out).replace(".", "_")

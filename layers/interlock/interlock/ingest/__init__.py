@@ -1,0 +1,1 @@
+"""Webhook ingest: verify, normalise into an envelope, dedupe, record ``received``, queue."""

@@ -1,0 +1,241 @@
+"""The AWS half of the embedded local cloud: moto, with every resource of the topology created in it.
+
+Creates what the CDK stack creates (table with TTL, each queue with its DLQ and redrive policy,
+one Secrets Manager secret per webhook source, the SES sender identity, each state machine from its
+ASL file with the function ARNs substituted), then sets the process environment the handlers read
+and routes Step Functions' Lambda invocations to the local runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from interlock.local import env as local_env
+from interlock.local import get_logger
+from interlock.local.functions import ACCOUNT_ID, REGION, LocalLambda, cold_start_reset
+from interlock.topology import APP_NAME, Queue, StateMachine, Topology
+
+log = get_logger(__name__)
+
+STATES_ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/{APP_NAME}-states"
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+
+def resource_name(name: str) -> str:
+    """Physical names follow the deployed stack: ``interlock-<logical name>``."""
+    return f"{APP_NAME}-{name}"
+
+
+def render_definition(state_machine: StateMachine, functions: LocalLambda) -> str:
+    """The ASL text with every ``${Placeholder}`` replaced; an unknown placeholder is an error."""
+    text = state_machine.definition_path.read_text()
+    arns = {key: functions.arn(fn) for key, fn in state_machine.function_substitutions.items()}
+    unknown = sorted({m for m in _PLACEHOLDER.findall(text) if m not in arns})
+    if unknown:
+        raise ValueError(f"{state_machine.definition_file} uses placeholders the topology does not "
+                         f"substitute: {', '.join(unknown)}")
+    rendered = _PLACEHOLDER.sub(lambda m: arns[m.group(1)], text)
+    json.loads(rendered)  # fail here, not at StartExecution, if the file is not JSON
+    return rendered
+
+
+class EnvironmentPatch:
+    """Sets and unsets environment variables, and puts every one back as it was on :meth:`restore`."""
+
+    def __init__(self) -> None:
+        self._saved: dict[str, str | None] = {}
+
+    def apply(self, values: Mapping[str, str | None]) -> None:
+        for key, value in values.items():
+            self._saved.setdefault(key, os.environ.get(key))
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    def restore(self) -> None:
+        for key, value in self._saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved.clear()
+
+
+class LocalCloud:
+    """moto, populated from the topology. ``start`` returns the resolved :class:`~env.Deployed` values."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        functions: LocalLambda,
+        api_url: str,
+        webhook_secrets: Mapping[str, list[str]],
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.topology = topology
+        self.functions = functions
+        self.api_url = api_url
+        self.webhook_secrets = dict(webhook_secrets)
+        self.environ = dict(os.environ if environ is None else environ)
+        self.region = REGION
+        self.deployed: local_env.Deployed | None = None
+        self.queue_arns: dict[str, str] = {}
+        self._mock: Any = None
+        self._env = EnvironmentPatch()
+        self._uninstall_bridge: Any = None
+        self._clients: dict[str, Any] = {}
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    def start(self) -> local_env.Deployed:
+        from moto import mock_aws
+
+        from interlock.local import sfn_bridge
+
+        # Before the mock starts: moto swaps in its own fake credentials and puts back what it found
+        # when it stops, so the two patches nest and the developer's values come back last, from ours.
+        self._env.apply(local_env.process_environment(self.environ, self.region))
+        try:
+            self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+            self._mock.start()
+            cold_start_reset()
+            self.deployed = self._create_resources()
+            self._env.apply(local_env.merged_environment(self.topology, self.deployed, self.environ))
+            self._uninstall_bridge = sfn_bridge.install(self.functions)
+        except BaseException:
+            self.stop()
+            raise
+        return self.deployed
+
+    def stop(self) -> None:
+        """Stop running executions, then the mock; the environment is restored last."""
+        try:
+            if self._mock is not None and self.deployed is not None:
+                self._stop_executions()
+        finally:
+            if self._uninstall_bridge is not None:
+                self._uninstall_bridge()
+                self._uninstall_bridge = None
+            if self._mock is not None:
+                self._mock.stop()
+                self._mock = None
+            self.deployed = None
+            self._clients.clear()
+            self._env.restore()
+
+    # -- clients --------------------------------------------------------------------------------------------
+
+    def client(self, service: str) -> Any:
+        """A boto3 client on the mock (cached: creating one costs tens of milliseconds)."""
+        import boto3
+
+        if service not in self._clients:
+            self._clients[service] = boto3.client(service, region_name=self.region)  # type: ignore[call-overload]
+        return self._clients[service]
+
+    # -- resources ------------------------------------------------------------------------------------------
+
+    def _create_resources(self) -> local_env.Deployed:
+        table_name = self._create_table()
+        queue_urls = {queue.name: self._create_queue(queue) for queue in self.topology.queues}
+        self._create_secrets()
+        self._verify_sender()
+        machines = {sm.name: self._create_state_machine(sm) for sm in self.topology.state_machines}
+        return local_env.Deployed(
+            table_name=table_name,
+            api_url=self.api_url,
+            secret_prefix=self.topology.secret_prefix,
+            queue_urls=queue_urls,
+            state_machine_arns=machines,
+            function_arns={fn.name: self.functions.arn(fn.name) for fn in self.topology.functions},
+        )
+
+    def _create_table(self) -> str:
+        table = self.topology.table
+        name = resource_name(table.name)
+        dynamodb = self.client("dynamodb")
+        dynamodb.create_table(
+            TableName=name,
+            KeySchema=[
+                {"AttributeName": table.partition_key, "KeyType": "HASH"},
+                {"AttributeName": table.sort_key, "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": table.partition_key, "AttributeType": "S"},
+                {"AttributeName": table.sort_key, "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        dynamodb.update_time_to_live(
+            TableName=name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+        )
+        return name
+
+    def _create_queue(self, queue: Queue) -> str:
+        sqs = self.client("sqs")
+        dlq_url = sqs.create_queue(
+            QueueName=resource_name(queue.dlq_name),
+            Attributes={"MessageRetentionPeriod": str(queue.dlq_retention_days * 86400)},
+        )["QueueUrl"]
+        dlq_arn = self._queue_arn(dlq_url)
+        redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": queue.max_receive_count}
+        url = sqs.create_queue(
+            QueueName=resource_name(queue.name),
+            Attributes={
+                "VisibilityTimeout": str(queue.visibility_timeout_seconds),
+                "MessageRetentionPeriod": str(queue.retention_days * 86400),
+                "RedrivePolicy": json.dumps(redrive),
+            },
+        )["QueueUrl"]
+        self.queue_arns[queue.name] = self._queue_arn(url)
+        self.queue_arns[queue.dlq_name] = dlq_arn
+        return str(url)
+
+    def _queue_arn(self, url: str) -> str:
+        attributes = self.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        return str(attributes["Attributes"]["QueueArn"])
+
+    def dlq_url(self, queue: str) -> str:
+        name = resource_name(self.topology.queue(queue).dlq_name)
+        return str(self.client("sqs").get_queue_url(QueueName=name)["QueueUrl"])
+
+    def _create_secrets(self) -> None:
+        secretsmanager = self.client("secretsmanager")
+        for source in self.topology.webhook_sources:
+            values = self.webhook_secrets.get(source.name)
+            if not values:
+                continue
+            secretsmanager.create_secret(Name=self.topology.secret_name(source.name),
+                                         SecretString=" ".join(values))
+
+    def _verify_sender(self) -> None:
+        sender = local_env.setting("sender_email", self.api_url, self.environ)
+        self.client("ses").verify_email_identity(EmailAddress=sender)
+
+    def _create_state_machine(self, state_machine: StateMachine) -> str:
+        answer = self.client("stepfunctions").create_state_machine(
+            name=resource_name(state_machine.name),
+            definition=render_definition(state_machine, self.functions),
+            roleArn=STATES_ROLE_ARN,
+            type="STANDARD",
+        )
+        return str(answer["stateMachineArn"])
+
+    def _stop_executions(self) -> None:
+        """End waiting executions so their threads stop before the mock (and its fake AWS) goes away."""
+        assert self.deployed is not None
+        sfn = self.client("stepfunctions")
+        for arn in self.deployed.state_machine_arns.values():
+            try:
+                running = sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]
+                for execution in running:
+                    sfn.stop_execution(executionArn=execution["executionArn"], error="LocalRuntimeStopped",
+                                       cause="the local runtime was stopped")
+            except Exception:  # a best effort on the way out must not hide why we are stopping
+                log.debug("could not stop the executions of %s", arn, exc_info=True)

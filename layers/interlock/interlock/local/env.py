@@ -1,0 +1,121 @@
+"""Resolve the topology's environment :class:`~interlock.topology.Ref` values for the local cloud.
+
+In AWS each function has its own environment; locally every handler shares one process, so the local
+environment is the union of all functions' environments. That is only sound if no two functions want
+different values for one variable, so a conflict stops the runtime instead of surfacing later as a
+handler reading another function's setting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from interlock.topology import DeploymentSettings, Function, Ref, RefKind, Topology
+
+SETTING_ENV_PREFIX = "INTERLOCK_"
+
+
+class EnvironmentConflict(ValueError):
+    """Two functions want different values for the same environment variable."""
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """The values that exist only once the resources do: what each :class:`RefKind` resolves to."""
+
+    table_name: str
+    api_url: str
+    secret_prefix: str
+    queue_urls: dict[str, str] = field(default_factory=dict)
+    state_machine_arns: dict[str, str] = field(default_factory=dict)
+    function_arns: dict[str, str] = field(default_factory=dict)
+
+
+def local_setting_defaults(api_url: str) -> dict[str, str]:
+    """Settings whose deployed default makes no sense locally: the connectors point at the local fakes."""
+    return {
+        "crm_base_url": f"{api_url}/_local/crm",
+        "helpdesk_base_url": f"{api_url}/_local/helpdesk",
+    }
+
+
+def setting(name: str, api_url: str, environ: Mapping[str, str]) -> str:
+    """``INTERLOCK_<NAME>`` if set, else the local default, else :class:`DeploymentSettings`' default."""
+    override = environ.get(SETTING_ENV_PREFIX + name.upper())
+    if override is not None:
+        return override
+    local = local_setting_defaults(api_url)
+    if name in local:
+        return local[name]
+    return DeploymentSettings().get(name)
+
+
+def resolve(ref: Ref, deployed: Deployed, environ: Mapping[str, str]) -> str:
+    lookups: dict[RefKind, Mapping[str, str]] = {
+        RefKind.QUEUE_URL: deployed.queue_urls,
+        RefKind.STATE_MACHINE_ARN: deployed.state_machine_arns,
+        RefKind.FUNCTION_ARN: deployed.function_arns,
+    }
+    if ref.kind is RefKind.TABLE_NAME:
+        return deployed.table_name
+    if ref.kind is RefKind.API_URL:
+        return deployed.api_url
+    if ref.kind is RefKind.SECRET_PREFIX:
+        return deployed.secret_prefix
+    if ref.kind is RefKind.SETTING:
+        return setting(ref.name, deployed.api_url, environ)
+    values = lookups[ref.kind]
+    if ref.name not in values:
+        raise KeyError(f"{ref.kind.value} {ref.name!r} is referenced but not part of the topology")
+    return values[ref.name]
+
+
+def function_environment(function: Function, deployed: Deployed, environ: Mapping[str, str]) -> dict[str, str]:
+    return {
+        key: resolve(value, deployed, environ) if isinstance(value, Ref) else value
+        for key, value in function.env.items()
+    }
+
+
+def merged_environment(topology: Topology, deployed: Deployed, environ: Mapping[str, str]) -> dict[str, str]:
+    """The union of every function's environment; raises :class:`EnvironmentConflict` on a disagreement."""
+    merged: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    for function in topology.functions:
+        for key, value in function_environment(function, deployed, environ).items():
+            if key in merged and merged[key] != value:
+                raise EnvironmentConflict(
+                    f"{key} is {merged[key]!r} for function {owner[key]!r} but {value!r} for "
+                    f"{function.name!r}; the local runtime runs every function in one process and "
+                    "needs them to agree"
+                )
+            merged[key] = value
+            owner.setdefault(key, function.name)
+    return merged
+
+
+def process_environment(environ: Mapping[str, str], region: str) -> dict[str, str | None]:
+    """What the Lambda service and our deployment set for every function, adapted to a laptop.
+
+    ``None`` means "unset": a developer's AWS profile or endpoint override must not steer the handlers'
+    boto3 clients anywhere but moto.
+    """
+    env: dict[str, str | None] = {
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        "AWS_ACCESS_KEY_ID": "interlock-local",
+        "AWS_SECRET_ACCESS_KEY": "interlock-local",
+        "AWS_SESSION_TOKEN": "interlock-local",
+        "POWERTOOLS_SERVICE_NAME": "interlock",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": environ.get("INTERLOCK_LOG_LEVEL", "WARNING").upper(),
+    }
+    # Powertools 3 reads POWERTOOLS_METRICS_DISABLED at every flush; without it each invocation prints
+    # an EMF document to the console, which CloudWatch would have turned into metrics.
+    if environ.get("INTERLOCK_LOCAL_METRICS") != "1":
+        env["POWERTOOLS_METRICS_DISABLED"] = "true"
+    for key in environ:
+        if key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE") or key.startswith("AWS_ENDPOINT_URL"):
+            env[key] = None
+    return env

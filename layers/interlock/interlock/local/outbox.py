@@ -1,0 +1,120 @@
+"""Local mail delivery: every message sent through SES (moto) lands in ``<state_dir>/outbox/`` as .eml.
+
+moto keeps what ``send_raw_email`` sent in its SES backend (``sent_messages``, each with ``raw_data``,
+the MIME text). The outbox copies each new one to a file, byte for byte, so it opens in any mail
+client, and announces it on the console with the first link of its text part: the approver's inbox,
+on a laptop.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from interlock.local import get_logger
+from interlock.local.functions import ACCOUNT_ID, REGION
+
+log = get_logger(__name__)
+
+_LINK = re.compile(r"https?://[^\s<>\"')\]]+")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+@dataclass(frozen=True)
+class Delivered:
+    path: Path
+    to: str
+    subject: str
+    link: str | None
+
+
+def first_link(message: EmailMessage) -> str | None:
+    """The first http(s) link of the text/plain part (where an approval email puts its link)."""
+    part = message.get_body(preferencelist=("plain",))
+    if part is None:
+        return None
+    found = _LINK.search(str(part.get_content()))
+    return found.group(0) if found else None
+
+
+def announcement(delivered: Delivered) -> str:
+    lines = [f"Approval email to {delivered.to}: {delivered.subject}"]
+    if delivered.link:
+        lines.append(f"  {delivered.link}")
+    lines.append(f"  saved as {delivered.path}")
+    return "\n".join(lines)
+
+
+class Outbox:
+    """Watches moto's SES backend; :meth:`poll_once` delivers what is new, :meth:`start` keeps polling."""
+
+    def __init__(self, directory: Path, announce: Callable[[str], None] | None = None,
+                 region: str = REGION, account: str = ACCOUNT_ID, interval_seconds: float = 0.2) -> None:
+        self.directory = directory
+        self.announce = announce
+        self.region = region
+        self.account = account
+        self.interval_seconds = interval_seconds
+        self._seen = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sent_messages(self) -> list[Any]:
+        from moto.ses.models import ses_backends
+
+        return list(ses_backends[self.account][self.region].sent_messages)
+
+    def poll_once(self) -> list[Delivered]:
+        with self._lock:
+            sent = self._sent_messages()
+            new, self._seen = sent[self._seen:], len(sent)
+        delivered = []
+        for message in new:
+            raw = getattr(message, "raw_data", None)
+            if raw is None:  # send_email / send_templated_email: not what Interlock sends
+                log.debug("skipping SES message %s: not a raw message", getattr(message, "id", "?"))
+                continue
+            delivered.append(self._deliver(str(message.id), raw))
+        return delivered
+
+    def _deliver(self, message_id: str, raw: str | bytes) -> Delivered:
+        data = raw.encode("utf-8") if isinstance(raw, str) else raw
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        path = self.directory / f"{stamp}-{_UNSAFE.sub('_', message_id)}.eml"
+        path.write_bytes(data)
+        parsed = email.message_from_bytes(data, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        delivered = Delivered(path, str(parsed.get("To", "")), str(parsed.get("Subject", "")),
+                              first_link(parsed))
+        if self.announce is not None:
+            self.announce(announcement(delivered))
+        return delivered
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="ses-outbox", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop watching, after delivering whatever was sent until now."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+        self.poll_once()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_seconds):
+            try:
+                self.poll_once()
+            except Exception:
+                log.exception("could not deliver the SES outbox")

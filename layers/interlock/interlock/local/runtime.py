@@ -1,0 +1,190 @@
+"""The embedded local cloud in one process: ``LocalRuntime(port, state_dir).serve_forever()``.
+
+Start order matters and is the reverse of stop order:
+
+1. secrets (so the Secrets Manager secrets can be created), 2. the HTTP socket (so the port, even an
+ephemeral one, is known before ``INTERLOCK_PUBLIC_BASE_URL`` and the fakes' URLs are resolved),
+3. moto and every resource, 4. serving HTTP, 5. the SQS pollers, 6. the outbox.
+
+Stopping first closes the doors (HTTP, pollers), lets running invocations finish, stops running
+executions and only then stops moto, so no handler is left talking to an AWS that is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from interlock.local import get_logger
+from interlock.local import secrets as local_secrets
+from interlock.local.cloud import LocalCloud
+from interlock.local.env import setting
+from interlock.local.event_sources import SqsEventSource
+from interlock.local.functions import LocalLambda
+from interlock.local.gateway import Gateway
+from interlock.local.outbox import Outbox
+from interlock.topology import TOPOLOGY, Topology
+
+log = get_logger(__name__)
+
+OUTBOX_DIR = "outbox"
+DEFAULT_PORT = 8000
+DEFAULT_STATE_DIR = ".interlock"
+
+
+def console(text: str) -> None:
+    """The runtime's console: the banner and the outbox announcements (everything else is logging)."""
+    print(text, flush=True)
+
+
+class LocalRuntime:
+    def __init__(
+        self,
+        port: int = DEFAULT_PORT,
+        state_dir: Path | str = DEFAULT_STATE_DIR,
+        topology: Topology = TOPOLOGY,
+        host: str = "127.0.0.1",
+        functions: LocalLambda | None = None,
+        echo: Callable[[str], None] | None = console,
+        poll_idle_seconds: float = 0.2,
+    ) -> None:
+        self.port = port
+        self.state_dir = Path(state_dir)
+        self.topology = topology
+        self.host = host
+        self.functions = functions or LocalLambda(topology)
+        self.echo = echo
+        self.poll_idle_seconds = poll_idle_seconds
+        self.secrets: dict[str, list[str]] = {}
+        self.gateway: Gateway | None = None
+        self.cloud: LocalCloud | None = None
+        self.event_sources: list[SqsEventSource] = []
+        self.outbox: Outbox | None = None
+        self._stopped = threading.Event()
+
+    @property
+    def url(self) -> str:
+        if self.gateway is None:
+            raise RuntimeError("the runtime is not started")
+        return self.gateway.url
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.state_dir / OUTBOX_DIR
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    def start(self) -> LocalRuntime:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        sources = [s.name for s in self.topology.webhook_sources]
+        self.secrets = local_secrets.load_or_create(self.state_dir, sources)
+        self.gateway = Gateway(self.topology, self.host, self.port)
+        try:
+            self.cloud = LocalCloud(self.topology, self.functions, self.gateway.url, self.secrets)
+            deployed = self.cloud.start()
+            self.gateway.start(self.functions.invoke)
+            sqs = self.cloud.client("sqs")
+            for queue in self.topology.queues:
+                source = SqsEventSource(queue, deployed.queue_urls[queue.name], self.cloud.queue_arns[queue.name],
+                                        self.functions.invoke, sqs, self.cloud.region, self.poll_idle_seconds)
+                source.start()
+                self.event_sources.append(source)
+            self.outbox = Outbox(self.outbox_dir, self.echo)
+            self.outbox.start()
+        except BaseException:
+            self.stop()
+            raise
+        self._stopped.clear()
+        if self.echo is not None:
+            self.echo(self.banner())
+        return self
+
+    def stop(self) -> None:
+        if self.gateway is not None:
+            self.gateway.stop()
+            self.gateway = None
+        for source in self.event_sources:
+            source.stop()
+        self.event_sources = []
+        if not self.functions.close(timeout=5):
+            log.warning("some invocations were still running when the runtime stopped")
+        if self.outbox is not None:
+            self.outbox.stop()
+            self.outbox = None
+        if self.cloud is not None:
+            self.cloud.stop()
+            self.cloud = None
+        self._stopped.set()
+
+    def __enter__(self) -> LocalRuntime:
+        return self.start()
+
+    def __exit__(self, *_: Any) -> None:
+        self.stop()
+
+    def serve_forever(self) -> None:
+        """Run until SIGINT (Ctrl-C) or SIGTERM, then stop cleanly."""
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        requested = threading.Event()
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            requested.set()
+
+        for sig in previous:
+            signal.signal(sig, on_signal)
+        try:
+            self.start()
+            while not requested.wait(0.5):
+                pass
+            if self.echo is not None:
+                self.echo("Stopping Interlock...")
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    # -- the banner -----------------------------------------------------------------------------------------
+
+    def enabled_sources(self) -> list[str]:
+        assert self.gateway is not None
+        configured = setting("enabled_sources", self.gateway.url, os.environ)
+        return [s.strip() for s in configured.split(",") if s.strip()]
+
+    def banner(self) -> str:
+        url = self.url
+        lines = [
+            f"Interlock is running on the embedded local cloud at {url}",
+            "",
+            "Webhook sources (sign with Standard Webhooks; the secret is kept in "
+            f"{self.state_dir / local_secrets.SECRETS_FILE}):",
+        ]
+        known = {s.name for s in self.topology.webhook_sources}
+        for source in self.enabled_sources():
+            if source not in known:
+                lines.append(f"  {source}: enabled but not in the topology, so requests to it get 404")
+                continue
+            origin = ("from " + local_secrets.env_var(source)) if local_secrets.env_var(source) in os.environ else ""
+            lines.append(f"  POST {url}/webhooks/{source}   secret: {' '.join(self.secrets[source])} {origin}".rstrip())
+        lines += [
+            "",
+            f"Runs:            GET {url}/runs/<run_id>",
+            f"Approval emails: {self.outbox_dir.resolve()}/ (links are printed here too)",
+            f"Local fakes:     {url}/_local/crm/accounts?email=ada@example.com, {url}/_local/helpdesk/replies",
+            "",
+            f"Try it:  {self._send_hint()}    (Ctrl-C stops)",
+        ]
+        return "\n".join(lines)
+
+    def _send_hint(self) -> str:
+        assert self.gateway is not None
+        hint = "interlock send form support_ticket"
+        if self.gateway.port != DEFAULT_PORT:
+            hint += f" --url {self.url}"
+        if self.state_dir != Path(DEFAULT_STATE_DIR):
+            hint += f" --state-dir {self.state_dir}"
+        return hint

@@ -1,0 +1,91 @@
+"""Which workflow handles which event, and starting it exactly once per run.
+
+The routing table is code, reviewed like code. An event with no route is not dropped: its run ends
+``failed`` with reason ``no_route``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+from interlock import aws
+from interlock.models import EntryState, Envelope, TimelineEntry
+from interlock.observability import count, logger
+from interlock.timeline import TimelineStore
+
+# (source, event type) -> workflow name (a state machine of the topology)
+ROUTES: dict[tuple[str, str], str] = {
+    ("form", "support.ticket"): "support_triage",
+}
+
+
+def route_for(source: str, event_type: str) -> str | None:
+    return ROUTES.get((source, event_type))
+
+
+class WorkflowEngine(Protocol):
+    def start(self, workflow: str, run_id: str, execution_input: dict[str, Any]) -> str:
+        """Start the workflow's execution named ``run_id`` (idempotent); return its id."""
+
+
+class UnknownWorkflow(LookupError):
+    pass
+
+
+class StepFunctionsEngine:
+    def __init__(self, state_machine_arns: dict[str, str], client: Any | None = None) -> None:
+        self.arns = state_machine_arns
+        self._client = client
+
+    def start(self, workflow: str, run_id: str, execution_input: dict[str, Any]) -> str:
+        try:
+            arn = self.arns[workflow]
+        except KeyError:
+            raise UnknownWorkflow(workflow) from None
+        client = self._client or aws.client("stepfunctions")
+        try:
+            return str(client.start_execution(
+                stateMachineArn=arn, name=run_id, input=json.dumps(execution_input)
+            )["executionArn"])
+        except client.exceptions.ExecutionAlreadyExists:
+            # A redelivered message: the run's execution exists already, which is all we wanted.
+            logger.info("execution already exists", extra={"workflow": workflow})
+            return f"{arn.replace(':stateMachine:', ':execution:')}:{run_id}"
+
+
+class Router:
+    def __init__(self, engine: WorkflowEngine, store: TimelineStore, policy: dict[str, Any]) -> None:
+        self.engine = engine
+        self.store = store
+        self.policy = policy
+
+    def route(self, envelope: Envelope) -> None:
+        logger.append_keys(correlation_id=envelope.run_id)
+        workflow = route_for(envelope.source, envelope.type)
+        if workflow is None:
+            self.store.record(
+                envelope.run_id,
+                TimelineEntry(
+                    state=EntryState.FAILED,
+                    step="router",
+                    details={"reason": "no_route", "event_source": envelope.source,
+                             "event_type": envelope.type},
+                ),
+            )
+            count("RunsFailed")
+            logger.warning("no route for event", extra={"source": envelope.source, "event_type": envelope.type})
+            return
+        self.store.record(
+            envelope.run_id,
+            TimelineEntry(state=EntryState.PROCESSING, step="router",
+                          details={"workflow": workflow, "event_type": envelope.type}),
+            workflow=workflow,
+        )
+        execution = self.engine.start(
+            workflow,
+            envelope.run_id,
+            {"run_id": envelope.run_id, "envelope": envelope.model_dump(mode="json"), "policy": self.policy},
+        )
+        count("RunsStarted")
+        logger.info("workflow started", extra={"workflow": workflow, "execution": execution})

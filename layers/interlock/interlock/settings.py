@@ -1,0 +1,89 @@
+"""Environment settings, one small pydantic model per concern, validated at cold start.
+
+Every field is read from ``INTERLOCK_<FIELD>``; a missing required value or a bad one fails the cold
+start with a message naming the variable, instead of failing the first request.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PREFIX = "INTERLOCK_"
+
+
+class SettingsError(RuntimeError):
+    pass
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class TableSettings(_Settings):
+    table_name: str = Field(min_length=1)
+
+
+class IngestSettings(TableSettings):
+    ingest_queue_url: str = Field(min_length=1)
+    secret_prefix: str = "interlock/webhooks/"
+    enabled_sources: str = "form"
+    # 64 KiB: the envelope and the step outputs derived from it must fit Step Functions' 256 KB payload
+    # limit together (the ticket is copied into the state by Validate); an overflow would fail the
+    # execution with States.DataLimitExceeded, which no Catch can record.
+    max_body_bytes: int = Field(default=64 * 1024, gt=0, le=128 * 1024)
+    timestamp_tolerance_seconds: int = Field(default=300, gt=0)
+    secret_cache_seconds: int = Field(default=300, ge=0)
+    dedupe_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+
+    def source_enabled(self, source: str) -> bool:
+        return source in {s.strip() for s in self.enabled_sources.split(",") if s.strip()}
+
+
+class RouterSettings(TableSettings):
+    state_machine_support_triage: str = Field(min_length=1)
+    approval_timeout_seconds: int = Field(default=72 * 3600, gt=0)
+
+
+class GuardrailSettings(TableSettings):
+    approval_min_confidence: float = Field(default=0.75, ge=0, le=1)
+
+
+class CrmSettings(TableSettings):
+    crm_base_url: str = ""
+    crm_timeout_seconds: float = Field(default=3.0, gt=0)
+
+
+class HelpdeskSettings(TableSettings):
+    helpdesk_base_url: str = ""
+    helpdesk_timeout_seconds: float = Field(default=5.0, gt=0)
+
+
+class ApprovalRequestSettings(TableSettings):
+    public_base_url: str = Field(min_length=1)
+    approver_email: str = Field(min_length=3)
+    sender_email: str = Field(min_length=3)
+    approval_ttl_seconds: int = Field(default=72 * 3600, gt=0)
+
+
+S = TypeVar("S", bound=_Settings)
+
+
+@cache
+def load(cls: type[S]) -> S:
+    """Read ``cls`` from the environment once per process (that is, once per cold start)."""
+    values = {}
+    for name in cls.model_fields:
+        raw = os.environ.get(PREFIX + name.upper())
+        if raw is not None:
+            values[name] = raw
+    try:
+        return cls.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{PREFIX}{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"invalid settings for {cls.__name__}: {problems}") from exc

@@ -1,0 +1,81 @@
+"""What every Step Functions task has in common: one pydantic input, one output, one timeline entry.
+
+A task's Lambda event is the ``Parameters`` object of its ASL state: always ``run_id`` and ``attempt``
+(``$$.State.RetryCount``) plus the step's own fields. The step's result becomes the task's output
+(``ResultPath`` in the ASL) and a ``processing`` entry on the run's timeline with the step's summary.
+A retryable error leaves a ``retried`` entry before the state machine retries it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from interlock.errors import StepError
+from interlock.models import EntryState, TimelineEntry
+from interlock.observability import logger
+from interlock.timeline import TimelineStore
+
+
+class StepInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    run_id: str
+    attempt: int = 0
+
+
+InT = TypeVar("InT", bound=StepInput)
+OutT = TypeVar("OutT", bound=BaseModel)
+
+
+def run_step(
+    step: str,
+    event: dict[str, Any],
+    input_model: type[InT],
+    work: Callable[[InT], OutT],
+    store: TimelineStore,
+    summary: Callable[[OutT], dict[str, Any]] | None = None,
+    state: EntryState = EntryState.PROCESSING,
+) -> dict[str, Any]:
+    data = input_model.model_validate(event)
+    try:
+        result = work(data)
+    except StepError as exc:
+        if exc.retryable:
+            store.record(
+                data.run_id,
+                TimelineEntry(
+                    state=EntryState.RETRIED,
+                    step=step,
+                    attempt=data.attempt,
+                    details={"reason": exc.reason, "message": exc.message, "retry_count": data.attempt,
+                             **exc.details},
+                ),
+            )
+        logger.warning("step failed", extra={"step": step, "reason": exc.reason, "attempt": data.attempt})
+        raise
+    details = summary(result) if summary else result.model_dump(mode="json")
+    store.record(data.run_id, TimelineEntry(state=state, step=step, attempt=data.attempt, details=details))
+    return result.model_dump(mode="json")
+
+
+def step_handler(
+    step: str,
+    input_model: type[InT],
+    work: Callable[[InT], OutT],
+    summary: Callable[[OutT], dict[str, Any]] | None = None,
+    state: EntryState = EntryState.PROCESSING,
+) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """A Step Functions task handler: Powertools logging (correlation id = run id), metrics, tracing."""
+    from interlock.observability import metrics, tracer
+    from interlock.wiring import timeline_store
+
+    @logger.inject_lambda_context(correlation_id_path="run_id", clear_state=True)
+    @tracer.capture_lambda_handler(capture_response=False)
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return run_step(step, event, input_model, work, timeline_store(), summary, state)
+
+    return handler

@@ -1,0 +1,248 @@
+"""The run record and its ordered timeline, behind a small port, with its DynamoDB adapter.
+
+One table holds everything (single-table design):
+
+=====================  ===========================  =============================================
+item                   pk                           sk
+=====================  ===========================  =============================================
+run record             ``RUN#<run_id>``             ``#RUN``
+timeline entry         ``RUN#<run_id>``             ``TL#<ns since epoch, 20 digits>#<random>``
+dedupe key             ``DEDUPE#<source>:<id>``     ``#DEDUPE``
+approval               ``APPROVAL#<sha256(token)>`` ``#APPROVAL``
+=====================  ===========================  =============================================
+
+A query on ``RUN#<run_id>`` returns the run record first and then its entries in time order.
+Details and payloads are stored as JSON strings so that any JSON (floats included) round-trips.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import time
+from datetime import datetime
+from typing import Any, Protocol
+
+from interlock import aws
+from interlock.models import (
+    STATUS_AFTER,
+    TERMINAL_STATUSES,
+    EntryState,
+    Envelope,
+    Run,
+    RunStatus,
+    RunView,
+    TimelineEntry,
+)
+
+RUN_RETENTION_SECONDS = int(os.environ.get("INTERLOCK_RUN_RETENTION_DAYS", "90")) * 24 * 3600
+
+
+class RunNotFound(LookupError):
+    pass
+
+
+class TimelineStore(Protocol):
+    def create_run_once(self, envelope: Envelope, dedupe_ttl_seconds: int) -> bool:
+        """Record a new run as ``received``; False (and nothing written) when its dedupe key exists."""
+
+    def forget_new_run(self, envelope: Envelope) -> None:
+        """Undo :meth:`create_run_once` for a run that could not be queued."""
+
+    def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None) -> None:
+        """Append an entry; move the run's status as the entry says, never out of a terminal status."""
+
+    def get(self, run_id: str) -> RunView | None: ...
+
+
+def run_pk(run_id: str) -> str:
+    return f"RUN#{run_id}"
+
+
+def _entry_sk(at: datetime) -> str:
+    # Nanosecond wall clock plus a random suffix: ordered by time, unique under concurrent writers.
+    return f"TL#{int(at.timestamp() * 1_000_000_000):020d}#{secrets.token_hex(4)}"
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int | float) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+class DynamoTimelineStore:
+    RUN_SK = "#RUN"
+    DEDUPE_SK = "#DEDUPE"
+
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self.table_name = table_name
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = aws.client("dynamodb")
+        return self._client
+
+    # -- writes ------------------------------------------------------------------------------------------
+
+    def create_run_once(self, envelope: Envelope, dedupe_ttl_seconds: int) -> bool:
+        now = envelope.received_at
+        expires = int(time.time()) + RUN_RETENTION_SECONDS
+        entry = TimelineEntry(
+            state=EntryState.RECEIVED,
+            step="ingest",
+            at=now,
+            details={
+                "event_source": envelope.source,
+                "event_type": envelope.type,
+                "event_id": envelope.event_id,
+                "payload_version": envelope.payload_version,
+            },
+        )
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table_name,
+                            "Item": {
+                                "pk": _s(f"DEDUPE#{envelope.dedupe_key}"),
+                                "sk": _s(self.DEDUPE_SK),
+                                "run_id": _s(envelope.run_id),
+                                "expires_at": _n(int(time.time()) + dedupe_ttl_seconds),
+                            },
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table_name,
+                            "Item": {
+                                "pk": _s(run_pk(envelope.run_id)),
+                                "sk": _s(self.RUN_SK),
+                                "status": _s(RunStatus.RECEIVED.value),
+                                "source": _s(envelope.source),
+                                "event_id": _s(envelope.event_id),
+                                "event_type": _s(envelope.type),
+                                "created_at": _s(now.isoformat()),
+                                "updated_at": _s(now.isoformat()),
+                                "expires_at": _n(expires),
+                            },
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {"Put": {"TableName": self.table_name, "Item": self._entry_item(envelope.run_id, entry)}},
+                ]
+            )
+        except self.client.exceptions.TransactionCanceledException as exc:
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if "ConditionalCheckFailed" in reasons:
+                return False
+            raise
+        return True
+
+    def forget_new_run(self, envelope: Envelope) -> None:
+        items = self.client.query(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": _s(run_pk(envelope.run_id))},
+            ProjectionExpression="pk, sk",
+        )["Items"]
+        keys = [{"pk": i["pk"], "sk": i["sk"]} for i in items]
+        keys.append({"pk": _s(f"DEDUPE#{envelope.dedupe_key}"), "sk": _s(self.DEDUPE_SK)})
+        for key in keys:
+            self.client.delete_item(TableName=self.table_name, Key=key)
+
+    def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None) -> None:
+        self.client.put_item(TableName=self.table_name, Item=self._entry_item(run_id, entry))
+        status = STATUS_AFTER.get(entry.state)
+        sets = ["updated_at = :now"]
+        values: dict[str, Any] = {":now": _s(entry.at.isoformat())}
+        names: dict[str, str] = {}
+        if workflow:
+            sets.append("workflow = :wf")
+            values[":wf"] = _s(workflow)
+        condition = "attribute_exists(pk)"
+        if status is not None:
+            sets.append("#status = :status")
+            names["#status"] = "status"
+            values[":status"] = _s(status.value)
+            terminal = sorted(s.value for s in TERMINAL_STATUSES)
+            for i, value in enumerate(terminal):
+                values[f":t{i}"] = _s(value)
+            condition += " AND NOT #status IN (" + ", ".join(f":t{i}" for i in range(len(terminal))) + ")"
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": {"pk": _s(run_pk(run_id)), "sk": _s(self.RUN_SK)},
+            "UpdateExpression": "SET " + ", ".join(sets),
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+        }
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        # The run is already terminal (or unknown): the entry stands on the timeline, the status stays.
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+            self.client.update_item(**kwargs)
+
+    def _entry_item(self, run_id: str, entry: TimelineEntry) -> dict[str, Any]:
+        return {
+            "pk": _s(run_pk(run_id)),
+            "sk": _s(_entry_sk(entry.at)),
+            "state": _s(entry.state.value),
+            "step": _s(entry.step),
+            "attempt": _n(entry.attempt),
+            "at": _s(entry.at.isoformat()),
+            "details": _s(json.dumps(entry.details, default=str, separators=(",", ":"))),
+            "expires_at": _n(int(time.time()) + RUN_RETENTION_SECONDS),
+        }
+
+    # -- reads -------------------------------------------------------------------------------------------
+
+    def get(self, run_id: str) -> RunView | None:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": _s(run_pk(run_id))},
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self.client.query(**kwargs)
+            items.extend(page["Items"])
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        if not items or items[0]["sk"]["S"] != self.RUN_SK:
+            return None
+        head, entries = items[0], items[1:]
+        run = Run(
+            run_id=run_id,
+            workflow=head.get("workflow", {}).get("S"),
+            status=RunStatus(head["status"]["S"]),
+            source=head.get("source", {}).get("S"),
+            event_id=head.get("event_id", {}).get("S"),
+            created_at=datetime.fromisoformat(head["created_at"]["S"]),
+            updated_at=datetime.fromisoformat(head["updated_at"]["S"]),
+        )
+        return RunView(
+            run_id=run.run_id,
+            workflow=run.workflow,
+            status=run.status,
+            created_at=run.created_at,
+            updated_at=run.updated_at,
+            timeline=[
+                TimelineEntry(
+                    state=EntryState(i["state"]["S"]),
+                    step=i["step"]["S"],
+                    attempt=int(i["attempt"]["N"]),
+                    at=datetime.fromisoformat(i["at"]["S"]),
+                    details=json.loads(i["details"]["S"]),
+                )
+                for i in entries
+            ],
+        )

@@ -1,0 +1,306 @@
+"""The one declarative description of an Interlock deployment.
+
+Both realisations are built from this module and from nothing else:
+
+* ``infra/`` turns it into a CDK stack (API Gateway, Lambda, SQS + DLQ, DynamoDB, Step Functions, SES).
+* ``interlock.local`` turns it into the embedded local cloud (moto + an HTTP server + an SQS poller).
+
+A route, queue, function, secret or state machine that is not declared here exists in neither.
+Values that only exist once deployed (a queue URL, a state machine ARN, the API URL) are written as
+:class:`Ref` and resolved by each realisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+STATEMACHINES_DIR = REPO_ROOT / "infra" / "statemachines"
+
+APP_NAME = "interlock"
+METRICS_NAMESPACE = "Interlock"
+
+
+class RefKind(StrEnum):
+    TABLE_NAME = "table_name"
+    QUEUE_URL = "queue_url"
+    STATE_MACHINE_ARN = "state_machine_arn"
+    FUNCTION_ARN = "function_arn"
+    API_URL = "api_url"
+    SECRET_PREFIX = "secret_prefix"
+    SETTING = "setting"
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A value known only once a realisation has created the resource it names."""
+
+    kind: RefKind
+    name: str = ""
+
+
+class Access(StrEnum):
+    TABLE_READ = "table_read"
+    TABLE_WRITE = "table_write"
+    QUEUE_SEND = "queue_send"
+    STATES_START = "states_start"
+    STATES_CALLBACK = "states_callback"
+    SES_SEND = "ses_send"
+    SECRETS_READ = "secrets_read"
+
+
+@dataclass(frozen=True)
+class Grant:
+    access: Access
+    target: str = ""  # queue name, state machine name, ... ("" = the one table / all webhook secrets)
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    module: str  # module in functions/, its callable is ``handler``
+    description: str
+    grants: tuple[Grant, ...] = ()
+    env: dict[str, str | Ref] = field(default_factory=dict)
+    timeout_seconds: int = 10
+    memory_mb: int = 256
+
+    @property
+    def handler(self) -> str:
+        return f"{self.module}.handler"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # API Gateway resource path, e.g. /webhooks/{source}
+    function: str
+    # "none": callers without AWS credentials, authenticated by the handler (HMAC, approval token);
+    # "iam": SigV4-signed callers (operators, dashboards). The local runtime is a single-user laptop
+    # realisation and does not check SigV4.
+    auth: str = "none"
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    consumer: str  # function name fed by the event source mapping
+    batch_size: int = 10
+    max_batching_window_seconds: int = 0
+    visibility_timeout_seconds: int = 60
+    max_receive_count: int = 5  # receives before a message is moved to the DLQ
+    retention_days: int = 4
+    dlq_retention_days: int = 14
+
+    @property
+    def dlq_name(self) -> str:
+        return f"{self.name}-dlq"
+
+
+@dataclass(frozen=True)
+class StateMachine:
+    name: str
+    definition_file: str  # under infra/statemachines/
+    # ${Placeholder} in the ASL -> the ARN of a function of this topology
+    function_substitutions: dict[str, str]
+
+    @property
+    def definition_path(self) -> Path:
+        return STATEMACHINES_DIR / self.definition_file
+
+    def functions(self) -> list[str]:
+        return list(self.function_substitutions.values())
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str = "timeline"
+    partition_key: str = "pk"
+    sort_key: str = "sk"
+    ttl_attribute: str = "expires_at"
+
+
+@dataclass(frozen=True)
+class WebhookSource:
+    name: str
+    scheme: str  # "standard-webhooks"
+
+
+@dataclass(frozen=True)
+class Topology:
+    table: Table
+    queues: tuple[Queue, ...]
+    functions: tuple[Function, ...]
+    routes: tuple[Route, ...]
+    state_machines: tuple[StateMachine, ...]
+    webhook_sources: tuple[WebhookSource, ...]
+    secret_prefix: str = "interlock/webhooks/"
+
+    def function(self, name: str) -> Function:
+        for fn in self.functions:
+            if fn.name == name:
+                return fn
+        raise KeyError(f"no function named {name!r} in the topology")
+
+    def queue(self, name: str) -> Queue:
+        for q in self.queues:
+            if q.name == name:
+                return q
+        raise KeyError(f"no queue named {name!r} in the topology")
+
+    def state_machine(self, name: str) -> StateMachine:
+        for sm in self.state_machines:
+            if sm.name == name:
+                return sm
+        raise KeyError(f"no state machine named {name!r} in the topology")
+
+    def secret_name(self, source: str) -> str:
+        return f"{self.secret_prefix}{source}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The deployment
+# ---------------------------------------------------------------------------------------------------------
+
+INGEST_QUEUE = "ingest"
+SUPPORT_TRIAGE = "support_triage"
+
+_TABLE = Ref(RefKind.TABLE_NAME)
+_COMMON_ENV: dict[str, str | Ref] = {
+    "INTERLOCK_TABLE_NAME": _TABLE,
+    "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+    # The Powertools Tracer (X-Ray SDK) costs ~0.4 s of cold start; Lambda active tracing is on regardless.
+    "POWERTOOLS_TRACE_DISABLED": Ref(RefKind.SETTING, "powertools_trace_disabled"),
+}
+_READ = Grant(Access.TABLE_READ)
+_WRITE = Grant(Access.TABLE_WRITE)
+
+
+def _env(**extra: str | Ref) -> dict[str, str | Ref]:
+    return {**_COMMON_ENV, **extra}
+
+
+def _step(name: str, module: str, description: str, *grants: Grant, timeout: int = 10,
+          **env: str | Ref) -> Function:
+    return Function(name=name, module=module, description=description,
+                    grants=(_READ, _WRITE, *grants), env=_env(**env), timeout_seconds=timeout)
+
+
+def build() -> Topology:
+    functions = (
+        Function(
+            name="webhook_ingest",
+            module="http_webhook",
+            description="POST /webhooks/{source}: verify, normalise, dedupe, record 'received', queue",
+            grants=(_READ, _WRITE, Grant(Access.QUEUE_SEND, INGEST_QUEUE), Grant(Access.SECRETS_READ)),
+            env=_env(
+                INTERLOCK_INGEST_QUEUE_URL=Ref(RefKind.QUEUE_URL, INGEST_QUEUE),
+                INTERLOCK_SECRET_PREFIX=Ref(RefKind.SECRET_PREFIX),
+                INTERLOCK_ENABLED_SOURCES=Ref(RefKind.SETTING, "enabled_sources"),
+            ),
+        ),
+        Function(
+            name="runs_api",
+            module="http_runs",
+            description="GET /runs/{run_id}: the run's status and ordered timeline",
+            grants=(_READ,),
+            env=_env(),
+        ),
+        Function(
+            name="approvals_api",
+            module="http_approvals",
+            description="GET/HEAD/POST /approvals/{token}: show an approval, decide it once",
+            grants=(_READ, _WRITE, Grant(Access.STATES_CALLBACK, SUPPORT_TRIAGE)),
+            env=_env(),
+        ),
+        Function(
+            name="ingest_router",
+            module="queue_router",
+            description="Ingest queue consumer: route each envelope to its workflow, one execution per run",
+            grants=(_READ, _WRITE, Grant(Access.STATES_START, SUPPORT_TRIAGE)),
+            env=_env(
+                INTERLOCK_STATE_MACHINE_SUPPORT_TRIAGE=Ref(RefKind.STATE_MACHINE_ARN, SUPPORT_TRIAGE),
+                INTERLOCK_APPROVAL_TIMEOUT_SECONDS=Ref(RefKind.SETTING, "approval_timeout_seconds"),
+            ),
+            timeout_seconds=30,
+        ),
+        _step("triage_validate", "step_validate", "Triage: check the ticket has what the workflow needs"),
+        _step("triage_classify", "step_classify", "Triage: decide the ticket's category and confidence"),
+        _step("triage_fetch_account", "step_fetch_account", "Triage: account context from the CRM",
+              timeout=15, INTERLOCK_CRM_BASE_URL=Ref(RefKind.SETTING, "crm_base_url")),
+        _step("triage_draft_reply", "step_draft_reply", "Triage: draft the reply"),
+        _step("triage_guardrail", "step_guardrail", "Triage: deterministic rules that send a run to a human",
+              INTERLOCK_APPROVAL_MIN_CONFIDENCE=Ref(RefKind.SETTING, "approval_min_confidence")),
+        _step("approval_request", "step_request_approval",
+              "Approval: store a hashed one-time link and email it to the approver",
+              Grant(Access.SES_SEND),
+              INTERLOCK_PUBLIC_BASE_URL=Ref(RefKind.API_URL),
+              INTERLOCK_APPROVER_EMAIL=Ref(RefKind.SETTING, "approver_email"),
+              INTERLOCK_SENDER_EMAIL=Ref(RefKind.SETTING, "sender_email"),
+              INTERLOCK_APPROVAL_TTL_SECONDS=Ref(RefKind.SETTING, "approval_ttl_seconds")),
+        _step("triage_send_reply", "step_send_reply", "Triage: send the reply through the helpdesk",
+              timeout=15, INTERLOCK_HELPDESK_BASE_URL=Ref(RefKind.SETTING, "helpdesk_base_url")),
+        _step("run_recorder", "step_record_outcome",
+              "Record a run's terminal outcome (failed, rejected, escalated) or a partial step"),
+    )
+    routes = (
+        Route("POST", "/webhooks/{source}", "webhook_ingest"),
+        Route("GET", "/runs/{run_id}", "runs_api", auth="iam"),
+        Route("GET", "/approvals/{token}", "approvals_api"),
+        Route("HEAD", "/approvals/{token}", "approvals_api"),
+        Route("POST", "/approvals/{token}", "approvals_api"),
+    )
+    queues = (
+        Queue(name=INGEST_QUEUE, consumer="ingest_router", batch_size=10, visibility_timeout_seconds=180,
+              max_receive_count=5),
+    )
+    state_machines = (
+        StateMachine(
+            name=SUPPORT_TRIAGE,
+            definition_file="support_triage.asl.json",
+            function_substitutions={
+                "ValidateFunctionArn": "triage_validate",
+                "ClassifyFunctionArn": "triage_classify",
+                "FetchAccountFunctionArn": "triage_fetch_account",
+                "DraftReplyFunctionArn": "triage_draft_reply",
+                "GuardrailFunctionArn": "triage_guardrail",
+                "RequestApprovalFunctionArn": "approval_request",
+                "SendReplyFunctionArn": "triage_send_reply",
+                "RecordOutcomeFunctionArn": "run_recorder",
+            },
+        ),
+    )
+    return Topology(
+        table=Table(),
+        queues=queues,
+        functions=functions,
+        routes=routes,
+        state_machines=state_machines,
+        webhook_sources=(WebhookSource("form", "standard-webhooks"),),
+    )
+
+
+TOPOLOGY = build()
+
+
+@dataclass(frozen=True)
+class DeploymentSettings:
+    """Values behind ``Ref(RefKind.SETTING, name)``; CDK reads them from context, local from env."""
+
+    enabled_sources: str = "form"
+    approval_min_confidence: str = "0.75"
+    approval_timeout_seconds: str = str(72 * 3600)
+    approval_ttl_seconds: str = str(72 * 3600)
+    approver_email: str = "approver@example.com"
+    sender_email: str = "interlock@example.com"
+    crm_base_url: str = ""
+    helpdesk_base_url: str = ""
+    powertools_trace_disabled: str = "true"
+
+    def get(self, name: str) -> str:
+        if not hasattr(self, name):
+            raise KeyError(f"unknown deployment setting {name!r}")
+        return str(getattr(self, name))

@@ -1,0 +1,83 @@
+"""Adapters built once per process from validated settings (so once per cold start, lazily).
+
+Handlers call these factories; tests build the services directly with fakes instead.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING
+
+from interlock.settings import TableSettings, load
+from interlock.timeline import DynamoTimelineStore, TimelineStore
+
+if TYPE_CHECKING:
+    from interlock.approvals import ApprovalService
+    from interlock.connectors.crm import Crm
+    from interlock.connectors.helpdesk import Helpdesk
+    from interlock.ingest.service import IngestService
+    from interlock.routing import Router
+
+
+@cache
+def timeline_store() -> TimelineStore:
+    return DynamoTimelineStore(load(TableSettings).table_name)
+
+
+@cache
+def ingest_service() -> IngestService:
+    from interlock.ingest.ports import SecretsManagerWebhookSecrets, SqsEventQueue
+    from interlock.ingest.service import IngestService
+    from interlock.settings import IngestSettings
+
+    settings = load(IngestSettings)
+    return IngestService(
+        settings=settings,
+        secrets=SecretsManagerWebhookSecrets(settings.secret_prefix, settings.secret_cache_seconds),
+        store=timeline_store(),
+        queue=SqsEventQueue(settings.ingest_queue_url),
+    )
+
+
+@cache
+def router() -> Router:
+    from interlock.routing import Router, StepFunctionsEngine
+    from interlock.settings import RouterSettings
+
+    settings = load(RouterSettings)
+    return Router(
+        engine=StepFunctionsEngine({"support_triage": settings.state_machine_support_triage}),
+        store=timeline_store(),
+        policy={"approval_timeout_seconds": settings.approval_timeout_seconds},
+    )
+
+
+@cache
+def approval_service() -> ApprovalService:
+    from interlock.approvals import ApprovalService, DynamoApprovalStore, StepFunctionsCallbacks
+
+    return ApprovalService(
+        store=DynamoApprovalStore(load(TableSettings).table_name),
+        timeline=timeline_store(),
+        callbacks=StepFunctionsCallbacks(),
+    )
+
+
+@cache
+def crm() -> Crm | None:
+    from interlock.connectors.crm import HttpCrm
+    from interlock.settings import CrmSettings
+
+    settings = load(CrmSettings)
+    return HttpCrm(settings.crm_base_url, settings.crm_timeout_seconds) if settings.crm_base_url else None
+
+
+@cache
+def helpdesk() -> Helpdesk | None:
+    from interlock.connectors.helpdesk import HttpHelpdesk
+    from interlock.settings import HelpdeskSettings
+
+    settings = load(HelpdeskSettings)
+    if not settings.helpdesk_base_url:
+        return None
+    return HttpHelpdesk(settings.helpdesk_base_url, settings.helpdesk_timeout_seconds)

@@ -1,0 +1,195 @@
+"""End-to-end fixtures: the real ``interlock run`` in a subprocess, driven over real HTTP.
+
+Each runtime gets its own free port, state directory (secrets + outbox) and settings, so tests that
+need short approval windows don't slow the others down.
+"""
+
+from __future__ import annotations
+
+import base64
+import email
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from email import policy
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from interlock.webhooks.standard import signed_headers
+
+pytestmark = pytest.mark.e2e
+
+SECRET = "whsec_" + base64.b64encode(b"interlock-e2e-secret-0123456789").decode()
+STARTUP_TIMEOUT = 60.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Runtime:
+    url: str
+    state_dir: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    # -- webhooks ----------------------------------------------------------------------------------------
+
+    def send(
+        self,
+        payload: dict[str, Any] | bytes,
+        *,
+        msg_id: str | None = None,
+        timestamp: int | None = None,
+        secret: str = SECRET,
+        source: str = "form",
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+        signed = signed_headers(secret, msg_id, timestamp or int(time.time()), body)
+        return httpx.post(
+            f"{self.url}/webhooks/{source}",
+            content=body,
+            headers={"content-type": "application/json", **signed, **(headers or {})},
+            timeout=10,
+        )
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        response = httpx.get(f"{self.url}/runs/{run_id}", timeout=10)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def wait_for(self, run_id: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 45.0,
+                 what: str = "condition") -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        last: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            last = self.run(run_id)
+            if predicate(last):
+                return last
+            time.sleep(0.2)
+        raise AssertionError(f"run {run_id} never reached {what}; last seen:\n{json.dumps(last, indent=2)}\n"
+                             f"runtime log tail:\n{self.log_tail()}")
+
+    def wait_status(self, run_id: str, status: str, timeout: float = 45.0) -> dict[str, Any]:
+        return self.wait_for(run_id, lambda r: r["status"] == status, timeout, f"status {status!r}")
+
+    # -- approvals ---------------------------------------------------------------------------------------
+
+    def emails(self) -> list[email.message.EmailMessage]:
+        outbox = self.state_dir / "outbox"
+        if not outbox.exists():
+            return []
+        return [
+            email.message_from_bytes(p.read_bytes(), policy=policy.default)  # type: ignore[misc]
+            for p in sorted(outbox.glob("*.eml"))
+        ]
+
+    def approval_link(self, run_id: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in self.emails():
+                text = message.get_body(preferencelist=("plain",))
+                content = text.get_content() if text else ""
+                if run_id in content or run_id in str(message.get_body(preferencelist=("html",))):
+                    match = re.search(r"https?://\S+/approvals/[A-Za-z0-9_-]+", content)
+                    assert match, content
+                    return match.group(0)
+            time.sleep(0.2)
+        raise AssertionError(f"no approval email for run {run_id}; outbox has {len(self.emails())} emails")
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def _start(tmp: Path, **settings: str) -> Iterator[Runtime]:
+    port = _free_port()
+    state_dir = tmp / "state"
+    log_path = tmp / "runtime.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTERLOCK_")}
+    env.update({
+        "INTERLOCK_PORT": str(port),
+        "INTERLOCK_STATE_DIR": str(state_dir),
+        "INTERLOCK_SECRET_FORM": SECRET,
+        "INTERLOCK_LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+        **settings,
+    })
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "interlock.cli", "run", "--port", str(port), "--state-dir", str(state_dir)],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )
+    runtime = Runtime(url=f"http://127.0.0.1:{port}", state_dir=state_dir, process=process, log_path=log_path)
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"interlock run exited with {process.returncode}:\n{runtime.log_tail()}")
+        try:
+            if httpx.get(f"{runtime.url}/runs/not-a-run", timeout=1).status_code == 404:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"interlock run did not answer within {STARTUP_TIMEOUT}s:\n{runtime.log_tail()}")
+        time.sleep(0.2)
+    try:
+        yield runtime
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    """The default runtime: default settings, approval windows of hours."""
+    yield from _start(tmp_path_factory.mktemp("runtime"))
+
+
+@pytest.fixture(scope="session")
+def short_approvals(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    """Approval links that expire after 2 s; the workflow escalates after 5 s without a decision."""
+    yield from _start(
+        tmp_path_factory.mktemp("short"),
+        INTERLOCK_APPROVAL_TTL_SECONDS="2",
+        INTERLOCK_APPROVAL_TIMEOUT_SECONDS="5",
+    )
+
+
+def ticket(subject: str, body: str, customer_email: str = "ada@example.com", **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "support.ticket",
+        "timestamp": "2026-11-22T10:00:00Z",
+        "data": {"subject": subject, "body": body, "customer_email": customer_email, **extra},
+    }
+
+
+LOW_RISK = ticket("Invoice question", "I was charged twice on my last invoice, can you check the payment?")
+NEEDS_APPROVAL = ticket("Refund request", "Please refund my last payment, I cancelled before renewal.")
+
+
+def states(run: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(e["state"], e["step"]) for e in run["timeline"]]

@@ -1,0 +1,744 @@
+"""The synthesised CloudFormation template against the topology it is built from.
+
+One synthesis per session (see conftest.py). The tests read the template the way CloudFormation will:
+every route, function, queue, state machine and secret of the topology is there, nothing else is, and
+each function's role allows what its grants say and nothing more.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk.assertions import Match
+from infra_synthesis import Synthesis
+from interlock.topology import (
+    FUNCTIONS_DIR,
+    METRICS_NAMESPACE,
+    TOPOLOGY,
+    Access,
+    DeploymentSettings,
+    Function,
+    Ref,
+    RefKind,
+)
+
+from infra import build_layer
+from infra.app import STACK_NAME
+from infra.constructs.functions import LambdaFunctions, LayerMissingError
+from infra.context import UnknownSettingError, check_context, deployment_setting
+
+pytestmark = pytest.mark.infra
+
+# -- what each grant means in IAM: the specification the template is checked against ------------------------
+
+BASE_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+GRANT_ACTIONS = {
+    Access.TABLE_READ: {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem"},
+    Access.TABLE_WRITE: {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"},
+    Access.QUEUE_SEND: {"sqs:SendMessage"},
+    Access.STATES_START: {"states:StartExecution"},
+    Access.STATES_CALLBACK: {"states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"},
+    Access.SES_SEND: {"ses:SendRawEmail", "ses:SendEmail"},
+    Access.SECRETS_READ: {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"},
+}
+QUEUE_CONSUMER_ACTIONS = {
+    "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+}
+ACTIONS_WITHOUT_RESOURCE_SCOPE = {  # AWS supports no resource-level permission for these
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+}
+LAMBDA_RETRIED_ERRORS = {"Lambda.ServiceException", "Lambda.TooManyRequestsException"}
+
+
+# -- reading the template ----------------------------------------------------------------------------------
+
+
+def _listify(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _refs_in(value: Any) -> Iterator[str]:
+    """Logical ids a template value points at (Ref, Fn::GetAtt, ${Id} in Fn::Sub)."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Ref" and isinstance(inner, str):
+                yield inner
+            elif key == "Fn::GetAtt":
+                yield inner[0] if isinstance(inner, list) else inner.split(".")[0]
+            elif key == "Fn::Sub":
+                text = inner[0] if isinstance(inner, list) else inner
+                yield from (m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text))
+                if isinstance(inner, list):
+                    yield from _refs_in(inner[1])
+            else:
+                yield from _refs_in(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _refs_in(inner)
+
+
+def functions_by_name(s: Synthesis) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Topology function name -> (logical id, resource), read from the deployed function names."""
+    prefix = f"{STACK_NAME}-"
+    found = {}
+    for lid, res in s.of_type("AWS::Lambda::Function").items():
+        name = res["Properties"]["FunctionName"]
+        assert name.startswith(prefix), name
+        found[name.removeprefix(prefix)] = (lid, res)
+    return found
+
+
+def function_lid(s: Synthesis, name: str) -> str:
+    return functions_by_name(s)[name][0]
+
+
+def function_name_of_lid(s: Synthesis) -> dict[str, str]:
+    return {lid: name for name, (lid, _) in functions_by_name(s).items()}
+
+
+def role_lid_of_function(s: Synthesis, name: str) -> str:
+    role = functions_by_name(s)[name][1]["Properties"]["Role"]
+    return str(role["Fn::GetAtt"][0])
+
+
+def statements_of_role(s: Synthesis, role_lid: str) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    for res in s.of_type("AWS::IAM::Policy").values():
+        if {"Ref": role_lid} in res["Properties"]["Roles"]:
+            statements += res["Properties"]["PolicyDocument"]["Statement"]
+    role = s.resources[role_lid]["Properties"]
+    for inline in role.get("Policies", []):
+        statements += inline["PolicyDocument"]["Statement"]
+    return statements
+
+
+def actions_of_role(s: Synthesis, role_lid: str) -> set[str]:
+    return {a for st in statements_of_role(s, role_lid) if st["Effect"] == "Allow" for a in _listify(st["Action"])}
+
+
+def actions_of_function(s: Synthesis, name: str) -> set[str]:
+    return actions_of_role(s, role_lid_of_function(s, name))
+
+
+def expected_actions(fn: Function) -> set[str]:
+    expected = set(BASE_ACTIONS)
+    for grant in fn.grants:
+        expected |= GRANT_ACTIONS[grant.access]
+    if any(q.consumer == fn.name for q in TOPOLOGY.queues):
+        expected |= QUEUE_CONSUMER_ACTIONS
+    return expected
+
+
+def queue_lids(s: Synthesis) -> dict[str, str]:
+    """Queue name as deployed (without the stack prefix) -> logical id."""
+    prefix = f"{STACK_NAME}-"
+    return {r["Properties"]["QueueName"].removeprefix(prefix): lid for lid, r in s.of_type("AWS::SQS::Queue").items()}
+
+
+def state_machines_by_name(s: Synthesis) -> dict[str, tuple[str, dict[str, Any]]]:
+    prefix = f"{STACK_NAME}-"
+    return {
+        r["Properties"]["StateMachineName"].removeprefix(prefix): (lid, r)
+        for lid, r in s.of_type("AWS::StepFunctions::StateMachine").items()
+    }
+
+
+def substituted_definition(s: Synthesis, sm_name: str) -> dict[str, Any]:
+    """The ASL as Step Functions will see it, each ``${Placeholder}`` replaced by ``fn:<function name>``."""
+    _, res = state_machines_by_name(s)[sm_name]
+    text = res["Properties"]["DefinitionString"]
+    assert isinstance(text, str)
+    names = function_name_of_lid(s)
+    for placeholder, value in res["Properties"]["DefinitionSubstitutions"].items():
+        text = text.replace("${" + placeholder + "}", f"fn:{names[value['Fn::GetAtt'][0]]}")
+    definition: dict[str, Any] = json.loads(text)
+    return definition
+
+
+def task_states(states: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, state in states.items():
+        if state["Type"] == "Task":
+            yield name, state
+        for branch in state.get("Branches", []):
+            yield from task_states(branch["States"])
+        if "Iterator" in state or "ItemProcessor" in state:
+            yield from task_states((state.get("ItemProcessor") or state["Iterator"])["States"])
+
+
+def task_function(state: dict[str, Any]) -> str | None:
+    resource = state["Resource"]
+    if resource.startswith("fn:"):
+        return str(resource.removeprefix("fn:"))
+    if resource.startswith("arn:aws:states:::lambda:invoke"):
+        target = state["Parameters"]["FunctionName"]
+        return str(target.removeprefix("fn:")) if target.startswith("fn:") else None
+    return None
+
+
+def routes_in_template(s: Synthesis) -> set[tuple[str, str, str]]:
+    resources = s.of_type("AWS::ApiGateway::Resource")
+
+    def path_of(lid: str) -> str:
+        props = resources[lid]["Properties"]
+        parent = props["ParentId"]
+        prefix = "" if "Fn::GetAtt" in parent else path_of(parent["Ref"])
+        return f"{prefix}/{props['PathPart']}"
+
+    names = function_name_of_lid(s)
+    routes = set()
+    for method in s.of_type("AWS::ApiGateway::Method").values():
+        props = method["Properties"]
+        if props["HttpMethod"] == "OPTIONS":
+            continue
+        targets = [names[lid] for lid in _refs_in(props["Integration"]["Uri"]) if lid in names]
+        assert len(targets) == 1, props
+        routes.add((props["HttpMethod"], path_of(props["ResourceId"]["Ref"]), targets[0]))
+    return routes
+
+
+# -- nothing defined in only one place ---------------------------------------------------------------------
+
+
+def test_given_topology_when_synthesised_then_functions_queues_routes_machines_and_secrets_match_it_exactly(
+    synthesis: Synthesis,
+) -> None:
+    assert set(functions_by_name(synthesis)) == {f.name for f in TOPOLOGY.functions}
+    assert set(queue_lids(synthesis)) == {q.name for q in TOPOLOGY.queues} | {q.dlq_name for q in TOPOLOGY.queues}
+    assert routes_in_template(synthesis) == {(r.method, r.path, r.function) for r in TOPOLOGY.routes}
+    assert set(state_machines_by_name(synthesis)) == {sm.name for sm in TOPOLOGY.state_machines}
+    secrets = {r["Properties"]["Name"] for r in synthesis.of_type("AWS::SecretsManager::Secret").values()}
+    assert secrets == {TOPOLOGY.secret_name(src.name) for src in TOPOLOGY.webhook_sources}
+    assert len(synthesis.of_type("AWS::DynamoDB::Table")) == 1
+
+
+@pytest.mark.parametrize("fn", TOPOLOGY.functions, ids=lambda f: f.name)
+def test_given_function_when_packaged_then_its_handler_module_defines_handler(fn: Function) -> None:
+    """The code asset is functions/: the handler the template names must be there (read, not imported)."""
+    module = FUNCTIONS_DIR / f"{fn.module}.py"
+    assert module.is_file(), f"{fn.name}: {module} is missing"
+    tree = ast.parse(module.read_text(encoding="utf-8"))
+    top_level = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)} | {
+        t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)
+    }
+    assert "handler" in top_level, f"{module} defines no top-level handler"
+
+
+# -- API Gateway -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("route", TOPOLOGY.routes, ids=lambda r: f"{r.method} {r.path}")
+def test_given_route_when_synthesised_then_it_is_a_lambda_proxy_method(synthesis: Synthesis, route: Any) -> None:
+    assert (route.method, route.path, route.function) in routes_in_template(synthesis)
+    params = {f"method.request.path.{p}": True for p in re.findall(r"\{(\w+)\}", route.path)}
+    synthesis.template.has_resource_properties("AWS::ApiGateway::Method", {
+        "HttpMethod": route.method,
+        "RequestParameters": params,
+        "Integration": {"Type": "AWS_PROXY", "IntegrationHttpMethod": "POST",
+                        "Uri": Match.object_like({"Fn::Join": Match.any_value()})},
+    })
+
+
+@pytest.mark.parametrize("route", TOPOLOGY.routes, ids=lambda r: f"{r.method} {r.path}")
+def test_given_route_auth_when_synthesised_then_the_method_uses_it(synthesis: Synthesis, route: Any) -> None:
+    expected = "AWS_IAM" if route.auth == "iam" else "NONE"
+    synthesis.template.has_resource_properties("AWS::ApiGateway::Method", {
+        "HttpMethod": route.method,
+        "RequestParameters": {f"method.request.path.{p}": True for p in re.findall(r"\{(\w+)\}", route.path)},
+        "AuthorizationType": expected,
+        "Integration": Match.object_like({"Uri": Match.any_value()}),
+    })
+    if route.path == "/runs/{run_id}":
+        assert route.auth == "iam", "run timelines are for operators, not for anyone holding a run id"
+
+
+def test_given_head_route_when_synthesised_then_head_method_exists(synthesis: Synthesis) -> None:
+    heads = {(m, p) for m, p, _ in routes_in_template(synthesis) if m == "HEAD"}
+    assert heads == {(r.method, r.path) for r in TOPOLOGY.routes if r.method == "HEAD"}
+    assert heads, "the topology has a HEAD route (mail scanners prefetch approval links)"
+
+
+def test_given_api_when_synthesised_then_prod_stage_is_throttled_traced_and_access_logged_without_raw_paths(
+    synthesis: Synthesis,
+) -> None:
+    stages = synthesis.of_type("AWS::ApiGateway::Stage")
+    assert len(stages) == 1
+    props = next(iter(stages.values()))["Properties"]
+    assert props["StageName"] == "prod"
+    assert props["TracingEnabled"] is True
+    throttles = [ms for ms in props["MethodSettings"] if ms.get("ThrottlingRateLimit")]
+    assert throttles and all(ms["ThrottlingBurstLimit"] > 0 for ms in throttles)
+    log_format = props["AccessLogSetting"]["Format"]
+    assert "$context.resourcePath" in log_format
+    assert "$context.path" not in log_format, "the raw path carries the approval token"
+    assert props["AccessLogSetting"]["DestinationArn"]
+
+
+def test_given_api_when_synthesised_then_url_is_an_output(synthesis: Synthesis) -> None:
+    assert "ApiUrl" in synthesis.raw["Outputs"]
+
+
+# -- Lambda ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fn", TOPOLOGY.functions, ids=lambda f: f.name)
+def test_given_function_when_synthesised_then_it_runs_python313_on_arm64_with_the_layer(
+    synthesis: Synthesis, fn: Function
+) -> None:
+    _, res = functions_by_name(synthesis)[fn.name]
+    props = res["Properties"]
+    layer_lids = list(synthesis.of_type("AWS::Lambda::LayerVersion"))
+    assert props["Runtime"] == "python3.13"
+    assert props["Architectures"] == ["arm64"]
+    assert props["Handler"] == fn.handler
+    assert props["Layers"] == [{"Ref": layer_lids[0]}]
+    assert props["Timeout"] == fn.timeout_seconds
+    assert props["MemorySize"] == fn.memory_mb
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    # Lambda active tracing is on; the X-Ray SDK (Powertools Tracer) is off unless the setting turns it on.
+    assert props["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == "true"
+    log_group = synthesis.resources[props["LoggingConfig"]["LogGroup"]["Ref"]]
+    assert log_group["Properties"]["RetentionInDays"] > 0
+
+
+def test_given_layer_when_synthesised_then_it_is_one_arm64_python313_layer(synthesis: Synthesis) -> None:
+    synthesis.template.resource_count_is("AWS::Lambda::LayerVersion", 1)
+    synthesis.template.has_resource_properties("AWS::Lambda::LayerVersion", {
+        "CompatibleRuntimes": ["python3.13"], "CompatibleArchitectures": ["arm64"],
+    })
+
+
+@pytest.mark.parametrize("fn", TOPOLOGY.functions, ids=lambda f: f.name)
+def test_given_function_env_when_synthesised_then_refs_resolve_to_the_resources_they_name(
+    synthesis: Synthesis, fn: Function
+) -> None:
+    env = functions_by_name(synthesis)[fn.name][1]["Properties"]["Environment"]["Variables"]
+    assert env["POWERTOOLS_SERVICE_NAME"] == fn.name
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == METRICS_NAMESPACE
+    assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"
+    table_lid = next(iter(synthesis.of_type("AWS::DynamoDB::Table")))
+    queues = queue_lids(synthesis)
+    machines = state_machines_by_name(synthesis)
+    rest_api_lid = next(iter(synthesis.of_type("AWS::ApiGateway::RestApi")))
+    for key, value in fn.env.items():
+        got = env[key]
+        if not isinstance(value, Ref):
+            assert got == value, key
+        elif value.kind is RefKind.TABLE_NAME:
+            assert got == {"Ref": table_lid}
+        elif value.kind is RefKind.QUEUE_URL:
+            assert got == {"Ref": queues[value.name]}  # a queue's Ref is its URL
+        elif value.kind is RefKind.STATE_MACHINE_ARN:
+            assert got == {"Ref": machines[value.name][0]}  # a state machine's Ref is its ARN
+        elif value.kind is RefKind.API_URL:
+            parts = got["Fn::Join"][1]
+            assert parts[0] == "https://" and {"Ref": rest_api_lid} in parts
+            assert isinstance(parts[-1], str) and parts[-1].endswith("/prod"), "no trailing slash"
+        elif value.kind is RefKind.SECRET_PREFIX:
+            assert got == TOPOLOGY.secret_prefix
+        elif value.kind is RefKind.SETTING:
+            assert got == DeploymentSettings().get(value.name)
+        else:
+            pytest.fail(f"{key}: unexpected {value}")
+
+
+# -- IAM: one role per function, least privilege ------------------------------------------------------------
+
+
+def test_given_functions_when_synthesised_then_each_has_its_own_role_with_no_managed_policy(
+    synthesis: Synthesis,
+) -> None:
+    roles = [role_lid_of_function(synthesis, f.name) for f in TOPOLOGY.functions]
+    assert len(set(roles)) == len(TOPOLOGY.functions)
+    for role in roles:
+        props = synthesis.resources[role]["Properties"]
+        principals = [st["Principal"]["Service"] for st in props["AssumeRolePolicyDocument"]["Statement"]]
+        assert principals == ["lambda.amazonaws.com"]
+        assert not props.get("ManagedPolicyArns")
+
+
+@pytest.mark.parametrize("fn", TOPOLOGY.functions, ids=lambda f: f.name)
+def test_given_function_grants_when_synthesised_then_its_role_allows_exactly_those_actions(
+    synthesis: Synthesis, fn: Function
+) -> None:
+    assert actions_of_function(synthesis, fn.name) == expected_actions(fn)
+
+
+@pytest.mark.parametrize("fn", TOPOLOGY.functions, ids=lambda f: f.name)
+def test_given_function_role_when_synthesised_then_every_statement_names_its_resources(
+    synthesis: Synthesis, fn: Function
+) -> None:
+    table_lid = next(iter(synthesis.of_type("AWS::DynamoDB::Table")))
+    own_logs = functions_by_name(synthesis)[fn.name][1]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+    for st in statements_of_role(synthesis, role_lid_of_function(synthesis, fn.name)):
+        actions = set(_listify(st["Action"]))
+        resources = _listify(st["Resource"])
+        if "*" in resources:
+            assert actions <= ACTIONS_WITHOUT_RESOURCE_SCOPE, st
+            continue
+        targets = {lid for r in resources for lid in _refs_in(r)}
+        if any(a.startswith("dynamodb:") for a in actions):
+            assert targets == {table_lid}, st
+        if any(a.startswith("logs:") for a in actions):
+            assert targets == {own_logs}, st
+
+
+def test_given_runs_api_when_synthesised_then_it_can_only_read(synthesis: Synthesis) -> None:
+    actions = actions_of_function(synthesis, "runs_api")
+    assert "dynamodb:PutItem" not in actions
+    assert not {a for a in actions if a.startswith(("sqs:", "states:", "ses:", "secretsmanager:"))}
+    assert {a for a in actions if a.startswith("dynamodb:")} <= GRANT_ACTIONS[Access.TABLE_READ]
+
+
+def _holders(synthesis: Synthesis, action: str) -> set[str]:
+    return {f.name for f in TOPOLOGY.functions if action in actions_of_function(synthesis, f.name)}
+
+
+def _granted(access: Access) -> set[str]:
+    return {f.name for f in TOPOLOGY.functions if any(g.access is access for g in f.grants)}
+
+
+def test_given_secrets_when_synthesised_then_only_the_ingest_function_reads_them(synthesis: Synthesis) -> None:
+    assert _holders(synthesis, "secretsmanager:GetSecretValue") == _granted(Access.SECRETS_READ) == {"webhook_ingest"}
+    secret_lids = set(synthesis.of_type("AWS::SecretsManager::Secret"))
+    for role_lid in synthesis.of_type("AWS::IAM::Role"):
+        for st in statements_of_role(synthesis, role_lid):
+            if any(a.startswith("secretsmanager:") for a in _listify(st["Action"])):
+                assert role_lid == role_lid_of_function(synthesis, "webhook_ingest")
+                assert {lid for r in _listify(st["Resource"]) for lid in _refs_in(r)} == secret_lids
+
+
+def test_given_callbacks_when_synthesised_then_only_approvals_api_can_send_task_success(
+    synthesis: Synthesis,
+) -> None:
+    assert _holders(synthesis, "states:SendTaskSuccess") == _granted(Access.STATES_CALLBACK) == {"approvals_api"}
+
+
+def test_given_workflows_when_synthesised_then_only_the_router_can_start_executions(synthesis: Synthesis) -> None:
+    assert _holders(synthesis, "states:StartExecution") == _granted(Access.STATES_START) == {"ingest_router"}
+
+
+def test_given_queue_send_when_synthesised_then_only_granted_functions_send_to_that_queue(
+    synthesis: Synthesis,
+) -> None:
+    queues = queue_lids(synthesis)
+    for fn in TOPOLOGY.functions:
+        sends = [st for st in statements_of_role(synthesis, role_lid_of_function(synthesis, fn.name))
+                 if "sqs:SendMessage" in _listify(st["Action"])]
+        targets = {lid for st in sends for r in _listify(st["Resource"]) for lid in _refs_in(r)}
+        assert targets == {queues[g.target] for g in fn.grants if g.access is Access.QUEUE_SEND}, fn.name
+
+
+def test_given_ses_send_when_synthesised_then_only_the_approval_step_may_mail_as_the_sender(
+    synthesis: Synthesis,
+) -> None:
+    assert _holders(synthesis, "ses:SendRawEmail") == _granted(Access.SES_SEND) == {"approval_request"}
+    st = next(st for st in statements_of_role(synthesis, role_lid_of_function(synthesis, "approval_request"))
+              if "ses:SendRawEmail" in _listify(st["Action"]))
+    identity_lid = next(iter(synthesis.of_type("AWS::SES::EmailIdentity")))
+    rendered = json.dumps(st["Resource"])
+    assert identity_lid in rendered and '"*"' not in rendered
+
+
+# -- SQS ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("queue", TOPOLOGY.queues, ids=lambda q: q.name)
+def test_given_queue_when_synthesised_then_it_has_a_dlq_with_the_topology_receive_count(
+    synthesis: Synthesis, queue: Any
+) -> None:
+    lids = queue_lids(synthesis)
+    props = synthesis.resources[lids[queue.name]]["Properties"]
+    assert props["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [lids[queue.dlq_name], "Arn"]},
+        "maxReceiveCount": queue.max_receive_count,
+    }
+    assert props["VisibilityTimeout"] == queue.visibility_timeout_seconds
+    assert props["MessageRetentionPeriod"] == queue.retention_days * 86400
+    dlq = synthesis.resources[lids[queue.dlq_name]]["Properties"]
+    assert dlq["MessageRetentionPeriod"] == queue.dlq_retention_days * 86400
+    for lid in (lids[queue.name], lids[queue.dlq_name]):
+        assert synthesis.resources[lid]["Properties"]["SqsManagedSseEnabled"] is True
+        policies = [p for p in synthesis.of_type("AWS::SQS::QueuePolicy").values()
+                    if {"Ref": lid} in p["Properties"]["Queues"]]
+        denies = [st for p in policies for st in p["Properties"]["PolicyDocument"]["Statement"]
+                  if st["Effect"] == "Deny" and st["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}]
+        assert denies, f"{lid} does not enforce SSL"
+
+
+@pytest.mark.parametrize("queue", TOPOLOGY.queues, ids=lambda q: q.name)
+def test_given_queue_consumer_when_synthesised_then_event_source_reports_batch_item_failures(
+    synthesis: Synthesis, queue: Any
+) -> None:
+    expected: dict[str, Any] = {
+        "EventSourceArn": {"Fn::GetAtt": [queue_lids(synthesis)[queue.name], "Arn"]},
+        "FunctionName": {"Ref": function_lid(synthesis, queue.consumer)},
+        "BatchSize": queue.batch_size,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+    }
+    if queue.max_batching_window_seconds:
+        expected["MaximumBatchingWindowInSeconds"] = queue.max_batching_window_seconds
+    synthesis.template.has_resource_properties("AWS::Lambda::EventSourceMapping", expected)
+    consumer = TOPOLOGY.function(queue.consumer)
+    assert queue.visibility_timeout_seconds >= consumer.timeout_seconds
+
+
+@pytest.mark.parametrize("queue", TOPOLOGY.queues, ids=lambda q: q.name)
+def test_given_dlq_when_synthesised_then_a_message_in_it_alarms_the_alarm_topic(
+    synthesis: Synthesis, queue: Any
+) -> None:
+    topic_lid = next(iter(synthesis.of_type("AWS::SNS::Topic")))
+    synthesis.template.has_resource_properties("AWS::CloudWatch::Alarm", {
+        "Namespace": "AWS/SQS",
+        "MetricName": "ApproximateNumberOfMessagesVisible",
+        "Dimensions": [{"Name": "QueueName",
+                        "Value": {"Fn::GetAtt": [queue_lids(synthesis)[queue.dlq_name], "QueueName"]}}],
+        "Threshold": 1,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "EvaluationPeriods": 1,
+        "AlarmActions": [{"Ref": topic_lid}],
+    })
+
+
+def test_given_alarm_topic_when_synthesised_then_it_is_encrypted_and_a_dashboard_shows_the_flow(
+    synthesis: Synthesis,
+) -> None:
+    topic = next(iter(synthesis.of_type("AWS::SNS::Topic").values()))
+    assert topic["Properties"]["KmsMasterKeyId"]
+    dashboards = synthesis.of_type("AWS::CloudWatch::Dashboard")
+    assert len(dashboards) == 1
+    body = json.dumps(next(iter(dashboards.values()))["Properties"]["DashboardBody"])
+    for metric in ("AWS/ApiGateway", "ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage",
+                   "ExecutionsFailed", "ExecutionsStarted", "Errors", "Throttles"):
+        assert metric in body, metric
+
+
+# -- Step Functions ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sm", TOPOLOGY.state_machines, ids=lambda m: m.name)
+def test_given_state_machine_when_synthesised_then_it_is_standard_traced_and_logs_without_execution_data(
+    synthesis: Synthesis, sm: Any
+) -> None:
+    _, res = state_machines_by_name(synthesis)[sm.name]
+    props = res["Properties"]
+    assert props["StateMachineType"] == "STANDARD"
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    logging = props["LoggingConfiguration"]
+    assert logging["Level"] in {"ALL", "ERROR"}
+    assert logging["IncludeExecutionData"] is False, "approval task tokens must never be logged"
+
+
+@pytest.mark.parametrize("sm", TOPOLOGY.state_machines, ids=lambda m: m.name)
+def test_given_asl_placeholders_when_synthesised_then_each_is_substituted_by_its_function_arn(
+    synthesis: Synthesis, sm: Any
+) -> None:
+    _, res = state_machines_by_name(synthesis)[sm.name]
+    subs = res["Properties"]["DefinitionSubstitutions"]
+    assert subs == {p: {"Fn::GetAtt": [function_lid(synthesis, fn), "Arn"]}
+                    for p, fn in sm.function_substitutions.items()}
+    definition = substituted_definition(synthesis, sm.name)
+    assert "${" not in json.dumps(definition)
+    used = {task_function(state) for _, state in task_states(definition["States"])}
+    assert used == set(sm.functions())
+
+
+@pytest.mark.parametrize("sm", TOPOLOGY.state_machines, ids=lambda m: m.name)
+def test_given_state_machine_role_when_synthesised_then_it_invokes_exactly_its_step_functions(
+    synthesis: Synthesis, sm: Any
+) -> None:
+    _, res = state_machines_by_name(synthesis)[sm.name]
+    role_lid = res["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    invokes = [st for st in statements_of_role(synthesis, role_lid)
+               if "lambda:InvokeFunction" in _listify(st["Action"])]
+    resources = [r for st in invokes for r in _listify(st["Resource"])]
+    assert sorted(resources, key=json.dumps) == sorted(
+        ({"Fn::GetAtt": [function_lid(synthesis, fn), "Arn"]} for fn in set(sm.functions())), key=json.dumps
+    )
+    assert actions_of_role(synthesis, role_lid) - ACTIONS_WITHOUT_RESOURCE_SCOPE == {"lambda:InvokeFunction"}
+
+
+@pytest.mark.parametrize("sm", TOPOLOGY.state_machines, ids=lambda m: m.name)
+def test_given_task_states_when_synthesised_then_each_retries_lambda_errors_with_backoff_and_jitter(
+    synthesis: Synthesis, sm: Any
+) -> None:
+    tasks = dict(task_states(substituted_definition(synthesis, sm.name)["States"]))
+    assert tasks
+    for name, state in tasks.items():
+        retriers = state.get("Retry", [])
+        assert retriers, f"{name} has no Retry"
+        for retrier in retriers:
+            assert retrier["BackoffRate"] >= 1, name
+            assert retrier["JitterStrategy"] == "FULL", name
+            assert retrier["MaxAttempts"] >= 1, name
+        retried = {e for r in retriers for e in r["ErrorEquals"]}
+        assert retried >= LAMBDA_RETRIED_ERRORS, name
+
+
+@pytest.mark.parametrize("sm", TOPOLOGY.state_machines, ids=lambda m: m.name)
+def test_given_task_states_when_synthesised_then_every_working_task_catches_all_errors(
+    synthesis: Synthesis, sm: Any
+) -> None:
+    """Every Task has a Catch that ends in a recorded failure, except the tasks that *are* that recording:
+    tasks running a function a Catch hands failures to (the outcome recorder). Their own failure, after
+    their retries, fails the execution, which raises the executions-failed alarm."""
+    states = substituted_definition(synthesis, sm.name)["States"]
+    tasks = dict(task_states(states))
+    catch_targets = {c["Next"] for _, st in tasks.items() for c in st.get("Catch", [])}
+    assert catch_targets <= set(states)
+    recorders = {task_function(states[t]) for t in catch_targets if states[t]["Type"] == "Task"}
+    for name, state in tasks.items():
+        if task_function(state) in recorders:
+            continue
+        catchers = state.get("Catch", [])
+        assert catchers, f"{name} has no Catch"
+        assert "States.ALL" in catchers[-1]["ErrorEquals"], f"{name}: the last catcher must catch States.ALL"
+        assert all(c.get("ResultPath") for c in catchers), f"{name}: a catcher would drop the run's input"
+
+
+@pytest.mark.parametrize("sm", TOPOLOGY.state_machines, ids=lambda m: m.name)
+def test_given_callback_tasks_when_synthesised_then_each_waits_with_a_timeout(synthesis: Synthesis, sm: Any) -> None:
+    tasks = dict(task_states(substituted_definition(synthesis, sm.name)["States"]))
+    waiting = {n: s for n, s in tasks.items() if s["Resource"].endswith(".waitForTaskToken")}
+    for name, state in waiting.items():
+        assert "TimeoutSeconds" in state or "TimeoutSecondsPath" in state, name
+        assert any("States.Timeout" in c["ErrorEquals"] for c in state["Catch"]), name
+        assert state["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token", name
+
+
+# -- DynamoDB, SES, Secrets ----------------------------------------------------------------------------------
+
+
+def test_given_table_when_synthesised_then_it_is_on_demand_with_pitr_ttl_and_retained(synthesis: Synthesis) -> None:
+    spec = TOPOLOGY.table
+    synthesis.template.has_resource("AWS::DynamoDB::Table", {
+        "Properties": {
+            "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": [{"AttributeName": spec.partition_key, "KeyType": "HASH"},
+                          {"AttributeName": spec.sort_key, "KeyType": "RANGE"}],
+            "AttributeDefinitions": Match.array_with([{"AttributeName": spec.partition_key, "AttributeType": "S"},
+                                                      {"AttributeName": spec.sort_key, "AttributeType": "S"}]),
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            "TimeToLiveSpecification": {"AttributeName": spec.ttl_attribute, "Enabled": True},
+        },
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+    })
+
+
+def test_given_sender_setting_when_synthesised_then_an_ses_identity_exists_for_it(synthesis: Synthesis) -> None:
+    synthesis.template.resource_count_is("AWS::SES::EmailIdentity", 1)
+    synthesis.template.has_resource_properties(
+        "AWS::SES::EmailIdentity", {"EmailIdentity": DeploymentSettings().sender_email}
+    )
+
+
+def test_given_webhook_sources_when_synthesised_then_each_has_a_retained_secret(synthesis: Synthesis) -> None:
+    for source in TOPOLOGY.webhook_sources:
+        synthesis.template.has_resource("AWS::SecretsManager::Secret", {
+            "Properties": Match.object_like({"Name": TOPOLOGY.secret_name(source.name),
+                                             "GenerateSecretString": Match.any_value()}),
+            "DeletionPolicy": "Retain",
+        })
+
+
+# -- the template as a whole ----------------------------------------------------------------------------------
+
+
+def test_given_template_when_synthesised_then_it_has_no_dependency_cycle(synthesis: Synthesis) -> None:
+    graph = {
+        lid: {d for d in _refs_in(res.get("Properties", {})) if d in synthesis.resources}
+        | set(_listify(res.get("DependsOn", [])))
+        for lid, res in synthesis.resources.items()
+    }
+    done: set[str] = set()
+
+    def visit(lid: str, path: list[str]) -> None:
+        if lid in path:
+            pytest.fail(f"dependency cycle: {' -> '.join([*path[path.index(lid):], lid])}")
+        if lid in done:
+            return
+        for dep in graph[lid]:
+            visit(dep, [*path, lid])
+        done.add(lid)
+
+    for lid in graph:
+        visit(lid, [])
+
+
+def test_given_template_when_synthesised_then_it_is_environment_agnostic(synthesis: Synthesis) -> None:
+    rendered = json.dumps(synthesis.raw)
+    assert not re.search(r"arn:aws[-a-z]*:[a-z0-9-]+:[a-z]{2}-[a-z]+-\d:\d{12}:", rendered)
+    assert synthesis.stack.environment == "aws://unknown-account/unknown-region"
+
+
+def test_given_cdk_nag_when_synthesised_then_there_are_no_unacknowledged_findings(synthesis: Synthesis) -> None:
+    assert synthesis.error is None, f"synthesis failed: {synthesis.error}"
+    report = synthesis.validation_report()
+    assert report is not None, "cdk-nag did not run"
+    for plugin in report["pluginReports"]:
+        assert plugin["conclusion"] == "success", plugin["violations"]
+        assert plugin["violations"] == []
+        for acknowledged in plugin.get("suppressedViolations", []):
+            assert len(acknowledged["reason"]) > 40, acknowledged["ruleName"]
+    assert any(p["pluginName"] == "AwsSolutions" for p in report["pluginReports"])
+
+
+# -- deployment settings (no synthesis) ------------------------------------------------------------------------
+
+
+def test_given_context_value_when_setting_resolved_then_context_wins_over_the_default() -> None:
+    stack = Stack(App(context={"interlock:approver_email": "ops@example.org"}), "Settings")
+    assert deployment_setting(stack, "approver_email") == "ops@example.org"
+    assert deployment_setting(stack, "sender_email") == DeploymentSettings().sender_email
+
+
+def test_given_unknown_setting_when_resolved_then_it_fails_loudly() -> None:
+    stack = Stack(App(context={"interlock:approver_emial": "typo@example.org"}), "Typo")
+    with pytest.raises(UnknownSettingError, match="approver_emial"):
+        check_context(stack)
+    with pytest.raises(UnknownSettingError):
+        deployment_setting(stack, "no_such_setting")
+
+
+# -- the layer ---------------------------------------------------------------------------------------------
+
+
+def test_given_pyproject_when_layer_requirements_read_then_boto3_is_left_to_the_runtime() -> None:
+    reqs = build_layer.requirements()
+    assert not [r for r in reqs if r.lower().startswith("boto3")]
+    assert any(r.startswith("pydantic") for r in reqs)
+    assert any(r.startswith("aws-lambda-powertools") for r in reqs)
+
+
+def test_given_built_layer_when_inspected_then_it_holds_arm64_wheels_and_no_local_only_code(
+    synthesis: Synthesis,
+) -> None:
+    site = build_layer.SITE_DIR
+    package = site / "interlock"
+    assert (package / "topology.py").is_file()
+    for local_only in ("local", "cli.py", "samples"):
+        assert not (package / local_only).exists(), local_only
+    assert not list(package.rglob("__pycache__"))
+    for provided in build_layer.RUNTIME_PROVIDED:
+        assert not (site / provided).exists(), provided
+    binaries = [p.name for p in (site / "pydantic_core").glob("*.so")]
+    assert binaries and all("cpython-313-aarch64-linux-gnu" in b for b in binaries), binaries
+
+
+def test_given_unchanged_requirements_when_layer_rebuilt_then_pip_is_skipped(synthesis: Synthesis) -> None:
+    assert build_layer.install_dependencies(build_layer.requirements()) is False
+
+
+def test_given_no_layer_when_stack_built_then_it_says_how_to_build_it(tmp_path: Any) -> None:
+    stack = Stack(App(), "NoLayer")
+    with pytest.raises(LayerMissingError, match="make layer"):
+        LambdaFunctions(stack, "Functions", topology=TOPOLOGY, layer_dir=tmp_path)

@@ -1,0 +1,122 @@
+"""The moto half: resources from the topology, the environment, and Step Functions -> Lambda."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import pytest
+from interlock.local.cloud import LocalCloud, render_definition
+from interlock.local.env import Deployed, EnvironmentConflict, merged_environment
+from interlock.local.functions import LocalLambda
+from interlock.topology import Function, Ref, RefKind, StateMachine, Topology
+
+from .support import API_URL, SECRETS
+
+
+def _wait_for(sfn: Any, execution_arn: str, status: str | None = None, timeout: float = 10) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described = sfn.describe_execution(executionArn=execution_arn)
+        if (status and described["status"] == status) or (not status and described["status"] != "RUNNING"):
+            return described
+        time.sleep(0.05)
+    raise AssertionError(f"{execution_arn} is still {described['status']}")
+
+
+def _wait_for_token(timeout: float = 10) -> str:
+    """The token the approval handler saw (its module is imported by the runtime on first invoke)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        module = sys.modules.get("lt_approval")
+        if module is not None and module.TOKENS:
+            return str(module.TOKENS[-1])
+        time.sleep(0.05)
+    raise AssertionError("the waitForTaskToken task was never invoked")
+
+
+def test_every_resource_of_the_topology_exists(cloud: LocalCloud) -> None:
+    sqs = cloud.client("sqs")
+    queue_url = cloud.deployed.queue_urls["work"]
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+    redrive = json.loads(attributes["RedrivePolicy"])
+    table = cloud.client("dynamodb").describe_time_to_live(TableName="interlock-timeline")
+
+    assert queue_url.endswith("/interlock-work")
+    assert attributes["VisibilityTimeout"] == "0"
+    assert redrive == {"deadLetterTargetArn": cloud.queue_arns["work-dlq"], "maxReceiveCount": 2}
+    assert table["TimeToLiveDescription"] == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
+    secret = cloud.client("secretsmanager").get_secret_value(SecretId="interlock/webhooks/form")
+    assert secret["SecretString"].split() == SECRETS["form"]
+    assert "me@example.com" in cloud.client("ses").list_identities()["Identities"]
+    machines = cloud.client("stepfunctions").list_state_machines()["stateMachines"]
+    assert {m["name"] for m in machines} == {"interlock-flow", "interlock-catch"}
+
+
+def test_the_handlers_environment_is_resolved_from_refs(cloud: LocalCloud) -> None:
+    assert os.environ["LT_QUEUE_URL"] == cloud.deployed.queue_urls["work"]
+    assert os.environ["LT_STATE_MACHINE_ARN"].endswith(":stateMachine:interlock-flow")
+    assert os.environ["LT_SENDER"] == "me@example.com"
+    assert os.environ["LT_API_URL"] == API_URL
+    assert os.environ["INTERLOCK_TABLE_NAME"] == "interlock-timeline"
+    assert os.environ["AWS_DEFAULT_REGION"] == "us-east-1"
+    assert os.environ["POWERTOOLS_METRICS_DISABLED"] == "true"
+
+
+def test_stopping_puts_the_environment_back(topology: Topology, functions: LocalLambda, monkeypatch) -> None:
+    monkeypatch.setenv("LT_VALUE", "mine")
+    monkeypatch.setenv("AWS_PROFILE", "someone")
+    local = LocalCloud(topology, functions, API_URL, SECRETS)
+    local.start()
+    assert os.environ["LT_VALUE"] == "plain" and "AWS_PROFILE" not in os.environ
+    local.stop()
+
+    assert os.environ["LT_VALUE"] == "mine"
+    assert os.environ["AWS_PROFILE"] == "someone"
+    assert "LT_QUEUE_URL" not in os.environ
+
+
+def test_a_handlers_error_type_reaches_the_state_machines_catch(cloud: LocalCloud) -> None:
+    # Given a state machine whose first task raises PartnerDown, caught into a waitForTaskToken task
+    sfn = cloud.client("stepfunctions")
+    arn = cloud.deployed.state_machine_arns["catch"]
+
+    # When it runs, and the approval task's token is sent back
+    execution = sfn.start_execution(stateMachineArn=arn, name="run-1", input=json.dumps({"id": "run-1"}))
+    token = _wait_for_token()
+    sfn.send_task_success(taskToken=token, output=json.dumps({"decision": "approved"}))
+    described = _wait_for(sfn, execution["executionArn"])
+
+    # Then the Catch matched the error by its class name, with the runtime's error document as Cause
+    assert described["status"] == "SUCCEEDED", described
+    output = json.loads(described["output"])
+    assert output["error"]["Error"] == "PartnerDown"
+    cause = json.loads(output["error"]["Cause"])
+    assert cause["errorType"] == "PartnerDown"
+    assert json.loads(cause["errorMessage"]) == {"reason": "partner_down"}
+    assert output["approval"] == {"decision": "approved"}
+
+
+def test_an_unsubstituted_placeholder_is_an_error(tmp_path, functions: LocalLambda) -> None:
+    definition = tmp_path / "bad.asl.json"
+    definition.write_text('{"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "${Nope}", "End": true}}}')
+
+    with pytest.raises(ValueError, match="Nope"):
+        render_definition(StateMachine("bad", str(definition), {}), functions)
+
+
+def test_two_functions_wanting_different_values_for_one_variable_is_a_conflict(topology: Topology) -> None:
+    clashing = Topology(
+        table=topology.table, queues=topology.queues, routes=(), state_machines=(), webhook_sources=(),
+        functions=(
+            Function("a", "m", "", env={"SHARED": Ref(RefKind.API_URL)}),
+            Function("b", "m", "", env={"SHARED": "something else"}),
+        ),
+    )
+    deployed = Deployed(table_name="t", api_url=API_URL, secret_prefix="p/")
+
+    with pytest.raises(EnvironmentConflict, match="SHARED"):
+        merged_environment(clashing, deployed, {})

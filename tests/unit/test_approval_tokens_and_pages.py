@@ -1,0 +1,195 @@
+"""Approval tokens, records and the pages behind the emailed link (no AWS)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+import pytest
+from interlock import approval_pages as pages
+from interlock.approvals import (
+    TOKEN_PATTERN,
+    ApprovalRecord,
+    ApprovalStatus,
+    Decision,
+    new_token,
+    token_hash,
+)
+
+XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+def record(**context_overrides) -> ApprovalRecord:
+    context = {
+        "ticket": {"subject": "Refund please", "body": "I want my money back", "customer_email": "ada@example.com"},
+        "classification": {"category": "refund", "confidence": 0.85},
+        "account": {"found": True, "account": {"name": "Ada", "plan": "pro"}},
+        "draft": {"body": "Hi Ada, ..."},
+        "guardrail": {"reasons": ["risky_category:refund"]},
+    }
+    context.update(context_overrides)
+    return ApprovalRecord(token_hash="h" * 64, run_id="run-1", task_token="TASK-TOKEN-SECRET",
+                          status=ApprovalStatus.PENDING, created_at=1_700_000_000.0,
+                          deadline=1_700_000_000.0 + 3600, context=context)
+
+
+# -- tokens --------------------------------------------------------------------------------------------
+
+
+def test_given_a_new_token_then_it_is_43_url_safe_characters():
+    token = new_token()
+
+    assert len(token) == 43
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", token)
+    assert TOKEN_PATTERN.match(token)
+
+
+def test_given_a_new_token_then_it_carries_256_bits():
+    token = new_token()
+
+    assert len(base64.urlsafe_b64decode(token + "=")) == 32
+
+
+def test_given_many_new_tokens_then_they_are_all_different():
+    assert len({new_token() for _ in range(1000)}) == 1000
+
+
+def test_given_a_token_then_its_stored_hash_is_its_sha256_and_does_not_contain_it():
+    token = new_token()
+
+    digest = token_hash(token)
+
+    assert digest == hashlib.sha256(token.encode()).hexdigest()
+    assert token not in digest
+    assert re.fullmatch(r"[0-9a-f]{64}", digest)
+
+
+@pytest.mark.parametrize(
+    "candidate",
+    ["", "short", "a" * 42, "a" * 44, "a" * 42 + "=", "a" * 42 + "/", "a" * 42 + "+", "a" * 42 + ".",
+     "../" + "a" * 40, "a" * 43 + "\n"],
+)
+def test_given_something_that_is_not_a_token_then_the_pattern_refuses_it(candidate):
+    assert not TOKEN_PATTERN.match(candidate)
+
+
+# -- record -------------------------------------------------------------------------------------------
+
+
+def test_given_a_pending_record_past_its_deadline_then_it_is_effectively_expired():
+    r = record()
+
+    assert r.effective_status(r.deadline - 1) is ApprovalStatus.PENDING
+    assert r.effective_status(r.deadline) is ApprovalStatus.EXPIRED
+    assert r.effective_status(r.deadline + 1) is ApprovalStatus.EXPIRED
+
+
+def test_given_a_decided_record_past_its_deadline_then_it_stays_decided():
+    r = record().model_copy(update={"status": ApprovalStatus.APPROVED})
+
+    assert r.effective_status(r.deadline + 1000) is ApprovalStatus.APPROVED
+
+
+def test_decisions_map_to_statuses():
+    assert Decision("approve").status is ApprovalStatus.APPROVED
+    assert Decision("reject").status is ApprovalStatus.REJECTED
+    with pytest.raises(ValueError):
+        Decision("approved")
+
+
+# -- pages ----------------------------------------------------------------------------------------------
+
+
+def xss_record() -> ApprovalRecord:
+    return record(
+        ticket={"subject": XSS, "body": XSS, "customer_email": f"a{XSS}@example.com"},
+        classification={"category": XSS, "confidence": XSS},
+        account={"account": {"name": XSS, "plan": XSS}},
+        draft={"body": XSS},
+        guardrail={"reasons": [XSS]},
+    )
+
+
+def assert_escaped(html: str) -> None:
+    assert "<script" not in html
+    assert "<img" not in html
+    assert "&lt;script&gt;" in html
+
+
+def test_given_an_xss_payload_in_the_ticket_when_the_pending_page_renders_then_it_is_escaped():
+    html = pages.pending(xss_record())
+
+    assert_escaped(html)
+    assert html.count("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;") >= 3  # subject, body, draft at least
+
+
+def test_given_an_xss_payload_when_the_email_renders_then_the_html_part_is_escaped():
+    _subject, text, html = pages.email(xss_record(), "https://approvals.example.com/approvals/TOKEN")
+
+    assert_escaped(html)
+    assert "https://approvals.example.com/approvals/TOKEN" in text
+
+
+def test_given_a_link_with_markup_when_the_email_renders_then_the_href_is_escaped():
+    _, _, html = pages.email(record(), 'https://x.example/"><script>alert(1)</script>')
+
+    assert "<script" not in html
+    assert 'href="https://x.example/&quot;&gt;&lt;script&gt;' in html
+
+
+def test_given_a_pending_record_when_its_page_renders_then_it_offers_post_forms_and_never_the_task_token():
+    html = pages.pending(record())
+
+    assert html.count('<form method="post">') == 2
+    assert 'name="decision" value="approve"' in html
+    assert 'name="decision" value="reject"' in html
+    assert "TASK-TOKEN-SECRET" not in html
+    assert '<meta name="robots" content="noindex">' in html
+
+
+def test_given_a_record_when_the_email_renders_then_the_task_token_is_nowhere_in_it():
+    subject, text, html = pages.email(record(), "https://a.example/approvals/T")
+
+    assert "TASK-TOKEN-SECRET" not in subject + text + html
+    assert subject == "Approval needed: Refund please"
+
+
+def test_given_a_very_long_subject_when_the_email_renders_then_the_subject_line_is_cut_at_80():
+    subject, _, _ = pages.email(record(ticket={"subject": "s" * 300}), "https://a.example/approvals/T")
+
+    assert subject == "Approval needed: " + "s" * 80
+
+
+@pytest.mark.parametrize("evil", ["Hi\r\nBcc: attacker@evil.example", "line one\nline two", "tab\there\rcr"])
+def test_given_a_subject_with_line_breaks_when_the_email_renders_then_the_subject_is_one_line(evil):
+    subject, _, _ = pages.email(record(ticket={"subject": evil}), "https://a.example/approvals/T")
+
+    assert "\r" not in subject and "\n" not in subject
+
+
+def test_given_the_security_headers_then_they_forbid_caching_referrers_and_framing():
+    h = pages.SECURITY_HEADERS
+
+    assert h["Cache-Control"] == "no-store"
+    assert h["Referrer-Policy"] == "no-referrer"
+    assert h["X-Frame-Options"] == "DENY"
+    assert h["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in h["Content-Security-Policy"]
+    assert "default-src 'none'" in h["Content-Security-Policy"]
+
+
+def test_given_a_decision_just_made_or_earlier_when_rendered_then_the_page_says_which():
+    r = record().model_copy(update={"decided_at": 1_700_000_100.0})
+
+    assert "You approved this reply" in pages.decided(ApprovalStatus.APPROVED, r, just_now=True)
+    assert "nothing will be sent" in pages.decided(ApprovalStatus.REJECTED, r, just_now=True)
+    earlier = pages.decided(ApprovalStatus.REJECTED, r, just_now=False)
+    assert "already rejected on 2023-11-14 22:15 UTC" in earlier
+    assert "<form" not in earlier
+
+
+def test_the_expired_unknown_and_bad_decision_pages_offer_no_form():
+    for html in (pages.expired(), pages.unknown(), pages.bad_decision()):
+        assert "<form" not in html
+        assert html.startswith("<!doctype html>")

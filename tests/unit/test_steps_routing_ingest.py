@@ -1,0 +1,256 @@
+"""Step runner, router and ingest service logic with in-memory fakes (no AWS)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import pytest
+from interlock.errors import CrmUnavailable, MissingData
+from interlock.ingest.service import IngestService, RawRequest
+from interlock.models import EntryState, Envelope, run_id_for, utcnow
+from interlock.routing import ROUTES, Router, StepFunctionsEngine, UnknownWorkflow, route_for
+from interlock.settings import IngestSettings
+from interlock.steps import StepInput, run_step
+from interlock.webhooks.standard import signed_headers
+from pydantic import BaseModel, ValidationError
+
+from unit.fakes import RecordingEngine, RecordingQueue, RecordingTimeline, StaticSecrets
+
+# -- run_step ---------------------------------------------------------------------------------------------
+
+
+class Doubled(BaseModel):
+    value: int
+
+
+class NumberInput(StepInput):
+    number: int
+
+
+def test_given_a_step_that_succeeds_when_run_then_its_output_is_returned_and_a_processing_entry_recorded():
+    store = RecordingTimeline()
+
+    out = run_step("double", {"run_id": "r1", "attempt": 1, "number": 21, "ignored": True}, NumberInput,
+                   lambda d: Doubled(value=d.number * 2), store)
+
+    assert out == {"value": 42}
+    [(run_id, entry, _)] = store.entries
+    assert (run_id, entry.state, entry.step, entry.attempt, entry.details) == (
+        "r1", EntryState.PROCESSING, "double", 1, {"value": 42})
+
+
+def test_given_a_summary_and_state_when_run_then_the_entry_uses_them():
+    store = RecordingTimeline()
+
+    run_step("send", {"run_id": "r1", "number": 1}, NumberInput, lambda d: Doubled(value=2), store,
+             summary=lambda out: {"short": out.value}, state=EntryState.COMPLETED)
+
+    assert store.entries[0][1].state is EntryState.COMPLETED
+    assert store.entries[0][1].details == {"short": 2}
+
+
+def test_given_a_retryable_error_when_run_then_a_retried_entry_is_left_and_the_error_propagates():
+    store = RecordingTimeline()
+
+    def work(data: NumberInput) -> Doubled:
+        raise CrmUnavailable("CRM answered 503", step="fetch_account", status=503)
+
+    with pytest.raises(CrmUnavailable):
+        run_step("fetch_account", {"run_id": "r1", "attempt": 2, "number": 1}, NumberInput, work, store)
+
+    [(_, entry, _)] = store.entries
+    assert entry.state is EntryState.RETRIED
+    assert entry.attempt == 2
+    assert entry.details == {"reason": "crm_unavailable", "message": "CRM answered 503", "retry_count": 2,
+                             "status": 503}
+
+
+def test_given_a_non_retryable_error_when_run_then_nothing_is_recorded_and_the_error_propagates():
+    store = RecordingTimeline()
+
+    def work(data: NumberInput) -> Doubled:
+        raise MissingData("nope", step="validate")
+
+    with pytest.raises(MissingData):
+        run_step("validate", {"run_id": "r1", "number": 1}, NumberInput, work, store)
+    assert store.entries == []
+
+
+def test_given_an_input_that_does_not_fit_the_model_when_run_then_it_fails_before_any_work():
+    store = RecordingTimeline()
+    called = []
+
+    with pytest.raises(ValidationError):
+        run_step("x", {"run_id": "r1", "number": "many"}, NumberInput, lambda d: called.append(d), store)
+    assert called == [] and store.entries == []
+
+
+# -- routing ----------------------------------------------------------------------------------------------
+
+
+def make_envelope(source: str = "form", event_type: str = "support.ticket") -> Envelope:
+    key = f"{source}:msg_1"
+    return Envelope(event_id="msg_1", source=source, type=event_type, payload_version="v1", received_at=utcnow(),
+                    dedupe_key=key, run_id=run_id_for(key), payload={"type": event_type, "data": {}})
+
+
+def test_the_route_table_sends_form_support_tickets_to_support_triage_and_nothing_else():
+    assert route_for("form", "support.ticket") == "support_triage"
+    assert route_for("form", "support.other") is None
+    assert route_for("stripe", "support.ticket") is None
+    assert ROUTES == {("form", "support.ticket"): "support_triage"}
+
+
+def test_given_a_routed_event_when_routed_then_processing_is_recorded_before_the_execution_named_by_run_id():
+    store, engine = RecordingTimeline(), RecordingEngine()
+    envelope = make_envelope()
+
+    Router(engine, store, {"approval_timeout_seconds": 60}).route(envelope)
+
+    assert store.states == ["processing"]
+    assert store.entries[0][2] == "support_triage"
+    [(workflow, run_id, execution_input)] = engine.started
+    assert (workflow, run_id) == ("support_triage", envelope.run_id)
+    assert execution_input == {"run_id": envelope.run_id, "envelope": envelope.model_dump(mode="json"),
+                               "policy": {"approval_timeout_seconds": 60}}
+    json.dumps(execution_input)  # the execution input must be JSON
+
+
+def test_given_an_unrouted_event_when_routed_then_the_run_fails_with_no_route_and_nothing_starts():
+    store, engine = RecordingTimeline(), RecordingEngine()
+
+    Router(engine, store, {}).route(make_envelope(event_type="invoice.paid"))
+
+    assert engine.started == []
+    [(_, entry, _)] = store.entries
+    assert entry.state is EntryState.FAILED
+    assert entry.details == {"reason": "no_route", "event_source": "form", "event_type": "invoice.paid"}
+
+
+def test_given_a_workflow_without_a_state_machine_when_started_then_unknown_workflow_is_raised():
+    with pytest.raises(UnknownWorkflow):
+        StepFunctionsEngine({}, client=object()).start("support_triage", "r", {})
+
+
+# -- ingest service -------------------------------------------------------------------------------------
+
+SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
+
+
+def ingest(body: bytes | str | None, headers: dict[str, str] | None = None, *, source: str = "form",
+           is_base64: bool = False, secrets: dict[str, list[str]] | None = None, queue: RecordingQueue | None = None,
+           store: RecordingTimeline | None = None, secrets_fail_with: Exception | None = None, **settings: Any):
+    store = store if store is not None else RecordingTimeline()
+    queue = queue if queue is not None else RecordingQueue()
+    secret_port = StaticSecrets({"form": [SECRET]} if secrets is None else secrets, fail_with=secrets_fail_with)
+    service = IngestService(IngestSettings(table_name="t", ingest_queue_url="q", **settings), secret_port,
+                            store, queue)
+    text = body.decode() if isinstance(body, bytes) else body
+    outcome = service.accept(RawRequest(source=source, headers=headers or {}, body=text, is_base64=is_base64))
+    return outcome, store, queue, secret_port
+
+
+def signed(body: bytes, msg_id: str = "msg_1") -> dict[str, str]:
+    return signed_headers(SECRET, msg_id, int(time.time()), body)
+
+
+TICKET = json.dumps({"type": "support.ticket", "data": {"subject": "s"}}).encode()
+
+
+def test_given_a_signed_ticket_when_accepted_then_one_envelope_is_created_and_queued():
+    outcome, store, queue, _ = ingest(TICKET, signed(TICKET))
+
+    assert outcome.status == 202
+    assert outcome.body == {"run_id": run_id_for("form:msg_1"), "event_id": "msg_1", "duplicate": False}
+    [envelope] = queue.sent
+    assert store.created == [envelope]
+    assert envelope.payload == {"type": "support.ticket", "timestamp": None, "data": {"subject": "s"}}
+    assert envelope.dedupe_key == "form:msg_1"
+
+
+def test_given_an_oversize_body_when_accepted_then_413_before_the_secret_is_even_read():
+    body = b"x" * 2000
+    outcome, store, queue, secrets = ingest(body, signed(body), max_body_bytes=1000)
+
+    assert outcome.status == 413
+    assert secrets.asked == [] and store.created == [] and queue.sent == []
+
+
+def test_given_a_disabled_source_when_accepted_then_404_and_no_secret_is_read():
+    outcome, _, _, secrets = ingest(TICKET, signed(TICKET), source="stripe")
+
+    assert outcome.status == 404
+    assert outcome.body["error"] == "unknown_source"
+    assert secrets.asked == []
+
+
+def test_given_a_body_marked_base64_that_is_not_when_accepted_then_400():
+    outcome, store, queue, _ = ingest("not base64!!", {}, is_base64=True)
+
+    assert outcome.status == 400
+    assert outcome.body["error"] == "bad_body"
+    assert store.created == [] and queue.sent == []
+
+
+def test_given_a_signed_body_that_is_not_utf8_when_accepted_then_400_not_a_crash():
+    body = b"\xff\xfe{\x00"
+    headers = signed(body)
+    outcome, store, queue, _ = ingest(base64.b64encode(body).decode(), headers, is_base64=True)
+
+    assert outcome.status == 400
+    assert outcome.body["error"] == "invalid_payload"
+    assert store.created == [] and queue.sent == []
+
+
+@pytest.mark.parametrize(
+    ("payload", "fragment"),
+    [
+        ([1, 2], "body"),
+        ({"type": ""}, "type"),
+        ({"type": "t", "data": "not an object"}, "data"),
+        ({"type": 5}, "type"),
+    ],
+)
+def test_given_a_payload_of_the_wrong_shape_when_accepted_then_400_names_the_field(payload, fragment):
+    body = json.dumps(payload).encode()
+    outcome, store, queue, _ = ingest(body, signed(body))
+
+    assert outcome.status == 400
+    assert outcome.body["message"].startswith(fragment)
+    assert store.created == [] and queue.sent == []
+
+
+def test_given_the_queue_fails_when_accepted_then_503_and_the_new_run_is_forgotten():
+    queue = RecordingQueue(fail_with=RuntimeError("sqs down"))
+    outcome, store, _, _ = ingest(TICKET, signed(TICKET), queue=queue)
+
+    assert outcome.status == 503
+    assert [e.run_id for e in store.forgotten] == [run_id_for("form:msg_1")]
+
+
+def test_given_a_duplicate_delivery_when_accepted_then_202_duplicate_with_an_entry_and_nothing_queued():
+    store = RecordingTimeline(existing_dedupe_keys={"form:msg_1"})
+    outcome, store, queue, _ = ingest(TICKET, signed(TICKET), store=store)
+
+    assert outcome.status == 202
+    assert outcome.body["duplicate"] is True
+    assert queue.sent == []
+    assert store.states == ["duplicate"]
+
+
+def test_given_the_secret_store_fails_when_accepted_then_503_not_404_and_nothing_is_kept():
+    outcome, store, queue, _ = ingest(TICKET, signed(TICKET), secrets_fail_with=RuntimeError("throttled"))
+
+    assert outcome.status == 503
+    assert outcome.body["error"] == "unavailable"
+    assert store.created == [] and queue.sent == []
+
+
+def test_given_a_source_with_no_secret_when_accepted_then_404_and_nothing_is_kept():
+    outcome, store, queue, _ = ingest(TICKET, signed(TICKET), secrets={})
+
+    assert outcome.status == 404
+    assert store.created == [] and queue.sent == []
