@@ -193,3 +193,17 @@ def test_the_expired_unknown_and_bad_decision_pages_offer_no_form():
     for html in (pages.expired(), pages.unknown(), pages.bad_decision()):
         assert "<form" not in html
         assert html.startswith("<!doctype html>")
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ("risky_category:refund", "refund requests always need a person"),
+        ("low_confidence:0.50<0.75", "the classification's confidence (0.50) is below 0.75"),
+        ("something_new", "something_new"),
+    ],
+)
+def test_given_a_guardrail_reason_code_when_shown_to_the_approver_then_it_reads_as_words(code, words):
+    from interlock.approval_pages import reason_text
+
+    assert reason_text(code) == words

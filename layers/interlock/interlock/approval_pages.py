@@ -47,6 +47,21 @@ def _get(ctx: dict[str, Any], *path: str) -> Any:
     return value
 
 
+def reason_text(reason: str) -> str:
+    """A guardrail reason code (``risky_category:refund``, ``low_confidence:0.50<0.75``) in words."""
+    kind, _, detail = reason.partition(":")
+    if kind == "risky_category":
+        return f"{detail} requests always need a person"
+    if kind == "low_confidence":
+        got, _, needed = detail.partition("<")
+        return f"the classification's confidence ({got}) is below {needed}"
+    return reason
+
+
+def _reasons(ctx: dict[str, Any]) -> str:
+    return "; ".join(reason_text(str(r)) for r in (_get(ctx, "guardrail", "reasons") or []))
+
+
 def _summary(record: ApprovalRecord) -> str:
     ctx = record.context
     confidence = _get(ctx, "classification", "confidence")
@@ -57,7 +72,7 @@ def _summary(record: ApprovalRecord) -> str:
         ("Subject", _get(ctx, "ticket", "subject")),
         ("Category", _get(ctx, "classification", "category")),
         ("Confidence", f"{confidence:.2f}" if isinstance(confidence, int | float) else confidence),
-        ("Why a human", ", ".join(_get(ctx, "guardrail", "reasons") or [])),
+        ("Why a person", _reasons(ctx)),
         ("Account", f"{account.get('name')} ({account.get('plan')})" if account else "not found"),
         ("Link expires", _when(record.deadline)),
     ]
@@ -111,7 +126,7 @@ def bad_decision() -> str:
 def email(record: ApprovalRecord, link: str) -> tuple[str, str, str]:
     ctx = record.context
     subject_line = str(_get(ctx, "ticket", "subject") or "a support reply")
-    reasons = ", ".join(_get(ctx, "guardrail", "reasons") or [])
+    reasons = _reasons(ctx)
     # One line: a customer's subject may carry CR/LF, which no mail header may hold (and which would crash
     # the approval request instead of reaching the approver).
     subject = f"Approval needed: {' '.join(subject_line.split())[:80]}"
