@@ -10,7 +10,7 @@ from typing import Any
 def client(service: str) -> Any:
     import boto3  # deferred: a module that never talks to AWS never pays for boto3's import
 
-    return boto3.client(service)  # type: ignore[call-overload]
+    return boto3.client(service)
 
 
 def reset() -> None:

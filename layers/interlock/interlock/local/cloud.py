@@ -135,7 +135,7 @@ class LocalCloud:
         import boto3
 
         if service not in self._clients:
-            self._clients[service] = boto3.client(service, region_name=self.region)  # type: ignore[call-overload]
+            self._clients[service] = boto3.client(service, region_name=self.region)
         return self._clients[service]
 
     # -- resources ------------------------------------------------------------------------------------------
