@@ -104,8 +104,8 @@ class Runtime:
         while time.monotonic() < deadline:
             for message in self.emails():
                 text = message.get_body(preferencelist=("plain",))
-                content = text.get_content() if text else ""
-                if run_id in content or run_id in str(message.get_body(preferencelist=("html",))):
+                content = text.get_content() if text else ""  # decoded: parts may be base64 on the wire
+                if f"Run: {run_id}" in content:
                     match = re.search(r"https?://\S+/approvals/[A-Za-z0-9_-]+", content)
                     assert match, content
                     return match.group(0)

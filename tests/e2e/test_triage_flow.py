@@ -30,6 +30,7 @@ def test_given_a_low_risk_ticket_when_sent_then_it_completes_with_no_approval(ru
     assert classify["details"]["category"] == "billing"
     account = next(e for e in run["timeline"] if e["step"] == "fetch_account")
     assert account["details"]["found"] is True
+    assert [(c["tool"], c["outcome"]) for c in account["details"]["tool_calls"]] == [("crm.find_account", "found")]
     assert run["timeline"][-1]["state"] == "completed"
     replies = httpx.get(f"{runtime.url}/_local/helpdesk/replies").json()["replies"]
     assert [r for r in replies if r["run_id"] == body["run_id"]]

@@ -80,7 +80,9 @@ def test_given_a_ticket_when_the_happy_path_tasks_run_in_asl_order_then_the_run_
     assert state["classification"]["category"] == "billing"
     assert state["account"]["account"]["plan"] == "pro"
     assert "on the pro plan" in state["draft"]["body"]
+    calls = state["delivery"].pop("tool_calls")
     assert state["delivery"] == {"reply_id": "rep_1", "to": "ada@example.com"}
+    assert [(c["tool"], c["outcome"]) for c in calls] == [("helpdesk.send_reply", "sent")]
     assert sent[0].headers["Idempotency-Key"] == run.run_id
     assert [(s, step) for s, step, _, _ in entries(run.run_id)] == [
         ("received", "ingest"), ("processing", "validate"), ("processing", "classify"),
@@ -125,7 +127,8 @@ def test_given_the_crm_is_down_when_the_account_is_fetched_then_a_retried_entry_
         lambda_context,
     )
 
-    assert partial == {"found": False, "partial": True, "reason": "crm_unavailable", "account": None}
+    assert partial == {"found": False, "partial": True, "reason": "crm_unavailable", "account": None,
+                       "tool_calls": []}
     assert [(s, step, attempt) for s, step, attempt, _ in entries(run.run_id)[1:]] == [
         ("retried", "fetch_account", 0), ("retried", "fetch_account", 1), ("processing", "fetch_account", 0)]
     assert entries(run.run_id)[1][3]["status"] == 503
@@ -135,7 +138,8 @@ def test_given_the_crm_is_down_when_the_account_is_fetched_then_a_retried_entry_
 def test_given_no_crm_configured_when_the_account_is_fetched_then_the_run_continues_partial(run, lambda_context):
     result = step_fetch_account.handler({"run_id": run.run_id, "attempt": 0, "ticket": DATA}, lambda_context)
 
-    assert result == {"found": False, "partial": True, "reason": "crm_not_configured", "account": None}
+    assert result == {"found": False, "partial": True, "reason": "crm_not_configured", "account": None,
+                      "tool_calls": []}
 
 
 def test_given_no_helpdesk_configured_when_sending_then_the_task_fails_not_configured_and_nothing_completes(

@@ -155,6 +155,14 @@ def test_given_a_record_when_the_email_renders_then_the_task_token_is_nowhere_in
     assert subject == "Approval needed: Refund please"
 
 
+def test_given_a_record_when_the_email_renders_then_its_text_names_the_run_and_carries_the_link():
+    rec = record()
+    _, text, _ = pages.email(rec, "https://a.example/approvals/T")
+
+    assert f"Run: {rec.run_id}" in text
+    assert "https://a.example/approvals/T" in text
+
+
 def test_given_a_very_long_subject_when_the_email_renders_then_the_subject_line_is_cut_at_80():
     subject, _, _ = pages.email(record(ticket={"subject": "s" * 300}), "https://a.example/approvals/T")
 

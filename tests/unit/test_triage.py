@@ -143,9 +143,11 @@ def test_given_the_crm_has_no_account_through_http_when_fetching_then_found_is_f
     mock = httpx.MockTransport(lambda r: httpx.Response(404))
     data = triage.TicketInput(run_id=RUN_ID, ticket=triage.Ticket(**GOOD))
 
-    assert triage.fetch_account(data, HttpCrm("https://crm.example.com", transport=mock)) == triage.AccountContext(
-        found=False
-    )
+    context = triage.fetch_account(data, HttpCrm("https://crm.example.com", transport=mock))
+
+    assert (context.found, context.partial, context.account) == (False, False, None)
+    assert [(c.tool, c.outcome) for c in context.tool_calls] == [("crm.find_account", "not_found")]
+    assert context.tool_calls[0].latency_ms >= 0
 
 
 def test_given_the_crm_is_down_through_http_when_fetching_then_crm_unavailable_reaches_step_functions():
@@ -240,7 +242,8 @@ def test_given_the_helpdesk_accepts_when_sending_through_http_then_the_delivery_
     delivery = triage.send_reply(send_input(), HttpHelpdesk("https://h.example.com",
                                                             transport=httpx.MockTransport(answer)))
 
-    assert delivery == triage.Delivery(reply_id="rep_1", to="ada@example.com")
+    assert (delivery.reply_id, delivery.to) == ("rep_1", "ada@example.com")
+    assert [(c.tool, c.outcome) for c in delivery.tool_calls] == [("helpdesk.send_reply", "sent")]
     assert seen[0].headers["Idempotency-Key"] == RUN_ID
 
 

@@ -132,7 +132,7 @@ def email(record: ApprovalRecord, link: str) -> tuple[str, str, str]:
     subject = f"Approval needed: {' '.join(subject_line.split())[:80]}"
     text = (
         f"A support reply needs your approval ({reasons}).\n\n"
-        f"Ticket: {subject_line}\nFrom: {_get(ctx, 'ticket', 'customer_email')}\n"
+        f"Ticket: {subject_line}\nFrom: {_get(ctx, 'ticket', 'customer_email')}\nRun: {record.run_id}\n"
         f"Category: {_get(ctx, 'classification', 'category')}\n\n"
         f"Review and decide here (the link works once and expires {_when(record.deadline)}):\n{link}\n"
     )

@@ -6,6 +6,7 @@ in ``functions/`` only wires it to the Lambda event. Retries, waits and branchin
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -30,11 +31,20 @@ class Ticket(BaseModel):
     customer_name: str | None = None
 
 
+class ToolCall(BaseModel):
+    """A call to a system of record, as the timeline shows it (failed calls leave ``retried`` entries)."""
+
+    tool: str
+    outcome: str
+    latency_ms: int
+
+
 class AccountContext(BaseModel):
     found: bool
     partial: bool = False
     reason: str | None = None
     account: Account | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
 
 
 class Draft(BaseModel):
@@ -46,6 +56,7 @@ class Draft(BaseModel):
 class Delivery(BaseModel):
     reply_id: str
     to: str
+    tool_calls: list[ToolCall] = Field(default_factory=list)
 
 
 class ValidateInput(StepInput):
@@ -109,8 +120,11 @@ def classify(data: TicketInput, classifier: TicketClassifier) -> Classification:
 def fetch_account(data: TicketInput, crm: Crm | None) -> AccountContext:
     if crm is None:
         return AccountContext(found=False, partial=True, reason="crm_not_configured")
+    started = time.perf_counter()
     account = crm.find_account(data.ticket.customer_email)
-    return AccountContext(found=account is not None, account=account)
+    call = ToolCall(tool="crm.find_account", outcome="found" if account else "not_found",
+                    latency_ms=round((time.perf_counter() - started) * 1000))
+    return AccountContext(found=account is not None, account=account, tool_calls=[call])
 
 
 TEMPLATES: dict[str, str] = {
@@ -146,8 +160,12 @@ def send_reply(data: SendInput, helpdesk: Helpdesk | None) -> Delivery:
     if helpdesk is None:
         raise NotConfigured("no helpdesk is configured (INTERLOCK_HELPDESK_BASE_URL)", step="send_reply",
                             reason="helpdesk_not_configured")
+    started = time.perf_counter()
     reply_id = helpdesk.send_reply(data.run_id, data.ticket.customer_email, data.draft.subject, data.draft.body)
-    return Delivery(reply_id=reply_id, to=data.ticket.customer_email)
+    call = ToolCall(tool="helpdesk.send_reply", outcome="sent",
+                    latency_ms=round((time.perf_counter() - started) * 1000))
+    count("RunsCompleted")
+    return Delivery(reply_id=reply_id, to=data.ticket.customer_email, tool_calls=[call])
 
 
 # -- outcomes that are not a step's success: recorded by the run recorder -----------------------------------
