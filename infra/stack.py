@@ -3,7 +3,8 @@
 Everything is driven by ``interlock.topology.TOPOLOGY``: no route, queue, function, secret or state
 machine is named here. The order of construction is the order of dependencies: resources first, then the
 functions with their literal settings, then what is built from the functions (event sources, state
-machines, the API), then the functions' ``Ref`` settings and grants, and last the monitoring.
+machines, the execution watches on those state machines, the API), then the functions' ``Ref`` settings
+and grants, and last the monitoring.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from infra.constructs.monitoring import Monitoring
 from infra.constructs.queues import WorkQueues
 from infra.constructs.secrets import WebhookSecrets
 from infra.constructs.storage import TimelineStorage
+from infra.constructs.watchdog import ExecutionWatches
 from infra.constructs.workflows import Workflows
 from infra.context import check_context, deployment_setting
 from infra.naming import construct_id
@@ -53,6 +55,8 @@ class InterlockStack(Stack):
             consumer = topology.function(wq.spec.consumer)
             wq.connect_consumer(self.functions[consumer.name].function, consumer.timeout_seconds)
         self.workflows = Workflows(self, "Workflows", specs=topology.state_machines, functions=self.functions)
+        self.watches = ExecutionWatches(self, "ExecutionWatches", specs=topology.execution_watches,
+                                        functions=self.functions, state_machines=self.workflows.state_machines)
         self.api = PublicApi(self, "Api", routes=topology.routes, functions=self.functions)
         self.functions.wire(
             WiringTargets(
@@ -71,6 +75,7 @@ class InterlockStack(Stack):
             queues=self.queues,
             functions=self.functions,
             workflows=self.workflows,
+            watches=self.watches,
             api=self.api.api,
         )
         self._outputs()
@@ -85,6 +90,9 @@ class InterlockStack(Stack):
             CfnOutput(self, f"{construct_id(wq.spec.name)}QueueUrl", value=wq.queue.queue_url)
             CfnOutput(self, f"{construct_id(wq.spec.name)}DlqArn", value=wq.dlq.queue_arn,
                       description=f"Redrive source for {wq.spec.name} (docs/deploy.md)")
+        for watch in self.watches:
+            CfnOutput(self, f"{construct_id(watch.spec.name)}DlqUrl", value=watch.dlq.queue_url,
+                      description=f"Events of the {watch.spec.name} watch that could not be handled (docs/deploy.md)")
         for name, sm in self.workflows.state_machines.items():
             CfnOutput(self, f"{construct_id(name)}StateMachineArn", value=sm.state_machine_arn)
         for source, secret in self.secrets.by_source.items():

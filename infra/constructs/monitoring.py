@@ -1,5 +1,6 @@
 """Alarms and the dashboard: an encrypted SNS alarm topic, DLQ and stuck-work alarms, and a CloudWatch
-dashboard following a run from the API through the ingest queue and router to the workflows."""
+dashboard following a run from the API through the ingest queue and router to the workflows and the
+watchdog under them."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
-from interlock.topology import Topology
+from interlock.topology import METRICS_NAMESPACE, Topology
 
 from infra.constructs.functions import LambdaFunction, LambdaFunctions
 from infra.constructs.queues import WorkQueues
+from infra.constructs.watchdog import ExecutionWatches
 from infra.constructs.workflows import Workflows
 from infra.naming import construct_id, physical_name
 
@@ -25,7 +27,8 @@ WIDTH = 8  # three widgets per dashboard row (24 columns)
 
 class Monitoring(Construct):
     def __init__(self, scope: Construct, cid: str, *, topology: Topology, queues: WorkQueues,
-                 functions: LambdaFunctions, workflows: Workflows, api: apigw.RestApi) -> None:
+                 functions: LambdaFunctions, workflows: Workflows, watches: ExecutionWatches,
+                 api: apigw.RestApi) -> None:
         super().__init__(scope, cid)
         # SNS encrypts with a customer key: CloudWatch cannot use the AWS-managed SNS key to publish.
         self.key = kms.Key(
@@ -69,6 +72,23 @@ class Monitoring(Construct):
             )
             self.alarms += [dlq_alarm, age_alarm]
 
+        for watch in watches:
+            self.alarms.append(cw.Alarm(
+                self,
+                f"{construct_id(watch.spec.name)}DlqDepth",
+                alarm_name=physical_name(self, f"{watch.spec.dlq_name}-not-empty"),
+                alarm_description=(
+                    f"Messages in the {watch.spec.dlq_name} DLQ: execution status events that {watch.spec.function} "
+                    "could not record, so a run whose execution failed may still show 'processing'. Inspect them, "
+                    "fix the cause, then replay them (docs/deploy.md)."
+                ),
+                metric=watch.dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ))
+
         for wf in workflows:
             self.alarms.append(cw.Alarm(
                 self,
@@ -76,7 +96,8 @@ class Monitoring(Construct):
                 alarm_name=physical_name(self, f"{wf.spec.name}-executions-failed"),
                 alarm_description=(
                     f"{wf.spec.name} executions failed: a run failed and its reason is on its timeline "
-                    "(GET /runs/{run_id}), or recording the outcome itself failed (see the execution history)."
+                    "(GET /runs/{run_id}). An execution that failed outside the workflow's own recording is "
+                    "recorded there by the watchdog as execution_failed; its execution history shows why."
                 ),
                 metric=wf.state_machine.metric_failed(period=PERIOD, statistic="Sum"),
                 threshold=1,
@@ -92,10 +113,10 @@ class Monitoring(Construct):
             self, "Dashboard", dashboard_name=physical_name(self, "runs"),
             default_interval=Duration.hours(3),
         )
-        self._dashboard(topology, queues, functions, workflows, api)
+        self._dashboard(topology, queues, functions, workflows, watches, api)
 
     def _dashboard(self, topology: Topology, queues: WorkQueues, functions: LambdaFunctions,
-                   workflows: Workflows, api: apigw.RestApi) -> None:
+                   workflows: Workflows, watches: ExecutionWatches, api: apigw.RestApi) -> None:
         d = self.dashboard
         stack = Stack.of(self)
         d.add_widgets(cw.TextWidget(
@@ -169,6 +190,29 @@ class Monitoring(Construct):
             )
             steps = [functions[n] for n in sorted(set(wf.spec.functions()))]
             d.add_widgets(*self._function_row(f"{wf.spec.name} steps", steps))
+
+        # The watchdog: executions that stopped outside their workflow's Catch blocks.
+        for watch in watches:
+            fn = functions[watch.spec.function]
+            rule = {"RuleName": watch.rule.rule_name}
+            d.add_widgets(
+                cw.GraphWidget(title=f"Watch {watch.spec.name}: events", width=WIDTH, left=[
+                    cw.Metric(namespace="AWS/Events", metric_name="TriggeredRules", dimensions_map=rule,
+                              period=PERIOD, statistic="Sum", label="matched"),
+                    cw.Metric(namespace="AWS/Events", metric_name="FailedInvocations", dimensions_map=rule,
+                              period=PERIOD, statistic="Sum", label="not delivered"),
+                    fn.function.metric_errors(period=PERIOD, statistic="Sum", label=f"{fn.spec.name} errors"),
+                ]),
+                cw.GraphWidget(title=f"Watch {watch.spec.name}: runs ended by {fn.spec.name}", width=WIDTH, left=[
+                    cw.Metric(namespace=METRICS_NAMESPACE, metric_name="ExecutionFailuresRecorded",
+                              dimensions_map={"service": fn.spec.name}, period=PERIOD, statistic="Sum",
+                              label="recorded"),
+                ]),
+                cw.SingleValueWidget(title=f"DLQ {watch.spec.dlq_name}: messages", width=WIDTH, metrics=[
+                    watch.dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum",
+                                                                            label="in DLQ"),
+                ]),
+            )
 
     @staticmethod
     def _function_row(title: str, fns: list[LambdaFunction]) -> list[cw.IWidget]:

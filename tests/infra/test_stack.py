@@ -1,8 +1,8 @@
 """The synthesised CloudFormation template against the topology it is built from.
 
 One synthesis per session (see conftest.py). The tests read the template the way CloudFormation will:
-every route, function, queue, state machine and secret of the topology is there, nothing else is, and
-each function's role allows what its grants say and nothing more.
+every route, function, queue, state machine, secret and execution watch of the topology is there, nothing
+else is, and each function's role allows what its grants say and nothing more.
 """
 
 from __future__ import annotations
@@ -51,6 +51,9 @@ QUEUE_CONSUMER_ACTIONS = {
     "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
     "sqs:GetQueueUrl",
 }
+# A function fed by an execution watch sends its failed asynchronous invocations to the watch's DLQ (Lambda's
+# on-failure destination, sent with the function's role).
+WATCH_DLQ_ACTIONS = {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
 ACTIONS_WITHOUT_RESOURCE_SCOPE = {  # AWS supports no resource-level permission for these
     "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
     "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
@@ -135,6 +138,8 @@ def expected_actions(fn: Function) -> set[str]:
         expected |= GRANT_ACTIONS[grant.access]
     if any(q.consumer == fn.name for q in TOPOLOGY.queues):
         expected |= QUEUE_CONSUMER_ACTIONS
+    if any(w.function == fn.name for w in TOPOLOGY.execution_watches):
+        expected |= WATCH_DLQ_ACTIONS
     return expected
 
 
@@ -142,6 +147,11 @@ def queue_lids(s: Synthesis) -> dict[str, str]:
     """Queue name as deployed (without the stack prefix) -> logical id."""
     prefix = f"{STACK_NAME}-"
     return {r["Properties"]["QueueName"].removeprefix(prefix): lid for lid, r in s.of_type("AWS::SQS::Queue").items()}
+
+
+def rules_by_name(s: Synthesis) -> dict[str, tuple[str, dict[str, Any]]]:
+    prefix = f"{STACK_NAME}-"
+    return {r["Properties"]["Name"].removeprefix(prefix): (lid, r) for lid, r in s.of_type("AWS::Events::Rule").items()}
 
 
 def state_machines_by_name(s: Synthesis) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -212,7 +222,9 @@ def test_given_topology_when_synthesised_then_functions_queues_routes_machines_a
     synthesis: Synthesis,
 ) -> None:
     assert set(functions_by_name(synthesis)) == {f.name for f in TOPOLOGY.functions}
-    assert set(queue_lids(synthesis)) == {q.name for q in TOPOLOGY.queues} | {q.dlq_name for q in TOPOLOGY.queues}
+    assert set(queue_lids(synthesis)) == ({q.name for q in TOPOLOGY.queues} | {q.dlq_name for q in TOPOLOGY.queues}
+                                          | {w.dlq_name for w in TOPOLOGY.execution_watches})
+    assert set(rules_by_name(synthesis)) == {w.name for w in TOPOLOGY.execution_watches}
     assert routes_in_template(synthesis) == {(r.method, r.path, r.function) for r in TOPOLOGY.routes}
     assert set(state_machines_by_name(synthesis)) == {sm.name for sm in TOPOLOGY.state_machines}
     secrets = {r["Properties"]["Name"] for r in synthesis.of_type("AWS::SecretsManager::Secret").values()}
@@ -434,7 +446,9 @@ def test_given_queue_send_when_synthesised_then_only_granted_functions_send_to_t
         sends = [st for st in statements_of_role(synthesis, role_lid_of_function(synthesis, fn.name))
                  if "sqs:SendMessage" in _listify(st["Action"])]
         targets = {lid for st in sends for r in _listify(st["Resource"]) for lid in _refs_in(r)}
-        assert targets == {queues[g.target] for g in fn.grants if g.access is Access.QUEUE_SEND}, fn.name
+        granted = {queues[g.target] for g in fn.grants if g.access is Access.QUEUE_SEND}
+        dead_letters = {queues[w.dlq_name] for w in TOPOLOGY.execution_watches if w.function == fn.name}
+        assert targets == granted | dead_letters, fn.name
 
 
 def test_given_ses_send_when_synthesised_then_only_the_approval_step_may_mail_as_the_sender(
@@ -612,6 +626,107 @@ def test_given_callback_tasks_when_synthesised_then_each_waits_with_a_timeout(sy
         assert "TimeoutSeconds" in state or "TimeoutSecondsPath" in state, name
         assert any("States.Timeout" in c["ErrorEquals"] for c in state["Catch"]), name
         assert state["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token", name
+
+
+# -- EventBridge: the execution watches (the watchdog under the workflows' Catch blocks) --------------------
+
+
+@pytest.mark.parametrize("watch", TOPOLOGY.execution_watches, ids=lambda w: w.name)
+def test_given_execution_watch_when_synthesised_then_its_rule_matches_those_statuses_of_those_machines(
+    synthesis: Synthesis, watch: Any
+) -> None:
+    _, rule = rules_by_name(synthesis)[watch.name]
+    machines = state_machines_by_name(synthesis)
+    props = rule["Properties"]
+    assert props["State"] == "ENABLED"
+    assert "EventBusName" not in props, "Step Functions puts its events on the default bus"
+    assert props["EventPattern"] == {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {
+            "status": list(watch.statuses),
+            "stateMachineArn": [{"Ref": machines[name][0]} for name in watch.state_machines],  # Ref is the ARN
+        },
+    }
+    assert set(watch.statuses) == {"FAILED", "TIMED_OUT", "ABORTED"}
+
+
+@pytest.mark.parametrize("watch", TOPOLOGY.execution_watches, ids=lambda w: w.name)
+def test_given_execution_watch_when_synthesised_then_its_function_is_the_target_and_what_fails_goes_to_its_dlq(
+    synthesis: Synthesis, watch: Any
+) -> None:
+    rule_lid, rule = rules_by_name(synthesis)[watch.name]
+    fn_lid = function_lid(synthesis, watch.function)
+    dlq_arn = {"Fn::GetAtt": [queue_lids(synthesis)[watch.dlq_name], "Arn"]}
+    (target,) = rule["Properties"]["Targets"]
+    # EventBridge retries an undeliverable event, then sends it to the DLQ...
+    assert target["Arn"] == {"Fn::GetAtt": [fn_lid, "Arn"]}
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": watch.retry_attempts,
+                                     "MaximumEventAgeInSeconds": watch.max_event_age_seconds}
+    assert target["DeadLetterConfig"] == {"Arn": dlq_arn}
+    synthesis.template.has_resource_properties("AWS::Lambda::Permission", {
+        "Action": "lambda:InvokeFunction",
+        "FunctionName": {"Fn::GetAtt": [fn_lid, "Arn"]},
+        "Principal": "events.amazonaws.com",
+        "SourceArn": {"Fn::GetAtt": [rule_lid, "Arn"]},
+    })
+    # ...and Lambda retries a delivered event whose invocation failed, then sends its record to the same DLQ.
+    synthesis.template.has_resource_properties("AWS::Lambda::EventInvokeConfig", {
+        "FunctionName": {"Ref": fn_lid},
+        "Qualifier": "$LATEST",
+        "MaximumRetryAttempts": watch.async_retry_attempts,
+        "DestinationConfig": {"OnFailure": {"Destination": dlq_arn}},
+    })
+
+
+@pytest.mark.parametrize("watch", TOPOLOGY.execution_watches, ids=lambda w: w.name)
+def test_given_execution_watch_dlq_when_synthesised_then_it_is_encrypted_ssl_only_and_only_its_senders_send(
+    synthesis: Synthesis, watch: Any
+) -> None:
+    dlq_lid = queue_lids(synthesis)[watch.dlq_name]
+    props = synthesis.resources[dlq_lid]["Properties"]
+    assert props["SqsManagedSseEnabled"] is True
+    assert props["MessageRetentionPeriod"] == watch.dlq_retention_days * 86400
+    statements = [st for p in synthesis.of_type("AWS::SQS::QueuePolicy").values()
+                  if {"Ref": dlq_lid} in p["Properties"]["Queues"]
+                  for st in p["Properties"]["PolicyDocument"]["Statement"]]
+    assert [st for st in statements
+            if st["Effect"] == "Deny" and st["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}]
+    (allow,) = [st for st in statements if st["Effect"] == "Allow"]
+    rule_lid, _ = rules_by_name(synthesis)[watch.name]
+    assert allow["Principal"] == {"Service": "events.amazonaws.com"}
+    assert allow["Action"] == "sqs:SendMessage"
+    assert allow["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule_lid, "Arn"]}}}
+    senders = {fn.name for fn in TOPOLOGY.functions
+               for st in statements_of_role(synthesis, role_lid_of_function(synthesis, fn.name))
+               if "sqs:SendMessage" in _listify(st["Action"])
+               and dlq_lid in {lid for r in _listify(st["Resource"]) for lid in _refs_in(r)}}
+    assert senders == {watch.function}
+
+
+@pytest.mark.parametrize("watch", TOPOLOGY.execution_watches, ids=lambda w: w.name)
+def test_given_execution_watch_dlq_when_synthesised_then_a_message_in_it_alarms_the_alarm_topic(
+    synthesis: Synthesis, watch: Any
+) -> None:
+    topic_lid = next(iter(synthesis.of_type("AWS::SNS::Topic")))
+    synthesis.template.has_resource_properties("AWS::CloudWatch::Alarm", {
+        "AlarmName": f"{STACK_NAME}-{watch.dlq_name}-not-empty",
+        "Namespace": "AWS/SQS",
+        "MetricName": "ApproximateNumberOfMessagesVisible",
+        "Dimensions": [{"Name": "QueueName",
+                        "Value": {"Fn::GetAtt": [queue_lids(synthesis)[watch.dlq_name], "QueueName"]}}],
+        "Threshold": 1,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "EvaluationPeriods": 1,
+        "AlarmActions": [{"Ref": topic_lid}],
+        "OKActions": [{"Ref": topic_lid}],
+    })
+
+
+def test_given_the_topology_then_every_workflow_is_watched_by_the_watchdog() -> None:
+    watched = {name for w in TOPOLOGY.execution_watches for name in w.state_machines}
+    assert watched == {sm.name for sm in TOPOLOGY.state_machines}
+    assert {w.function for w in TOPOLOGY.execution_watches} == {"run_watchdog"}
 
 
 # -- DynamoDB, SES, Secrets ----------------------------------------------------------------------------------

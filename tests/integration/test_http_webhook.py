@@ -9,7 +9,7 @@ from typing import Any
 
 import http_webhook
 import pytest
-from interlock.models import Envelope, run_id_for
+from interlock.models import Envelope, run_id_for, utcnow
 from interlock.timeline import DynamoTimelineStore
 from interlock.webhooks.standard import sign, signed_headers
 
@@ -407,3 +407,38 @@ def test_given_accepted_and_refused_deliveries_when_logged_then_no_secret_or_sig
     assert secret.removeprefix("whsec_") not in logged
     assert good["webhook-signature"].split(",", 1)[1] not in logged
     assert bad["webhook-signature"].split(",", 1)[1] not in logged
+
+
+# -- a delivery whose function died between recording and queueing ---------------------------------------------
+
+
+def test_given_an_acceptance_that_died_before_queueing_when_the_sender_retries_then_the_event_is_not_lost(
+    cloud, secret, lambda_context
+):
+    body = body_of(TICKET)
+    headers = as_sent(signed_headers(secret, "msg_crashed", int(time.time()), body))
+    run_id = run_id_for("form:msg_crashed")
+    # The first delivery recorded the run and died: nothing reached the queue.
+    crashed = Envelope(event_id="msg_crashed", source="form", type="support.ticket",
+                       payload_version="standard-webhooks.v1", received_at=utcnow(), dedupe_key="form:msg_crashed",
+                       run_id=run_id, payload=json.loads(body))
+    assert store().create_run_once(crashed, 3600)
+
+    # A retry soon after is told to come back, not acknowledged as a duplicate of an event nobody queued.
+    status, answer, _ = post(lambda_context, body=body, headers=headers)
+    assert (status, answer["error"]) == (409, "in_progress")
+    assert cloud.queue_depth() == 0
+
+    # Once the acceptance is stale, the next retry takes it over and queues the event.
+    key = {"pk": {"S": "DEDUPE#form:msg_crashed"}, "sk": {"S": "#DEDUPE"}}
+    cloud.dynamodb.update_item(TableName=TABLE_NAME, Key=key, UpdateExpression="SET accepted_at = :old",
+                               ExpressionAttributeValues={":old": {"N": str(time.time() - 600)}})
+    status, answer, _ = post(lambda_context, body=body, headers=headers)
+    assert status == 202 and answer == {"run_id": run_id, "event_id": "msg_crashed", "duplicate": False}
+    assert cloud.queue_depth() == 1
+
+    # And from then on it is a plain duplicate.
+    status, answer, _ = post(lambda_context, body=body, headers=headers)
+    assert status == 202 and answer["duplicate"] is True
+    assert cloud.queue_depth() == 1
+    assert [e.state.value for e in store().get(run_id).timeline] == ["received", "duplicate"]

@@ -11,7 +11,7 @@ import http_webhook
 import pytest
 import queue_router
 from interlock.models import Envelope, run_id_for, utcnow
-from interlock.timeline import DynamoTimelineStore
+from interlock.timeline import DedupeState, DynamoTimelineStore
 from interlock.topology import TOPOLOGY
 from interlock.webhooks.standard import signed_headers
 
@@ -217,3 +217,15 @@ def test_given_a_webhook_accepted_by_ingest_when_its_queued_message_is_routed_th
     assert result == {"batchItemFailures": []}
     assert [e["name"] for e in sfn.list_executions(stateMachineArn=arn)["executions"]] == [accepted["run_id"]]
     assert [s for s, _, _ in timeline(accepted["run_id"])] == ["received", "processing"]
+
+
+def test_given_an_envelope_whose_ingest_died_before_marking_it_when_routed_then_its_dedupe_key_is_queued(
+    state_machine, lambda_context
+):
+    envelope = new_run()  # recorded by ingest, still "accepting": the ingest function died after sending
+    store = DynamoTimelineStore(TABLE_NAME)
+    assert store.dedupe_record(envelope.dedupe_key).state is DedupeState.ACCEPTING
+
+    assert deliver(lambda_context, sqs_record(envelope.model_dump_json())) == {"batchItemFailures": []}
+
+    assert store.dedupe_record(envelope.dedupe_key).state is DedupeState.QUEUED

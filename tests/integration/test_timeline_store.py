@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from interlock.models import EntryState, Envelope, RunStatus, TimelineEntry, run_id_for, utcnow
-from interlock.timeline import DynamoTimelineStore
+from interlock.timeline import DedupeRecord, DedupeState, DynamoTimelineStore
 
 from integration.support import TABLE_NAME
 
@@ -209,3 +209,43 @@ def test_given_an_entry_recorded_for_a_run_that_does_not_exist_when_read_then_th
     store.record("ghost", TimelineEntry(state=EntryState.PROCESSING, step="router"))
 
     assert store.get("ghost") is None
+
+
+# -- two-phase acceptance ------------------------------------------------------------------------------------
+
+
+def test_given_a_new_run_then_its_dedupe_key_is_accepting_until_marked_queued(store):
+    env = envelope("msg_phase")
+    store.create_run_once(env, 3600)
+
+    first = store.dedupe_record(env.dedupe_key)
+    assert first is not None and first.state is DedupeState.ACCEPTING and first.run_id == env.run_id
+    store.mark_queued(env)
+    assert store.dedupe_record(env.dedupe_key).state is DedupeState.QUEUED
+    assert store.dedupe_record("form:never") is None
+
+
+def test_given_an_abandoned_acceptance_when_taken_over_then_it_is_gone_and_can_be_created_afresh(store, cloud):
+    env = envelope("msg_abandoned")
+    store.create_run_once(env, 3600)
+    stale = store.dedupe_record(env.dedupe_key)
+
+    assert store.take_over(env, stale) is True
+
+    assert cloud.items() == []
+    assert store.create_run_once(env, 3600) is True
+
+
+def test_given_a_queued_or_changed_record_when_taken_over_then_it_is_left_alone(store, cloud):
+    env = envelope("msg_queued")
+    store.create_run_once(env, 3600)
+    stale = store.dedupe_record(env.dedupe_key)
+    store.mark_queued(env)
+
+    assert store.take_over(env, stale) is False
+    other = envelope("msg_other")
+    store.create_run_once(other, 3600)
+    seen = store.dedupe_record(other.dedupe_key)
+    assert store.take_over(other, DedupeRecord(seen.run_id, seen.state, seen.accepted_at - 1)) is False
+    assert {i["pk"]["S"] for i in cloud.items() if i["sk"]["S"] == "#DEDUPE"} == {
+        "DEDUPE#form:msg_queued", "DEDUPE#form:msg_other"}

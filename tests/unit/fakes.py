@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from interlock.models import Envelope, RunView, TimelineEntry
+from interlock.timeline import DedupeRecord, DedupeState
 
 
 @dataclass
@@ -16,12 +17,35 @@ class RecordingTimeline:
     created: list[Envelope] = field(default_factory=list)
     forgotten: list[Envelope] = field(default_factory=list)
     existing_dedupe_keys: set[str] = field(default_factory=set)
+    # dedupe key -> (run id, accepted_at) of an acceptance that never reached the queue
+    accepting: dict[str, tuple[str, float]] = field(default_factory=dict)
+    queued_keys: set[str] = field(default_factory=set)
+    taken_over: list[Envelope] = field(default_factory=list)
 
     def create_run_once(self, envelope: Envelope, dedupe_ttl_seconds: int) -> bool:
-        if envelope.dedupe_key in self.existing_dedupe_keys:
+        if envelope.dedupe_key in self.existing_dedupe_keys or envelope.dedupe_key in self.accepting:
             return False
         self.existing_dedupe_keys.add(envelope.dedupe_key)
         self.created.append(envelope)
+        return True
+
+    def mark_queued(self, envelope: Envelope) -> None:
+        self.queued_keys.add(envelope.dedupe_key)
+
+    def dedupe_record(self, dedupe_key: str) -> DedupeRecord | None:
+        if dedupe_key in self.accepting:
+            run_id, accepted_at = self.accepting[dedupe_key]
+            return DedupeRecord(run_id, DedupeState.ACCEPTING, accepted_at)
+        if dedupe_key in self.existing_dedupe_keys:
+            return DedupeRecord("run", DedupeState.QUEUED, 0.0)
+        return None
+
+    def take_over(self, envelope: Envelope, stale: DedupeRecord) -> bool:
+        if self.accepting.get(envelope.dedupe_key, (None, None))[1] != stale.accepted_at:
+            return False
+        del self.accepting[envelope.dedupe_key]
+        self.taken_over.append(envelope)
+        self.forget_new_run(envelope)
         return True
 
     def forget_new_run(self, envelope: Envelope) -> None:

@@ -254,3 +254,41 @@ def test_given_a_source_with_no_secret_when_accepted_then_404_and_nothing_is_kep
 
     assert outcome.status == 404
     assert store.created == [] and queue.sent == []
+
+
+# -- two-phase acceptance: nothing is acknowledged as a duplicate before it is on the queue ----------------
+
+
+def test_given_a_delivery_still_being_accepted_when_a_retry_arrives_then_409_and_nothing_is_recorded_or_queued():
+    store = RecordingTimeline(accepting={"form:msg_1": (run_id_for("form:msg_1"), time.time() - 1)})
+
+    outcome, store, queue, _ = ingest(TICKET, signed(TICKET), store=store)
+
+    assert outcome.status == 409
+    assert outcome.body["error"] == "in_progress"
+    assert queue.sent == [] and store.entries == [] and store.taken_over == []
+
+
+def test_given_an_abandoned_acceptance_when_a_retry_arrives_then_it_takes_over_and_queues_the_event():
+    store = RecordingTimeline(accepting={"form:msg_1": (run_id_for("form:msg_1"), time.time() - 120)})
+
+    outcome, store, queue, _ = ingest(TICKET, signed(TICKET), store=store, accepting_stale_seconds=60)
+
+    assert outcome.status == 202
+    assert outcome.body == {"run_id": run_id_for("form:msg_1"), "event_id": "msg_1", "duplicate": False}
+    assert [e.dedupe_key for e in store.taken_over] == ["form:msg_1"]
+    assert [e.dedupe_key for e in queue.sent] == ["form:msg_1"]
+    assert store.queued_keys == {"form:msg_1"}
+
+
+def test_given_a_queued_event_when_accepted_then_its_dedupe_key_is_marked_queued():
+    _, store, queue, _ = ingest(TICKET, signed(TICKET))
+
+    assert store.queued_keys == {queue.sent[0].dedupe_key}
+
+
+def test_given_the_queue_fails_when_accepted_then_nothing_is_marked_queued():
+    _, store, _, _ = ingest(TICKET, signed(TICKET), queue=RecordingQueue(fail_with=RuntimeError("sqs down")))
+
+    assert store.queued_keys == set()
+    assert [e.dedupe_key for e in store.forgotten] == ["form:msg_1"]

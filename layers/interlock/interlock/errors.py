@@ -11,6 +11,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+# The Error of a workflow's terminal Fail state, entered only after RecordFailure has put the run's failure
+# and its reason on the timeline. An execution that failed with any other error ended outside the workflow's
+# own recording, and the watchdog (interlock/watchdog.py) records it. The ASL files must use this name.
+RUN_FAILED = "RunFailed"
+
 
 class StepError(Exception):
     """A step could not do its job. ``reason`` is the snake_case reason recorded on the timeline."""

@@ -62,6 +62,9 @@ class Router:
 
     def route(self, envelope: Envelope) -> None:
         logger.append_keys(correlation_id=envelope.run_id)
+        # It reached the queue: later deliveries of the same event are duplicates, even if the ingest
+        # function died before it could say so itself.
+        self.store.mark_queued(envelope)
         workflow = route_for(envelope.source, envelope.type)
         if workflow is None:
             self.store.record(

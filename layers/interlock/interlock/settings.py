@@ -38,6 +38,9 @@ class IngestSettings(TableSettings):
     timestamp_tolerance_seconds: int = Field(default=300, gt=0)
     secret_cache_seconds: int = Field(default=300, ge=0)
     dedupe_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+    # A delivery still "accepting" after this long was abandoned (the function died between recording it
+    # and queueing it): the sender's next retry takes it over. Must exceed the ingest function's timeout.
+    accepting_stale_seconds: int = Field(default=60, gt=0)
 
     def source_enabled(self, source: str) -> bool:
         return source in {s.strip() for s in self.enabled_sources.split(",") if s.strip()}

@@ -9,6 +9,7 @@ run record             ``RUN#<run_id>``             ``#RUN``
 timeline entry         ``RUN#<run_id>``             ``TL#<ns since epoch, 20 digits>#<random>``
 dedupe key             ``DEDUPE#<source>:<id>``     ``#DEDUPE``
 approval               ``APPROVAL#<sha256(token)>`` ``#APPROVAL``
+once marker            ``ONCE#<key>``               ``#ONCE``
 =====================  ===========================  =============================================
 
 A query on ``RUN#<run_id>`` returns the run record first and then its entries in time order.
@@ -22,7 +23,9 @@ import json
 import os
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from interlock import aws
@@ -44,15 +47,49 @@ class RunNotFound(LookupError):
     pass
 
 
+class RecordOnce(StrEnum):
+    """What :meth:`TimelineStore.record_once` did."""
+
+    RECORDED = "recorded"  # the entry is on the timeline and moved the run's status
+    RECORDED_KEPT_STATUS = "recorded_kept_status"  # the entry is on the timeline; the run was terminal already
+    DUPLICATE = "duplicate"  # an entry with this key was recorded before: nothing written
+    UNKNOWN_RUN = "unknown_run"  # no such run: nothing written
+
+
+class DedupeState(StrEnum):
+    ACCEPTING = "accepting"  # recorded, not yet confirmed on the queue
+    QUEUED = "queued"  # on the queue: later deliveries are duplicates
+
+
+@dataclass(frozen=True)
+class DedupeRecord:
+    run_id: str
+    state: DedupeState
+    accepted_at: float
+
+
 class TimelineStore(Protocol):
     def create_run_once(self, envelope: Envelope, dedupe_ttl_seconds: int) -> bool:
-        """Record a new run as ``received``; False (and nothing written) when its dedupe key exists."""
+        """Record a new run as ``received`` and its dedupe key as ``accepting``; False (and nothing
+        written) when the dedupe key exists."""
+
+    def mark_queued(self, envelope: Envelope) -> None:
+        """The envelope is on the queue: from now on a delivery with its dedupe key is a duplicate."""
+
+    def dedupe_record(self, dedupe_key: str) -> DedupeRecord | None: ...
+
+    def take_over(self, envelope: Envelope, stale: DedupeRecord) -> bool:
+        """Remove an abandoned acceptance (still ``accepting`` as ``stale`` was) so a retry can accept
+        the event afresh; False if it changed meanwhile (queued, or taken over by another retry)."""
 
     def forget_new_run(self, envelope: Envelope) -> None:
         """Undo :meth:`create_run_once` for a run that could not be queued."""
 
     def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None) -> None:
         """Append an entry; move the run's status as the entry says, never out of a terminal status."""
+
+    def record_once(self, run_id: str, entry: TimelineEntry, key: str) -> RecordOnce:
+        """:meth:`record`, at most once per ``key`` and only for a run that exists, atomically."""
 
     def get(self, run_id: str) -> RunView | None: ...
 
@@ -77,6 +114,7 @@ def _n(value: int | float) -> dict[str, str]:
 class DynamoTimelineStore:
     RUN_SK = "#RUN"
     DEDUPE_SK = "#DEDUPE"
+    ONCE_SK = "#ONCE"
 
     def __init__(self, table_name: str, client: Any | None = None) -> None:
         self.table_name = table_name
@@ -114,6 +152,8 @@ class DynamoTimelineStore:
                                 "pk": _s(f"DEDUPE#{envelope.dedupe_key}"),
                                 "sk": _s(self.DEDUPE_SK),
                                 "run_id": _s(envelope.run_id),
+                                "state": _s(DedupeState.ACCEPTING.value),
+                                "accepted_at": _n(time.time()),
                                 "expires_at": _n(int(time.time()) + dedupe_ttl_seconds),
                             },
                             "ConditionExpression": "attribute_not_exists(pk)",
@@ -146,6 +186,47 @@ class DynamoTimelineStore:
             raise
         return True
 
+    def _dedupe_key(self, dedupe_key: str) -> dict[str, Any]:
+        return {"pk": _s(f"DEDUPE#{dedupe_key}"), "sk": _s(self.DEDUPE_SK)}
+
+    def mark_queued(self, envelope: Envelope) -> None:
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._dedupe_key(envelope.dedupe_key),
+                UpdateExpression="SET #state = :queued",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":queued": _s(DedupeState.QUEUED.value)},
+            )
+
+    def dedupe_record(self, dedupe_key: str) -> DedupeRecord | None:
+        item = self.client.get_item(TableName=self.table_name, Key=self._dedupe_key(dedupe_key),
+                                    ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        return DedupeRecord(
+            run_id=item["run_id"]["S"],
+            # Records written before the two-phase acceptance existed were only written once queued.
+            state=DedupeState(item.get("state", {}).get("S", DedupeState.QUEUED.value)),
+            accepted_at=float(item.get("accepted_at", {}).get("N", "0")),
+        )
+
+    def take_over(self, envelope: Envelope, stale: DedupeRecord) -> bool:
+        try:
+            self.client.delete_item(
+                TableName=self.table_name,
+                Key=self._dedupe_key(envelope.dedupe_key),
+                ConditionExpression="#state = :accepting AND accepted_at = :seen",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":accepting": _s(DedupeState.ACCEPTING.value),
+                                           ":seen": _n(stale.accepted_at)},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        self.forget_new_run(envelope)
+        return True
+
     def forget_new_run(self, envelope: Envelope) -> None:
         items = self.client.query(
             TableName=self.table_name,
@@ -154,12 +235,67 @@ class DynamoTimelineStore:
             ProjectionExpression="pk, sk",
         )["Items"]
         keys = [{"pk": i["pk"], "sk": i["sk"]} for i in items]
-        keys.append({"pk": _s(f"DEDUPE#{envelope.dedupe_key}"), "sk": _s(self.DEDUPE_SK)})
+        keys.append(self._dedupe_key(envelope.dedupe_key))
         for key in keys:
             self.client.delete_item(TableName=self.table_name, Key=key)
 
     def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None) -> None:
         self.client.put_item(TableName=self.table_name, Item=self._entry_item(run_id, entry))
+        # The run is already terminal (or unknown): the entry stands on the timeline, the status stays.
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+            self.client.update_item(TableName=self.table_name, **self._run_update(run_id, entry, workflow))
+
+    def record_once(self, run_id: str, entry: TimelineEntry, key: str) -> RecordOnce:
+        """One transaction writes a marker for ``key`` (only if absent), the entry and the run's new status.
+
+        When the run's status may not move (it is terminal) or the run does not exist, a second transaction
+        writes the marker and the entry only if the run exists, leaving its status as it is. Either way the
+        marker, the entry and the status move are all-or-nothing, so a retry after a crash records it then.
+        """
+        marker = {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": {
+                    "pk": _s(f"ONCE#{key}"),
+                    "sk": _s(self.ONCE_SK),
+                    "run_id": _s(run_id),
+                    "expires_at": _n(int(time.time()) + RUN_RETENTION_SECONDS),
+                },
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        put_entry = {"Put": {"TableName": self.table_name, "Item": self._entry_item(run_id, entry)}}
+        move = {"Update": {"TableName": self.table_name, **self._run_update(run_id, entry, None)}}
+        reasons = self._transact([marker, put_entry, move])
+        if reasons is None:
+            return RecordOnce.RECORDED
+        if reasons[0] == "ConditionalCheckFailed":
+            return RecordOnce.DUPLICATE
+        run_exists = {
+            "ConditionCheck": {
+                "TableName": self.table_name,
+                "Key": {"pk": _s(run_pk(run_id)), "sk": _s(self.RUN_SK)},
+                "ConditionExpression": "attribute_exists(pk)",
+            }
+        }
+        reasons = self._transact([marker, put_entry, run_exists])
+        if reasons is None:
+            return RecordOnce.RECORDED_KEPT_STATUS
+        return RecordOnce.DUPLICATE if reasons[0] == "ConditionalCheckFailed" else RecordOnce.UNKNOWN_RUN
+
+    def _transact(self, items: list[dict[str, Any]]) -> list[str] | None:
+        """None when written; the items' cancellation codes when a condition failed (other errors raise)."""
+        try:
+            self.client.transact_write_items(TransactItems=items)
+        except self.client.exceptions.TransactionCanceledException as exc:
+            codes = [str(r.get("Code") or "None") for r in exc.response.get("CancellationReasons", [])]
+            if "ConditionalCheckFailed" not in codes:
+                raise
+            return codes + ["None"] * (len(items) - len(codes))
+        return None
+
+    def _run_update(self, run_id: str, entry: TimelineEntry, workflow: str | None) -> dict[str, Any]:
+        """The update of the run record an entry implies: ``updated_at``, and the status unless terminal."""
         status = STATUS_AFTER.get(entry.state)
         sets = ["updated_at = :now"]
         values: dict[str, Any] = {":now": _s(entry.at.isoformat())}
@@ -176,18 +312,15 @@ class DynamoTimelineStore:
             for i, value in enumerate(terminal):
                 values[f":t{i}"] = _s(value)
             condition += " AND NOT #status IN (" + ", ".join(f":t{i}" for i in range(len(terminal))) + ")"
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
+        update: dict[str, Any] = {
             "Key": {"pk": _s(run_pk(run_id)), "sk": _s(self.RUN_SK)},
             "UpdateExpression": "SET " + ", ".join(sets),
             "ConditionExpression": condition,
             "ExpressionAttributeValues": values,
         }
         if names:
-            kwargs["ExpressionAttributeNames"] = names
-        # The run is already terminal (or unknown): the entry stands on the timeline, the status stays.
-        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
-            self.client.update_item(**kwargs)
+            update["ExpressionAttributeNames"] = names
+        return update
 
     def _entry_item(self, run_id: str, entry: TimelineEntry) -> dict[str, Any]:
         return {

@@ -2,10 +2,13 @@
 
 Both realisations are built from this module and from nothing else:
 
-* ``infra/`` turns it into a CDK stack (API Gateway, Lambda, SQS + DLQ, DynamoDB, Step Functions, SES).
-* ``interlock.local`` turns it into the embedded local cloud (moto + an HTTP server + an SQS poller).
+* ``infra/`` turns it into a CDK stack (API Gateway, Lambda, SQS + DLQ, DynamoDB, Step Functions, SES,
+  EventBridge rules).
+* ``interlock.local`` turns it into the embedded local cloud (moto + an HTTP server + an SQS poller + an
+  emulation of the EventBridge rules on execution status changes).
 
-A route, queue, function, secret or state machine that is not declared here exists in neither.
+A route, queue, function, secret, state machine or execution watch that is not declared here exists in
+neither.
 Values that only exist once deployed (a queue URL, a state machine ARN, the API URL) are written as
 :class:`Ref` and resolved by each realisation.
 """
@@ -115,6 +118,32 @@ class StateMachine:
         return list(self.function_substitutions.values())
 
 
+EXECUTION_STOPPED_UNSUCCESSFULLY = ("FAILED", "TIMED_OUT", "ABORTED")
+
+
+@dataclass(frozen=True)
+class ExecutionWatch:
+    """Step Functions' "Execution Status Change" events of some state machines, delivered to a function.
+
+    On AWS an EventBridge rule (source ``aws.states``) matching ``statuses`` of ``state_machines``, whose
+    target is ``function``; locally a poller that builds the same events from the executions' status.
+    An event that cannot be delivered, or whose invocations all fail, lands in the watch's DLQ.
+    """
+
+    name: str
+    function: str  # fed the EventBridge event, invoked asynchronously
+    state_machines: tuple[str, ...]
+    statuses: tuple[str, ...] = EXECUTION_STOPPED_UNSUCCESSFULLY
+    retry_attempts: int = 8  # EventBridge's retries when it cannot deliver to the function
+    max_event_age_seconds: int = 24 * 3600  # how long EventBridge keeps trying, then the event goes to the DLQ
+    async_retry_attempts: int = 2  # Lambda's retries of a failed (asynchronous) invocation, then the DLQ
+    dlq_retention_days: int = 14
+
+    @property
+    def dlq_name(self) -> str:
+        return f"{self.name}-dlq"
+
+
 @dataclass(frozen=True)
 class Table:
     name: str = "timeline"
@@ -138,6 +167,7 @@ class Topology:
     state_machines: tuple[StateMachine, ...]
     webhook_sources: tuple[WebhookSource, ...]
     secret_prefix: str = "interlock/webhooks/"
+    execution_watches: tuple[ExecutionWatch, ...] = ()
 
     def function(self, name: str) -> Function:
         for fn in self.functions:
@@ -157,6 +187,12 @@ class Topology:
                 return sm
         raise KeyError(f"no state machine named {name!r} in the topology")
 
+    def execution_watch(self, name: str) -> ExecutionWatch:
+        for watch in self.execution_watches:
+            if watch.name == name:
+                return watch
+        raise KeyError(f"no execution watch named {name!r} in the topology")
+
     def secret_name(self, source: str) -> str:
         return f"{self.secret_prefix}{source}"
 
@@ -167,6 +203,7 @@ class Topology:
 
 INGEST_QUEUE = "ingest"
 SUPPORT_TRIAGE = "support_triage"
+EXECUTION_FAILURES = "execution_failures"
 
 _TABLE = Ref(RefKind.TABLE_NAME)
 _COMMON_ENV: dict[str, str | Ref] = {
@@ -245,6 +282,13 @@ def build() -> Topology:
               timeout=15, INTERLOCK_HELPDESK_BASE_URL=Ref(RefKind.SETTING, "helpdesk_base_url")),
         _step("run_recorder", "step_record_outcome",
               "Record a run's terminal outcome (failed, rejected, escalated) or a partial step"),
+        Function(
+            name="run_watchdog",
+            module="events_execution_status",
+            description="Execution failed, timed out or aborted outside the workflow's Catch: record it on its run",
+            grants=(_READ, _WRITE),
+            env=_env(),
+        ),
     )
     routes = (
         Route("POST", "/webhooks/{source}", "webhook_ingest"),
@@ -273,6 +317,13 @@ def build() -> Topology:
             },
         ),
     )
+    # The safety net under every workflow's Catch blocks (interlock/watchdog.py): an execution that stops
+    # unsuccessfully outside them (States.Runtime, the recorder failing, an operator's abort, a timeout)
+    # still ends its run, recorded with a reason.
+    execution_watches = (
+        ExecutionWatch(name=EXECUTION_FAILURES, function="run_watchdog",
+                       state_machines=tuple(sm.name for sm in state_machines)),
+    )
     return Topology(
         table=Table(),
         queues=queues,
@@ -280,6 +331,7 @@ def build() -> Topology:
         routes=routes,
         state_machines=state_machines,
         webhook_sources=(WebhookSource("form", "standard-webhooks"),),
+        execution_watches=execution_watches,
     )
 
 

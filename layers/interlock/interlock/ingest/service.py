@@ -15,7 +15,7 @@ from interlock.ingest.ports import EventQueue, WebhookSecrets
 from interlock.models import EntryState, Envelope, TimelineEntry, run_id_for, utcnow
 from interlock.observability import count, logger
 from interlock.settings import IngestSettings
-from interlock.timeline import TimelineStore
+from interlock.timeline import DedupeState, TimelineStore
 from interlock.webhooks import standard
 
 FORM_PAYLOAD_VERSION = "standard-webhooks.v1"
@@ -107,7 +107,13 @@ class IngestService:
             payload=payload.model_dump(mode="json"),
         )
         logger.append_keys(correlation_id=envelope.run_id)
-        if not self.store.create_run_once(envelope, self.settings.dedupe_ttl_seconds):
+        if not self._record_new(envelope):
+            existing = self.store.dedupe_record(dedupe_key)
+            if existing is not None and existing.state is DedupeState.ACCEPTING:
+                # The first delivery is still being accepted (or was abandoned, and taking it over
+                # failed because another retry did): not yet safe to acknowledge as a duplicate.
+                return _error(409, "in_progress", "an earlier delivery of this event is still being accepted; "
+                                                  "retry shortly")
             self.store.record(
                 envelope.run_id,
                 TimelineEntry(state=EntryState.DUPLICATE, step="ingest",
@@ -122,9 +128,30 @@ class IngestService:
             logger.exception("could not queue the event; asking the sender to retry")
             self.store.forget_new_run(envelope)
             return _error(503, "unavailable", "the event could not be queued; retry later")
+        try:
+            self.store.mark_queued(envelope)
+        except Exception:
+            # It is queued, which is what counts; the router marks it queued too when it picks it up.
+            logger.exception("could not mark the event queued")
         count("EventsReceived")
         logger.info("event accepted", extra={"source": source, "event_type": payload.type})
         return Outcome(202, {"run_id": envelope.run_id, "event_id": msg_id, "duplicate": False})
+
+    def _record_new(self, envelope: Envelope) -> bool:
+        """Record the run; True if this delivery is the one to queue it.
+
+        A delivery whose dedupe key is still ``accepting`` long after it was recorded was abandoned
+        (the function died before queueing it); this delivery takes it over, so the event is not lost.
+        """
+        if self.store.create_run_once(envelope, self.settings.dedupe_ttl_seconds):
+            return True
+        existing = self.store.dedupe_record(envelope.dedupe_key)
+        if (existing is None or existing.state is not DedupeState.ACCEPTING
+                or time.time() - existing.accepted_at < self.settings.accepting_stale_seconds):
+            return False
+        logger.warning("taking over an abandoned acceptance", extra={"accepted_at": existing.accepted_at})
+        return self.store.take_over(envelope, existing) and self.store.create_run_once(
+            envelope, self.settings.dedupe_ttl_seconds)
 
     @staticmethod
     def _raw_body(request: RawRequest) -> bytes | None:

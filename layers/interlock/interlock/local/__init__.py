@@ -1,7 +1,8 @@
 """The embedded local cloud: the topology realised in one process, with no AWS account and no Docker.
 
 moto plays DynamoDB, SQS, Step Functions (executing the real ASL), SES and Secrets Manager; a stdlib
-HTTP server plays API Gateway; a poller plays the SQS event source mapping; the handlers in
+HTTP server plays API Gateway; a poller plays the SQS event source mapping; another plays the
+EventBridge rules on Step Functions' execution status changes; the handlers in
 ``functions/`` run in-process behind a Lambda-shaped invoke. Start it with ``interlock run``.
 
 This package imports nothing heavy at import time: ``interlock send`` uses :mod:`interlock.local.secrets`

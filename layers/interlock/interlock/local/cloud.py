@@ -2,8 +2,8 @@
 
 Creates what the CDK stack creates (table with TTL, each queue with its DLQ and redrive policy,
 one Secrets Manager secret per webhook source, the SES sender identity, each state machine from its
-ASL file with the function ARNs substituted), then sets the process environment the handlers read
-and routes Step Functions' Lambda invocations to the local runtime.
+ASL file with the function ARNs substituted, each execution watch's DLQ), then sets the process
+environment the handlers read and routes Step Functions' Lambda invocations to the local runtime.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from interlock.local import env as local_env
 from interlock.local import get_logger
 from interlock.local.functions import ACCOUNT_ID, REGION, LocalLambda, cold_start_reset
-from interlock.topology import APP_NAME, Queue, StateMachine, Topology
+from interlock.topology import APP_NAME, ExecutionWatch, Queue, StateMachine, Topology
 
 log = get_logger(__name__)
 
@@ -85,6 +85,7 @@ class LocalCloud:
         self.region = REGION
         self.deployed: local_env.Deployed | None = None
         self.queue_arns: dict[str, str] = {}
+        self.watch_dlq_urls: dict[str, str] = {}  # execution watch name -> its DLQ's URL
         self._mock: Any = None
         self._env = EnvironmentPatch()
         self._uninstall_bridge: Any = None
@@ -146,6 +147,7 @@ class LocalCloud:
         self._create_secrets()
         self._verify_sender()
         machines = {sm.name: self._create_state_machine(sm) for sm in self.topology.state_machines}
+        self.watch_dlq_urls = {watch.name: self._create_watch_dlq(watch) for watch in self.topology.execution_watches}
         return local_env.Deployed(
             table_name=table_name,
             api_url=self.api_url,
@@ -200,6 +202,14 @@ class LocalCloud:
     def _queue_arn(self, url: str) -> str:
         attributes = self.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
         return str(attributes["Attributes"]["QueueArn"])
+
+    def _create_watch_dlq(self, watch: ExecutionWatch) -> str:
+        url = str(self.client("sqs").create_queue(
+            QueueName=resource_name(watch.dlq_name),
+            Attributes={"MessageRetentionPeriod": str(watch.dlq_retention_days * 86400)},
+        )["QueueUrl"])
+        self.queue_arns[watch.dlq_name] = self._queue_arn(url)
+        return url
 
     def dlq_url(self, queue: str) -> str:
         name = resource_name(self.topology.queue(queue).dlq_name)

@@ -4,10 +4,12 @@ Start order matters and is the reverse of stop order:
 
 1. secrets (so the Secrets Manager secrets can be created), 2. the HTTP socket (so the port, even an
 ephemeral one, is known before ``INTERLOCK_PUBLIC_BASE_URL`` and the fakes' URLs are resolved),
-3. moto and every resource, 4. serving HTTP, 5. the SQS pollers, 6. the outbox.
+3. moto and every resource, 4. serving HTTP, 5. the SQS pollers and the execution watches' pollers,
+6. the outbox.
 
 Stopping first closes the doors (HTTP, pollers), lets running invocations finish, stops running
-executions and only then stops moto, so no handler is left talking to an AWS that is gone.
+executions and only then stops moto, so no handler is left talking to an AWS that is gone (and the
+executions the runtime itself aborts on its way out are not announced to the watchdog).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from interlock.local import secrets as local_secrets
 from interlock.local.cloud import LocalCloud
 from interlock.local.env import setting
 from interlock.local.event_sources import SqsEventSource
+from interlock.local.execution_events import ExecutionStatusEvents
 from interlock.local.functions import LocalLambda
 from interlock.local.gateway import Gateway
 from interlock.local.outbox import Outbox
@@ -52,6 +55,7 @@ class LocalRuntime:
         functions: LocalLambda | None = None,
         echo: Callable[[str], None] | None = console,
         poll_idle_seconds: float = 0.2,
+        watch_poll_seconds: float = 0.5,
     ) -> None:
         self.port = port
         self.state_dir = Path(state_dir)
@@ -60,10 +64,12 @@ class LocalRuntime:
         self.functions = functions or LocalLambda(topology)
         self.echo = echo
         self.poll_idle_seconds = poll_idle_seconds
+        self.watch_poll_seconds = watch_poll_seconds
         self.secrets: dict[str, list[str]] = {}
         self.gateway: Gateway | None = None
         self.cloud: LocalCloud | None = None
         self.event_sources: list[SqsEventSource] = []
+        self.execution_watches: list[ExecutionStatusEvents] = []
         self.outbox: Outbox | None = None
         self._stopped = threading.Event()
 
@@ -94,6 +100,15 @@ class LocalRuntime:
                                         self.functions.invoke, sqs, self.cloud.region, self.poll_idle_seconds)
                 source.start()
                 self.event_sources.append(source)
+            sfn = self.cloud.client("stepfunctions")
+            for watch in self.topology.execution_watches:
+                poller = ExecutionStatusEvents(
+                    watch, deployed.state_machine_arns, self.functions.invoke, sfn, sqs,
+                    self.cloud.watch_dlq_urls[watch.name], self.functions.arn(watch.function), self.cloud.region,
+                    self.functions.account, self.watch_poll_seconds,
+                )
+                poller.start()
+                self.execution_watches.append(poller)
             self.outbox = Outbox(self.outbox_dir, self.echo)
             self.outbox.start()
         except BaseException:
@@ -111,6 +126,9 @@ class LocalRuntime:
         for source in self.event_sources:
             source.stop()
         self.event_sources = []
+        for poller in self.execution_watches:
+            poller.stop()
+        self.execution_watches = []
         if not self.functions.close(timeout=5):
             log.warning("some invocations were still running when the runtime stopped")
         if self.outbox is not None:

@@ -1,0 +1,197 @@
+"""An execution watch's EventBridge rule, emulated: Step Functions' execution status changes as events.
+
+On AWS, Step Functions puts a "Step Functions Execution Status Change" event on the default event bus
+whenever a Standard execution changes status, and the watch's rule sends the matching ones to its function.
+moto runs the state machines but emits no events, so for each topology
+:class:`~interlock.topology.ExecutionWatch` this polls the watched state machines' executions in the
+watched statuses (``ListExecutions`` with a status filter), and for each execution it has not announced yet
+builds the event as AWS shapes it (:func:`status_change_event`, from ``DescribeExecution``) and invokes the
+watch's function through the local Lambda runtime.
+
+Delivery follows the deployed target: the function is invoked asynchronously (here: from the poller's own
+thread), and a failed invocation is tried again, ``1 + async_retry_attempts`` times in all (on the next
+polls, without Lambda's minutes of backoff), after which Lambda's invocation record goes to the watch's
+DLQ, shaped as Lambda's on-failure destination sends it.
+
+What it remembers lives in memory: a new runtime is a new moto with no executions, so nothing is missed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from interlock.local import get_logger
+from interlock.local.functions import Invocation
+from interlock.topology import ExecutionWatch
+
+log = get_logger(__name__)
+
+DETAIL_TYPE = "Step Functions Execution Status Change"
+SOURCE = "aws.states"
+Invoke = Callable[[str, Any], Invocation]
+
+
+def _millis(value: datetime | None) -> int | None:
+    return None if value is None else int(value.timestamp() * 1000)
+
+
+def _iso_seconds(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def status_change_event(execution: Mapping[str, Any], region: str, account: str,
+                        event_id: str | None = None) -> dict[str, Any]:
+    """The EventBridge event for an execution, from ``DescribeExecution``'s answer (boto3's shape).
+
+    The envelope is EventBridge's (``version`` "0", ``time`` to the second, ``resources`` the execution);
+    the ``detail`` is the execution with its dates in epoch milliseconds, ``inputDetails`` and
+    ``outputDetails`` where there is an input or output, and ``error`` and ``cause`` (null unless it failed).
+    """
+    stopped = execution.get("stopDate")
+    input_ = execution.get("input")
+    output = execution.get("output")
+    return {
+        "version": "0",
+        "id": event_id or str(uuid.uuid4()),
+        "detail-type": DETAIL_TYPE,
+        "source": SOURCE,
+        "account": account,
+        "time": _iso_seconds(stopped or datetime.now(UTC)),
+        "region": region,
+        "resources": [execution["executionArn"]],
+        "detail": {
+            "executionArn": execution["executionArn"],
+            "stateMachineArn": execution["stateMachineArn"],
+            "name": execution["name"],
+            "status": execution["status"],
+            "startDate": _millis(execution.get("startDate")),
+            "stopDate": _millis(stopped),
+            "input": input_,
+            "inputDetails": {"included": True} if input_ is not None else None,
+            "output": output,
+            "outputDetails": {"included": True} if output is not None else None,
+            "error": execution.get("error"),
+            "cause": execution.get("cause"),
+            "redriveCount": execution.get("redriveCount", 0),
+        },
+    }
+
+
+def invocation_record(event: dict[str, Any], invocation: Invocation, function_arn: str,
+                      attempts: int) -> dict[str, Any]:
+    """What Lambda sends an on-failure destination once an asynchronous invocation's retries are spent."""
+    error = invocation.error
+    return {
+        "version": "1.0",
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "requestContext": {
+            "requestId": invocation.request_id,
+            "functionArn": f"{function_arn}:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": error.payload() if error else invocation.payload,
+    }
+
+
+class ExecutionStatusEvents:
+    """One watch's rule: :meth:`poll_once` announces what stopped since the last poll, :meth:`start` loops it."""
+
+    def __init__(self, watch: ExecutionWatch, state_machine_arns: Mapping[str, str], invoke: Invoke, sfn: Any,
+                 sqs: Any, dlq_url: str, function_arn: str, region: str, account: str,
+                 idle_seconds: float = 0.5) -> None:
+        missing = sorted(set(watch.state_machines) - set(state_machine_arns))
+        if missing:
+            raise KeyError(f"execution watch {watch.name!r} watches state machines that do not exist: {missing}")
+        self.watch = watch
+        self.arns = [state_machine_arns[name] for name in watch.state_machines]
+        self.invoke = invoke
+        self.sfn = sfn
+        self.sqs = sqs
+        self.dlq_url = dlq_url
+        self.function_arn = function_arn
+        self.region = region
+        self.account = account
+        self.idle_seconds = idle_seconds
+        self._done: set[tuple[str, str]] = set()
+        self._pending: dict[tuple[str, str], tuple[dict[str, Any], int]] = {}  # event, failed attempts
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def announced(self) -> frozenset[str]:
+        """The executions whose event has been handled (delivered, or dead-lettered after its retries)."""
+        done = frozenset(self._done)  # one C-level copy: the poller's thread may be adding to it
+        return frozenset(arn for arn, _ in done)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name=f"watch-{self.watch.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop polling; an invocation under way is finished first."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.idle_seconds):
+            try:
+                self.poll_once()
+            except Exception:
+                log.exception("watching executions for %s failed; trying again", self.watch.name)
+
+    def poll_once(self) -> int:
+        """Deliver an event for each execution that stopped in a watched status; the number of invocations."""
+        invoked = 0
+        for execution in self._stopped():
+            if self._stop.is_set():
+                break
+            key = (execution["executionArn"], str(execution.get("stopDate")))
+            if key in self._done:
+                continue
+            self._deliver(key)
+            invoked += 1
+        return invoked
+
+    def _stopped(self) -> Iterator[dict[str, Any]]:
+        paginator = self.sfn.get_paginator("list_executions")
+        for arn in self.arns:
+            for status in self.watch.statuses:
+                for page in paginator.paginate(stateMachineArn=arn, statusFilter=status):
+                    yield from page["executions"]
+
+    def _deliver(self, key: tuple[str, str]) -> None:
+        if key in self._pending:  # a retry delivers the same event, id included
+            event, failures = self._pending[key]
+        else:
+            described = self.sfn.describe_execution(executionArn=key[0])
+            event, failures = status_change_event(described, self.region, self.account), 0
+        invocation = self.invoke(self.watch.function, event)
+        if invocation.ok:
+            self._pending.pop(key, None)
+            self._done.add(key)
+            return
+        failures += 1
+        if failures <= self.watch.async_retry_attempts:
+            self._pending[key] = (event, failures)
+            return
+        self._pending.pop(key, None)
+        self._done.add(key)
+        record = invocation_record(event, invocation, self.function_arn, failures)
+        self.sqs.send_message(QueueUrl=self.dlq_url, MessageBody=json.dumps(record))
+        log.warning("%s failed %d times on the %s event of %s; its invocation record is in %s",
+                    self.watch.function, failures, event["detail"]["status"], key[0], self.watch.dlq_name)
