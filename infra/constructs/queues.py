@@ -14,20 +14,25 @@ from interlock.topology import Queue
 from infra.naming import construct_id, physical_name
 
 
+def dead_letter_queue(scope: Construct, name: str, retention_days: int) -> sqs.Queue:
+    """A DLQ as every DLQ of the stack is: named from the topology, encrypted, SSL only, kept for days."""
+    return sqs.Queue(
+        scope,
+        "DeadLetterQueue",
+        queue_name=physical_name(scope, name),
+        retention_period=Duration.days(retention_days),
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+    )
+
+
 class WorkQueue(Construct):
     """One topology queue: the queue, its DLQ, and (once connected) its consumer's event source."""
 
     def __init__(self, scope: Construct, cid: str, *, spec: Queue) -> None:
         super().__init__(scope, cid)
         self.spec = spec
-        self.dlq = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            queue_name=physical_name(self, spec.dlq_name),
-            retention_period=Duration.days(spec.dlq_retention_days),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-        )
+        self.dlq = dead_letter_queue(self, spec.dlq_name, spec.dlq_retention_days)
         self.queue = sqs.Queue(
             self,
             "Queue",

@@ -22,12 +22,12 @@ from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda_destinations as destinations
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 from interlock.topology import ExecutionWatch
 
 from infra.constructs.functions import LambdaFunctions
+from infra.constructs.queues import dead_letter_queue
 from infra.nag import acknowledge
 from infra.naming import construct_id, physical_name
 
@@ -46,14 +46,7 @@ class ExecutionWatchRule(Construct):
         if missing:
             raise KeyError(f"execution watch {spec.name!r} watches state machines not in the topology: {missing}")
         target = functions[spec.function]
-        self.dlq = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            queue_name=physical_name(self, spec.dlq_name),
-            retention_period=Duration.days(spec.dlq_retention_days),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-        )
+        self.dlq = dead_letter_queue(self, spec.dlq_name, spec.dlq_retention_days)
         acknowledge(
             self.dlq,
             "AwsSolutions-SQS3",

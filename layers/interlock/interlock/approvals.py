@@ -109,18 +109,8 @@ class Mailer(Protocol):
 # -- adapters ---------------------------------------------------------------------------------------------
 
 
-class DynamoApprovalStore:
+class DynamoApprovalStore(aws.DynamoTable):
     SK = "#APPROVAL"
-
-    def __init__(self, table_name: str, client: Any | None = None) -> None:
-        self.table_name = table_name
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("dynamodb")
-        return self._client
 
     def _key(self, token_hash: str) -> dict[str, Any]:
         return {"pk": {"S": f"APPROVAL#{token_hash}"}, "sk": {"S": self.SK}}

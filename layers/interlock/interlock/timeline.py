@@ -111,20 +111,10 @@ def _n(value: int | float) -> dict[str, str]:
     return {"N": str(value)}
 
 
-class DynamoTimelineStore:
+class DynamoTimelineStore(aws.DynamoTable):
     RUN_SK = "#RUN"
     DEDUPE_SK = "#DEDUPE"
     ONCE_SK = "#ONCE"
-
-    def __init__(self, table_name: str, client: Any | None = None) -> None:
-        self.table_name = table_name
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("dynamodb")
-        return self._client
 
     # -- writes ------------------------------------------------------------------------------------------
 

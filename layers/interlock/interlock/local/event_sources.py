@@ -15,13 +15,13 @@ Behaves as Lambda's mapping with ``ReportBatchItemFailures`` on (what the stack 
 from __future__ import annotations
 
 import base64
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from interlock.local import get_logger
 from interlock.local.functions import Invocation
+from interlock.local.polling import Poller
 from interlock.topology import Queue
 
 log = get_logger(__name__)
@@ -93,45 +93,18 @@ def failed_message_ids(invocation: Invocation, message_ids: list[str]) -> set[st
     return failed
 
 
-class SqsEventSource:
+class SqsEventSource(Poller):
     """One queue's mapping: :meth:`poll_once` is one poll-invoke-delete cycle, :meth:`start` loops it."""
 
     def __init__(self, queue: Queue, queue_url: str, queue_arn: str, invoke: Invoke, sqs: Any,
                  region: str, idle_seconds: float = 0.2) -> None:
+        super().__init__(f"sqs-{queue.name}", idle_seconds)
         self.queue = queue
         self.queue_url = queue_url
         self.queue_arn = queue_arn
         self.invoke = invoke
         self.sqs = sqs
         self.region = region
-        self.idle_seconds = idle_seconds
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name=f"sqs-{self.queue.name}", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop polling; a batch being processed is finished (and deleted) first."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                handled = self.poll_once()
-            except Exception:
-                log.exception("polling %s failed; trying again", self.queue.name)
-                handled = 0
-            if not handled:
-                self._stop.wait(self.idle_seconds)
 
     def poll_once(self) -> int:
         """Receive a batch, invoke the consumer, delete the successes; the number of messages handled."""

@@ -19,7 +19,6 @@ What it remembers lives in memory: a new runtime is a new moto with no execution
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from typing import Any
 
 from interlock.local import get_logger
 from interlock.local.functions import Invocation
+from interlock.local.polling import Poller
 from interlock.topology import ExecutionWatch
 
 log = get_logger(__name__)
@@ -101,7 +101,7 @@ def invocation_record(event: dict[str, Any], invocation: Invocation, function_ar
     }
 
 
-class ExecutionStatusEvents:
+class ExecutionStatusEvents(Poller):
     """One watch's rule: :meth:`poll_once` announces what stopped since the last poll, :meth:`start` loops it."""
 
     def __init__(self, watch: ExecutionWatch, state_machine_arns: Mapping[str, str], invoke: Invoke, sfn: Any,
@@ -110,6 +110,7 @@ class ExecutionStatusEvents:
         missing = sorted(set(watch.state_machines) - set(state_machine_arns))
         if missing:
             raise KeyError(f"execution watch {watch.name!r} watches state machines that do not exist: {missing}")
+        super().__init__(f"watch-{watch.name}", idle_seconds)
         self.watch = watch
         self.arns = [state_machine_arns[name] for name in watch.state_machines]
         self.invoke = invoke
@@ -119,11 +120,8 @@ class ExecutionStatusEvents:
         self.function_arn = function_arn
         self.region = region
         self.account = account
-        self.idle_seconds = idle_seconds
         self._done: set[tuple[str, str]] = set()
         self._pending: dict[tuple[str, str], tuple[dict[str, Any], int]] = {}  # event, failed attempts
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @property
     def announced(self) -> frozenset[str]:
@@ -131,34 +129,11 @@ class ExecutionStatusEvents:
         done = frozenset(self._done)  # one C-level copy: the poller's thread may be adding to it
         return frozenset(arn for arn, _ in done)
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name=f"watch-{self.watch.name}", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop polling; an invocation under way is finished first."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.idle_seconds):
-            try:
-                self.poll_once()
-            except Exception:
-                log.exception("watching executions for %s failed; trying again", self.watch.name)
-
     def poll_once(self) -> int:
         """Deliver an event for each execution that stopped in a watched status; the number of invocations."""
         invoked = 0
         for execution in self._stopped():
-            if self._stop.is_set():
+            if self.stopping:
                 break
             key = (execution["executionArn"], str(execution.get("stopDate")))
             if key in self._done:
