@@ -1,10 +1,10 @@
-"""API Gateway POST /webhooks/{source}: the ingest function."""
+"""API Gateway POST /webhooks/{source} (and GET, for providers' handshakes): the ingest function."""
 
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
-from interlock.http import json_response, lower_headers
+from interlock.http import NO_STORE, json_response, lower_headers
 from interlock.ingest.service import RawRequest
 from interlock.observability import logger, metrics, tracer
 from interlock.wiring import ingest_service
@@ -13,12 +13,17 @@ app = APIGatewayRestResolver()
 
 
 @app.post("/webhooks/<source>")
+@app.get("/webhooks/<source>")
 def receive(source: str) -> Response:
     event = app.current_event
     outcome = ingest_service().accept(
         RawRequest(source=source, headers=lower_headers(event.headers), body=event.body,
-                   is_base64=bool(event.is_base64_encoded))
+                   is_base64=bool(event.is_base64_encoded), method=event.http_method,
+                   query=dict(event.query_string_parameters or {}), path=event.path)
     )
+    if isinstance(outcome.body, str):
+        return Response(status_code=outcome.status, content_type=outcome.content_type, body=outcome.body,
+                        headers=NO_STORE)
     return json_response(outcome.status, outcome.body)
 
 

@@ -265,10 +265,10 @@ def test_given_an_unknown_source_when_posted_then_404(cloud, secret, lambda_cont
 
 
 def test_given_an_enabled_source_without_a_secret_when_posted_then_404(cloud, secret, lambda_context, monkeypatch):
-    monkeypatch.setenv("INTERLOCK_ENABLED_SOURCES", "form,stripe")
+    monkeypatch.setenv("INTERLOCK_ENABLED_SOURCES", "form,typeform=standard-webhooks")
     body = body_of(TICKET)
 
-    status, answer, _ = post(lambda_context, "stripe", body=body,
+    status, answer, _ = post(lambda_context, "typeform", body=body,
                              headers=signed_headers(secret, "msg_x", int(time.time()), body))
 
     assert status == 404

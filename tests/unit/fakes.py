@@ -7,6 +7,7 @@ from typing import Any
 
 from interlock.models import Envelope, RunView, TimelineEntry
 from interlock.timeline import DedupeRecord, DedupeState
+from interlock.webhooks.base import SourceSecrets
 
 
 @dataclass
@@ -80,11 +81,11 @@ class StaticSecrets:
     asked: list[str] = field(default_factory=list)
     fail_with: Exception | None = None
 
-    def get(self, source: str) -> list[str]:
+    def get(self, source: str) -> SourceSecrets:
         self.asked.append(source)
         if self.fail_with is not None:
             raise self.fail_with
-        return list(self.by_source.get(source, []))
+        return SourceSecrets(signing=tuple(self.by_source.get(source, [])))
 
 
 @dataclass

@@ -13,6 +13,7 @@ from interlock.settings import (
     TableSettings,
     load,
 )
+from interlock.webhooks.registry import parse_enabled
 
 
 @pytest.fixture(autouse=True)
@@ -81,15 +82,23 @@ def test_given_valid_values_when_loaded_then_types_are_converted_and_defaults_ap
     monkeypatch.setenv("INTERLOCK_TABLE_NAME", "timeline")
     monkeypatch.setenv("INTERLOCK_INGEST_QUEUE_URL", "https://sqs.example/q")
     monkeypatch.setenv("INTERLOCK_MAX_BODY_BYTES", "1024")
-    monkeypatch.setenv("INTERLOCK_ENABLED_SOURCES", " form , stripe ,,")
+    monkeypatch.setenv("INTERLOCK_ENABLED_SOURCES", " form , typeform=standard-webhooks ,,")
 
     loaded = load(IngestSettings)
 
     assert loaded.max_body_bytes == 1024
     assert loaded.timestamp_tolerance_seconds == 300
     assert loaded.secret_prefix == "interlock/webhooks/"
-    assert loaded.source_enabled("form") and loaded.source_enabled("stripe")
-    assert not loaded.source_enabled("") and not loaded.source_enabled("slack")
+    assert parse_enabled(loaded.enabled_sources) == {"form": "standard-webhooks", "typeform": "standard-webhooks"}
+
+
+def test_given_a_source_with_no_known_scheme_when_loaded_then_the_cold_start_fails_naming_it(monkeypatch):
+    monkeypatch.setenv("INTERLOCK_TABLE_NAME", "timeline")
+    monkeypatch.setenv("INTERLOCK_INGEST_QUEUE_URL", "https://sqs.example/q")
+    monkeypatch.setenv("INTERLOCK_ENABLED_SOURCES", "form,carrier-pigeon")
+
+    with pytest.raises(SettingsError, match=r"INTERLOCK_ENABLED_SOURCES.*carrier-pigeon"):
+        load(IngestSettings)
 
 
 def test_given_settings_loaded_once_when_the_environment_changes_then_the_cold_start_value_is_kept(monkeypatch):

@@ -10,7 +10,7 @@ import os
 from functools import cache
 from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 PREFIX = "INTERLOCK_"
 
@@ -37,13 +37,17 @@ class IngestSettings(TableSettings):
     max_body_bytes: int = Field(default=64 * 1024, gt=0, le=128 * 1024)
     timestamp_tolerance_seconds: int = Field(default=300, gt=0)
     secret_cache_seconds: int = Field(default=300, ge=0)
-    dedupe_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     # A delivery still "accepting" after this long was abandoned (the function died between recording it
     # and queueing it): the sender's next retry takes it over. Must exceed the ingest function's timeout.
     accepting_stale_seconds: int = Field(default=60, gt=0)
 
-    def source_enabled(self, source: str) -> bool:
-        return source in {s.strip() for s in self.enabled_sources.split(",") if s.strip()}
+    @field_validator("enabled_sources")
+    @classmethod
+    def _known_schemes(cls, value: str) -> str:
+        from interlock.webhooks.registry import parse_enabled
+
+        parse_enabled(value)  # a source naming no known scheme fails the cold start, not the first request
+        return value
 
 
 class RouterSettings(TableSettings):

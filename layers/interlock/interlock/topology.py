@@ -292,6 +292,7 @@ def build() -> Topology:
     )
     routes = (
         Route("POST", "/webhooks/{source}", "webhook_ingest"),
+        Route("GET", "/webhooks/{source}", "webhook_ingest"),  # providers' setup handshakes (WhatsApp)
         Route("GET", "/runs/{run_id}", "runs_api", auth="iam"),
         Route("GET", "/approvals/{token}", "approvals_api"),
         Route("HEAD", "/approvals/{token}", "approvals_api"),

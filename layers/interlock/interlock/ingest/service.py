@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from interlock.ingest.ports import EventQueue, WebhookSecrets
 from interlock.models import EntryState, Envelope, TimelineEntry, run_id_for, utcnow
 from interlock.observability import count, logger
 from interlock.settings import IngestSettings
 from interlock.timeline import DedupeState, TimelineStore
-from interlock.webhooks import standard
-
-FORM_PAYLOAD_VERSION = "standard-webhooks.v1"
+from interlock.webhooks.base import Delivery, PayloadError, SignatureError, SourceEvent, WebhookSource
+from interlock.webhooks.registry import SourceRegistry
 
 
 @dataclass(frozen=True)
@@ -27,45 +23,50 @@ class RawRequest:
     headers: dict[str, str]  # lower-case names
     body: str | None
     is_base64: bool
+    method: str = "POST"
+    query: dict[str, str] = field(default_factory=dict)
+    path: str = ""
 
 
 @dataclass(frozen=True)
 class Outcome:
     status: int
-    body: dict[str, Any] = field(default_factory=dict)
-
-
-class FormPayload(BaseModel):
-    """A Standard Webhooks payload: ``type`` names the event, ``data`` carries it."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str = Field(min_length=1, max_length=200)
-    timestamp: str | None = None
-    data: dict[str, Any] = Field(default_factory=dict)
+    body: dict[str, Any] | str = field(default_factory=dict)
+    content_type: str = "application/json"
 
 
 def _error(status: int, code: str, message: str) -> Outcome:
     return Outcome(status, {"error": code, "message": message})
 
 
+def _unknown(source: str) -> Outcome:
+    return _error(404, "unknown_source", f"no webhook source named {source!r} is enabled")
+
+
 class IngestService:
+    """Drives a source's plug-in through a delivery; records and queues each event it carries."""
+
     def __init__(
         self,
         settings: IngestSettings,
         secrets: WebhookSecrets,
         store: TimelineStore,
         queue: EventQueue,
+        sources: SourceRegistry | None = None,
     ) -> None:
         self.settings = settings
         self.secrets = secrets
         self.store = store
         self.queue = queue
+        self.sources = sources or SourceRegistry(settings.enabled_sources, settings.timestamp_tolerance_seconds)
 
     def accept(self, request: RawRequest) -> Outcome:
-        source = request.source
-        if not self.settings.source_enabled(source):
-            return _error(404, "unknown_source", f"no webhook source named {source!r} is enabled")
+        name = request.source
+        source = self.sources.get(name)
+        if source is None:
+            return _unknown(name)
+        if request.method not in source.methods:
+            return _error(405, "method_not_allowed", f"{name} webhooks are sent with {', '.join(source.methods)}")
         body = self._raw_body(request)
         if body is None:
             return _error(400, "bad_body", "the body is marked base64 but is not valid base64")
@@ -73,41 +74,58 @@ class IngestService:
             return _error(413, "body_too_large",
                           f"the body is {len(body)} bytes; the limit is {self.settings.max_body_bytes}")
         try:
-            secrets = self.secrets.get(source)
+            secrets = self.secrets.get(name)
         except Exception:
             # The secret store failing is our outage: a 5xx makes the sender retry, a 404 would not.
-            logger.exception("could not read the webhook secrets", extra={"source": source})
+            logger.exception("could not read the webhook secrets", extra={"source": name})
             return _error(503, "unavailable", "the request could not be verified right now; retry later")
         if not secrets:
-            logger.warning("webhook source has no secret configured", extra={"source": source})
-            return _error(404, "unknown_source", f"no webhook source named {source!r} is enabled")
+            logger.warning("webhook source has no secret configured", extra={"source": name})
+            return _unknown(name)
+        delivery = Delivery(source=name, method=request.method, headers=request.headers, query=request.query,
+                            body=body, path=request.path)
+        reply = source.handshake(delivery, secrets)
+        if reply is not None:
+            return Outcome(reply.status, reply.body, reply.content_type)
+        if request.method != "POST":
+            return _error(405, "method_not_allowed", "only the provider's handshake is answered to a GET")
         try:
-            msg_id = standard.verify(secrets, request.headers, body, time.time(),
-                                     self.settings.timestamp_tolerance_seconds)
-        except standard.SignatureError as exc:
-            logger.info("webhook refused", extra={"source": source, "reason": exc.reason})
+            source.verify(delivery, secrets.signing, time.time())
+        except SignatureError as exc:
+            logger.info("webhook refused", extra={"source": name, "reason": exc.reason})
             count("WebhookRejected")
             return _error(401, "invalid_signature", "the request's signature or timestamp did not verify")
+        reply = source.challenge(delivery)
+        if reply is not None:
+            return Outcome(reply.status, reply.body, reply.content_type)
         try:
-            payload = FormPayload.model_validate(json.loads(body))
-        except (ValueError, UnicodeDecodeError) as exc:
-            message = _validation_message(exc)
-            logger.info("webhook body refused", extra={"source": source, "reason": message})
-            return _error(400, "invalid_payload", message)
+            events = source.events(delivery)
+        except PayloadError as exc:
+            logger.info("webhook body refused", extra={"source": name, "reason": str(exc)})
+            return _error(400, "invalid_payload", str(exc))
+        outcomes = [self._accept_event(source, event) for event in events]
+        for failed in (o for o in outcomes if o.status >= 500):
+            return failed
+        for busy in (o for o in outcomes if o.status == 409):
+            return busy  # the others are recorded; the sender's retry sees them as duplicates
+        if len(outcomes) == 1:
+            return Outcome(source.accepted_status, outcomes[0].body)
+        return Outcome(source.accepted_status, {"events": [o.body for o in outcomes]})
 
-        dedupe_key = f"{source}:{msg_id}"
+    def _accept_event(self, source: WebhookSource, event: SourceEvent) -> Outcome:
+        dedupe_key = f"{source.name}:{event.event_id}"
         envelope = Envelope(
-            event_id=msg_id,
-            source=source,
-            type=payload.type,
-            payload_version=FORM_PAYLOAD_VERSION,
+            event_id=event.event_id,
+            source=source.name,
+            type=event.type,
+            payload_version=source.payload_version,
             received_at=utcnow(),
             dedupe_key=dedupe_key,
             run_id=run_id_for(dedupe_key),
-            payload=payload.model_dump(mode="json"),
+            payload=event.payload,
         )
         logger.append_keys(correlation_id=envelope.run_id)
-        if not self._record_new(envelope):
+        if not self._record_new(envelope, source.dedupe_ttl_seconds):
             existing = self.store.dedupe_record(dedupe_key)
             if existing is not None and existing.state is DedupeState.ACCEPTING:
                 # The first delivery is still being accepted (or was abandoned, and taking it over
@@ -117,10 +135,10 @@ class IngestService:
             self.store.record(
                 envelope.run_id,
                 TimelineEntry(state=EntryState.DUPLICATE, step="ingest",
-                              details={"event_source": source, "event_id": msg_id}),
+                              details={"event_source": source.name, "event_id": event.event_id}),
             )
             count("EventsDuplicate")
-            return Outcome(202, {"run_id": envelope.run_id, "event_id": msg_id, "duplicate": True})
+            return Outcome(202, {"run_id": envelope.run_id, "event_id": event.event_id, "duplicate": True})
         try:
             self.queue.send(envelope)
         except Exception:
@@ -134,24 +152,23 @@ class IngestService:
             # It is queued, which is what counts; the router marks it queued too when it picks it up.
             logger.exception("could not mark the event queued")
         count("EventsReceived")
-        logger.info("event accepted", extra={"source": source, "event_type": payload.type})
-        return Outcome(202, {"run_id": envelope.run_id, "event_id": msg_id, "duplicate": False})
+        logger.info("event accepted", extra={"source": source.name, "event_type": event.type})
+        return Outcome(202, {"run_id": envelope.run_id, "event_id": event.event_id, "duplicate": False})
 
-    def _record_new(self, envelope: Envelope) -> bool:
+    def _record_new(self, envelope: Envelope, dedupe_ttl_seconds: int) -> bool:
         """Record the run; True if this delivery is the one to queue it.
 
         A delivery whose dedupe key is still ``accepting`` long after it was recorded was abandoned
         (the function died before queueing it); this delivery takes it over, so the event is not lost.
         """
-        if self.store.create_run_once(envelope, self.settings.dedupe_ttl_seconds):
+        if self.store.create_run_once(envelope, dedupe_ttl_seconds):
             return True
         existing = self.store.dedupe_record(envelope.dedupe_key)
         if (existing is None or existing.state is not DedupeState.ACCEPTING
                 or time.time() - existing.accepted_at < self.settings.accepting_stale_seconds):
             return False
         logger.warning("taking over an abandoned acceptance", extra={"accepted_at": existing.accepted_at})
-        return self.store.take_over(envelope, existing) and self.store.create_run_once(
-            envelope, self.settings.dedupe_ttl_seconds)
+        return self.store.take_over(envelope, existing) and self.store.create_run_once(envelope, dedupe_ttl_seconds)
 
     @staticmethod
     def _raw_body(request: RawRequest) -> bytes | None:
@@ -164,12 +181,3 @@ class IngestService:
                 return None
         return request.body.encode("utf-8")
 
-
-def _validation_message(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()
-        )
-    if isinstance(exc, UnicodeDecodeError):
-        return "the body is not UTF-8"
-    return f"the body is not valid JSON: {exc}"

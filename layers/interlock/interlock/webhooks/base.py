@@ -1,0 +1,100 @@
+"""What every webhook source is: a small plug-in the ingest drives, one per provider.
+
+A source answers four questions about a delivery (one HTTP request to ``/webhooks/{source}``):
+
+1. is it a handshake the provider makes before any event (WhatsApp's ``GET`` verify), and what to answer;
+2. is it really from the provider (:meth:`WebhookSource.verify`, over the raw body bytes, constant-time);
+3. once verified, does it want an answer rather than processing (Slack's ``url_verification``);
+4. which events does it carry (:meth:`WebhookSource.events`): each with its type and the provider's id
+   for it, which is what deduplicates it, and the payload as the workflows will see it.
+
+The ingest does everything else the same way for every source: the size limit, the secrets, the
+envelope, dedupe, the timeline and the queue. Adding a source means adding a plug-in to the registry;
+the ingest and its handler do not change.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from interlock.webhooks.standard import SignatureError
+
+__all__ = ["Delivery", "PayloadError", "Reply", "SignatureError", "SourceEvent", "SourceSecrets", "WebhookSource"]
+
+DAY = 24 * 3600
+
+
+class PayloadError(ValueError):
+    """The delivery verified but cannot be read as events: answered 400 with this message."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One request to ``/webhooks/{source}``, as API Gateway passed it on."""
+
+    source: str
+    method: str
+    headers: Mapping[str, str]  # lower-case names
+    query: Mapping[str, str]
+    body: bytes  # the raw bytes (base64-decoded when API Gateway said so): what was signed
+    path: str = ""  # the request path, e.g. /webhooks/hubspot
+
+    def header(self, name: str) -> str:
+        return self.headers.get(name.lower(), "")
+
+
+@dataclass(frozen=True)
+class SourceSecrets:
+    """A source's secrets: every currently valid signing secret (several during a rotation), plus named
+    extras some providers need (WhatsApp's ``verify_token``)."""
+
+    signing: tuple[str, ...]
+    extras: Mapping[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.signing)
+
+
+@dataclass(frozen=True)
+class SourceEvent:
+    event_id: str  # the provider's id for this event: the dedupe id
+    type: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer the ingest returns as it is (handshakes and challenges), with nothing stored or queued."""
+
+    status: int
+    body: str
+    content_type: str = "application/json"
+
+
+class WebhookSource(ABC):
+    """A provider's webhooks. Subclasses set the class attributes and implement verify and events."""
+
+    name: str  # the {source} of /webhooks/{source}
+    payload_version: str  # recorded on every envelope from this source
+    dedupe_ttl_seconds: int = DAY  # at least the provider's retry horizon
+    accepted_status: int = 202  # what an accepted (or duplicate) delivery is answered with
+    methods: tuple[str, ...] = ("POST",)
+
+    def handshake(self, delivery: Delivery, secrets: SourceSecrets) -> Reply | None:
+        """An answer to an unsigned setup request (before verification), or None."""
+        return None
+
+    @abstractmethod
+    def verify(self, delivery: Delivery, secrets: Sequence[str], now: float) -> None:
+        """Raise :class:`SignatureError` (with a loggable reason) unless the delivery is the provider's."""
+
+    def challenge(self, delivery: Delivery) -> Reply | None:
+        """An answer to a verified request that is not an event (Slack's url_verification), or None."""
+        return None
+
+    @abstractmethod
+    def events(self, delivery: Delivery) -> list[SourceEvent]:
+        """The events a verified delivery carries; raise :class:`PayloadError` when it has none readable."""

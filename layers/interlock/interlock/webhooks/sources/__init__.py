@@ -1,0 +1,1 @@
+"""One module per provider, each a :class:`~interlock.webhooks.base.WebhookSource`."""

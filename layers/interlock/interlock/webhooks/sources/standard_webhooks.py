@@ -1,0 +1,60 @@
+"""Standard Webhooks senders (generic forms, internal tools, any Svix sender): the ``form`` source and
+any further named sources configured with this scheme."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from interlock.webhooks import standard
+from interlock.webhooks.base import DAY, Delivery, PayloadError, SourceEvent, WebhookSource
+
+
+class StandardPayload(BaseModel):
+    """A Standard Webhooks payload: ``type`` names the event, ``data`` carries it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(min_length=1, max_length=200)
+    timestamp: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+def validation_message(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()
+        )
+    if isinstance(exc, UnicodeDecodeError):
+        return "the body is not UTF-8"
+    return f"the body is not valid JSON: {exc}"
+
+
+def json_body(delivery: Delivery) -> Any:
+    try:
+        return json.loads(delivery.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PayloadError(validation_message(exc)) from exc
+
+
+class StandardWebhooksSource(WebhookSource):
+    payload_version = "standard-webhooks.v1"
+    dedupe_ttl_seconds = 7 * DAY
+
+    def __init__(self, name: str, tolerance_seconds: int = 300) -> None:
+        self.name = name
+        self.tolerance_seconds = tolerance_seconds
+
+    def verify(self, delivery: Delivery, secrets: Sequence[str], now: float) -> None:
+        standard.verify(secrets, delivery.headers, delivery.body, now, self.tolerance_seconds)
+
+    def events(self, delivery: Delivery) -> list[SourceEvent]:
+        try:
+            payload = StandardPayload.model_validate(json_body(delivery))
+        except ValidationError as exc:
+            raise PayloadError(validation_message(exc)) from exc
+        msg_id = delivery.header("webhook-id") or delivery.header("svix-id")
+        return [SourceEvent(event_id=msg_id, type=payload.type, payload=payload.model_dump(mode="json"))]
