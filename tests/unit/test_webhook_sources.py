@@ -37,7 +37,8 @@ def test_given_a_source_with_no_known_scheme_when_parsed_then_it_is_refused_by_n
 
 
 def test_given_a_registry_then_only_enabled_sources_exist_and_each_is_built_once():
-    registry = SourceRegistry("form,typeform=standard-webhooks")
+    registry = SourceRegistry(IngestSettings(table_name="t", ingest_queue_url="q",
+                                             enabled_sources="form,typeform=standard-webhooks"))
 
     assert registry.get("stripe") is None
     typeform = registry.get("typeform")

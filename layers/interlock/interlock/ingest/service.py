@@ -58,7 +58,7 @@ class IngestService:
         self.secrets = secrets
         self.store = store
         self.queue = queue
-        self.sources = sources or SourceRegistry(settings.enabled_sources, settings.timestamp_tolerance_seconds)
+        self.sources = sources or SourceRegistry(settings)
 
     def accept(self, request: RawRequest) -> Outcome:
         name = request.source

@@ -3,27 +3,33 @@
 ``INTERLOCK_ENABLED_SOURCES`` lists them, comma-separated: a provider's name on its own (``stripe``), or
 ``name=scheme`` for a further source speaking a provider's scheme (``typeform=standard-webhooks``). A
 source must also have a secret to be enabled; one without answers 404, like a source that does not exist.
+
+Each scheme is a module of ``interlock.webhooks.sources`` defining ``SOURCE_CLASS`` (a
+:class:`~interlock.webhooks.base.WebhookSource` taking ``(name, settings)``), imported only when a request
+for one of its sources arrives, so a cold start loads one provider's code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from typing import TYPE_CHECKING
 
 from interlock.webhooks.base import WebhookSource
 
-SCHEME_NAMES = {"form": "standard-webhooks"}
+if TYPE_CHECKING:
+    from interlock.settings import IngestSettings
 
-
-def _standard(name: str, tolerance: int) -> WebhookSource:
-    from interlock.webhooks.sources.standard_webhooks import StandardWebhooksSource
-
-    return StandardWebhooksSource(name, tolerance)
-
-
-# scheme -> factory(name, timestamp tolerance in seconds); imported lazily so a cold start loads one module
-SCHEMES: dict[str, Callable[[str, int], WebhookSource]] = {
-    "standard-webhooks": _standard,
+# scheme -> module under interlock.webhooks.sources
+SCHEMES: dict[str, str] = {
+    "standard-webhooks": "standard_webhooks",
+    "stripe": "stripe",
+    "slack": "slack",
+    "whatsapp": "whatsapp",
+    "hubspot": "hubspot",
+    "github": "github",
 }
+# a bare source name that is not itself a scheme
+DEFAULT_SCHEME = {"form": "standard-webhooks"}
 
 
 class UnknownScheme(ValueError):
@@ -37,17 +43,24 @@ def parse_enabled(spec: str) -> dict[str, str]:
         if not part:
             continue
         name, _, scheme = part.partition("=")
-        name, scheme = name.strip(), scheme.strip() or SCHEME_NAMES.get(name.strip(), name.strip())
+        name = name.strip()
+        scheme = scheme.strip() or DEFAULT_SCHEME.get(name, name)
         if scheme not in SCHEMES:
             raise UnknownScheme(f"webhook source {name!r}: no scheme {scheme!r} (known: {', '.join(sorted(SCHEMES))})")
         enabled[name] = scheme
     return enabled
 
 
+def source_class(scheme: str) -> type[WebhookSource]:
+    module = importlib.import_module(f"interlock.webhooks.sources.{SCHEMES[scheme]}")
+    cls: type[WebhookSource] = module.SOURCE_CLASS
+    return cls
+
+
 class SourceRegistry:
-    def __init__(self, enabled_spec: str, tolerance_seconds: int = 300) -> None:
-        self.enabled = parse_enabled(enabled_spec)
-        self.tolerance_seconds = tolerance_seconds
+    def __init__(self, settings: IngestSettings) -> None:
+        self.settings = settings
+        self.enabled = parse_enabled(settings.enabled_sources)
         self._built: dict[str, WebhookSource] = {}
 
     def get(self, name: str) -> WebhookSource | None:
@@ -55,5 +68,5 @@ class SourceRegistry:
         if scheme is None:
             return None
         if name not in self._built:
-            self._built[name] = SCHEMES[scheme](name, self.tolerance_seconds)
+            self._built[name] = source_class(scheme)(name, self.settings)  # type: ignore[call-arg]
         return self._built[name]

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from interlock.settings import IngestSettings
 from interlock.webhooks import standard
 from interlock.webhooks.base import DAY, Delivery, PayloadError, SourceEvent, WebhookSource
 
@@ -44,9 +45,9 @@ class StandardWebhooksSource(WebhookSource):
     payload_version = "standard-webhooks.v1"
     dedupe_ttl_seconds = 7 * DAY
 
-    def __init__(self, name: str, tolerance_seconds: int = 300) -> None:
+    def __init__(self, name: str, settings: IngestSettings) -> None:
         self.name = name
-        self.tolerance_seconds = tolerance_seconds
+        self.tolerance_seconds = settings.timestamp_tolerance_seconds
 
     def verify(self, delivery: Delivery, secrets: Sequence[str], now: float) -> None:
         standard.verify(secrets, delivery.headers, delivery.body, now, self.tolerance_seconds)
@@ -58,3 +59,11 @@ class StandardWebhooksSource(WebhookSource):
             raise PayloadError(validation_message(exc)) from exc
         msg_id = delivery.header("webhook-id") or delivery.header("svix-id")
         return [SourceEvent(event_id=msg_id, type=payload.type, payload=payload.model_dump(mode="json"))]
+
+
+SOURCE_CLASS = StandardWebhooksSource
+
+
+def sender_headers(secret: str, body: bytes, *, now: int, event_id: str, url: str = "") -> dict[str, str]:
+    """The headers a Standard Webhooks sender holding ``secret`` sends with ``body``."""
+    return standard.signed_headers(secret, event_id, now, body)
