@@ -97,4 +97,4 @@ class InterlockStack(Stack):
             CfnOutput(self, f"{construct_id(name)}StateMachineArn", value=sm.state_machine_arn)
         for source, secret in self.secrets.by_source.items():
             CfnOutput(self, f"{construct_id(source)}WebhookSecretName", value=secret.secret_name,
-                      description=f"Put the {source} webhook signing secret(s) here")
+                      description=f"Put the {source} webhook secret here (docs/deploy.md, Set the webhook secrets)")

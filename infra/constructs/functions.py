@@ -146,6 +146,8 @@ class LambdaFunction(Construct):
                 return topology.secret_prefix
             case RefKind.SETTING:
                 return deployment_setting(self, ref.name)
+            case RefKind.WEBHOOK_SOURCES:
+                return topology.enabled_sources(deployment_setting(self, "enabled_sources"))
         raise ValueError(f"function {self.spec.name!r}: no CDK resolution for {ref!r}")
 
     def apply(self, grant: Grant, targets: WiringTargets) -> None:

@@ -1,9 +1,12 @@
 """Webhook signing secrets: one Secrets Manager secret per webhook source, named by the topology.
 
-The value is one or more whitespace-separated ``whsec_...`` secrets; every one of them is accepted, so a
-provider's secret can be rotated by adding the new one next to the old and removing the old later.
-The stack only creates a random placeholder: it verifies nothing until an operator sets the real value
-(see docs/deploy.md). Only functions granted ``SECRETS_READ`` can read these secrets.
+The value is what the provider issues (:data:`SECRET_FORMATS`): one or more whitespace-separated signing
+secrets, every one of them accepted, so a provider's secret can be rotated by adding the new one next to
+the old and removing the old later; or, for a provider that needs more than a signing secret (WhatsApp's
+verify token), a JSON object ``{"signing": [...], "verify_token": "..."}``
+(``interlock.ingest.ports.parse_secret``). The stack only creates a random placeholder: it verifies
+nothing until an operator sets the real value (see docs/deploy.md). Only functions granted
+``SECRETS_READ`` can read these secrets.
 """
 
 from __future__ import annotations
@@ -17,6 +20,17 @@ from interlock.topology import Topology
 from infra.nag import acknowledge
 from infra.naming import construct_id
 
+# scheme -> what the secret holds, as the secret's description tells the operator who sets it
+SECRET_FORMATS = {
+    "standard-webhooks": "the sender's signing secret, whsec_<base64>",
+    "stripe": "the endpoint's signing secret from the Stripe dashboard, whsec_...",
+    "slack": "the Slack app's Signing Secret (Basic Information > App Credentials)",
+    "whatsapp": 'JSON {"signing": ["<Meta app secret>"], "verify_token": "<the Verify token typed into the '
+                'app\'s webhook setup>"}',
+    "hubspot": "the HubSpot app's client secret",
+    "github": "the webhook's secret, as typed into GitHub's webhook settings",
+}
+
 
 class WebhookSecrets(Construct):
     def __init__(self, scope: Construct, cid: str, *, topology: Topology) -> None:
@@ -28,9 +42,10 @@ class WebhookSecrets(Construct):
                 construct_id(source.name),
                 secret_name=topology.secret_name(source.name),
                 description=(
-                    f"Interlock webhook signing secret(s) for source {source.name!r} ({source.scheme}): "
-                    "one or more whitespace-separated whsec_... values, all accepted (rotation). "
-                    "Replace the generated placeholder with the provider's secret."
+                    f"Interlock webhook secret for source {source.name!r} ({source.scheme}): "
+                    f"{SECRET_FORMATS[source.scheme]}. Several signing secrets, whitespace-separated (or all "
+                    "in the JSON's signing list), are all accepted while rotating. Replace the generated "
+                    "placeholder with the provider's secret."
                 ),
                 generate_secret_string=secretsmanager.SecretStringGenerator(
                     exclude_punctuation=True, password_length=48
@@ -42,7 +57,7 @@ class WebhookSecrets(Construct):
                 secret,
                 "AwsSolutions-SMG4",
                 "The value is issued by the webhook provider, so Secrets Manager has nothing to rotate it with. "
-                "Rotation is manual and without downtime: the value holds several whsec_ secrets, all accepted.",
+                "Rotation is manual and without downtime: the value holds several signing secrets, all accepted.",
             )
             self.by_source[source.name] = secret
 

@@ -1,13 +1,15 @@
 """End-to-end fixtures: the real ``interlock run`` in a subprocess, driven over real HTTP.
 
 Each runtime gets its own free port, state directory (secrets + outbox) and settings, so tests that
-need short approval windows don't slow the others down.
+need short approval windows don't slow the others down. ``Runtime.send_as`` signs a delivery the way the
+source's provider does (its plug-in's ``sender_headers``), with the secret the runtime holds for it.
 """
 
 from __future__ import annotations
 
 import base64
 import email
+import importlib
 import json
 import os
 import re
@@ -20,11 +22,16 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email import policy
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from interlock.local.secrets import lookup
+from interlock.topology import TOPOLOGY
+from interlock.webhooks.base import SourceSecrets
+from interlock.webhooks.registry import SCHEMES
 from interlock.webhooks.standard import signed_headers
 
 pytestmark = pytest.mark.e2e
@@ -39,12 +46,27 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def scheme_of(source: str) -> str:
+    return TOPOLOGY.webhook_source(source).scheme
+
+
+def plugin(source: str) -> Any:
+    """The source's plug-in module (``interlock.webhooks.sources.<scheme>``)."""
+    return importlib.import_module(f"interlock.webhooks.sources.{SCHEMES[scheme_of(source)]}")
+
+
+def sample(source: str) -> bytes:
+    """The provider's bundled sample, ``interlock/samples/<scheme>.json``, byte for byte."""
+    return (resources.files("interlock") / "samples" / f"{scheme_of(source)}.json").read_bytes()
+
+
 @dataclass
 class Runtime:
     url: str
     state_dir: Path
     process: subprocess.Popen[bytes]
     log_path: Path
+    env: dict[str, str]
 
     # -- webhooks ----------------------------------------------------------------------------------------
 
@@ -67,6 +89,40 @@ class Runtime:
             headers={"content-type": "application/json", **signed, **(headers or {})},
             timeout=10,
         )
+
+    def secrets(self, source: str) -> SourceSecrets:
+        """The secret the runtime holds for ``source``: from its environment, else its secrets.json."""
+        found = lookup(self.state_dir, source, scheme_of(source), environ=self.env)
+        assert found, f"the runtime has no secret for {source}"
+        return found
+
+    def send_as(
+        self,
+        source: str,
+        body: bytes,
+        *,
+        event_id: str | None = None,
+        now: int | None = None,
+        secret: str | None = None,
+        url: str | None = None,
+        sent_body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """POST ``body`` to ``/webhooks/<source>`` signed as the provider signs it, with the runtime's secret.
+
+        ``url`` signs for another URL than the one posted to; ``sent_body`` posts other bytes than the ones
+        signed (a tamper); ``headers`` are added last.
+        """
+        endpoint = f"{self.url}/webhooks/{source}"
+        signed = plugin(source).sender_headers(
+            secret if secret is not None else self.secrets(source).signing[0], body,
+            now=now if now is not None else int(time.time()), event_id=event_id or str(uuid.uuid4()),
+            url=url or endpoint)
+        request_headers = httpx.Headers(signed)
+        request_headers.setdefault("content-type", "application/json")
+        request_headers.update(headers or {})
+        return httpx.post(endpoint, content=body if sent_body is None else sent_body, headers=request_headers,
+                          timeout=10)
 
     def run(self, run_id: str) -> dict[str, Any]:
         response = httpx.get(f"{self.url}/runs/{run_id}", timeout=10)
@@ -137,7 +193,8 @@ def _start(tmp: Path, **settings: str) -> Iterator[Runtime]:
         [sys.executable, "-m", "interlock.cli", "run", "--port", str(port), "--state-dir", str(state_dir)],
         stdout=log, stderr=subprocess.STDOUT, env=env,
     )
-    runtime = Runtime(url=f"http://127.0.0.1:{port}", state_dir=state_dir, process=process, log_path=log_path)
+    runtime = Runtime(url=f"http://127.0.0.1:{port}", state_dir=state_dir, process=process, log_path=log_path,
+                      env=env)
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while True:
         if process.poll() is not None:
@@ -170,6 +227,16 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
 
 
 @pytest.fixture(scope="session")
+def narrowed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    """Only form, stripe and github accepted, and github deliberately given no secret."""
+    yield from _start(
+        tmp_path_factory.mktemp("narrowed"),
+        INTERLOCK_ENABLED_SOURCES="form,stripe,github",
+        INTERLOCK_SECRET_GITHUB="",
+    )
+
+
+@pytest.fixture(scope="session")
 def short_approvals(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
     """Approval links that expire after 2 s; the workflow escalates after 5 s without a decision."""
     yield from _start(
@@ -193,3 +260,11 @@ NEEDS_APPROVAL = ticket("Refund request", "Please refund my last payment, I canc
 
 def states(run: dict[str, Any]) -> list[tuple[str, str]]:
     return [(e["state"], e["step"]) for e in run["timeline"]]
+
+
+def accepted(response: httpx.Response) -> list[dict[str, Any]]:
+    """What an accepted delivery answered for each event it carried (one, or ``{"events": [...]}``)."""
+    assert response.is_success, f"{response.status_code} {response.text}"
+    answer = response.json()
+    events: list[dict[str, Any]] = answer.get("events", [answer])
+    return events

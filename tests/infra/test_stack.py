@@ -26,11 +26,15 @@ from interlock.topology import (
     Function,
     Ref,
     RefKind,
+    UnknownWebhookSource,
+    WebhookSource,
 )
+from interlock.webhooks.registry import SCHEMES, parse_enabled
 
 from infra import build_layer
 from infra.app import STACK_NAME
 from infra.constructs.functions import LambdaFunctions, LayerMissingError
+from infra.constructs.secrets import SECRET_FORMATS
 from infra.context import UnknownSettingError, check_context, deployment_setting
 
 pytestmark = pytest.mark.infra
@@ -358,6 +362,8 @@ def test_given_function_env_when_synthesised_then_refs_resolve_to_the_resources_
             assert got == TOPOLOGY.secret_prefix
         elif value.kind is RefKind.SETTING:
             assert got == DeploymentSettings().get(value.name)
+        elif value.kind is RefKind.WEBHOOK_SOURCES:
+            assert got == TOPOLOGY.enabled_sources(DeploymentSettings().enabled_sources)
         else:
             pytest.fail(f"{key}: unexpected {value}")
 
@@ -756,12 +762,56 @@ def test_given_sender_setting_when_synthesised_then_an_ses_identity_exists_for_i
     )
 
 
-def test_given_webhook_sources_when_synthesised_then_each_has_a_retained_secret(synthesis: Synthesis) -> None:
-    for source in TOPOLOGY.webhook_sources:
-        synthesis.template.has_resource("AWS::SecretsManager::Secret", {
-            "Properties": Match.object_like({"Name": TOPOLOGY.secret_name(source.name),
-                                             "GenerateSecretString": Match.any_value()}),
-            "DeletionPolicy": "Retain",
+@pytest.mark.parametrize("source", TOPOLOGY.webhook_sources, ids=lambda s: s.name)
+def test_given_webhook_source_when_synthesised_then_it_has_a_retained_secret_saying_what_to_store(
+    synthesis: Synthesis, source: WebhookSource
+) -> None:
+    says_what_to_store = Match.string_like_regexp(re.escape(SECRET_FORMATS[source.scheme]))
+    synthesis.template.has_resource("AWS::SecretsManager::Secret", {
+        "Properties": Match.object_like({"Name": TOPOLOGY.secret_name(source.name),
+                                         "Description": says_what_to_store,
+                                         "GenerateSecretString": Match.any_value()}),
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+    })
+    outputs = synthesis.raw["Outputs"]
+    (output,) = [o for o in outputs.values() if o.get("Description", "").startswith(f"Put the {source.name} ")]
+    assert _refs_in(output["Value"])
+
+
+def test_given_the_issue_then_the_topology_declares_every_provider_each_with_a_known_scheme() -> None:
+    assert {(s.name, s.scheme) for s in TOPOLOGY.webhook_sources} == {
+        ("form", "standard-webhooks"), ("stripe", "stripe"), ("slack", "slack"), ("whatsapp", "whatsapp"),
+        ("hubspot", "hubspot"), ("github", "github"),
+    }
+    assert {s.scheme for s in TOPOLOGY.webhook_sources} <= set(SCHEMES)
+    assert set(SCHEMES) <= set(SECRET_FORMATS), "every scheme's secret says what to store in it"
+
+
+def test_given_ingest_when_synthesised_then_it_accepts_every_source_and_knows_its_public_url(
+    synthesis: Synthesis,
+) -> None:
+    """The sources come from the topology (not a hand-kept list); HubSpot signs the public URL."""
+    env = functions_by_name(synthesis)["webhook_ingest"][1]["Properties"]["Environment"]["Variables"]
+    assert parse_enabled(env["INTERLOCK_ENABLED_SOURCES"]) == {s.name: s.scheme for s in TOPOLOGY.webhook_sources}
+    rest_api_lid = next(iter(synthesis.of_type("AWS::ApiGateway::RestApi")))
+    assert {"Ref": rest_api_lid} in env["INTERLOCK_PUBLIC_BASE_URL"]["Fn::Join"][1]
+    # the same URL the approval links are built from
+    approvals = functions_by_name(synthesis)["approval_request"][1]["Properties"]["Environment"]["Variables"]
+    assert env["INTERLOCK_PUBLIC_BASE_URL"] == approvals["INTERLOCK_PUBLIC_BASE_URL"]
+
+
+def test_given_webhook_routes_when_synthesised_then_post_and_get_reach_the_ingest_unauthenticated(
+    synthesis: Synthesis,
+) -> None:
+    """POST carries the events; GET the providers' handshakes (WhatsApp's verify). The handler authenticates."""
+    routes = routes_in_template(synthesis)
+    assert {("POST", "/webhooks/{source}", "webhook_ingest"), ("GET", "/webhooks/{source}", "webhook_ingest")} <= routes
+    for method in ("POST", "GET"):
+        synthesis.template.has_resource_properties("AWS::ApiGateway::Method", {
+            "HttpMethod": method,
+            "AuthorizationType": "NONE",
+            "RequestParameters": {"method.request.path.source": True},
         })
 
 
@@ -814,6 +864,22 @@ def test_given_context_value_when_setting_resolved_then_context_wins_over_the_de
     stack = Stack(App(context={"interlock:approver_email": "ops@example.org"}), "Settings")
     assert deployment_setting(stack, "approver_email") == "ops@example.org"
     assert deployment_setting(stack, "sender_email") == DeploymentSettings().sender_email
+
+
+def test_given_enabled_sources_setting_then_it_narrows_the_topology_sources_and_cannot_add_one() -> None:
+    everything = TOPOLOGY.enabled_sources("")
+    assert everything == ",".join(f"{s.name}={s.scheme}" for s in TOPOLOGY.webhook_sources)
+    assert TOPOLOGY.enabled_sources(" stripe , form,stripe") == "stripe=stripe,form=standard-webhooks"
+    assert TOPOLOGY.enabled_sources("form=standard-webhooks") == "form=standard-webhooks"
+    for undeclared in ("typeform=standard-webhooks", "form=stripe", "pigeon"):
+        with pytest.raises(UnknownWebhookSource, match="not a webhook source of the topology"):
+            TOPOLOGY.enabled_sources(undeclared)
+
+
+def test_given_enabled_sources_context_when_resolved_then_the_ingest_gets_only_those() -> None:
+    stack = Stack(App(context={"interlock:enabled_sources": "form,github"}), "Narrowed")
+    resolved = TOPOLOGY.enabled_sources(deployment_setting(stack, "enabled_sources"))
+    assert parse_enabled(resolved) == {"form": "standard-webhooks", "github": "github"}
 
 
 def test_given_unknown_setting_when_resolved_then_it_fails_loudly() -> None:

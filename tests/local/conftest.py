@@ -82,7 +82,7 @@ def build_topology(tmp_path: Path) -> Topology:
                       INTERLOCK_TABLE_NAME=Ref(RefKind.TABLE_NAME)),
             _function("router", "lt_router", LT_STATE_MACHINE_ARN=Ref(RefKind.STATE_MACHINE_ARN, "flow")),
             _function("mailer", "lt_mailer", LT_SENDER=Ref(RefKind.SETTING, "sender_email"),
-                      LT_API_URL=Ref(RefKind.API_URL)),
+                      LT_API_URL=Ref(RefKind.API_URL), LT_SOURCES=Ref(RefKind.WEBHOOK_SOURCES)),
         ),
         routes=(
             Route("POST", "/hooks/{source}", "ingest"),
@@ -95,7 +95,8 @@ def build_topology(tmp_path: Path) -> Topology:
             StateMachine("flow", str(flow), {"MailerArn": "mailer"}),
             StateMachine("catch", str(catch), {"FailArn": "fail", "ApprovalArn": "approval"}),
         ),
-        webhook_sources=(WebhookSource("form", "standard-webhooks"),),
+        webhook_sources=(WebhookSource("form", "standard-webhooks"), WebhookSource("chat", "whatsapp"),
+                         WebhookSource("gh", "github")),
     )
 
 

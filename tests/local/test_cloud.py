@@ -9,10 +9,11 @@ import time
 from typing import Any
 
 import pytest
+from interlock.ingest.ports import parse_secret
 from interlock.local.cloud import LocalCloud, render_definition
 from interlock.local.env import Deployed, EnvironmentConflict, merged_environment
 from interlock.local.functions import LocalLambda
-from interlock.topology import Function, Ref, RefKind, StateMachine, Topology
+from interlock.topology import Function, Ref, RefKind, StateMachine, Topology, UnknownWebhookSource
 
 from .support import API_URL, SECRETS
 
@@ -49,11 +50,45 @@ def test_every_resource_of_the_topology_exists(cloud: LocalCloud) -> None:
     assert attributes["VisibilityTimeout"] == "0"
     assert redrive == {"deadLetterTargetArn": cloud.queue_arns["work-dlq"], "maxReceiveCount": 2}
     assert table["TimeToLiveDescription"] == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
-    secret = cloud.client("secretsmanager").get_secret_value(SecretId="interlock/webhooks/form")
-    assert secret["SecretString"].split() == SECRETS["form"]
+    secrets = cloud.client("secretsmanager")
+    secret = secrets.get_secret_value(SecretId="interlock/webhooks/form")
+    assert tuple(secret["SecretString"].split()) == SECRETS["form"].signing
     assert "me@example.com" in cloud.client("ses").list_identities()["Identities"]
     machines = cloud.client("stepfunctions").list_state_machines()["stateMachines"]
     assert {m["name"] for m in machines} == {"interlock-flow", "interlock-catch"}
+
+
+def test_each_source_gets_its_secret_as_secrets_manager_holds_it_on_aws_and_one_without_none(
+    cloud: LocalCloud,
+) -> None:
+    secrets = cloud.client("secretsmanager")
+    chat = secrets.get_secret_value(SecretId="interlock/webhooks/chat")["SecretString"]
+
+    # WhatsApp's secret is the JSON the ingest parses into a signing secret and a verify token
+    assert parse_secret(chat) == SECRETS["chat"]
+    # a source deliberately given no secret has none, so the ingest answers 404 for it, as on AWS
+    with pytest.raises(secrets.exceptions.ResourceNotFoundException):
+        secrets.get_secret_value(SecretId="interlock/webhooks/gh")
+
+
+def test_the_ingest_accepts_the_topology_sources_unless_the_setting_narrows_them(
+    topology: Topology, functions: LocalLambda,
+) -> None:
+    everything = LocalCloud(topology, functions, API_URL, SECRETS)
+    everything.start()
+    try:
+        assert os.environ["LT_SOURCES"] == "form=standard-webhooks,chat=whatsapp,gh=github"
+    finally:
+        everything.stop()
+    narrowed = LocalCloud(topology, functions, API_URL, SECRETS, environ={"INTERLOCK_ENABLED_SOURCES": "chat"})
+    narrowed.start()
+    try:
+        assert os.environ["LT_SOURCES"] == "chat=whatsapp"
+    finally:
+        narrowed.stop()
+    undeclared = LocalCloud(topology, functions, API_URL, SECRETS, environ={"INTERLOCK_ENABLED_SOURCES": "form,x"})
+    with pytest.raises(UnknownWebhookSource, match="'x'"):
+        undeclared.start()
 
 
 def test_the_handlers_environment_is_resolved_from_refs(cloud: LocalCloud) -> None:

@@ -64,9 +64,31 @@ def test_the_banner_says_where_everything_is(runtime: tuple[LocalRuntime, list[s
 
     assert f"at {local.url}" in banner
     assert f"POST {local.url}/webhooks/form" in banner
-    assert local.secrets["form"][0] in banner
+    assert local.secrets["form"].signing[0] in banner
+    chat = next(line for line in banner.splitlines() if f"{local.url}/webhooks/chat" in line)
+    assert local.secrets["chat"].signing[0] in chat
+    assert f"verify token: {local.secrets['chat'].extras['verify_token']}" in chat
+    assert f"POST {local.url}/webhooks/gh" in banner
     assert str(local.outbox_dir.resolve()) in banner
     assert "interlock send form support_ticket" in banner
+    assert "interlock send <source>" in banner
+
+
+def test_the_banner_says_which_sources_answer_404_and_why(
+    topology: Topology, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("INTERLOCK_ENABLED_SOURCES", "form,gh")
+    monkeypatch.setenv("INTERLOCK_SECRET_GH", "")
+    monkeypatch.setenv("INTERLOCK_SECRET_FORM", "whsec_" + "C" * 32)
+    console: list[str] = []
+    with LocalRuntime(port=0, state_dir=tmp_path, topology=topology,
+                      functions=LocalLambda(topology, functions_dir=HANDLERS), echo=console.append) as local:
+        assert local.enabled_sources() == {"form": "standard-webhooks", "gh": "github"}
+    lines = {line.split()[0]: line for line in console[0].splitlines() if line.startswith("  ")}
+
+    assert "(from INTERLOCK_SECRET_FORM)" in lines["form"]
+    assert "disabled" in lines["chat"] and "404" in lines["chat"]
+    assert "no secret (INTERLOCK_SECRET_GH is empty): answers 404" in lines["gh"]
 
 
 def test_stop_frees_the_port_and_restores_the_environment(topology: Topology, tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """The ``interlock`` command: ``run`` the embedded local cloud, ``send`` it a signed webhook.
 
-``send`` must start fast, so this module imports only the standard library at the top; the local
-cloud (moto, boto3) is imported by ``run`` alone, and httpx by ``send`` when it sends.
+``send`` signs a sample the way the source's provider does, with the provider's plug-in's
+``sender_headers`` (``interlock.webhooks.sources``), so what verifies here is what the provider sends.
+It must start fast, so this module imports only the standard library at the top; the local cloud
+(moto, boto3) is imported by ``run`` alone, and httpx and the plug-in by ``send`` when it sends.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import secrets
 import sys
 import time
+import uuid
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -65,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from interlock.local.env import EnvironmentConflict
     from interlock.local.runtime import LocalRuntime
     from interlock.local.secrets import SecretConfigError
+    from interlock.topology import UnknownWebhookSource
 
     port = args.port if args.port is not None else _default_port()
     state_dir = args.state_dir or _default_state_dir()
@@ -73,12 +77,16 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CliError(f"could not listen on 127.0.0.1:{port}: {exc.strerror or exc}. Is Interlock already "
                        "running? Pick another port with --port or INTERLOCK_PORT.") from exc
-    except (SecretConfigError, EnvironmentConflict) as exc:
+    except (SecretConfigError, EnvironmentConflict, UnknownWebhookSource) as exc:
         raise CliError(str(exc)) from exc
     return 0
 
 
 # -- interlock send --------------------------------------------------------------------------------------------
+
+# scheme -> the sample `interlock send <source>` posts when given none; otherwise the sample named after the
+# scheme (samples/<scheme>.json)
+DEFAULT_SAMPLES = {"standard-webhooks": DEFAULT_SAMPLE}
 
 
 def _samples() -> dict[str, Any]:
@@ -86,23 +94,35 @@ def _samples() -> dict[str, Any]:
     return {entry.name.removesuffix(".json"): entry for entry in folder.iterdir() if entry.name.endswith(".json")}
 
 
-def _sample_names(source: str) -> list[str]:
-    prefix = f"{source}_"
-    return sorted(name.removeprefix(prefix) for name in _samples() if name.startswith(prefix))
+def _sample_names(source: str, scheme: str | None = None) -> list[str]:
+    names = set()
+    for name in _samples():
+        for prefix in {f"{source}_", f"{scheme or source}_"}:
+            if name.startswith(prefix):
+                names.add(name.removeprefix(prefix))
+        if name in (source, scheme):
+            names.add(name)
+    return sorted(names)
 
 
-def _load_body(source: str, file: str | None, event_type: str | None) -> bytes:
-    """The bytes to send: a file as it is (unless --type changes it), or a sample stamped with the time."""
-    name = file or DEFAULT_SAMPLE
+def _load_body(source: str, scheme: str, file: str | None, event_type: str | None) -> bytes:
+    """The bytes to send: a file as it is (unless --type changes it), or a bundled sample (a Standard
+    Webhooks sample stamped with the time)."""
+    if event_type is not None and scheme != "standard-webhooks":
+        raise CliError(f"--type applies to Standard Webhooks sources; a {scheme} event's type is part of the "
+                       "provider's payload: send a file with the type you want")
     if file is not None and Path(file).is_file():
         raw = Path(file).read_bytes()
         return raw if event_type is None else _with(raw, file, {"type": event_type})
+    name = file or DEFAULT_SAMPLES.get(scheme, scheme)
     samples = _samples()
     key = name.removesuffix(".json")
-    entry = samples.get(f"{source}_{key}") or samples.get(key)
+    entry = samples.get(f"{source}_{key}") or samples.get(f"{scheme}_{key}") or samples.get(key)
     if entry is None:
-        names = ", ".join(_sample_names(source)) or "none"
+        names = ", ".join(_sample_names(source, scheme)) or "none"
         raise CliError(f"no file or sample named {name!r}; the samples for {source!r} are: {names}")
+    if scheme != "standard-webhooks":
+        return bytes(entry.read_bytes())  # exactly the provider's bytes
     changes: dict[str, Any] = {"timestamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")}
     if event_type is not None:
         changes["type"] = event_type
@@ -120,67 +140,106 @@ def _with(raw: bytes, origin: str, changes: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
-def _signing_secret(source: str, state_dir: Path) -> str:
+def _source_secrets(source: str, scheme: str, state_dir: Path) -> Any:
     from interlock.local.secrets import SECRETS_FILE, SecretConfigError, env_var, lookup
 
     try:
-        found = lookup(state_dir, source)
+        found = lookup(state_dir, source, scheme)
     except SecretConfigError as exc:
         raise CliError(str(exc)) from exc
     if not found:
         raise CliError(f"no webhook secret for {source!r}: set {env_var(source)}, or start `interlock run` "
                        f"once so that it writes {state_dir / SECRETS_FILE} (pass --state-dir if it uses another)")
-    return found[0]
+    return found
 
 
-def _known_sources() -> list[str]:
+def _known_sources() -> dict[str, str]:
+    """The topology's webhook sources, ``{name: scheme}``."""
     from interlock.topology import TOPOLOGY
 
-    return [s.name for s in TOPOLOGY.webhook_sources]
+    return {s.name: s.scheme for s in TOPOLOGY.webhook_sources}
 
 
-def _source_and_file(source: str | None, file: str | None, known: list[str]) -> tuple[str, str | None]:
+def _source_and_file(source: str | None, file: str | None, known: dict[str, str]) -> tuple[str, str | None]:
     """``interlock send refund_request`` and ``interlock send my.json`` mean the default source."""
     looks_like_a_file = source is not None and (
-        Path(source).is_file() or source.removesuffix(".json") in _sample_names(DEFAULT_SOURCE))
+        Path(source).is_file() or source.removesuffix(".json") in _sample_names(DEFAULT_SOURCE, known[DEFAULT_SOURCE]))
     if source is not None and file is None and source not in known and looks_like_a_file:
         return DEFAULT_SOURCE, source
     return source or DEFAULT_SOURCE, file
+
+
+def _scheme_module(scheme: str) -> Any:
+    import importlib
+
+    from interlock.webhooks.registry import SCHEMES
+
+    return importlib.import_module(f"interlock.webhooks.sources.{SCHEMES[scheme]}")
 
 
 def send(args: argparse.Namespace) -> int:
     known = _known_sources()
     source, file = _source_and_file(args.source, args.file, known)
     if source not in known:
-        raise CliError(f"unknown webhook source {source!r}; the topology has: {', '.join(known)}")
-    body = _load_body(source, file, args.type)
-    secret = _signing_secret(source, args.state_dir or _default_state_dir())
-    msg_id = args.id or f"msg_{secrets.token_urlsafe(18)}"
+        raise CliError(f"unknown webhook source {source!r}; the sources are: {', '.join(known)}")
+    scheme = known[source]
     base = (args.url or _default_url()).rstrip("/")
     endpoint = f"{base}/webhooks/{source}"
+    state_dir = args.state_dir or _default_state_dir()
+    if args.handshake:
+        if scheme != "whatsapp":
+            raise CliError(f"{source!r} ({scheme}) has no GET handshake; --handshake is for WhatsApp sources")
+        return _handshake(source, scheme, endpoint, _source_secrets(source, scheme, state_dir))
+    body = _load_body(source, scheme, file, args.type)
+    source_secrets = _source_secrets(source, scheme, state_dir)
+    event_id = args.id or (f"msg_{secrets.token_urlsafe(18)}" if scheme == "standard-webhooks" else str(uuid.uuid4()))
+    # The provider's own signing, from the source's plug-in: what it signs (the body, a timestamp, the URL
+    # posted to) and the headers it sends.
+    signed = _scheme_module(scheme).sender_headers(source_secrets.signing[0], body, now=int(time.time()),
+                                                   event_id=event_id, url=endpoint)
 
     import httpx
 
-    from interlock.webhooks.standard import signed_headers
+    headers = httpx.Headers(signed)  # the provider's own Content-Type and User-Agent, where it sends them
+    headers.setdefault("Content-Type", "application/json")
+    headers.setdefault("User-Agent", "interlock-send")
+    response = _call("POST", endpoint, base, content=body, headers=headers)
+    print(f"POST {endpoint}  ({scheme}, event id {event_id})")
+    _report(base, response)
+    return 0 if response.is_success else 1
 
-    headers = {
-        **signed_headers(secret, msg_id, int(time.time()), body),
-        "Content-Type": "application/json",
-        "User-Agent": "interlock-send",
-    }
+
+def _handshake(source: str, scheme: str, endpoint: str, source_secrets: Any) -> int:
+    """WhatsApp (Meta) verifies a webhook URL with a GET before it sends any event: answer its challenge."""
+    token = source_secrets.extras.get("verify_token")
+    if not token:
+        raise CliError(f"the {source!r} secret has no verify_token: store it as JSON "
+                       '{"signing": ["<app secret>"], "verify_token": "<token>"}')
+    challenge = str(secrets.randbelow(10**9))
+    params = {"hub.mode": "subscribe", "hub.verify_token": token, "hub.challenge": challenge}
+    response = _call("GET", endpoint, endpoint.rsplit("/webhooks/", 1)[0], params=params)
+    print(f"GET {endpoint}?hub.mode=subscribe&hub.verify_token=…&hub.challenge={challenge}")
+    print(f"-> {response.status_code} {response.reason_phrase}")
+    if response.is_success and response.text == challenge:
+        print("The challenge came back: Meta would accept this callback URL and verify token.")
+        return 0
+    print(response.text)
+    return 1
+
+
+def _call(method: str, endpoint: str, base: str, **kwargs: Any) -> Any:
+    import httpx
+
     try:
-        response = httpx.post(endpoint, content=body, headers=headers, timeout=15.0)
+        return httpx.request(method, endpoint, timeout=15.0, **kwargs)
     except httpx.ConnectError as exc:
         raise CliError(f"nothing answers at {base}: is Interlock running? Start it with `interlock run` "
                        "(or `make run`), or pass --url") from exc
     except httpx.HTTPError as exc:
-        raise CliError(f"POST {endpoint} failed: {type(exc).__name__}: {exc}") from exc
-    _report(endpoint, base, msg_id, response)
-    return 0 if response.is_success else 1
+        raise CliError(f"{method} {endpoint} failed: {type(exc).__name__}: {exc}") from exc
 
 
-def _report(endpoint: str, base: str, msg_id: str, response: Any) -> None:
-    print(f"POST {endpoint}  (webhook-id {msg_id})")
+def _report(base: str, response: Any) -> None:
     print(f"-> {response.status_code} {response.reason_phrase}")
     try:
         answer = response.json()
@@ -188,8 +247,14 @@ def _report(endpoint: str, base: str, msg_id: str, response: Any) -> None:
         print(response.text)
         return
     print(json.dumps(answer, indent=2))
-    if isinstance(answer, dict) and answer.get("run_id"):
-        print(f"\nWatch the run: curl -s {base}/runs/{answer['run_id']}")
+    if not isinstance(answer, dict):
+        return
+    events: list[Any] = answer["events"] if isinstance(answer.get("events"), list) else [answer]
+    run_ids = [e["run_id"] for e in events if isinstance(e, dict) and e.get("run_id")]
+    if run_ids:
+        print("\nWatch the run" + ("s" if len(run_ids) > 1 else "") + ":")
+        for run_id in run_ids:
+            print(f"  curl -s {base}/runs/{run_id}")
 
 
 # -- the parser ------------------------------------------------------------------------------------------------
@@ -208,14 +273,21 @@ def build_parser() -> argparse.ArgumentParser:
                               f"{DEFAULT_STATE_DIR})")
     run_cmd.set_defaults(func=run)
 
-    send_cmd = commands.add_parser("send", help="send a signed sample (or a JSON file) to a webhook source")
-    send_cmd.add_argument("source", nargs="?", metavar="SOURCE", help=f"webhook source (default: {DEFAULT_SOURCE})")
+    send_cmd = commands.add_parser(
+        "send", help="send a webhook source a sample (or a file), signed the way its provider signs")
+    send_cmd.add_argument("source", nargs="?", metavar="SOURCE",
+                          help=f"webhook source: form, stripe, slack, whatsapp, hubspot, github (default: "
+                               f"{DEFAULT_SOURCE})")
     send_cmd.add_argument("file", nargs="?", metavar="FILE",
-                          help=f"a JSON file, or a bundled sample name (default: {DEFAULT_SAMPLE})")
+                          help="a file, sent byte for byte, or a bundled sample name (default: the source's "
+                               f"sample; {DEFAULT_SAMPLE} for form)")
+    send_cmd.add_argument("--handshake", action="store_true",
+                          help="WhatsApp: make Meta's GET verification request with the stored verify token")
     send_cmd.add_argument("--url", help="where Interlock listens (default: INTERLOCK_URL or "
                                         f"http://127.0.0.1:<INTERLOCK_PORT or {DEFAULT_PORT}>)")
-    send_cmd.add_argument("--id", help="the webhook-id to send (reuse one to see deduplication)")
-    send_cmd.add_argument("--type", help="override the payload's event type")
+    send_cmd.add_argument("--id", help="the delivery's id where the provider sends it in a header (webhook-id, "
+                                       "X-GitHub-Delivery); reuse one to see deduplication")
+    send_cmd.add_argument("--type", help="Standard Webhooks sources: override the payload's event type")
     send_cmd.add_argument("--state-dir", type=Path, default=None,
                           help="where `interlock run` keeps secrets.json (default: INTERLOCK_STATE_DIR or "
                                f"{DEFAULT_STATE_DIR})")

@@ -35,6 +35,9 @@ class RefKind(StrEnum):
     API_URL = "api_url"
     SECRET_PREFIX = "secret_prefix"
     SETTING = "setting"
+    # The webhook sources the ingest accepts, ``name=scheme,...``: the topology's sources, narrowed by the
+    # ``enabled_sources`` setting when it is given (:meth:`Topology.enabled_sources`).
+    WEBHOOK_SOURCES = "webhook_sources"
 
 
 @dataclass(frozen=True)
@@ -154,8 +157,15 @@ class Table:
 
 @dataclass(frozen=True)
 class WebhookSource:
+    """``POST /webhooks/{name}`` (and ``GET``, for the provider's handshake), verified by ``scheme``: a key
+    of ``interlock.webhooks.registry.SCHEMES``. Each source has its own secret, ``<secret_prefix><name>``."""
+
     name: str
-    scheme: str  # "standard-webhooks"
+    scheme: str
+
+
+class UnknownWebhookSource(ValueError):
+    """The ``enabled_sources`` setting names a source the topology does not declare."""
 
 
 @dataclass(frozen=True)
@@ -196,6 +206,38 @@ class Topology:
     def secret_name(self, source: str) -> str:
         return f"{self.secret_prefix}{source}"
 
+    def webhook_source(self, name: str) -> WebhookSource:
+        for source in self.webhook_sources:
+            if source.name == name:
+                return source
+        raise KeyError(f"no webhook source named {name!r} in the topology")
+
+    def enabled_sources(self, setting: str = "") -> str:
+        """What ``Ref(RefKind.WEBHOOK_SOURCES)`` resolves to: ``name=scheme`` for every webhook source, or
+        for the ones the ``enabled_sources`` setting names (comma-separated names; an empty setting means
+        all of them).
+
+        The setting can only narrow the topology: a source that is not declared here has no secret in
+        either realisation (nor the right to read one), so naming one is an error, not a silent 404.
+        """
+        declared = {s.name: s for s in self.webhook_sources}
+        wanted = [part.strip() for part in setting.split(",") if part.strip()]
+        if not wanted:
+            chosen = list(self.webhook_sources)
+        else:
+            chosen = []
+            for part in wanted:
+                name, _, scheme = (p.strip() for p in part.partition("="))
+                source = declared.get(name)
+                if source is None or (scheme and scheme != source.scheme):
+                    known = ", ".join(f"{s.name} ({s.scheme})" for s in self.webhook_sources)
+                    raise UnknownWebhookSource(
+                        f"enabled_sources names {part!r}, which is not a webhook source of the topology "
+                        f"(add a WebhookSource to interlock/topology.py first); the sources are: {known}")
+                if source not in chosen:
+                    chosen.append(source)
+        return ",".join(f"{s.name}={s.scheme}" for s in chosen)
+
 
 # ---------------------------------------------------------------------------------------------------------
 # The deployment
@@ -204,6 +246,16 @@ class Topology:
 INGEST_QUEUE = "ingest"
 SUPPORT_TRIAGE = "support_triage"
 EXECUTION_FAILURES = "execution_failures"
+
+# Every webhook source: POST /webhooks/<name>, its secret <secret_prefix><name>, verified by its scheme.
+WEBHOOK_SOURCES = (
+    WebhookSource("form", "standard-webhooks"),  # forms, internal tools, any Standard Webhooks / Svix sender
+    WebhookSource("stripe", "stripe"),
+    WebhookSource("slack", "slack"),
+    WebhookSource("whatsapp", "whatsapp"),
+    WebhookSource("hubspot", "hubspot"),
+    WebhookSource("github", "github"),
+)
 
 _TABLE = Ref(RefKind.TABLE_NAME)
 _COMMON_ENV: dict[str, str | Ref] = {
@@ -236,7 +288,11 @@ def build() -> Topology:
             env=_env(
                 INTERLOCK_INGEST_QUEUE_URL=Ref(RefKind.QUEUE_URL, INGEST_QUEUE),
                 INTERLOCK_SECRET_PREFIX=Ref(RefKind.SECRET_PREFIX),
-                INTERLOCK_ENABLED_SOURCES=Ref(RefKind.SETTING, "enabled_sources"),
+                INTERLOCK_ENABLED_SOURCES=Ref(RefKind.WEBHOOK_SOURCES),
+                # HubSpot signs the URL it posted to; API Gateway does not pass that on, so the ingest
+                # rebuilds it from the API's public URL and the request path.
+                INTERLOCK_PUBLIC_BASE_URL=Ref(RefKind.API_URL),
+                INTERLOCK_LEGACY_SIGNATURE_SOURCES=Ref(RefKind.SETTING, "legacy_signature_sources"),
             ),
         ),
         Function(
@@ -331,7 +387,7 @@ def build() -> Topology:
         functions=functions,
         routes=routes,
         state_machines=state_machines,
-        webhook_sources=(WebhookSource("form", "standard-webhooks"),),
+        webhook_sources=WEBHOOK_SOURCES,
         execution_watches=execution_watches,
     )
 
@@ -343,7 +399,10 @@ TOPOLOGY = build()
 class DeploymentSettings:
     """Values behind ``Ref(RefKind.SETTING, name)``; CDK reads them from context, local from env."""
 
-    enabled_sources: str = "form"
+    # Comma-separated names of the webhook sources to accept; empty: every source of the topology.
+    enabled_sources: str = ""
+    # Comma-separated sources for which HubSpot's legacy v1/v2 signatures (no timestamp) are accepted.
+    legacy_signature_sources: str = ""
     approval_min_confidence: str = "0.75"
     approval_timeout_seconds: str = str(72 * 3600)
     approval_ttl_seconds: str = str(72 * 3600)

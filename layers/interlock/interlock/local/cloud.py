@@ -1,9 +1,10 @@
 """The AWS half of the embedded local cloud: moto, with every resource of the topology created in it.
 
-Creates what the CDK stack creates (table with TTL, each queue with its DLQ and redrive policy,
-one Secrets Manager secret per webhook source, the SES sender identity, each state machine from its
-ASL file with the function ARNs substituted, each execution watch's DLQ), then sets the process
-environment the handlers read and routes Step Functions' Lambda invocations to the local runtime.
+Creates what the CDK stack creates (table with TTL, each queue with its DLQ and redrive policy, one
+Secrets Manager secret per webhook source unless the source was deliberately given none, the SES sender
+identity, each state machine from its ASL file with the function ARNs substituted, each execution
+watch's DLQ), then sets the process environment the handlers read and routes Step Functions' Lambda
+invocations to the local runtime.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Any
 from interlock.local import env as local_env
 from interlock.local import get_logger
 from interlock.local.functions import ACCOUNT_ID, REGION, LocalLambda, cold_start_reset
+from interlock.local.secrets import render as render_secret
 from interlock.topology import APP_NAME, ExecutionWatch, Queue, StateMachine, Topology
+from interlock.webhooks.base import SourceSecrets
 
 log = get_logger(__name__)
 
@@ -74,7 +77,7 @@ class LocalCloud:
         topology: Topology,
         functions: LocalLambda,
         api_url: str,
-        webhook_secrets: Mapping[str, list[str]],
+        webhook_secrets: Mapping[str, SourceSecrets],
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.topology = topology
@@ -84,6 +87,7 @@ class LocalCloud:
         self.environ = dict(os.environ if environ is None else environ)
         self.region = REGION
         self.deployed: local_env.Deployed | None = None
+        self.webhook_sources = ""  # name=scheme,... of the sources the ingest accepts, once started
         self.queue_arns: dict[str, str] = {}
         self.watch_dlq_urls: dict[str, str] = {}  # execution watch name -> its DLQ's URL
         self._mock: Any = None
@@ -94,6 +98,9 @@ class LocalCloud:
     # -- lifecycle ------------------------------------------------------------------------------------------
 
     def start(self) -> local_env.Deployed:
+        # Before anything starts: an enabled_sources setting naming an undeclared source stops it here.
+        self.webhook_sources = self.topology.enabled_sources(
+            local_env.setting("enabled_sources", self.api_url, self.environ))
         from moto import mock_aws
 
         from interlock.local import sfn_bridge
@@ -152,6 +159,7 @@ class LocalCloud:
             table_name=table_name,
             api_url=self.api_url,
             secret_prefix=self.topology.secret_prefix,
+            webhook_sources=self.webhook_sources,
             queue_urls=queue_urls,
             state_machine_arns=machines,
             function_arns={fn.name: self.functions.arn(fn.name) for fn in self.topology.functions},
@@ -218,11 +226,11 @@ class LocalCloud:
     def _create_secrets(self) -> None:
         secretsmanager = self.client("secretsmanager")
         for source in self.topology.webhook_sources:
-            values = self.webhook_secrets.get(source.name)
-            if not values:
-                continue
+            value = self.webhook_secrets.get(source.name)
+            if not value:
+                continue  # no secret: the ingest finds none and answers 404, as on AWS
             secretsmanager.create_secret(Name=self.topology.secret_name(source.name),
-                                         SecretString=" ".join(values))
+                                         SecretString=render_secret(value))
 
     def _verify_sender(self) -> None:
         sender = local_env.setting("sender_email", self.api_url, self.environ)

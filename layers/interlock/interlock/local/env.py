@@ -27,6 +27,7 @@ class Deployed:
     table_name: str
     api_url: str
     secret_prefix: str
+    webhook_sources: str = ""  # what RefKind.WEBHOOK_SOURCES resolves to: Topology.enabled_sources(setting)
     queue_urls: dict[str, str] = field(default_factory=dict)
     state_machine_arns: dict[str, str] = field(default_factory=dict)
     function_arns: dict[str, str] = field(default_factory=dict)
@@ -63,6 +64,8 @@ def resolve(ref: Ref, deployed: Deployed, environ: Mapping[str, str]) -> str:
         return deployed.api_url
     if ref.kind is RefKind.SECRET_PREFIX:
         return deployed.secret_prefix
+    if ref.kind is RefKind.WEBHOOK_SOURCES:
+        return deployed.webhook_sources
     if ref.kind is RefKind.SETTING:
         return setting(ref.name, deployed.api_url, environ)
     values = lookups[ref.kind]

@@ -25,13 +25,14 @@ from typing import Any
 from interlock.local import get_logger
 from interlock.local import secrets as local_secrets
 from interlock.local.cloud import LocalCloud
-from interlock.local.env import setting
 from interlock.local.event_sources import SqsEventSource
 from interlock.local.execution_events import ExecutionStatusEvents
 from interlock.local.functions import LocalLambda
 from interlock.local.gateway import Gateway
 from interlock.local.outbox import Outbox
 from interlock.topology import TOPOLOGY, Topology
+from interlock.webhooks.base import SourceSecrets
+from interlock.webhooks.registry import parse_enabled
 
 log = get_logger(__name__)
 
@@ -65,7 +66,7 @@ class LocalRuntime:
         self.echo = echo
         self.poll_idle_seconds = poll_idle_seconds
         self.watch_poll_seconds = watch_poll_seconds
-        self.secrets: dict[str, list[str]] = {}
+        self.secrets: dict[str, SourceSecrets] = {}
         self.gateway: Gateway | None = None
         self.cloud: LocalCloud | None = None
         self.event_sources: list[SqsEventSource] = []
@@ -87,7 +88,7 @@ class LocalRuntime:
 
     def start(self) -> LocalRuntime:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        sources = [s.name for s in self.topology.webhook_sources]
+        sources = {s.name: s.scheme for s in self.topology.webhook_sources}
         self.secrets = local_secrets.load_or_create(self.state_dir, sources)
         self.gateway = Gateway(self.topology, self.host, self.port)
         try:
@@ -168,39 +169,56 @@ class LocalRuntime:
 
     # -- the banner -----------------------------------------------------------------------------------------
 
-    def enabled_sources(self) -> list[str]:
-        assert self.gateway is not None
-        configured = setting("enabled_sources", self.gateway.url, os.environ)
-        return [s.strip() for s in configured.split(",") if s.strip()]
+    def enabled_sources(self) -> dict[str, str]:
+        """The webhook sources the ingest accepts, ``{name: scheme}`` (the topology's, or those
+        ``INTERLOCK_ENABLED_SOURCES`` narrows them to)."""
+        if self.cloud is None:
+            raise RuntimeError("the runtime is not started")
+        return parse_enabled(self.cloud.webhook_sources)
 
     def banner(self) -> str:
         url = self.url
         lines = [
             f"Interlock is running on the embedded local cloud at {url}",
             "",
-            "Webhook sources (sign with Standard Webhooks; the secret is kept in "
-            f"{self.state_dir / local_secrets.SECRETS_FILE}):",
+            f"Webhook sources (each signed the way its provider signs; generated secrets are kept in "
+            f"{self.state_dir / local_secrets.SECRETS_FILE}, INTERLOCK_SECRET_<SOURCE> overrides one):",
         ]
-        known = {s.name for s in self.topology.webhook_sources}
-        for source in self.enabled_sources():
-            if source not in known:
-                lines.append(f"  {source}: enabled but not in the topology, so requests to it get 404")
-                continue
-            origin = ("from " + local_secrets.env_var(source)) if local_secrets.env_var(source) in os.environ else ""
-            lines.append(f"  POST {url}/webhooks/{source}   secret: {' '.join(self.secrets[source])} {origin}".rstrip())
+        enabled = self.enabled_sources()
+        width = max((len(s.name) for s in self.topology.webhook_sources), default=0)
+        for source in self.topology.webhook_sources:
+            lines.append(f"  {source.name:<{width}}  " + self._source_line(source.name, source.scheme, enabled))
         lines += [
             "",
             f"Runs:            GET {url}/runs/<run_id>",
             f"Approval emails: {self.outbox_dir.resolve()}/ (links are printed here too)",
             f"Local fakes:     {url}/_local/crm/accounts?email=ada@example.com, {url}/_local/helpdesk/replies",
             "",
-            f"Try it:  {self._send_hint()}    (Ctrl-C stops)",
+            f"Try it:  {self._send_hint('form support_ticket')}    (Ctrl-C stops)",
+            f"         {self._send_hint('<source>')}    (its provider's sample, signed as the provider signs)",
         ]
         return "\n".join(lines)
 
-    def _send_hint(self) -> str:
+    def _source_line(self, name: str, scheme: str, enabled: dict[str, str]) -> str:
+        if name not in enabled:
+            return "disabled (not in INTERLOCK_ENABLED_SOURCES): answers 404"
+        value = self.secrets.get(name, local_secrets.NO_SECRET)
+        origin = local_secrets.env_var(name)
+        if not value:
+            return f"no secret ({origin} is empty): answers 404"
+        widest = max(len(s.name) for s in self.topology.webhook_sources)
+        line = f"POST {self.url}/webhooks/{name:<{widest}}  secret: {' '.join(value.signing)}"
+        if value.extras.get("verify_token"):
+            line += f"  verify token: {value.extras['verify_token']}"
+        if scheme != name:
+            line += f"  ({scheme})"
+        if origin in os.environ:
+            line += f"  (from {origin})"
+        return line
+
+    def _send_hint(self, what: str) -> str:
         assert self.gateway is not None
-        hint = "interlock send form support_ticket"
+        hint = f"interlock send {what}"
         if self.gateway.port != DEFAULT_PORT:
             hint += f" --url {self.url}"
         if self.state_dir != Path(DEFAULT_STATE_DIR):

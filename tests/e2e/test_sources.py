@@ -1,0 +1,240 @@
+"""Every provider's webhooks end to end, through the local runtime over real HTTP.
+
+Each delivery is signed the way its provider signs it (the plug-in's ``sender_headers``) with the secret the
+runtime generated for that source. No provider has a workflow yet: each event becomes a run that ends
+``failed`` with reason ``no_route``, recorded, not dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Runtime, accepted, sample
+
+# provider source -> the event types its bundled sample carries, in order
+PROVIDERS: dict[str, list[str]] = {
+    "stripe": ["payment_intent.succeeded"],
+    "slack": ["slack.app_mention"],
+    "whatsapp": ["whatsapp.message.text", "whatsapp.status.delivered"],
+    "hubspot": ["hubspot.contact.creation", "hubspot.contact.propertyChange"],
+    "github": ["issues.opened"],
+}
+TIMESTAMPED = ["stripe", "slack", "hubspot"]  # the schemes that sign a timestamp
+
+
+def fresh(source: str) -> bytes:
+    """The provider's sample as a new event: the ids its provider puts in the body replaced by unused ones.
+    (GitHub's delivery id travels in a header: each ``send_as`` gives a new one unless told otherwise.)"""
+    tag = uuid.uuid4().hex[:16]
+    data: Any = json.loads(sample(source))
+    if source == "stripe":
+        data["id"] = f"evt_{tag}"
+    elif source == "slack":
+        data["event_id"] = f"Ev{tag}"
+    elif source == "whatsapp":
+        items = [item for entry in data["entry"] for change in entry["changes"]
+                 for key in ("messages", "statuses") for item in change["value"].get(key, [])]
+        for index, item in enumerate(items):
+            item["id"] = f"wamid.{tag}{index}"
+    elif source == "hubspot":
+        for index, event in enumerate(data):
+            event["eventId"] = int(tag[:12], 16) * 10 + index
+    return json.dumps(data).encode()
+
+
+def tampered(body: bytes) -> bytes:
+    """``body`` with one byte changed (its lowest bit flipped, so it stays ASCII)."""
+    middle = len(body) // 2
+    return body[:middle] + bytes([body[middle] ^ 1]) + body[middle + 1:]
+
+
+def failure_of(run: dict[str, Any]) -> dict[str, Any]:
+    (failure,) = [e for e in run["timeline"] if e["state"] == "failed"]
+    return dict(failure)
+
+
+# -- each provider's sample: accepted, a run per event ending no_route, a redelivery is a duplicate -------------
+
+
+@pytest.mark.parametrize(("source", "types"), PROVIDERS.items(), ids=list(PROVIDERS))
+def test_given_the_providers_sample_then_each_event_is_a_run_ending_no_route_and_a_redelivery_a_duplicate(
+    runtime: Runtime, source: str, types: list[str]
+) -> None:
+    # Given the provider's bundled sample, signed as the provider signs it
+    body = sample(source)
+    delivery_id = str(uuid.uuid4())
+
+    # When it is delivered
+    events = accepted(runtime.send_as(source, body, event_id=delivery_id))
+
+    # Then each event it carries is a new run, which ends failed/no_route with its source and type
+    assert [e["duplicate"] for e in events] == [False] * len(types)
+    assert len({e["run_id"] for e in events}) == len(types)
+    for event, event_type in zip(events, types, strict=True):
+        run = runtime.wait_status(event["run_id"], "failed")
+        assert [e["state"] for e in run["timeline"]] == ["received", "failed"]
+        failure = failure_of(run)
+        assert failure["step"] == "router"
+        assert failure["details"] == {"reason": "no_route", "event_source": source, "event_type": event_type}
+
+    # When the provider redelivers it (its retry: the same event, signed afresh)
+    again = accepted(runtime.send_as(source, body, event_id=delivery_id))
+
+    # Then each event is acknowledged as a duplicate of its run, which records it and stays failed
+    assert [(e["run_id"], e["duplicate"]) for e in again] == [(e["run_id"], True) for e in events]
+    for event in events:
+        run = runtime.run(event["run_id"])
+        assert [e["state"] for e in run["timeline"]] == ["received", "failed", "duplicate"]
+        assert run["status"] == "failed"
+
+
+@pytest.mark.parametrize("source", PROVIDERS)
+def test_given_a_one_byte_tamper_then_401_and_nothing_recorded(runtime: Runtime, source: str) -> None:
+    body = fresh(source)
+    delivery_id = str(uuid.uuid4())
+
+    refused = runtime.send_as(source, body, event_id=delivery_id, sent_body=tampered(body))
+
+    assert refused.status_code == 401, refused.text
+    assert refused.json()["error"] == "invalid_signature"
+    assert "run_id" not in refused.text
+    # the genuine delivery of the same event is new: the refused one left no dedupe key behind
+    assert [e["duplicate"] for e in accepted(runtime.send_as(source, body, event_id=delivery_id))] == [
+        False] * len(PROVIDERS[source])
+
+
+@pytest.mark.parametrize("source", PROVIDERS)
+def test_given_the_wrong_secret_then_401(runtime: Runtime, source: str) -> None:
+    wrong = "whsec_" + "0123456789abcdef" * 2
+
+    assert runtime.send_as(source, fresh(source), secret=wrong).status_code == 401
+
+
+@pytest.mark.parametrize("source", TIMESTAMPED)
+def test_given_a_stale_or_future_signing_time_then_401(runtime: Runtime, source: str) -> None:
+    assert runtime.send_as(source, fresh(source), now=int(time.time()) - 600).status_code == 401
+    assert runtime.send_as(source, fresh(source), now=int(time.time()) + 600).status_code == 401
+
+
+# -- the providers' setup requests ----------------------------------------------------------------------------
+
+
+def test_given_whatsapps_verify_request_then_the_challenge_comes_back_only_with_the_right_token(
+    runtime: Runtime,
+) -> None:
+    token = runtime.secrets("whatsapp").extras["verify_token"]
+    url = f"{runtime.url}/webhooks/whatsapp"
+
+    right = httpx.get(url, params={"hub.mode": "subscribe", "hub.verify_token": token, "hub.challenge": "1158201444"})
+    wrong = httpx.get(url, params={"hub.mode": "subscribe", "hub.verify_token": token + "x",
+                                   "hub.challenge": "1158201444"})
+    no_mode = httpx.get(url, params={"hub.verify_token": token, "hub.challenge": "1158201444"})
+
+    assert (right.status_code, right.text) == (200, "1158201444")
+    assert right.headers["content-type"].startswith("text/plain")
+    assert wrong.status_code == no_mode.status_code == 403
+    assert "1158201444" not in wrong.text + no_mode.text
+
+
+def test_given_slacks_url_verification_then_the_challenge_comes_back_only_when_signed(runtime: Runtime) -> None:
+    challenge = "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+    body = json.dumps({"token": "Jhj5dZrVaK7ZwHHjRyZWjbDl", "challenge": challenge,
+                       "type": "url_verification"}).encode()
+
+    signed = runtime.send_as("slack", body)
+    unsigned = httpx.post(f"{runtime.url}/webhooks/slack", content=body,
+                          headers={"content-type": "application/json"})
+
+    assert (signed.status_code, signed.text) == (200, challenge)
+    assert signed.headers["content-type"].startswith("text/plain")
+    assert unsigned.status_code == 401 and challenge not in unsigned.text
+
+
+def test_given_hubspot_v3_then_it_verifies_against_the_runtimes_public_url_and_no_other(runtime: Runtime) -> None:
+    """HubSpot signs the URL it called: the runtime's INTERLOCK_PUBLIC_BASE_URL is its own URL."""
+    body = fresh("hubspot")
+    elsewhere = runtime.url.replace("127.0.0.1", "localhost") + "/webhooks/hubspot"
+
+    assert runtime.send_as("hubspot", body, url=elsewhere).status_code == 401
+    right = runtime.send_as("hubspot", body)  # signed for f"{runtime.url}/webhooks/hubspot"
+    assert right.status_code == 200
+    assert [e["duplicate"] for e in accepted(right)] == [False, False]
+
+
+def test_given_a_get_to_a_provider_without_a_handshake_then_405(runtime: Runtime) -> None:
+    assert httpx.get(f"{runtime.url}/webhooks/stripe").status_code == 405
+
+
+# -- sources without a secret, or not enabled --------------------------------------------------------------------
+
+
+def test_given_a_source_with_no_secret_or_not_enabled_then_404_and_the_others_still_work(narrowed: Runtime) -> None:
+    # github is enabled but deliberately has no secret (INTERLOCK_SECRET_GITHUB=""): no Secrets Manager secret
+    no_secret = narrowed.send_as("github", fresh("github"), secret="anything")
+    assert no_secret.status_code == 404 and no_secret.json()["error"] == "unknown_source"
+    # slack has a secret but is not in INTERLOCK_ENABLED_SOURCES
+    not_enabled = narrowed.send_as("slack", fresh("slack"), secret="0" * 32)
+    assert not_enabled.status_code == 404 and not_enabled.json()["error"] == "unknown_source"
+    assert httpx.get(f"{narrowed.url}/webhooks/whatsapp", params={"hub.mode": "subscribe"}).status_code == 404
+    # the enabled sources with secrets are unaffected
+    assert accepted(narrowed.send_as("stripe", fresh("stripe")))[0]["duplicate"] is False
+
+
+# -- interlock send, against the running runtime -------------------------------------------------------------------
+
+
+def _cli(runtime: Runtime, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTERLOCK_")}
+    return subprocess.run(
+        [sys.executable, "-m", "interlock.cli", "send", *argv, "--url", runtime.url,
+         "--state-dir", str(runtime.state_dir)],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )
+
+
+def _printed_runs(output: str) -> list[str]:
+    return re.findall(r"/runs/([0-9a-f-]{36})", output)
+
+
+@pytest.mark.parametrize("source", PROVIDERS)
+def test_given_interlock_send_with_a_file_then_the_provider_signed_delivery_is_accepted(
+    runtime: Runtime, source: str, tmp_path: Path
+) -> None:
+    file = tmp_path / f"{source}.json"
+    file.write_bytes(fresh(source))
+
+    done = _cli(runtime, source, str(file))
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"^-> 20[02] ", done.stdout, re.MULTILINE), done.stdout
+    run_ids = _printed_runs(done.stdout)
+    assert len(run_ids) == len(PROVIDERS[source])
+    for run_id in run_ids:
+        assert runtime.wait_status(run_id, "failed")["run_id"] == run_id
+
+
+def test_given_interlock_send_with_no_file_then_it_sends_the_bundled_sample(narrowed: Runtime) -> None:
+    done = _cli(narrowed, "stripe")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run_id,) = _printed_runs(done.stdout)
+    run = narrowed.wait_status(run_id, "failed")
+    assert failure_of(run)["details"]["event_type"] == PROVIDERS["stripe"][0]
+
+
+def test_given_interlock_send_handshake_then_whatsapp_verification_succeeds(runtime: Runtime) -> None:
+    done = _cli(runtime, "whatsapp", "--handshake")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "-> 200 OK" in done.stdout and "The challenge came back" in done.stdout
