@@ -39,6 +39,8 @@ class InterlockStack(Stack):
         )
         super().__init__(scope, construct_id_, **kwargs)
         check_context(self)
+        # Further webhook sources are configuration: declared before anything is built from the topology.
+        topology = topology.with_extra_webhook_sources(deployment_setting(self, "extra_webhook_sources"))
         self.topology = topology
 
         self.storage = TimelineStorage(self, "Storage", spec=topology.table)

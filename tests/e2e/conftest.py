@@ -46,8 +46,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# Further sources declared by configuration (INTERLOCK_EXTRA_WEBHOOK_SOURCES), in the `narrowed` runtime
+EXTRA_SOURCES = "typeform=standard-webhooks,billing=stripe"
+_SOURCES = TOPOLOGY.with_extra_webhook_sources(EXTRA_SOURCES)
+
+
 def scheme_of(source: str) -> str:
-    return TOPOLOGY.webhook_source(source).scheme
+    return _SOURCES.webhook_source(source).scheme
 
 
 def plugin(source: str) -> Any:
@@ -228,10 +233,12 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
 
 @pytest.fixture(scope="session")
 def narrowed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    """Only form, stripe and github accepted, and github deliberately given no secret."""
+    """Two further sources declared by configuration (typeform, billing); only form, stripe, github and typeform
+    accepted; github deliberately given no secret."""
     yield from _start(
         tmp_path_factory.mktemp("narrowed"),
-        INTERLOCK_ENABLED_SOURCES="form,stripe,github",
+        INTERLOCK_EXTRA_WEBHOOK_SOURCES=EXTRA_SOURCES,
+        INTERLOCK_ENABLED_SOURCES="form,stripe,github,typeform",
         INTERLOCK_SECRET_GITHUB="",
     )
 

@@ -14,13 +14,15 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import standardwebhooks
 
-from tests.e2e.conftest import Runtime, accepted, sample
+from tests.e2e.conftest import EXTRA_SOURCES, Runtime, accepted, sample, ticket
 
 # provider source -> the event types its bundled sample carries, in order
 PROVIDERS: dict[str, list[str]] = {
@@ -194,8 +196,9 @@ def test_given_a_source_with_no_secret_or_not_enabled_then_404_and_the_others_st
 # -- interlock send, against the running runtime -------------------------------------------------------------------
 
 
-def _cli(runtime: Runtime, *argv: str) -> subprocess.CompletedProcess[str]:
+def _cli(runtime: Runtime, *argv: str, **settings: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INTERLOCK_")}
+    env.update(settings)
     return subprocess.run(
         [sys.executable, "-m", "interlock.cli", "send", *argv, "--url", runtime.url,
          "--state-dir", str(runtime.state_dir)],
@@ -238,3 +241,50 @@ def test_given_interlock_send_handshake_then_whatsapp_verification_succeeds(runt
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "-> 200 OK" in done.stdout and "The challenge came back" in done.stdout
+
+
+# -- further sources, declared by configuration ---------------------------------------------------------------------
+
+
+def test_given_a_further_standard_webhooks_source_when_a_svix_sender_signs_then_it_is_its_own_source(
+    narrowed: Runtime,
+) -> None:
+    # Given typeform=standard-webhooks in INTERLOCK_EXTRA_WEBHOOK_SOURCES: its own secret, generated at start
+    secret = narrowed.secrets("typeform").signing[0]
+    assert secret != narrowed.secrets("form").signing[0]
+    body = json.dumps(ticket("Form entry", "Sent from a form builder")).encode()
+    msg_id = f"msg_{uuid.uuid4().hex}"
+    signed = standardwebhooks.Webhook(secret).sign(msg_id, datetime.now(UTC), body.decode())
+    headers = {"svix-id": msg_id, "svix-timestamp": str(int(time.time())), "svix-signature": signed,
+               "content-type": "application/json"}
+
+    # When a Svix sender posts to /webhooks/typeform, signed by the official library, with svix-* header names
+    answer = httpx.post(f"{narrowed.url}/webhooks/typeform", content=body, headers=headers, timeout=10)
+
+    # Then it is accepted as typeform's event; no route is declared for typeform, so its run ends no_route
+    (event,) = accepted(answer)
+    assert event["event_id"] == msg_id and event["duplicate"] is False
+    assert failure_of(narrowed.wait_status(event["run_id"], "failed"))["details"] == {
+        "reason": "no_route", "event_source": "typeform", "event_type": "support.ticket"}
+    # and form's secret does not sign for typeform
+    other = standardwebhooks.Webhook(narrowed.secrets("form").signing[0]).sign(msg_id, datetime.now(UTC), body.decode())
+    refused = httpx.post(f"{narrowed.url}/webhooks/typeform", content=body,
+                         headers={**headers, "svix-signature": other}, timeout=10)
+    assert refused.status_code == 401
+
+
+def test_given_a_further_source_that_is_not_enabled_then_404(narrowed: Runtime) -> None:
+    # billing=stripe is declared, has a secret, but is not in INTERLOCK_ENABLED_SOURCES
+    refused = narrowed.send_as("billing", fresh("stripe"))
+    assert refused.status_code == 404 and refused.json()["error"] == "unknown_source"
+
+
+def test_given_interlock_send_to_a_further_source_then_it_signs_with_that_sources_scheme(narrowed: Runtime) -> None:
+    done = _cli(narrowed, "typeform", "support_ticket", INTERLOCK_EXTRA_WEBHOOK_SOURCES=EXTRA_SOURCES)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run_id,) = _printed_runs(done.stdout)
+    assert failure_of(narrowed.wait_status(run_id, "failed"))["details"]["event_source"] == "typeform"
+    # without the setting, the CLI does not know the source, and says how to declare one
+    unknown = _cli(narrowed, "typeform")
+    assert unknown.returncode != 0 and "INTERLOCK_EXTRA_WEBHOOK_SOURCES" in unknown.stderr

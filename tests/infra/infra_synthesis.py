@@ -44,10 +44,10 @@ class Synthesis:
         return report
 
 
-def synthesize(outdir: Path) -> Synthesis:
+def synthesize(outdir: Path, context: dict[str, Any] | None = None) -> Synthesis:
     build_layer.build()
     started = time.monotonic()
-    app, stack = build_app(outdir=str(outdir))
+    app, stack = build_app(context=context, outdir=str(outdir))
     error: Exception | None = None
     try:
         app.synth()

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Match
-from infra_synthesis import Synthesis
+from infra_synthesis import Synthesis, synthesize
 from interlock.topology import (
     FUNCTIONS_DIR,
     METRICS_NAMESPACE,
@@ -24,6 +24,7 @@ from interlock.topology import (
     Access,
     DeploymentSettings,
     Function,
+    InvalidWebhookSource,
     Ref,
     RefKind,
     UnknownWebhookSource,
@@ -880,6 +881,47 @@ def test_given_enabled_sources_context_when_resolved_then_the_ingest_gets_only_t
     stack = Stack(App(context={"interlock:enabled_sources": "form,github"}), "Narrowed")
     resolved = TOPOLOGY.enabled_sources(deployment_setting(stack, "enabled_sources"))
     assert parse_enabled(resolved) == {"form": "standard-webhooks", "github": "github"}
+
+
+def test_given_extra_webhook_sources_then_each_is_a_source_of_its_scheme_and_bad_ones_are_refused() -> None:
+    extended = TOPOLOGY.with_extra_webhook_sources(" typeform = standard-webhooks, billing=stripe,")
+    assert extended.webhook_sources == (*TOPOLOGY.webhook_sources, WebhookSource("typeform", "standard-webhooks"),
+                                        WebhookSource("billing", "stripe"))
+    assert TOPOLOGY.with_extra_webhook_sources("") == TOPOLOGY
+    for bad, why in [("typeform", "must be name=scheme"), ("typeform=", "must be name=scheme"),
+                     ("Type Form=stripe", "not a source name"), ("../x=stripe", "not a source name"),
+                     ("x=pigeon", "no scheme 'pigeon'"), ("stripe=stripe", "exists already"),
+                     ("a=stripe,a=github", "exists already")]:
+        with pytest.raises(InvalidWebhookSource, match=re.escape(why)):
+            TOPOLOGY.with_extra_webhook_sources(bad)
+
+
+def test_given_extra_webhook_sources_context_when_synthesised_then_each_has_a_secret_only_the_ingest_reads(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # Given a further source declared by configuration, and the enabled sources narrowed to include it
+    extra = synthesize(tmp_path_factory.mktemp("cdk.extra"), context={
+        "interlock:extra_webhook_sources": "typeform=standard-webhooks",
+        "interlock:enabled_sources": "form,typeform",
+    })
+    assert extra.error is None, extra.error
+
+    # Then it has its own secret, saying what to store in it
+    secrets = {r["Properties"]["Name"]: lid for lid, r in extra.of_type("AWS::SecretsManager::Secret").items()}
+    assert set(secrets) == {TOPOLOGY.secret_name(s.name) for s in TOPOLOGY.webhook_sources} | {
+        TOPOLOGY.secret_name("typeform")}
+    description = extra.resources[secrets[TOPOLOGY.secret_name("typeform")]]["Properties"]["Description"]
+    assert "'typeform' (standard-webhooks)" in description
+    # and the ingest accepts it with its scheme, and alone can read its secret
+    env = functions_by_name(extra)["webhook_ingest"][1]["Properties"]["Environment"]["Variables"]
+    assert parse_enabled(env["INTERLOCK_ENABLED_SOURCES"]) == {"form": "standard-webhooks",
+                                                               "typeform": "standard-webhooks"}
+    readers = {role_lid for role_lid in extra.of_type("AWS::IAM::Role")
+               for st in statements_of_role(extra, role_lid)
+               if "secretsmanager:GetSecretValue" in _listify(st["Action"])
+               and secrets[TOPOLOGY.secret_name("typeform")] in {lid for r in _listify(st["Resource"])
+                                                                for lid in _refs_in(r)}}
+    assert readers == {role_lid_of_function(extra, "webhook_ingest")}
 
 
 def test_given_unknown_setting_when_resolved_then_it_fails_loudly() -> None:

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from interlock.local.env import EnvironmentConflict
     from interlock.local.runtime import LocalRuntime
     from interlock.local.secrets import SecretConfigError
-    from interlock.topology import UnknownWebhookSource
+    from interlock.topology import InvalidWebhookSource, UnknownWebhookSource
 
     port = args.port if args.port is not None else _default_port()
     state_dir = args.state_dir or _default_state_dir()
@@ -77,32 +77,29 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CliError(f"could not listen on 127.0.0.1:{port}: {exc.strerror or exc}. Is Interlock already "
                        "running? Pick another port with --port or INTERLOCK_PORT.") from exc
-    except (SecretConfigError, EnvironmentConflict, UnknownWebhookSource) as exc:
+    except (SecretConfigError, EnvironmentConflict, UnknownWebhookSource, InvalidWebhookSource) as exc:
         raise CliError(str(exc)) from exc
     return 0
 
 
 # -- interlock send --------------------------------------------------------------------------------------------
 
-# scheme -> the sample `interlock send <source>` posts when given none; otherwise the sample named after the
-# scheme (samples/<scheme>.json)
+# A scheme's bundled samples are samples/<prefix>.json and samples/<prefix>_<name>.json, where the prefix is the
+# scheme's name, or for Standard Webhooks that of its built-in source, form. Any source of the scheme sends them.
+SAMPLE_PREFIX = {"standard-webhooks": DEFAULT_SOURCE}
+# the sample `interlock send <source>` posts when given none: <prefix>.json, or for Standard Webhooks this one
 DEFAULT_SAMPLES = {"standard-webhooks": DEFAULT_SAMPLE}
 
 
-def _samples() -> dict[str, Any]:
-    folder = resources.files("interlock") / "samples"
-    return {entry.name.removesuffix(".json"): entry for entry in folder.iterdir() if entry.name.endswith(".json")}
-
-
-def _sample_names(source: str, scheme: str | None = None) -> list[str]:
-    names = set()
-    for name in _samples():
-        for prefix in {f"{source}_", f"{scheme or source}_"}:
-            if name.startswith(prefix):
-                names.add(name.removeprefix(prefix))
-        if name in (source, scheme):
-            names.add(name)
-    return sorted(names)
+def _scheme_samples(scheme: str) -> dict[str, Any]:
+    """The bundled samples of ``scheme``, by the names ``interlock send`` takes for them."""
+    prefix = SAMPLE_PREFIX.get(scheme, scheme)
+    found: dict[str, Any] = {}
+    for entry in (resources.files("interlock") / "samples").iterdir():
+        stem = entry.name.removesuffix(".json")
+        if entry.name.endswith(".json") and (stem == prefix or stem.startswith(f"{prefix}_")):
+            found[stem.removeprefix(f"{prefix}_")] = entry
+    return found
 
 
 def _load_body(source: str, scheme: str, file: str | None, event_type: str | None) -> bytes:
@@ -114,12 +111,12 @@ def _load_body(source: str, scheme: str, file: str | None, event_type: str | Non
     if file is not None and Path(file).is_file():
         raw = Path(file).read_bytes()
         return raw if event_type is None else _with(raw, file, {"type": event_type})
-    name = file or DEFAULT_SAMPLES.get(scheme, scheme)
-    samples = _samples()
-    key = name.removesuffix(".json")
-    entry = samples.get(f"{source}_{key}") or samples.get(f"{scheme}_{key}") or samples.get(key)
+    name = file or DEFAULT_SAMPLES.get(scheme, SAMPLE_PREFIX.get(scheme, scheme))
+    samples = _scheme_samples(scheme)
+    key = name.removesuffix(".json").removeprefix(f"{SAMPLE_PREFIX.get(scheme, scheme)}_")
+    entry = samples.get(key)
     if entry is None:
-        names = ", ".join(_sample_names(source, scheme)) or "none"
+        names = ", ".join(sorted(samples)) or "none"
         raise CliError(f"no file or sample named {name!r}; the samples for {source!r} are: {names}")
     if scheme != "standard-webhooks":
         return bytes(entry.read_bytes())  # exactly the provider's bytes
@@ -154,16 +151,21 @@ def _source_secrets(source: str, scheme: str, state_dir: Path) -> Any:
 
 
 def _known_sources() -> dict[str, str]:
-    """The topology's webhook sources, ``{name: scheme}``."""
-    from interlock.topology import TOPOLOGY
+    """The topology's webhook sources, with the ones ``INTERLOCK_EXTRA_WEBHOOK_SOURCES`` adds: ``{name: scheme}``."""
+    from interlock.topology import TOPOLOGY, InvalidWebhookSource
 
-    return {s.name: s.scheme for s in TOPOLOGY.webhook_sources}
+    try:
+        topology = TOPOLOGY.with_extra_webhook_sources(os.environ.get("INTERLOCK_EXTRA_WEBHOOK_SOURCES", ""))
+    except InvalidWebhookSource as exc:
+        raise CliError(str(exc)) from exc
+    return {s.name: s.scheme for s in topology.webhook_sources}
 
 
 def _source_and_file(source: str | None, file: str | None, known: dict[str, str]) -> tuple[str, str | None]:
     """``interlock send refund_request`` and ``interlock send my.json`` mean the default source."""
+    default_samples = _scheme_samples(known[DEFAULT_SOURCE])
     looks_like_a_file = source is not None and (
-        Path(source).is_file() or source.removesuffix(".json") in _sample_names(DEFAULT_SOURCE, known[DEFAULT_SOURCE]))
+        Path(source).is_file() or source.removesuffix(".json").removeprefix(f"{DEFAULT_SOURCE}_") in default_samples)
     if source is not None and file is None and source not in known and looks_like_a_file:
         return DEFAULT_SOURCE, source
     return source or DEFAULT_SOURCE, file
@@ -181,7 +183,8 @@ def send(args: argparse.Namespace) -> int:
     known = _known_sources()
     source, file = _source_and_file(args.source, args.file, known)
     if source not in known:
-        raise CliError(f"unknown webhook source {source!r}; the sources are: {', '.join(known)}")
+        raise CliError(f"unknown webhook source {source!r}; the sources are: {', '.join(known)} (a further source "
+                       "is declared with INTERLOCK_EXTRA_WEBHOOK_SOURCES=name=scheme, for `interlock run` and here)")
     scheme = known[source]
     base = (args.url or _default_url()).rstrip("/")
     endpoint = f"{base}/webhooks/{source}"

@@ -15,7 +15,8 @@ Values that only exist once deployed (a queue URL, a state machine ARN, the API 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -168,6 +169,15 @@ class UnknownWebhookSource(ValueError):
     """The ``enabled_sources`` setting names a source the topology does not declare."""
 
 
+class InvalidWebhookSource(ValueError):
+    """The ``extra_webhook_sources`` setting declares a source that cannot exist (bad name, unknown scheme,
+    a name already taken)."""
+
+
+# A source's name is a path segment of /webhooks/{source} and part of its secret's name.
+_SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,47}$")
+
+
 @dataclass(frozen=True)
 class Topology:
     table: Table
@@ -211,6 +221,35 @@ class Topology:
             if source.name == name:
                 return source
         raise KeyError(f"no webhook source named {name!r} in the topology")
+
+    def with_extra_webhook_sources(self, setting: str) -> Topology:
+        """This topology with the further webhook sources the ``extra_webhook_sources`` setting declares:
+        ``name=scheme`` pairs, comma-separated (``typeform=standard-webhooks, billing=stripe``).
+
+        Each realisation applies the setting before it builds anything, so a further source is a source like
+        the others in both: its own route segment, its own secret, readable by the ingest alone.
+        """
+        from interlock.webhooks.registry import SCHEMES
+
+        sources = list(self.webhook_sources)
+        for part in (p.strip() for p in setting.split(",")):
+            if not part:
+                continue
+            name, sep, scheme = (p.strip() for p in part.partition("="))
+            if not sep or not scheme:
+                raise InvalidWebhookSource(f"extra_webhook_sources: {part!r} must be name=scheme, e.g. "
+                                           "typeform=standard-webhooks")
+            if not _SOURCE_NAME.fullmatch(name):
+                raise InvalidWebhookSource(f"extra_webhook_sources: {name!r} is not a source name (lower-case "
+                                           "letters, digits, '-' and '_', starting with a letter, at most 48)")
+            if scheme not in SCHEMES:
+                raise InvalidWebhookSource(f"extra_webhook_sources: {part!r} names no scheme {scheme!r}; the "
+                                           f"schemes are: {', '.join(sorted(SCHEMES))}")
+            if any(s.name == name for s in sources):
+                raise InvalidWebhookSource(f"extra_webhook_sources: a webhook source named {name!r} exists "
+                                           "already")
+            sources.append(WebhookSource(name, scheme))
+        return replace(self, webhook_sources=tuple(sources))
 
     def enabled_sources(self, setting: str = "") -> str:
         """What ``Ref(RefKind.WEBHOOK_SOURCES)`` resolves to: ``name=scheme`` for every webhook source, or
@@ -399,6 +438,8 @@ TOPOLOGY = build()
 class DeploymentSettings:
     """Values behind ``Ref(RefKind.SETTING, name)``; CDK reads them from context, local from env."""
 
+    # Further webhook sources, name=scheme comma-separated (Topology.with_extra_webhook_sources).
+    extra_webhook_sources: str = ""
     # Comma-separated names of the webhook sources to accept; empty: every source of the topology.
     enabled_sources: str = ""
     # Comma-separated sources for which HubSpot's legacy v1/v2 signatures (no timestamp) are accepted.

@@ -25,6 +25,7 @@ from typing import Any
 from interlock.local import get_logger
 from interlock.local import secrets as local_secrets
 from interlock.local.cloud import LocalCloud
+from interlock.local.env import setting
 from interlock.local.event_sources import SqsEventSource
 from interlock.local.execution_events import ExecutionStatusEvents
 from interlock.local.functions import LocalLambda
@@ -87,6 +88,9 @@ class LocalRuntime:
     # -- lifecycle ------------------------------------------------------------------------------------------
 
     def start(self) -> LocalRuntime:
+        # Further webhook sources are configuration: declared before anything is built from the topology.
+        self.topology = self.topology.with_extra_webhook_sources(
+            setting("extra_webhook_sources", "", os.environ))
         self.state_dir.mkdir(parents=True, exist_ok=True)
         sources = {s.name: s.scheme for s in self.topology.webhook_sources}
         self.secrets = local_secrets.load_or_create(self.state_dir, sources)

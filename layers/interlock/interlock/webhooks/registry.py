@@ -1,8 +1,9 @@
 """Which webhook sources exist: a name (the ``{source}`` of ``/webhooks/{source}``) and its scheme.
 
-``INTERLOCK_ENABLED_SOURCES`` lists them, comma-separated: a provider's name on its own (``stripe``), or
-``name=scheme`` for a further source speaking a provider's scheme (``typeform=standard-webhooks``). A
-source must also have a secret to be enabled; one without answers 404, like a source that does not exist.
+``INTERLOCK_ENABLED_SOURCES`` lists them, comma-separated, as each realisation resolves it from the topology
+(:meth:`interlock.topology.Topology.enabled_sources`): ``name=scheme`` (``typeform=standard-webhooks``), or a
+provider's name on its own (``stripe``). A source must also have a secret to be enabled; one without answers
+404, like a source that does not exist.
 
 Each scheme is a module of ``interlock.webhooks.sources`` defining ``SOURCE_CLASS`` (a
 :class:`~interlock.webhooks.base.WebhookSource` taking ``(name, settings)``), imported only when a request
