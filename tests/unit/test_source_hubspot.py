@@ -365,18 +365,31 @@ def test_given_an_event_without_portal_or_subscription_then_its_id_is_the_bare_e
         (b"[1, 2]", "event 0: expected an object"),
         (b'[{"subscriptionType": "contact.creation"}]', "event 0: eventId: Field required"),
         (b'[{"eventId": 1}]', "event 0: subscriptionType: Field required"),
-        (b'[{"eventId": 1, "subscriptionType": "contact.creation"}, {"eventId": 2}]', "event 1: subscriptionType"),
+        (b'[{"eventId": 2}, [], {"eventId": 3, "subscriptionType": 7}]', "event 0: subscriptionType"),
         (b'[{"eventId": true, "subscriptionType": "contact.creation"}]', "event 0: eventId"),
         (b'[{"eventId": "", "subscriptionType": "contact.creation"}]', "event 0: eventId"),
         (b'[{"eventId": 1, "subscriptionType": ""}]', "event 0: subscriptionType"),
         (b'[{"eventId": 1, "subscriptionType": "contact creation; drop"}]', "event 0: subscriptionType"),
     ],
-    ids=["malformed", "not-utf8", "object", "empty", "not-objects", "no-event-id", "no-type", "second-bad",
+    ids=["malformed", "not-utf8", "object", "empty", "not-objects", "no-event-id", "no-type", "none-good",
          "bool-id", "empty-id", "empty-type", "odd-type"],
 )
 def test_given_a_body_that_is_not_an_array_of_hubspot_events_then_a_payload_error_with_the_reason(raw, fragment):
     with pytest.raises(PayloadError, match=fragment.replace("(", r"\(")):
         source().events(delivery({}, raw))
+
+
+def test_given_a_batch_with_one_unreadable_element_then_the_readable_ones_are_events_and_the_other_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # HubSpot does not retry a 4xx: refusing the batch would lose the readable events too
+    raw = b'[{"eventId": 1, "subscriptionType": "contact.creation"}, {"eventId": 2}]'
+
+    events = source().events(delivery({}, raw))
+
+    assert [(e.event_id, e.type) for e in events] == [("1", "hubspot.contact.creation")]
+    (record,) = [r for r in caplog.records if r.getMessage() == "hubspot batch elements skipped"]
+    assert record.levelname == "WARNING" and "event 1: subscriptionType" in str(record.__dict__["problems"])
 
 
 def test_given_the_source_then_it_answers_200_keeps_dedupe_keys_three_days_and_names_its_payload():

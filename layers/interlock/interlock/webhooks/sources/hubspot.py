@@ -66,7 +66,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
-from interlock.observability import logger
+from interlock.observability import count, logger
 from interlock.settings import IngestSettings
 from interlock.webhooks.base import DAY, Delivery, PayloadError, SignatureError, SourceEvent, WebhookSource
 
@@ -227,15 +227,25 @@ class HubSpotSource(WebhookSource):
         if not body:
             raise PayloadError("the array holds no events")
         events: list[SourceEvent] = []
+        problems: list[str] = []
         for index, element in enumerate(body):
             if not isinstance(element, dict):
-                raise PayloadError(f"event {index}: expected an object, got a JSON {type(element).__name__}")
+                problems.append(f"event {index}: expected an object, got a JSON {type(element).__name__}")
+                continue
             try:
                 event = HubSpotEvent.model_validate(element)
             except ValidationError as exc:
-                raise PayloadError(f"event {index}: {_problems(exc)}") from exc
+                problems.append(f"event {index}: {_problems(exc)}")
+                continue
             events.append(SourceEvent(event_id=event.dedupe_id(), type=f"hubspot.{event.subscriptionType}",
                                       payload=element))
+        if problems and not events:
+            raise PayloadError("; ".join(problems))
+        if problems:
+            # HubSpot does not retry a 4xx: refusing the batch would lose its readable events with the others.
+            logger.warning("hubspot batch elements skipped", extra={"skipped": len(problems),
+                                                                    "problems": problems[:10]})
+            count("WebhookEventsUnreadable", len(problems))
         return events
 
 

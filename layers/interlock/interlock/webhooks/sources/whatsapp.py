@@ -87,6 +87,11 @@ def _dicts(value: Any) -> Iterator[dict[str, Any]]:
         yield from (item for item in value if isinstance(item, dict))
 
 
+def _items(value: Any) -> list[Any]:
+    """A list field's items; anything else (a verified body can still be malformed) has none."""
+    return value if isinstance(value, list) else []
+
+
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
@@ -130,11 +135,11 @@ class WhatsAppSource(WebhookSource):
                     continue
                 context = {"waba_id": _text(entry.get("id")), "field": _text(change.get("field")),
                            "metadata": value.get("metadata") or {}, "contacts": value.get("contacts") or []}
-                for message in value.get("messages") or []:
+                for message in _items(value.get("messages")):
                     event = self._message(message, context)
                     unreadable += event is None
                     events += [event] if event else []
-                for status in value.get("statuses") or []:
+                for status in _items(value.get("statuses")):
                     event = self._status(status, context)
                     unreadable += event is None
                     events += [event] if event else []
