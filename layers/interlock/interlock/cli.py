@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import secrets
 import sys
 import time
@@ -89,6 +90,17 @@ def run(args: argparse.Namespace) -> int:
 SAMPLE_PREFIX = {"standard-webhooks": DEFAULT_SOURCE}
 # the sample `interlock send <source>` posts when given none: <prefix>.json, or for Standard Webhooks this one
 DEFAULT_SAMPLES = {"standard-webhooks": DEFAULT_SAMPLE}
+# The schemes that send an event's (or delivery's) id in a header, which --id sets: scheme -> that header.
+ID_HEADERS = {"standard-webhooks": "webhook-id", "github": "X-GitHub-Delivery"}
+# The schemes whose event ids are in the payload, and where: --id cannot change those.
+PAYLOAD_IDS = {
+    "stripe": "its id, evt_…",
+    "slack": "its event_id, Ev…",
+    "whatsapp": "each message's and status's id, wamid.…",
+    "hubspot": "each event's eventId",
+}
+# a header value: printable ASCII, no spaces
+_HEADER_VALUE = re.compile(r"[\x21-\x7e]{1,255}")
 
 
 def _scheme_samples(scheme: str) -> dict[str, Any]:
@@ -109,7 +121,10 @@ def _load_body(source: str, scheme: str, file: str | None, event_type: str | Non
         raise CliError(f"--type applies to Standard Webhooks sources; a {scheme} event's type is part of the "
                        "provider's payload: send a file with the type you want")
     if file is not None and Path(file).is_file():
-        raw = Path(file).read_bytes()
+        try:
+            raw = Path(file).read_bytes()
+        except OSError as exc:
+            raise CliError(f"cannot read {file}: {exc.strerror or exc}") from exc
         return raw if event_type is None else _with(raw, file, {"type": event_type})
     name = file or DEFAULT_SAMPLES.get(scheme, SAMPLE_PREFIX.get(scheme, scheme))
     samples = _scheme_samples(scheme)
@@ -144,6 +159,8 @@ def _source_secrets(source: str, scheme: str, state_dir: Path) -> Any:
         found = lookup(state_dir, source, scheme)
     except SecretConfigError as exc:
         raise CliError(str(exc)) from exc
+    except OSError as exc:
+        raise CliError(f"cannot read {state_dir / SECRETS_FILE}: {exc.strerror or exc}") from exc
     if not found:
         raise CliError(f"no webhook secret for {source!r}: set {env_var(source)}, or start `interlock run` "
                        f"once so that it writes {state_dir / SECRETS_FILE} (pass --state-dir if it uses another)")
@@ -179,6 +196,53 @@ def _scheme_module(scheme: str) -> Any:
     return importlib.import_module(f"interlock.webhooks.sources.{SCHEMES[scheme]}")
 
 
+def _check_options(source: str, scheme: str, args: argparse.Namespace) -> None:
+    """--id and --event apply to the schemes that send them in a header; say so for the others."""
+    if args.id is not None:
+        if scheme in PAYLOAD_IDS:
+            raise CliError(f"{source!r} ({scheme}) identifies an event in its payload ({PAYLOAD_IDS[scheme]}), not "
+                           "in a header, so --id does not apply: to send a new event, change that id in a copy of "
+                           "the file and send the copy")
+        if scheme not in ID_HEADERS:
+            raise CliError(f"--id does not apply to {source!r} ({scheme})")
+        if not _HEADER_VALUE.fullmatch(args.id):
+            raise CliError(f"--id is sent in the {ID_HEADERS[scheme]} header: use printable ASCII with no spaces, "
+                           f"not {args.id!r}")
+    if args.event is not None:
+        if scheme != "github":
+            hint = " (set it with --type)" if scheme == "standard-webhooks" else ""
+            raise CliError(f"--event applies to GitHub sources (the X-GitHub-Event header); a {scheme} event's "
+                           f"type is part of its payload{hint}")
+        if not _HEADER_VALUE.fullmatch(args.event):
+            raise CliError(f"--event takes a GitHub event name such as push or issues, not {args.event!r}")
+
+
+def _sign(module: Any, scheme: str, secret: str, body: bytes, *, origin: str, event_id: str, url: str,
+          event: str | None) -> dict[str, str]:
+    """The headers the provider sends with ``body``, from the plug-in's ``sender_headers``; a payload it cannot
+    sign from is a :class:`CliError`."""
+    if scheme == "github":
+        _json_object(body, origin, "GitHub")  # GitHub's sender reads the payload to name its event
+    extra = {} if event is None else {"event": event}
+    try:
+        return dict(module.sender_headers(secret, body, now=int(time.time()), event_id=event_id, url=url, **extra))
+    except ValueError as exc:
+        if scheme == "github" and event is None:  # the payload is a JSON object: its event could not be told
+            raise CliError(f"cannot tell which GitHub event {origin} is from its top-level keys: pass --event "
+                           "NAME, the X-GitHub-Event header GitHub would send (push, issues, pull_request, …)") from exc
+        raise CliError(f"cannot sign {origin} as {scheme} does: {exc}") from exc
+
+
+def _json_object(body: bytes, origin: str, provider: str) -> dict[str, Any]:
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise CliError(f"{origin} is not JSON: {exc}; a {provider} payload is a JSON object") from exc
+    if not isinstance(payload, dict):
+        raise CliError(f"{origin} holds JSON that is not an object; a {provider} payload is a JSON object")
+    return payload
+
+
 def send(args: argparse.Namespace) -> int:
     known = _known_sources()
     source, file = _source_and_file(args.source, args.file, known)
@@ -189,17 +253,19 @@ def send(args: argparse.Namespace) -> int:
     base = (args.url or _default_url()).rstrip("/")
     endpoint = f"{base}/webhooks/{source}"
     state_dir = args.state_dir or _default_state_dir()
+    _check_options(source, scheme, args)
     if args.handshake:
         if scheme != "whatsapp":
             raise CliError(f"{source!r} ({scheme}) has no GET handshake; --handshake is for WhatsApp sources")
         return _handshake(source, scheme, endpoint, _source_secrets(source, scheme, state_dir))
     body = _load_body(source, scheme, file, args.type)
     source_secrets = _source_secrets(source, scheme, state_dir)
+    # Only a header-borne id is ours to choose; the other schemes' ids are in the body, and the plug-in ignores this.
     event_id = args.id or (f"msg_{secrets.token_urlsafe(18)}" if scheme == "standard-webhooks" else str(uuid.uuid4()))
     # The provider's own signing, from the source's plug-in: what it signs (the body, a timestamp, the URL
     # posted to) and the headers it sends.
-    signed = _scheme_module(scheme).sender_headers(source_secrets.signing[0], body, now=int(time.time()),
-                                                   event_id=event_id, url=endpoint)
+    signed = _sign(_scheme_module(scheme), scheme, source_secrets.signing[0], body,
+                   origin=file or f"the {scheme} sample", event_id=event_id, url=endpoint, event=args.event)
 
     import httpx
 
@@ -207,8 +273,15 @@ def send(args: argparse.Namespace) -> int:
     headers.setdefault("Content-Type", "application/json")
     headers.setdefault("User-Agent", "interlock-send")
     response = _call("POST", endpoint, base, content=body, headers=headers)
-    print(f"POST {endpoint}  ({scheme}, event id {event_id})")
+    # The id sent in a header, as sent (GitHub's plug-in makes a GUID of an --id that is not one); an id in the
+    # body is in the answer printed below.
+    id_header = ID_HEADERS.get(scheme)
+    sent_id = headers.get(id_header) if id_header else None
+    print(f"POST {endpoint}  ({scheme}" + (f", {id_header} {sent_id}" if sent_id else "") + ")")
     _report(base, response)
+    if scheme == "hubspot" and response.status_code == 401:
+        print(f"HubSpot signs the URL it calls ({endpoint}): it must be exactly the runtime's public URL "
+              "(INTERLOCK_PUBLIC_BASE_URL, locally http://127.0.0.1:<port>) + /webhooks/<source>.")
     return 0 if response.is_success else 1
 
 
@@ -238,6 +311,8 @@ def _call(method: str, endpoint: str, base: str, **kwargs: Any) -> Any:
     except httpx.ConnectError as exc:
         raise CliError(f"nothing answers at {base}: is Interlock running? Start it with `interlock run` "
                        "(or `make run`), or pass --url") from exc
+    except httpx.InvalidURL as exc:  # not an HTTPError
+        raise CliError(f"{base} is not a URL Interlock can be reached at: {exc}") from exc
     except httpx.HTTPError as exc:
         raise CliError(f"{method} {endpoint} failed: {type(exc).__name__}: {exc}") from exc
 
@@ -288,8 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
                           help="WhatsApp: make Meta's GET verification request with the stored verify token")
     send_cmd.add_argument("--url", help="where Interlock listens (default: INTERLOCK_URL or "
                                         f"http://127.0.0.1:<INTERLOCK_PORT or {DEFAULT_PORT}>)")
-    send_cmd.add_argument("--id", help="the delivery's id where the provider sends it in a header (webhook-id, "
-                                       "X-GitHub-Delivery); reuse one to see deduplication")
+    send_cmd.add_argument("--id", help="Standard Webhooks and GitHub: the id sent in the webhook-id or "
+                                       "X-GitHub-Delivery header (for GitHub, a GUID made from it unless it is "
+                                       "one); reuse one to see deduplication. The other providers' ids are in "
+                                       "the payload")
+    send_cmd.add_argument("--event", metavar="NAME",
+                          help="GitHub sources: the X-GitHub-Event header (default: told from the payload)")
     send_cmd.add_argument("--type", help="Standard Webhooks sources: override the payload's event type")
     send_cmd.add_argument("--state-dir", type=Path, default=None,
                           help="where `interlock run` keeps secrets.json (default: INTERLOCK_STATE_DIR or "
