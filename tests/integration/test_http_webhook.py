@@ -372,6 +372,58 @@ def test_given_secrets_manager_says_the_secret_does_not_exist_when_posted_then_4
     assert answer["error"] == "unknown_source"
 
 
+def test_given_the_secret_is_scheduled_for_deletion_when_posted_then_404_like_a_source_without_one(
+    cloud, secret, lambda_context
+):
+    # Deleting a secret keeps it for a recovery window, in which reading it fails with InvalidRequestException
+    import boto3
+
+    boto3.client("secretsmanager", region_name="us-east-1").delete_secret(SecretId="interlock/webhooks/form")
+    body = body_of(TICKET)
+
+    status, answer, _ = post(lambda_context, body=body, headers=signed_headers(secret, "m", int(time.time()), body))
+
+    assert (status, answer["error"]) == (404, "unknown_source")
+    assert_nothing_stored_or_queued(cloud)
+
+
+def test_given_a_secret_whose_json_cannot_be_read_when_posted_then_503_and_the_log_says_why(
+    cloud, put_secret, lambda_context, caplog
+):
+    put_secret("form", '{"signing": ["whsec_abc"], verify_token: typo}')
+    body = body_of(TICKET)
+
+    headers = signed_headers("whsec_abc", "m", int(time.time()), body)
+
+    status, answer, _ = post(lambda_context, body=body, headers=headers)
+
+    assert (status, answer["error"]) == (503, "unavailable"), "an operator's typo is mended and retried, not a 404"
+    assert any("not valid JSON" in r.getMessage() + str(r.exc_info) for r in caplog.records)
+    assert_nothing_stored_or_queued(cloud)
+
+
+@pytest.mark.parametrize(
+    ("source", "method", "body", "headers", "status", "reason"),
+    [
+        ("nope", "POST", b"{}", {}, 404, "unknown_source"),
+        ("form", "POST", b"{}", {}, 401, "missing_headers"),
+        ("form", "GET", b"", {}, 405, "method_not_allowed"),
+        ("form", "POST", b"x" * 70_000, {}, 413, "body_too_large"),
+    ],
+    ids=["unknown", "unsigned", "method", "size"],
+)
+def test_given_a_refused_request_then_the_reason_is_logged_as_a_warning(
+    cloud, secret, lambda_context, caplog, source, method, body, headers, status, reason
+):
+    event = rest_event(method, f"/webhooks/{source}", "/webhooks/{source}", {"source": source}, headers=headers,
+                       body=body.decode())
+    assert http_webhook.handler(event, lambda_context)["statusCode"] == status
+
+    (refusal,) = [r for r in caplog.records if r.getMessage() == "webhook refused"]
+    assert refusal.levelname == "WARNING"
+    assert (refusal.__dict__["status"], refusal.__dict__["reason"]) == (status, reason)
+
+
 def test_given_a_request_with_null_headers_when_posted_then_401_not_a_crash(cloud, secret, lambda_context):
     event = rest_event("POST", "/webhooks/form", "/webhooks/{source}", {"source": "form"},
                        body=body_of(TICKET).decode())

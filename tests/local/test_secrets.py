@@ -63,8 +63,16 @@ def test_each_source_gets_a_secret_shaped_like_its_providers(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("scheme", ["standard-webhooks", "stripe", "slack", "whatsapp", "hubspot", "github"])
 def test_a_secret_rendered_for_secrets_manager_parses_back_as_the_ingest_reads_it(scheme: str) -> None:
+    free_text = scheme == "github"
     value = generate(scheme)
-    assert parse_secret(render(value)) == value
+    assert parse_secret(render(value, scheme), free_text=free_text) == value
+    # a rotation's two secrets, and (GitHub) secrets with spaces, read back as the same two
+    rotating = SourceSecrets(signing=(*value.signing, *generate(scheme).signing), extras=value.extras)
+    assert parse_secret(render(rotating, scheme), free_text=free_text) == rotating
+    if free_text:
+        spaced = SourceSecrets(signing=("It's a Secret to Everybody",))
+        assert render(spaced, scheme) == json.dumps({"signing": ["It's a Secret to Everybody"]})
+        assert parse_secret(render(spaced, scheme), free_text=True) == spaced
 
 
 def test_the_environment_wins_and_may_hold_several_secrets(tmp_path: Path) -> None:

@@ -81,7 +81,7 @@ class StaticSecrets:
     asked: list[str] = field(default_factory=list)
     fail_with: Exception | None = None
 
-    def get(self, source: str) -> SourceSecrets:
+    def get(self, source: str, *, free_text: bool = False) -> SourceSecrets:
         self.asked.append(source)
         if self.fail_with is not None:
             raise self.fail_with

@@ -53,12 +53,12 @@ def delivery(body: bytes = BODY, header: str | None = None, **headers: str) -> D
 
 
 def official_header(body: bytes, secret: str, timestamp: int) -> str:
-    """A ``Stripe-Signature`` made by stripe-python (``generate_signature_header`` where it exists)."""
-    make = getattr(stripe.WebhookSignature, "generate_signature_header", None)
-    if make is not None:
-        return str(make(body.decode(), secret, timestamp=timestamp))
-    signed = stripe.WebhookSignature._compute_signature(f"{timestamp}.{body.decode()}", secret)
-    return f"t={timestamp},v1={signed}"
+    """The ``Stripe-Signature`` stripe-python itself makes (``WebhookSignature.generate_signature_header``).
+
+    No fallback: if the installed stripe-python lacks it, this raises ``AttributeError`` rather than quietly
+    signing with our own code and no longer testing against Stripe's library.
+    """
+    return str(stripe.WebhookSignature.generate_signature_header(body.decode(), secret, timestamp=timestamp))
 
 
 def reason(body: bytes, header: str | None, secrets: list[str], now: float = NOW) -> str:

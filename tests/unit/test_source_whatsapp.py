@@ -240,7 +240,7 @@ def test_given_the_packaged_sample_then_it_is_one_text_message_and_one_delivered
 
 
 class Secrets:
-    def get(self, name: str) -> SourceSecrets:
+    def get(self, name: str, *, free_text: bool = False) -> SourceSecrets:
         return SECRETS if name == "whatsapp" else SourceSecrets(signing=())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from interlock.models import EntryState, Envelope, run_id_for, utcnow
 from interlock.routing import ROUTES, Router, StepFunctionsEngine, UnknownWorkflow, route_for
 from interlock.settings import IngestSettings
 from interlock.steps import StepInput, run_step
+from interlock.timeline import DedupeRecord
 from interlock.webhooks.standard import signed_headers
 from pydantic import BaseModel, ValidationError
 
@@ -142,14 +144,16 @@ SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 
 def ingest(body: bytes | str | None, headers: dict[str, str] | None = None, *, source: str = "form",
            is_base64: bool = False, secrets: dict[str, list[str]] | None = None, queue: RecordingQueue | None = None,
-           store: RecordingTimeline | None = None, secrets_fail_with: Exception | None = None, **settings: Any):
+           store: RecordingTimeline | None = None, secrets_fail_with: Exception | None = None, method: str = "POST",
+           **settings: Any):
     store = store if store is not None else RecordingTimeline()
     queue = queue if queue is not None else RecordingQueue()
     secret_port = StaticSecrets({"form": [SECRET]} if secrets is None else secrets, fail_with=secrets_fail_with)
     service = IngestService(IngestSettings(table_name="t", ingest_queue_url="q", **settings), secret_port,
                             store, queue)
     text = body.decode() if isinstance(body, bytes) else body
-    outcome = service.accept(RawRequest(source=source, headers=headers or {}, body=text, is_base64=is_base64))
+    outcome = service.accept(RawRequest(source=source, headers=headers or {}, body=text, is_base64=is_base64,
+                                        method=method))
     return outcome, store, queue, secret_port
 
 
@@ -171,12 +175,20 @@ def test_given_a_signed_ticket_when_accepted_then_one_envelope_is_created_and_qu
     assert envelope.dedupe_key == "form:msg_1"
 
 
-def test_given_an_oversize_body_when_accepted_then_413_before_the_secret_is_even_read():
+def test_given_an_oversize_body_when_accepted_then_413_and_nothing_is_kept():
     body = b"x" * 2000
-    outcome, store, queue, secrets = ingest(body, signed(body), max_body_bytes=1000)
+    outcome, store, queue, _ = ingest(body, signed(body), max_body_bytes=1000)
 
     assert outcome.status == 413
-    assert secrets.asked == [] and store.created == [] and queue.sent == []
+    assert store.created == [] and queue.sent == []
+
+
+def test_given_a_source_without_a_secret_when_any_request_comes_then_404_whatever_its_size_or_method():
+    # A disabled source says nothing about itself: not 413, not 405, but what an unknown source gets
+    body = b"x" * 2000
+    for outcome in (ingest(body, signed(body), max_body_bytes=1000, secrets={})[0],
+                    ingest(TICKET, signed(TICKET), method="GET", secrets={})[0]):
+        assert (outcome.status, outcome.body["error"]) == (404, "unknown_source")
 
 
 def test_given_a_disabled_source_when_accepted_then_404_and_no_secret_is_read():
@@ -262,11 +274,50 @@ def test_given_a_source_with_no_secret_when_accepted_then_404_and_nothing_is_kep
 def test_given_a_delivery_still_being_accepted_when_a_retry_arrives_then_409_and_nothing_is_recorded_or_queued():
     store = RecordingTimeline(accepting={"form:msg_1": (run_id_for("form:msg_1"), time.time() - 1)})
 
-    outcome, store, queue, _ = ingest(TICKET, signed(TICKET), store=store)
+    started = time.monotonic()
+    outcome, store, queue, _ = ingest(TICKET, signed(TICKET), store=store, in_progress_wait_seconds=0.3)
 
     assert outcome.status == 409
     assert outcome.body["error"] == "in_progress"
     assert queue.sent == [] and store.entries == [] and store.taken_over == []
+    assert time.monotonic() - started >= 0.3  # it waited for the first delivery to settle first
+
+
+@dataclass
+class SettlingTimeline(RecordingTimeline):
+    """The first delivery of ``form:msg_1`` is being accepted, and settles (``queued`` or ``undone``) after the
+    retry has looked at it ``looks`` times."""
+
+    settles_to: str = "queued"
+    looks: int = 2
+
+    def dedupe_record(self, dedupe_key: str) -> DedupeRecord | None:
+        if dedupe_key in self.accepting:
+            self.looks -= 1
+            if self.looks < 0:
+                del self.accepting[dedupe_key]
+                if self.settles_to == "queued":
+                    self.existing_dedupe_keys.add(dedupe_key)
+        return super().dedupe_record(dedupe_key)
+
+
+def test_given_a_retry_while_the_first_delivery_is_accepted_when_the_first_is_queued_then_a_2xx_duplicate():
+    # Slack retries after 3 s, often while its first delivery is still being accepted: answer it 2xx once safe
+    store = SettlingTimeline(accepting={"form:msg_1": (run_id_for("form:msg_1"), time.time())}, settles_to="queued")
+
+    outcome, store, queue, _ = ingest(TICKET, signed(TICKET), store=store)
+
+    assert (outcome.status, outcome.body["duplicate"]) == (202, True)
+    assert queue.sent == [] and [e.state for _, e, _ in store.entries] == [EntryState.DUPLICATE]
+
+
+def test_given_a_retry_while_the_first_delivery_is_accepted_when_the_first_is_undone_then_the_retry_queues_it():
+    store = SettlingTimeline(accepting={"form:msg_1": (run_id_for("form:msg_1"), time.time())}, settles_to="undone")
+
+    outcome, store, queue, _ = ingest(TICKET, signed(TICKET), store=store)
+
+    assert (outcome.status, outcome.body["duplicate"]) == (202, False)
+    assert [e.dedupe_key for e in queue.sent] == ["form:msg_1"]
 
 
 def test_given_an_abandoned_acceptance_when_a_retry_arrives_then_it_takes_over_and_queues_the_event():

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 
 import pytest
-from interlock.ingest.ports import parse_secret
+from interlock.ingest.ports import SecretFormatError, parse_secret
 from interlock.ingest.service import IngestService, RawRequest
 from interlock.models import run_id_for
 from interlock.settings import IngestSettings
@@ -50,7 +50,16 @@ def test_given_a_registry_then_only_enabled_sources_exist_and_each_is_built_once
 
 
 def test_given_whitespace_separated_secrets_then_all_are_signing_secrets():
-    assert parse_secret(" whsec_a \n whsec_b,whsec_c ") == SourceSecrets(signing=("whsec_a", "whsec_b", "whsec_c"))
+    assert parse_secret(" whsec_a \n whsec_b\twhsec_c ") == SourceSecrets(signing=("whsec_a", "whsec_b", "whsec_c"))
+    assert parse_secret("a,b") == SourceSecrets(signing=("a,b",))  # only whitespace separates
+
+
+def test_given_a_free_text_secret_then_it_is_one_secret_spaces_and_all():
+    # GitHub's secrets are any text: splitting "It's a Secret" would make "a" a valid key
+    assert parse_secret(" It's a Secret to Everybody \n", free_text=True) == SourceSecrets(
+        signing=("It's a Secret to Everybody",))
+    assert parse_secret('{"signing": ["new one", "old one"]}', free_text=True).signing == ("new one", "old one")
+    assert not parse_secret("  ", free_text=True)
 
 
 def test_given_a_json_secret_then_signing_secrets_and_named_extras():
@@ -60,9 +69,15 @@ def test_given_a_json_secret_then_signing_secrets_and_named_extras():
     assert parse_secret('{"signing": "only"}').signing == ("only",)
 
 
-@pytest.mark.parametrize("text", ["", "   ", "{not json", '{"verify_token": "vt"}'])
+@pytest.mark.parametrize("text", ["", "   ", '{"verify_token": "vt"}', '{"signing": []}'])
 def test_given_no_signing_secret_then_the_source_counts_as_unconfigured(text):
     assert not parse_secret(text)
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"signing": {"a": 1}}', "{}}"])
+def test_given_a_json_secret_that_cannot_be_read_then_a_format_error_not_a_silently_disabled_source(text):
+    with pytest.raises(SecretFormatError):
+        parse_secret(text)
 
 
 # -- the ingest driving a source ----------------------------------------------------------------------------
@@ -167,7 +182,7 @@ def test_given_one_event_of_a_batch_cannot_be_queued_then_503_and_only_that_one_
 
 def test_given_a_handshake_then_its_reply_is_returned_as_is_and_nothing_is_recorded():
     svc, store, queue = service()
-    svc.secrets.get = lambda name: SourceSecrets(("good",), {"verify_token": "vt"})  # type: ignore[method-assign]
+    svc.secrets.get = lambda name, **_: SourceSecrets(("good",), {"verify_token": "vt"})  # type: ignore[method-assign]
     ok = svc.accept(request(None, method="GET", challenge="12345", token="vt"))
     refused = svc.accept(request(None, method="GET", challenge="12345", token="wrong"))
 

@@ -40,6 +40,9 @@ class IngestSettings(TableSettings):
     # A delivery still "accepting" after this long was abandoned (the function died between recording it
     # and queueing it): the sender's next retry takes it over. Must exceed the ingest function's timeout.
     accepting_stale_seconds: int = Field(default=60, gt=0)
+    # How long a redelivery that finds the first delivery still being accepted waits for it to settle before
+    # answering 409 (kept well inside Slack's 3 s).
+    in_progress_wait_seconds: float = Field(default=1.5, ge=0, le=2.5)
     # The public URL the API is called at (API Gateway does not pass the raw URL on): HubSpot signs it.
     public_base_url: str = ""
     # Sources for which HubSpot's legacy v1/v2 signatures are accepted (comma-separated); off by default.

@@ -12,29 +12,42 @@ from interlock.webhooks.base import SourceSecrets
 
 
 class WebhookSecrets(Protocol):
-    def get(self, source: str) -> SourceSecrets:
-        """Every secret currently valid for ``source`` (several during a rotation); empty if none."""
+    def get(self, source: str, *, free_text: bool = False) -> SourceSecrets:
+        """Every secret currently valid for ``source`` (several during a rotation); empty if none.
+        ``free_text``: a plain-text value is one secret (:func:`parse_secret`)."""
 
 
 class EventQueue(Protocol):
     def send(self, envelope: Envelope) -> None: ...
 
 
-def parse_secret(text: str) -> SourceSecrets:
+class SecretFormatError(ValueError):
+    """A stored secret cannot be read (a JSON object with a typo): an operator's mistake, answered 503 so that
+    the provider retries once it is mended, and logged as such."""
+
+
+def parse_secret(text: str, *, free_text: bool = False) -> SourceSecrets:
     """A source's secret value: whitespace-separated signing secrets (several during a rotation), or a JSON
     object ``{"signing": [...], "<extra>": "..."}`` for a provider that needs more (WhatsApp's
-    ``verify_token``)."""
+    ``verify_token``) or whose secrets may hold spaces. With ``free_text`` (GitHub's secrets are any text), a
+    plain-text value is one secret, spaces and all; several are given in the JSON form."""
     stripped = text.strip()
     if stripped.startswith("{"):
         try:
             data = json.loads(stripped)
         except ValueError:
-            return SourceSecrets(signing=())
+            raise SecretFormatError("the secret starts with '{' but is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise SecretFormatError("the secret's JSON is not an object")
         signing = data.get("signing", [])
         signing = [signing] if isinstance(signing, str) else signing
+        if not isinstance(signing, list):
+            raise SecretFormatError('the secret\'s "signing" is neither a list nor a string')
         extras = {k: str(v) for k, v in data.items() if k != "signing" and isinstance(v, str | int)}
         return SourceSecrets(signing=tuple(str(s) for s in signing if s), extras=extras)
-    return SourceSecrets(signing=tuple(s for s in re.split(r"[\s,]+", stripped) if s))
+    if free_text:
+        return SourceSecrets(signing=(stripped,) if stripped else ())
+    return SourceSecrets(signing=tuple(stripped.split()))
 
 
 class SecretsManagerWebhookSecrets:
@@ -47,25 +60,35 @@ class SecretsManagerWebhookSecrets:
         self.prefix = prefix
         self.max_age = max_age
 
-    def get(self, source: str) -> SourceSecrets:
+    def get(self, source: str, *, free_text: bool = False) -> SourceSecrets:
         from aws_lambda_powertools.utilities import parameters
 
         try:
             value = parameters.get_secret(f"{self.prefix}{source}", max_age=self.max_age)
         except parameters.exceptions.GetParameterError as exc:
-            if _secret_not_found(exc):
+            if _secret_gone(exc):
                 return SourceSecrets(signing=())
             raise  # throttled, denied, unreachable: our outage, not "no such source"
-        return parse_secret(value.decode() if isinstance(value, bytes) else str(value))
+        return parse_secret(value.decode() if isinstance(value, bytes) else str(value), free_text=free_text)
 
 
-def _secret_not_found(exc: BaseException) -> bool:
-    """Powertools wraps the SDK error (as the context of its own); only a missing secret means "none"."""
+_SCHEDULED_FOR_DELETION = re.compile(r"marked (for )?delet")
+
+
+def _secret_gone(exc: BaseException) -> bool:
+    """Powertools wraps the SDK error (as the context of its own). Only a missing secret, or one scheduled for
+    deletion (InvalidRequestException "... it was marked for deletion"; moto says "marked deleted"), means
+    "none"."""
     cause = exc.__cause__ or exc.__context__
     response = getattr(cause, "response", None)
     if isinstance(response, dict):
-        return response.get("Error", {}).get("Code") == "ResourceNotFoundException"
-    return "ResourceNotFoundException" in str(exc)
+        error = response.get("Error", {})
+        code, message = error.get("Code"), str(error.get("Message", ""))
+    else:
+        code, message = None, str(exc)
+    if code == "ResourceNotFoundException" or (code is None and "ResourceNotFoundException" in message):
+        return True
+    return _SCHEDULED_FOR_DELETION.search(message) is not None and code in ("InvalidRequestException", None)
 
 
 class SqsEventQueue:

@@ -230,7 +230,7 @@ class LocalCloud:
             if not value:
                 continue  # no secret: the ingest finds none and answers 404, as on AWS
             secretsmanager.create_secret(Name=self.topology.secret_name(source.name),
-                                         SecretString=render_secret(value))
+                                         SecretString=render_secret(value, source.scheme))
 
     def _verify_sender(self) -> None:
         sender = local_env.setting("sender_email", self.api_url, self.environ)

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from interlock.ingest.ports import parse_secret
+from interlock.ingest.ports import SecretFormatError, parse_secret
 from interlock.webhooks.base import SourceSecrets
 from interlock.webhooks.standard import SECRET_PREFIX, secret_key
 
@@ -58,18 +58,29 @@ def generate(scheme: str = "standard-webhooks") -> SourceSecrets:
     return SourceSecrets(signing=(secrets.token_hex(20),))  # github, and any other: a random hex string
 
 
-def render(value: SourceSecrets) -> str:
-    """The secret's text, as its Secrets Manager secret holds it (the inverse of ``parse_secret``)."""
-    if value.extras:
-        return json.dumps({"signing": list(value.signing), **value.extras})
-    return " ".join(value.signing)
+def render(value: SourceSecrets, scheme: str) -> str:
+    """The secret's text, as its Secrets Manager secret holds it (the inverse of ``parse_secret``): the
+    signing secrets whitespace-separated where that reads back the same, else JSON."""
+    plain = not value.extras and not any(c.isspace() for secret in value.signing for c in secret)
+    if plain and (len(value.signing) == 1 or not _free_text(scheme)):
+        return " ".join(value.signing)
+    return json.dumps({"signing": list(value.signing), **value.extras})
+
+
+def _free_text(scheme: str) -> bool:
+    from interlock.webhooks.registry import source_class
+
+    return source_class(scheme).secret_is_free_text
 
 
 def parse(value: str, scheme: str, origin: str) -> SourceSecrets:
     """Read and check a source's secret text; an empty text is :data:`NO_SECRET`."""
     if not value.strip():
         return NO_SECRET
-    parsed = parse_secret(value)
+    try:
+        parsed = parse_secret(value, free_text=_free_text(scheme))
+    except SecretFormatError as exc:
+        raise SecretConfigError(f"{origin}: {exc}") from None
     if not parsed:
         raise SecretConfigError(f"{origin} holds no signing secret: give one or more secrets separated by "
                                 'spaces, or JSON {"signing": [...], ...}')

@@ -82,6 +82,9 @@ class WebhookSource(ABC):
     dedupe_ttl_seconds: int = DAY  # at least the provider's retry horizon
     accepted_status: int = 202  # what an accepted (or duplicate) delivery is answered with
     methods: tuple[str, ...] = ("POST",)
+    # A plain-text secret is one secret, spaces and all (GitHub's are free text), rather than several
+    # whitespace-separated ones; several are then given as JSON {"signing": [...]}.
+    secret_is_free_text: bool = False
 
     def handshake(self, delivery: Delivery, secrets: SourceSecrets) -> Reply | None:
         """An answer to an unsigned setup request (before verification), or None."""
@@ -93,6 +96,11 @@ class WebhookSource(ABC):
 
     def challenge(self, delivery: Delivery) -> Reply | None:
         """An answer to a verified request that is not an event (Slack's url_verification), or None."""
+        return None
+
+    def acknowledgement(self, delivery: Delivery) -> Reply | None:
+        """The answer to an accepted (or duplicate) delivery when the provider needs a particular one (Slack's
+        empty 200 to an interaction or a slash command), or None for the ingest's JSON answer."""
         return None
 
     @abstractmethod

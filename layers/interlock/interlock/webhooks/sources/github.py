@@ -2,8 +2,9 @@
 
 Every delivery from a webhook with a secret carries ``X-Hub-Signature-256: sha256=<hex>``, the HMAC-SHA256
 of the raw body keyed by the webhook's secret (UTF-8 text). The legacy SHA-1 ``X-Hub-Signature`` is never
-accepted in its place. GitHub has one secret per webhook; during a change of secret the source may hold
-both, and either verifies.
+accepted in its place. GitHub has one secret per webhook, any text (spaces included): a plain-text secret
+value is that one secret, as typed into GitHub. During a change of secret the source holds both, as JSON
+``{"signing": ["<new>", "<old>"]}``, and either verifies.
 
 ``X-GitHub-Event`` names the event (``issues``) and the body's top-level ``action``, when there is one, the
 activity (``opened``): the event type is ``issues.opened``, or ``push`` for an event without an action.
@@ -126,6 +127,7 @@ def event_type(name: str, payload: dict[str, Any]) -> str:
 class GitHubSource(WebhookSource):
     payload_version = PAYLOAD_VERSION
     dedupe_ttl_seconds = 4 * DAY  # GitHub redelivers (same GUID) deliveries of the past 3 days
+    secret_is_free_text = True
 
     def __init__(self, name: str, settings: IngestSettings) -> None:
         self.name = name
