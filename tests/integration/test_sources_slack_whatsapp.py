@@ -206,8 +206,9 @@ def test_given_a_form_encoded_interaction_when_posted_then_its_bytes_as_received
 
     status, result = answer(call(lambda_context, "slack", body=body, headers=headers,
                                  content_type="application/x-www-form-urlencoded"))
-    assert status == 200 and result["event_id"] == BLOCK_ACTIONS["trigger_id"]
+    assert (status, result) == (200, ""), "Slack's acknowledgement of an interaction is an empty 200"
     (envelope,) = envelopes(cloud)
+    assert envelope.event_id == BLOCK_ACTIONS["trigger_id"]
     assert envelope.type == "slack.interaction.block_actions"
     assert envelope.payload == {k: v for k, v in BLOCK_ACTIONS.items() if k != "token"}
 
@@ -220,10 +221,22 @@ def test_given_a_slash_command_when_posted_then_one_envelope_keyed_by_trigger_id
     status, result = answer(call(lambda_context, "slack", body=body, headers=slack_headers(body),
                                  content_type="application/x-www-form-urlencoded"))
 
-    assert status == 200 and result["event_id"] == "13345224609.738474920.8088930838d88f008e0"
+    assert (status, result) == (200, ""), "a JSON answer to a slash command would be posted as a message"
     (envelope,) = envelopes(cloud)
+    assert envelope.event_id == "13345224609.738474920.8088930838d88f008e0"
     assert envelope.type == "slack.command"
     assert envelope.payload["command"] == "/weather" and "token" not in envelope.payload
+
+
+def test_given_slacks_ssl_check_then_an_empty_200_signed_or_not_and_nothing_stored(cloud, slack_secret, lambda_context):
+    body = b"ssl_check=1&token=XXYYZZ"
+
+    unsigned = answer(call(lambda_context, "slack", body=body, content_type="application/x-www-form-urlencoded"))
+    signed = answer(call(lambda_context, "slack", body=body, headers=slack_headers(body),
+                         content_type="application/x-www-form-urlencoded"))
+
+    assert unsigned == signed == (200, "")
+    assert_nothing_stored_or_queued(cloud)
 
 
 # -- Slack: url_verification -----------------------------------------------------------------------------------

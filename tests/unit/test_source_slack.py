@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, quote, urlencode
 import pytest
 from interlock.ingest.service import IngestService, RawRequest
 from interlock.settings import IngestSettings
-from interlock.webhooks.base import Delivery, PayloadError, SignatureError
+from interlock.webhooks.base import Delivery, PayloadError, SignatureError, SourceSecrets
 from interlock.webhooks.registry import SourceRegistry
 from interlock.webhooks.sources import slack
 from interlock.webhooks.sources.slack import SlackSource, sender_headers, sign
@@ -209,10 +209,20 @@ def test_given_an_event_callback_or_an_interaction_then_there_is_no_challenge_to
     assert source().challenge(delivery(as_slack_form({"payload": json.dumps(BLOCK_ACTIONS)}), {})) is None
 
 
-def test_given_an_ssl_check_then_it_is_answered_with_an_empty_200():
-    reply = source().challenge(delivery(b"ssl_check=1&token=XXYYZZ", {}))
+def test_given_an_ssl_check_then_it_is_answered_with_an_empty_200_before_any_signature_check():
+    reply = source().handshake(delivery(b"ssl_check=1&token=XXYYZZ", {}), SourceSecrets(signing=("s",)))
 
     assert reply is not None and (reply.status, reply.body) == (200, "")
+    assert source().handshake(delivery(b"command=%2Fx&ssl_check=1", {}), SourceSecrets(signing=("s",))) is None
+
+
+def test_given_an_accepted_interaction_or_command_then_slacks_acknowledgement_is_an_empty_200_not_json():
+    form = delivery(as_slack_form({"payload": json.dumps({"type": "block_actions", "trigger_id": "t"})}), {})
+    events_api = delivery(json.dumps({"type": "event_callback"}).encode(), {})
+
+    ack = source().acknowledgement(form)
+    assert ack is not None and (ack.status, ack.body) == (200, "")
+    assert source().acknowledgement(events_api) is None
 
 
 def test_given_an_options_load_then_it_is_answered_with_no_options_instead_of_queued():

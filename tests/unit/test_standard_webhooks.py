@@ -317,5 +317,23 @@ def test_given_an_empty_secret_when_used_then_it_is_refused_rather_than_keying_h
 
     with pytest.raises(ValueError):
         standard.secret_key(empty)
-    with pytest.raises(ValueError):
+    with pytest.raises(SignatureError, match="no_usable_secret"):
         verify([empty], forged, BODY, now=now)
+
+
+def test_given_an_unusable_secret_beside_a_good_one_when_verified_then_the_good_one_still_verifies(new_whsec):
+    # A typo while rotating must not take the source down (a 500 for every delivery) nor hide the good secret
+    good = new_whsec()
+    now = int(time.time())
+
+    assert verify(["not base64!", "whsec_", good], signed_headers(good, MSG_ID, now, BODY), BODY, now=now) == MSG_ID
+
+
+@pytest.mark.parametrize("stamp", ["+{now}", " {now}", "{now} ", "{now}.0", "1_{now}", "-{now}", "", "{now}x"])
+def test_given_a_timestamp_that_is_not_plain_digits_then_it_is_refused(new_whsec, stamp):
+    secret = new_whsec()
+    now = int(time.time())
+    headers = {**signed_headers(secret, MSG_ID, now, BODY), "webhook-timestamp": stamp.format(now=now)}
+
+    with pytest.raises(SignatureError, match=r"bad_timestamp|missing_headers"):
+        verify([secret], headers, BODY, now=now)

@@ -12,9 +12,11 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping, Sequence
 
 SECRET_PREFIX = "whsec_"
+_TIMESTAMP = re.compile(r"[0-9]{1,15}")
 HEADER_NAMES = (("webhook-id", "webhook-timestamp", "webhook-signature"),
                 ("svix-id", "svix-timestamp", "svix-signature"))
 
@@ -71,10 +73,9 @@ def verify(
     signatures = headers.get(sig_name, "")
     if not msg_id or not timestamp or not signatures:
         raise SignatureError("missing_headers")
-    try:
-        ts = int(timestamp)
-    except ValueError:
-        raise SignatureError("bad_timestamp") from None
+    if not _TIMESTAMP.fullmatch(timestamp):
+        raise SignatureError("bad_timestamp")  # plain digits only: int() would take "+1", " 1" and "1_0"
+    ts = int(timestamp)
     if ts < now - tolerance_seconds:
         raise SignatureError("timestamp_too_old")
     if ts > now + tolerance_seconds:
@@ -83,9 +84,27 @@ def verify(
     offered = [part.split(",", 1)[1] for part in signatures.split() if part.startswith("v1,")]
     if not offered:
         raise SignatureError("no_v1_signature")
-    for secret in secrets:
-        expected = base64.b64encode(hmac.new(secret_key(secret), signed, hashlib.sha256).digest()).decode()
+    keys = _usable_keys(secrets)
+    if not keys:
+        raise SignatureError("no_usable_secret")
+    for key in keys:
+        expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
         for candidate in offered:
             if hmac.compare_digest(expected.encode(), candidate.encode()):
                 return msg_id
     raise SignatureError("signature_mismatch")
+
+
+def _usable_keys(secrets: Sequence[str]) -> list[bytes]:
+    """The keys of the secrets that are Standard Webhooks secrets. One that is not (a typo while rotating) is
+    skipped and logged, so the others still verify; with none usable, nothing does."""
+    keys: list[bytes] = []
+    for position, secret in enumerate(secrets):
+        try:
+            keys.append(secret_key(secret))
+        except ValueError as exc:
+            from interlock.observability import logger  # only on this path: senders import this module too
+
+            logger.error("a stored Standard Webhooks secret is unusable and skipped",
+                         extra={"position": position, "problem": str(exc)})
+    return keys

@@ -11,8 +11,8 @@ Dedupe ids are kept a day: Slack's retries come within minutes, and a signature 
 What a verified request becomes:
 
 * ``url_verification`` (Events API, when the Request URL is set): answered with its ``challenge`` as
-  ``text/plain`` (Slack's documented answer); nothing is stored. A signed ``ssl_check=1`` (slash command URL
-  checks) is answered with an empty 200.
+  ``text/plain`` (Slack's documented answer); nothing is stored. An ``ssl_check=1`` (slash command URL
+  checks) is answered with an empty 200, signed or not, as Slack's SDKs do; nothing is stored.
 * ``event_callback``: one event. Dedupe id: the envelope's ``event_id`` (``Ev...``, unique across workspaces).
   Type: ``slack.<event.type>`` (``slack.app_mention``, ``slack.reaction_added``), and for a ``message`` event
   with a subtype ``slack.message.<subtype>`` (``slack.message.bot_message``, ``slack.message.message_changed``)
@@ -29,6 +29,9 @@ What a verified request becomes:
 * slash commands (form fields ``command``, ``text``, ``trigger_id`` ...): one event ``slack.command``, id the
   ``trigger_id``, payload the fields.
 
+An accepted Events API request is answered 200 with the ingest's JSON; an accepted interaction or slash
+command with an empty 200, the acknowledgement Slack expects (a JSON body would be posted as a message).
+
 The legacy verification ``token`` Slack still puts in every body is a credential, not data: it is dropped
 from every payload.
 """
@@ -44,7 +47,16 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from interlock.settings import IngestSettings
-from interlock.webhooks.base import DAY, Delivery, PayloadError, Reply, SignatureError, SourceEvent, WebhookSource
+from interlock.webhooks.base import (
+    DAY,
+    Delivery,
+    PayloadError,
+    Reply,
+    SignatureError,
+    SourceEvent,
+    SourceSecrets,
+    WebhookSource,
+)
 
 TIMESTAMP_HEADER = "x-slack-request-timestamp"
 SIGNATURE_HEADER = "x-slack-signature"
@@ -131,8 +143,25 @@ class SlackSource(WebhookSource):
         self.name = name
         self.tolerance_seconds = settings.timestamp_tolerance_seconds
 
+    def handshake(self, delivery: Delivery, secrets: SourceSecrets) -> Reply | None:
+        # Slack's certificate check of a slash command URL: Slack's own SDKs answer it before (and without)
+        # checking a signature. It carries no event and nothing is kept, so an empty 200 gives nothing away.
+        if delivery.method == "POST" and not _is_json(delivery.body):
+            try:
+                form = _form(delivery.body)
+            except PayloadError:
+                return None
+            if form.get("ssl_check") == "1" and "command" not in form and "payload" not in form:
+                return Reply(200, "", "text/plain")
+        return None
+
     def verify(self, delivery: Delivery, secrets: Sequence[str], now: float) -> None:
         verify(secrets, delivery.headers, delivery.body, now, self.tolerance_seconds)
+
+    def acknowledgement(self, delivery: Delivery) -> Reply | None:
+        # To an interaction or a slash command, Slack reads a JSON answer as a message to post or a modal
+        # response_action; the acknowledgement its SDKs send is an empty 200. (The run's id is in the logs.)
+        return None if _is_json(delivery.body) else Reply(200, "", "text/plain")
 
     def challenge(self, delivery: Delivery) -> Reply | None:
         if _is_json(delivery.body):
@@ -151,8 +180,6 @@ class SlackSource(WebhookSource):
             form = _form(delivery.body)
         except PayloadError:
             return None
-        if form.get("ssl_check") == "1" and "command" not in form and "payload" not in form:
-            return Reply(200, "", "text/plain")
         if "payload" in form:
             try:
                 payload = json.loads(form["payload"])
