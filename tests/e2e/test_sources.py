@@ -1,8 +1,10 @@
 """Every provider's webhooks end to end, through the local runtime over real HTTP.
 
-Each delivery is signed the way its provider signs it (the plug-in's ``sender_headers``) with the secret the
-runtime generated for that source. No provider has a workflow yet: each event becomes a run that ends
-``failed`` with reason ``no_route``, recorded, not dropped.
+Each delivery is signed the way its provider signs it (the plug-in's ``sender_headers``, or the provider's own
+official library: ``stripe``, ``slack_sdk``, ``standardwebhooks``) with the secret the runtime holds for that
+source. No provider has a workflow yet: each event becomes a run that ends ``failed`` with reason
+``no_route``, recorded, not dropped. The refusals (401) are checked for every source that signs, ``form``
+included, and each is shown to leave nothing behind: the genuine delivery of the same event afterwards is new.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,8 +24,11 @@ from typing import Any
 import httpx
 import pytest
 import standardwebhooks
+import stripe
+from interlock.local.secrets import generate
+from slack_sdk.signature import SignatureVerifier
 
-from tests.e2e.conftest import EXTRA_SOURCES, Runtime, accepted, sample, ticket
+from tests.e2e.conftest import EXTRA_SOURCES, ROTATING, Runtime, accepted, sample, scheme_of, ticket
 
 # provider source -> the event types its bundled sample carries, in order
 PROVIDERS: dict[str, list[str]] = {
@@ -33,12 +39,27 @@ PROVIDERS: dict[str, list[str]] = {
     "github": ["issues.opened"],
 }
 TIMESTAMPED = ["stripe", "slack", "hubspot"]  # the schemes that sign a timestamp
+FORM_TYPE = "e2e.signature_check"  # a form event type with no route: its run ends no_route like the providers'
+# every source that signs -> how many events a delivery of fresh(source) carries
+SIGNED: dict[str, int] = {**{source: len(types) for source, types in PROVIDERS.items()}, "form": 1}
+# the headers each source's signature stands on: without any one of them, a delivery cannot be verified
+SIGNING_HEADERS: dict[str, list[str]] = {
+    "stripe": ["Stripe-Signature"],
+    "slack": ["X-Slack-Signature", "X-Slack-Request-Timestamp"],
+    "whatsapp": ["X-Hub-Signature-256"],
+    "hubspot": ["X-HubSpot-Signature-v3", "X-HubSpot-Request-Timestamp"],
+    "github": ["X-Hub-Signature-256"],  # GitHub's legacy SHA-1 X-Hub-Signature, still sent, never stands in
+    "form": ["webhook-signature", "webhook-timestamp", "webhook-id"],
+}
 
 
 def fresh(source: str) -> bytes:
     """The provider's sample as a new event: the ids its provider puts in the body replaced by unused ones.
-    (GitHub's delivery id travels in a header: each ``send_as`` gives a new one unless told otherwise.)"""
+    (GitHub's delivery id and form's message id travel in a header: each ``send_as`` gives a new one unless
+    told otherwise. Form has no bundled sample: its event is one of a type no route takes.)"""
     tag = uuid.uuid4().hex[:16]
+    if source == "form":
+        return json.dumps({"type": FORM_TYPE, "data": {"tag": tag}}).encode()
     data: Any = json.loads(sample(source))
     if source == "stripe":
         data["id"] = f"evt_{tag}"
@@ -61,9 +82,25 @@ def tampered(body: bytes) -> bytes:
     return body[:middle] + bytes([body[middle] ^ 1]) + body[middle + 1:]
 
 
+def reserialised(body: bytes) -> bytes:
+    """``body`` parsed and dumped again with other spacing, as a framework that parses first would pass it
+    on: the same JSON, other bytes."""
+    again = json.dumps(json.loads(body), separators=(",", ":")).encode()
+    assert again != body and json.loads(again) == json.loads(body)
+    return again
+
+
 def failure_of(run: dict[str, Any]) -> dict[str, Any]:
     (failure,) = [e for e in run["timeline"] if e["state"] == "failed"]
     return dict(failure)
+
+
+def assert_new(runtime: Runtime, source: str, body: bytes, event_id: str) -> list[dict[str, Any]]:
+    """The genuine delivery of the event is accepted as new: whatever was refused before it left nothing
+    behind (no dedupe key, no run)."""
+    events = accepted(runtime.send_as(source, body, event_id=event_id))
+    assert [e["duplicate"] for e in events] == [False] * SIGNED[source]
+    return events
 
 
 # -- each provider's sample: accepted, a run per event ending no_route, a redelivery is a duplicate -------------
@@ -101,32 +138,134 @@ def test_given_the_providers_sample_then_each_event_is_a_run_ending_no_route_and
         assert run["status"] == "failed"
 
 
-@pytest.mark.parametrize("source", PROVIDERS)
-def test_given_a_one_byte_tamper_then_401_and_nothing_recorded(runtime: Runtime, source: str) -> None:
+@pytest.mark.parametrize("alter", [tampered, reserialised], ids=["one-byte-tamper", "reserialised-json"])
+@pytest.mark.parametrize("source", SIGNED)
+def test_given_other_bytes_than_the_ones_signed_then_401_and_nothing_recorded(
+    runtime: Runtime, source: str, alter: Callable[[bytes], bytes]
+) -> None:
+    # Given a delivery signed over its raw bytes, whose body is changed on the way (a byte, or only its spacing)
     body = fresh(source)
     delivery_id = str(uuid.uuid4())
 
-    refused = runtime.send_as(source, body, event_id=delivery_id, sent_body=tampered(body))
+    # When it arrives with the signature of the original bytes
+    refused = runtime.send_as(source, body, event_id=delivery_id, sent_body=alter(body))
 
+    # Then it is refused, and the genuine delivery of the same event afterwards is new
     assert refused.status_code == 401, refused.text
     assert refused.json()["error"] == "invalid_signature"
     assert "run_id" not in refused.text
-    # the genuine delivery of the same event is new: the refused one left no dedupe key behind
-    assert [e["duplicate"] for e in accepted(runtime.send_as(source, body, event_id=delivery_id))] == [
-        False] * len(PROVIDERS[source])
+    assert_new(runtime, source, body, delivery_id)
+
+
+@pytest.mark.parametrize("source", SIGNED)
+def test_given_a_signing_header_missing_then_401_and_nothing_recorded(runtime: Runtime, source: str) -> None:
+    body = fresh(source)
+    delivery_id = str(uuid.uuid4())
+
+    for header in SIGNING_HEADERS[source]:
+        refused = runtime.send_as(source, body, event_id=delivery_id, without=[header])
+        assert refused.status_code == 401, f"without {header}: {refused.status_code} {refused.text}"
+        assert refused.json()["error"] == "invalid_signature"
+
+    assert_new(runtime, source, body, delivery_id)
+
+
+@pytest.mark.parametrize("names", [str.upper, str.lower], ids=["UPPER", "lower"])
+@pytest.mark.parametrize("source", SIGNED)
+def test_given_header_names_in_upper_or_lower_case_then_accepted(
+    runtime: Runtime, source: str, names: Callable[[str], str]
+) -> None:
+    # HTTP header names are case-insensitive: a proxy, or API Gateway, may pass them on in either case
+    events = accepted(runtime.send_as(source, fresh(source), names=names))
+
+    assert [e["duplicate"] for e in events] == [False] * SIGNED[source]
 
 
 @pytest.mark.parametrize("source", PROVIDERS)
-def test_given_the_wrong_secret_then_401(runtime: Runtime, source: str) -> None:
+def test_given_the_wrong_secret_then_401_and_nothing_recorded(runtime: Runtime, source: str) -> None:
     wrong = "whsec_" + "0123456789abcdef" * 2
+    body = fresh(source)
+    delivery_id = str(uuid.uuid4())
 
-    assert runtime.send_as(source, fresh(source), secret=wrong).status_code == 401
+    assert runtime.send_as(source, body, event_id=delivery_id, secret=wrong).status_code == 401
+    assert_new(runtime, source, body, delivery_id)
 
 
 @pytest.mark.parametrize("source", TIMESTAMPED)
 def test_given_a_stale_or_future_signing_time_then_401(runtime: Runtime, source: str) -> None:
     assert runtime.send_as(source, fresh(source), now=int(time.time()) - 600).status_code == 401
     assert runtime.send_as(source, fresh(source), now=int(time.time()) + 600).status_code == 401
+
+
+# -- the providers' own libraries sign, the runtime verifies ------------------------------------------------------
+
+
+def official_headers(source: str, secret: str, body: bytes, now: int, event_id: str) -> dict[str, str]:
+    """The signature headers made by the provider's own official library, not by the plug-in under test."""
+    if source == "stripe":
+        return {"Stripe-Signature": stripe.WebhookSignature.generate_signature_header(
+            body.decode(), secret, timestamp=now)}
+    if source == "slack":
+        signature = SignatureVerifier(secret).generate_signature(timestamp=str(now), body=body)
+        assert signature
+        return {"X-Slack-Request-Timestamp": str(now), "X-Slack-Signature": signature}
+    signed = standardwebhooks.Webhook(secret).sign(event_id, datetime.fromtimestamp(now, UTC), body.decode())
+    return {"webhook-id": event_id, "webhook-timestamp": str(now), "webhook-signature": signed}
+
+
+# source -> (its event's type, where the provider puts its dedupe id: a body field, or None for webhook-id)
+OFFICIAL: dict[str, tuple[str, str | None]] = {
+    "stripe": (PROVIDERS["stripe"][0], "id"),
+    "slack": (PROVIDERS["slack"][0], "event_id"),
+    "form": (FORM_TYPE, None),
+}
+
+
+@pytest.mark.parametrize("source", OFFICIAL)
+def test_given_a_delivery_signed_by_the_providers_official_library_then_it_is_accepted_and_its_run_recorded(
+    runtime: Runtime, source: str
+) -> None:
+    # Given a new event signed by the provider's own library with the secret the runtime holds for the source
+    event_type, id_field = OFFICIAL[source]
+    body = fresh(source)
+    message_id = f"msg_{uuid.uuid4().hex}"
+    headers = official_headers(source, runtime.secrets(source).signing[0], body, int(time.time()), message_id)
+
+    # When it is posted to /webhooks/<source>
+    answer = httpx.post(f"{runtime.url}/webhooks/{source}", content=body,
+                        headers={"Content-Type": "application/json", **headers}, timeout=10)
+
+    # Then it is accepted as a new event under the provider's id, and its run is recorded and ends no_route
+    (event,) = accepted(answer)
+    assert event["duplicate"] is False
+    assert event["event_id"] == (json.loads(body)[id_field] if id_field else message_id)
+    run = runtime.wait_status(event["run_id"], "failed")
+    assert [e["state"] for e in run["timeline"]] == ["received", "failed"]
+    assert failure_of(run)["details"] == {"reason": "no_route", "event_source": source, "event_type": event_type}
+
+
+# -- secret rotation ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("source", ROTATING)
+def test_given_a_secret_mid_rotation_then_a_delivery_signed_with_the_old_or_the_new_is_accepted(
+    rotating: Runtime, source: str
+) -> None:
+    # Given the source's secret holds two signing secrets, old and new
+    old, new = rotating.secrets(source).signing
+    body = fresh(source)
+    delivery_id = str(uuid.uuid4())
+
+    # When the provider delivers an event signed with the old secret, then redelivers it signed with the new
+    first = accepted(rotating.send_as(source, body, event_id=delivery_id, secret=old))
+    again = accepted(rotating.send_as(source, body, event_id=delivery_id, secret=new))
+
+    # Then both verify: the first is new, the redelivery a duplicate of the same runs
+    assert [e["duplicate"] for e in first] == [False] * SIGNED[source]
+    assert [(e["run_id"], e["duplicate"]) for e in again] == [(e["run_id"], True) for e in first]
+    # and a secret of the same shape from neither side of the rotation still does not
+    (other,) = generate(scheme_of(source)).signing
+    assert rotating.send_as(source, fresh(source), secret=other).status_code == 401
 
 
 # -- the providers' setup requests ----------------------------------------------------------------------------
