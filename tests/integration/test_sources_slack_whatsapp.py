@@ -356,14 +356,27 @@ def test_given_the_same_batch_redelivered_then_it_is_processed_once(cloud, whats
     assert cloud.queue_depth() == 2
 
 
-def test_given_a_verified_delivery_without_messages_or_statuses_then_200_no_events_nothing_stored(
+def test_given_a_verified_delivery_without_changes_then_200_no_events_nothing_stored(
+    cloud, whatsapp_secret, lambda_context
+):
+    body = body_of({"object": "whatsapp_business_account", "entry": []})
+
+    assert answer(call(lambda_context, "whatsapp", body=body, headers=wa_headers(body))) == (200, {"events": []})
+    assert_nothing_stored_or_queued(cloud)
+
+
+def test_given_a_change_of_another_field_then_it_is_queued_as_its_own_event_once(
     cloud, whatsapp_secret, lambda_context
 ):
     body = body_of({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [
         {"field": "account_update", "value": {"event": "VERIFIED_ACCOUNT"}}]}]})
 
-    assert answer(call(lambda_context, "whatsapp", body=body, headers=wa_headers(body))) == (200, {"events": []})
-    assert_nothing_stored_or_queued(cloud)
+    status, first = answer(call(lambda_context, "whatsapp", body=body, headers=wa_headers(body)))
+    _, again = answer(call(lambda_context, "whatsapp", body=body, headers=wa_headers(body)))
+
+    assert status == 200 and first["duplicate"] is False and again["duplicate"] is True
+    (envelope,) = envelopes(cloud)
+    assert envelope.type == "whatsapp.account_update"
 
 
 def test_given_two_app_secrets_during_a_rotation_when_either_signs_then_both_are_accepted(

@@ -194,19 +194,54 @@ def test_given_a_group_message_then_each_participants_status_is_its_own_event():
     assert [e.event_id for e in events] == ["wamid.SENT1:delivered:16505551234", "wamid.SENT1:delivered:16505559999"]
 
 
+ACCOUNT_UPDATE = {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [
+    {"field": "account_update", "value": {"event": "VERIFIED_ACCOUNT", "phone_number": "15550783881"}}]}]}
+
+
 @pytest.mark.parametrize(
     "payload",
     [
-        notification({"metadata": METADATA}),
-        {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [
-            {"field": "account_update", "value": {"event": "VERIFIED_ACCOUNT", "phone_number": "15550783881"}}]}]},
         {"object": "whatsapp_business_account", "entry": []},
         {"object": "page", "entry": [{"id": "1", "time": 1, "messaging": [{"sender": {"id": "1"}}]}]},
     ],
-    ids=["no-messages-or-statuses", "account-update", "no-entries", "another-object"],
+    ids=["no-entries", "another-object"],
 )
-def test_given_a_verified_delivery_with_no_messages_or_statuses_then_no_events(payload):
+def test_given_a_verified_delivery_with_no_change_then_no_events(payload):
     assert source().events(delivery(body_of(payload))) == []
+
+
+def test_given_a_change_of_another_field_then_it_is_an_event_of_its_own_type_recorded_not_dropped():
+    (event,) = source().events(delivery(body_of(ACCOUNT_UPDATE)))
+
+    assert event.type == "whatsapp.account_update"
+    assert event.event_id.startswith("account_update:")
+    assert event.payload["value"] == ACCOUNT_UPDATE["entry"][0]["changes"][0]["value"]
+    assert event.payload["waba_id"] == "102290129340398"
+    # Meta's retry repeats the change exactly, so the same id; another change of the field is another event
+    assert source().events(delivery(body_of(ACCOUNT_UPDATE)))[0].event_id == event.event_id
+    other = json.loads(json.dumps(ACCOUNT_UPDATE))
+    other["entry"][0]["changes"][0]["value"]["event"] = "DISABLED_UPDATE"
+    assert source().events(delivery(body_of(other)))[0].event_id != event.event_id
+
+
+def test_given_a_messages_change_with_only_errors_then_it_is_recorded_as_a_messages_change():
+    errors = [{"code": 131000, "title": "Something went wrong"}]
+
+    (event,) = source().events(delivery(body_of(notification({"metadata": METADATA, "errors": errors}))))
+
+    assert event.type == "whatsapp.messages" and event.payload["value"]["errors"] == errors
+
+
+@pytest.mark.parametrize(("field", "good"), [("messages", {"statuses": [DELIVERED]}),
+                                             ("statuses", {"messages": [TEXT]})])
+@pytest.mark.parametrize("value", [3, "x", {"id": "wamid.1"}, None])
+def test_given_messages_or_statuses_that_are_not_lists_then_no_crash(field, good, value):
+    # The body verified, so it is Meta's: a malformed field is a 400 with a reason, not a 500 retried for days
+    with pytest.raises(PayloadError):
+        source().events(delivery(body_of(notification({"metadata": METADATA, field: value}))))
+    # and beside readable items, it is skipped and they are events
+    events = source().events(delivery(body_of(notification({"metadata": METADATA, field: value, **good}))))
+    assert len(events) == 1
 
 
 def test_given_some_unreadable_items_then_the_readable_ones_are_events():
@@ -285,7 +320,7 @@ def test_given_a_status_after_its_message_was_delivered_then_the_new_transition_
 
 def test_given_a_verified_delivery_with_no_events_then_200_with_an_empty_list_and_nothing_recorded():
     svc, store, queue = ingest()
-    body = body_of(notification({"metadata": METADATA}))
+    body = body_of({"object": "whatsapp_business_account", "entry": []})
 
     outcome = post(svc, body, sender_headers(APP_SECRET, body, now=0, event_id=""))
 

@@ -20,8 +20,15 @@ A delivery batches ``entry[].changes[].value``; each value may carry ``messages[
 
 Each payload is the message (``message``) or the status (``status``) with the context it came with: the
 business account id (``waba_id``), ``metadata`` (the business phone number) and ``contacts`` (the senders'
-profiles). A verified delivery with neither (another subscribed field, such as ``account_update``) carries no
-events: it is answered 200 with an empty list, so Meta does not retry it.
+profiles).
+
+A change with neither (another subscribed field, such as ``account_update`` or
+``message_template_status_update``, or a ``messages`` change carrying only ``errors``) is one event too, so
+that it is recorded (as ``no_route`` until a workflow wants it) rather than dropped: type
+``whatsapp.<field>``, payload the context and the change's ``value``, id ``<field>:<sha256>`` of the change
+and its account, which Meta's retry of the same delivery repeats exactly. A verified delivery with no
+change at all (no entries, or another object's notification) is answered 200 with an empty list, so Meta
+does not retry it.
 """
 
 from __future__ import annotations
@@ -135,6 +142,7 @@ class WhatsAppSource(WebhookSource):
                     continue
                 context = {"waba_id": _text(entry.get("id")), "field": _text(change.get("field")),
                            "metadata": value.get("metadata") or {}, "contacts": value.get("contacts") or []}
+                unreadable += sum(key in value and not isinstance(value[key], list) for key in ("messages", "statuses"))
                 for message in _items(value.get("messages")):
                     event = self._message(message, context)
                     unreadable += event is None
@@ -143,6 +151,8 @@ class WhatsAppSource(WebhookSource):
                     event = self._status(status, context)
                     unreadable += event is None
                     events += [event] if event else []
+                if "messages" not in value and "statuses" not in value:
+                    events.append(self._change(entry, change, value, context))
         if unreadable:
             logger.warning("whatsapp items without an id or type skipped", extra={"skipped": unreadable})
             if not events:
@@ -155,6 +165,14 @@ class WhatsAppSource(WebhookSource):
             return None
         return SourceEvent(event_id=message["id"], type=f"whatsapp.message.{_type_part(message.get('type'))}",
                            payload={**context, "message": message})
+
+    @staticmethod
+    def _change(entry: dict[str, Any], change: dict[str, Any], value: dict[str, Any],
+                context: dict[str, Any]) -> SourceEvent:
+        field = _type_part(change.get("field"))
+        canonical = json.dumps({"entry": entry.get("id"), "change": change}, sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(canonical.encode()).hexdigest()[:40]
+        return SourceEvent(event_id=f"{field}:{digest}", type=f"whatsapp.{field}", payload={**context, "value": value})
 
     @staticmethod
     def _status(status: Any, context: dict[str, Any]) -> SourceEvent | None:
