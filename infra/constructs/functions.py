@@ -30,6 +30,7 @@ from interlock.topology import (
     Ref,
     RefKind,
     Topology,
+    public_base_url,
 )
 
 from infra import build_layer
@@ -141,7 +142,7 @@ class LambdaFunction(Construct):
             case RefKind.FUNCTION_ARN:
                 return _lookup(functions, ref.name, "function").function.function_arn
             case RefKind.API_URL:
-                return targets.api_url
+                return public_base_url(deployment_setting(self, "public_base_url"), targets.api_url)
             case RefKind.SECRET_PREFIX:
                 return topology.secret_prefix
             case RefKind.SETTING:

@@ -4,14 +4,14 @@ The value is what the provider issues (:data:`SECRET_FORMATS`): one or more whit
 secrets, every one of them accepted, so a provider's secret can be rotated by adding the new one next to
 the old and removing the old later; or, for a provider that needs more than a signing secret (WhatsApp's
 verify token), a JSON object ``{"signing": [...], "verify_token": "..."}``
-(``interlock.ingest.ports.parse_secret``). The stack only creates a random placeholder: it verifies
-nothing until an operator sets the real value (see docs/deploy.md). Only functions granted
-``SECRETS_READ`` can read these secrets.
+(``interlock.ingest.ports.parse_secret``). The stack only creates a placeholder holding no signing secret
+(:data:`PLACEHOLDER`), so the source answers 404, as a disabled one, until an operator stores the
+provider's value (see docs/deploy.md). Only functions granted ``SECRETS_READ`` can read these secrets.
 """
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import RemovalPolicy, SecretValue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
@@ -19,6 +19,9 @@ from interlock.topology import Topology
 
 from infra.nag import acknowledge
 from infra.naming import construct_id
+
+# What a new source's secret holds: no signing secret (interlock.ingest.ports.parse_secret reads it as none).
+PLACEHOLDER = '{"signing": []}'
 
 # scheme -> what the secret holds, as the secret's description tells the operator who sets it
 SECRET_FORMATS = {
@@ -44,12 +47,12 @@ class WebhookSecrets(Construct):
                 description=(
                     f"Interlock webhook secret for source {source.name!r} ({source.scheme}): "
                     f"{SECRET_FORMATS[source.scheme]}. Several signing secrets, whitespace-separated (or all "
-                    "in the JSON's signing list), are all accepted while rotating. Replace the generated "
-                    "placeholder with the provider's secret."
+                    "in the JSON's signing list), are all accepted while rotating. Until the provider's secret "
+                    "replaces the placeholder, the source answers 404."
                 ),
-                generate_secret_string=secretsmanager.SecretStringGenerator(
-                    exclude_punctuation=True, password_length=48
-                ),
+                # No value is a secret here: the placeholder holds none, so the source is disabled (404), as
+                # the issue of an unconfigured source wants, until an operator stores the provider's.
+                secret_string_value=SecretValue.unsafe_plain_text(PLACEHOLDER),
                 # The value is provider-issued and not re-creatable: keep it if the stack goes.
                 removal_policy=RemovalPolicy.RETAIN,
             )

@@ -17,6 +17,7 @@ import pytest
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Match
 from infra_synthesis import Synthesis, synthesize
+from interlock.ingest.ports import parse_secret
 from interlock.topology import (
     FUNCTIONS_DIR,
     METRICS_NAMESPACE,
@@ -24,18 +25,20 @@ from interlock.topology import (
     Access,
     DeploymentSettings,
     Function,
+    InvalidPublicBaseUrl,
     InvalidWebhookSource,
     Ref,
     RefKind,
     UnknownWebhookSource,
     WebhookSource,
+    public_base_url,
 )
 from interlock.webhooks.registry import SCHEMES, parse_enabled
 
 from infra import build_layer
 from infra.app import STACK_NAME
 from infra.constructs.functions import LambdaFunctions, LayerMissingError
-from infra.constructs.secrets import SECRET_FORMATS
+from infra.constructs.secrets import PLACEHOLDER, SECRET_FORMATS
 from infra.context import UnknownSettingError, check_context, deployment_setting
 
 pytestmark = pytest.mark.infra
@@ -771,13 +774,19 @@ def test_given_webhook_source_when_synthesised_then_it_has_a_retained_secret_say
     synthesis.template.has_resource("AWS::SecretsManager::Secret", {
         "Properties": Match.object_like({"Name": TOPOLOGY.secret_name(source.name),
                                          "Description": says_what_to_store,
-                                         "GenerateSecretString": Match.any_value()}),
+                                         "SecretString": PLACEHOLDER}),
         "DeletionPolicy": "Retain",
         "UpdateReplacePolicy": "Retain",
     })
     outputs = synthesis.raw["Outputs"]
     (output,) = [o for o in outputs.values() if o.get("Description", "").startswith(f"Put the {source.name} ")]
     assert _refs_in(output["Value"])
+
+
+def test_given_the_placeholder_a_new_secret_holds_then_the_ingest_reads_it_as_no_secret_so_404() -> None:
+    # An unconfigured source is disabled (404), not refusing every delivery with 401 under a key nobody has
+    for free_text in (False, True):
+        assert not parse_secret(PLACEHOLDER, free_text=free_text)
 
 
 def test_given_the_issue_then_the_topology_declares_every_provider_each_with_a_known_scheme() -> None:
@@ -896,15 +905,22 @@ def test_given_extra_webhook_sources_then_each_is_a_source_of_its_scheme_and_bad
             TOPOLOGY.with_extra_webhook_sources(bad)
 
 
-def test_given_extra_webhook_sources_context_when_synthesised_then_each_has_a_secret_only_the_ingest_reads(
+def test_given_extra_sources_and_a_public_url_in_context_when_synthesised_then_the_stack_follows_them(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    # Given a further source declared by configuration, and the enabled sources narrowed to include it
+    # Given a further source declared by configuration, the enabled sources narrowed to include it, and the API
+    # reached at a custom domain (one synthesis for both settings: each costs seconds)
     extra = synthesize(tmp_path_factory.mktemp("cdk.extra"), context={
         "interlock:extra_webhook_sources": "typeform=standard-webhooks",
         "interlock:enabled_sources": "form,typeform",
+        "interlock:public_base_url": "https://hooks.example.com",
     })
     assert extra.error is None, extra.error
+
+    # Then approval links and HubSpot's signed URL are built on the custom domain
+    for fn in ("webhook_ingest", "approval_request"):
+        env = functions_by_name(extra)[fn][1]["Properties"]["Environment"]["Variables"]
+        assert env["INTERLOCK_PUBLIC_BASE_URL"] == "https://hooks.example.com", fn
 
     # Then it has its own secret, saying what to store in it
     secrets = {r["Properties"]["Name"]: lid for lid, r in extra.of_type("AWS::SecretsManager::Secret").items()}
@@ -922,6 +938,17 @@ def test_given_extra_webhook_sources_context_when_synthesised_then_each_has_a_se
                and secrets[TOPOLOGY.secret_name("typeform")] in {lid for r in _listify(st["Resource"])
                                                                 for lid in _refs_in(r)}}
     assert readers == {role_lid_of_function(extra, "webhook_ingest")}
+
+
+def test_given_a_public_base_url_setting_then_it_replaces_the_apis_own_url_and_bad_ones_are_refused() -> None:
+    api = "https://abc.execute-api.eu-west-1.amazonaws.com/prod"
+    assert public_base_url("", api) == api
+    assert public_base_url(" https://hooks.example.com ", api) == "https://hooks.example.com"
+    assert public_base_url("https://example.com/interlock", api) == "https://example.com/interlock"
+    for bad in ("hooks.example.com", "https://hooks.example.com/", "https://h.example.com?x=1", "ftp://h.example",
+                "https://h.example.com/a b"):
+        with pytest.raises(InvalidPublicBaseUrl):
+            public_base_url(bad, api)
 
 
 def test_given_unknown_setting_when_resolved_then_it_fails_loudly() -> None:

@@ -13,7 +13,15 @@ from interlock.ingest.ports import parse_secret
 from interlock.local.cloud import LocalCloud, render_definition
 from interlock.local.env import Deployed, EnvironmentConflict, merged_environment
 from interlock.local.functions import LocalLambda
-from interlock.topology import Function, Ref, RefKind, StateMachine, Topology, UnknownWebhookSource
+from interlock.topology import (
+    Function,
+    InvalidPublicBaseUrl,
+    Ref,
+    RefKind,
+    StateMachine,
+    Topology,
+    UnknownWebhookSource,
+)
 
 from .support import API_URL, SECRETS
 
@@ -155,3 +163,16 @@ def test_two_functions_wanting_different_values_for_one_variable_is_a_conflict(t
 
     with pytest.raises(EnvironmentConflict, match="SHARED"):
         merged_environment(clashing, deployed, {})
+
+
+def test_the_public_url_is_the_runtimes_own_unless_the_setting_gives_one(topology: Topology) -> None:
+    # A tunnel in front of the laptop: approval links and HubSpot's signed URL follow it
+    public = Topology(table=topology.table, queues=(), routes=(), state_machines=(), webhook_sources=(),
+                      functions=(Function("a", "m", "", env={"INTERLOCK_PUBLIC_BASE_URL": Ref(RefKind.API_URL)}),))
+    deployed = Deployed(table_name="t", api_url=API_URL, secret_prefix="p/")
+
+    assert merged_environment(public, deployed, {})["INTERLOCK_PUBLIC_BASE_URL"] == API_URL
+    tunnel = {"INTERLOCK_PUBLIC_BASE_URL": "https://laptop.tunnel.example"}
+    assert merged_environment(public, deployed, tunnel)["INTERLOCK_PUBLIC_BASE_URL"] == "https://laptop.tunnel.example"
+    with pytest.raises(InvalidPublicBaseUrl):
+        merged_environment(public, deployed, {"INTERLOCK_PUBLIC_BASE_URL": "laptop.tunnel.example"})

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from interlock.local.env import EnvironmentConflict
     from interlock.local.runtime import LocalRuntime
     from interlock.local.secrets import SecretConfigError
-    from interlock.topology import InvalidWebhookSource, UnknownWebhookSource
+    from interlock.topology import InvalidPublicBaseUrl, InvalidWebhookSource, UnknownWebhookSource
 
     port = args.port if args.port is not None else _default_port()
     state_dir = args.state_dir or _default_state_dir()
@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CliError(f"could not listen on 127.0.0.1:{port}: {exc.strerror or exc}. Is Interlock already "
                        "running? Pick another port with --port or INTERLOCK_PORT.") from exc
-    except (SecretConfigError, EnvironmentConflict, UnknownWebhookSource, InvalidWebhookSource) as exc:
+    except (SecretConfigError, EnvironmentConflict, UnknownWebhookSource, InvalidWebhookSource,
+            InvalidPublicBaseUrl) as exc:
         raise CliError(str(exc)) from exc
     return 0
 

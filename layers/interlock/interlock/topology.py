@@ -33,6 +33,8 @@ class RefKind(StrEnum):
     QUEUE_URL = "queue_url"
     STATE_MACHINE_ARN = "state_machine_arn"
     FUNCTION_ARN = "function_arn"
+    # The URL the API is reached at: the ``public_base_url`` setting (a custom domain, a tunnel) when given,
+    # else the API's own (:func:`public_base_url`)
     API_URL = "api_url"
     SECRET_PREFIX = "secret_prefix"
     SETTING = "setting"
@@ -163,6 +165,22 @@ class WebhookSource:
 
     name: str
     scheme: str
+
+
+class InvalidPublicBaseUrl(ValueError):
+    """The ``public_base_url`` setting is not an http(s) URL without a query, fragment or trailing slash."""
+
+
+def public_base_url(setting: str, api_url: str) -> str:
+    """What ``Ref(RefKind.API_URL)`` resolves to: the ``public_base_url`` setting, when given, else the API's own
+    URL. Approval links are built on it, and HubSpot signs the URL it calls with it."""
+    value = setting.strip()
+    if not value:
+        return api_url
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value) or value.endswith("/"):
+        raise InvalidPublicBaseUrl(f"public_base_url must be the http(s) URL the API is reached at, with no query "
+                                   f"or trailing slash (e.g. https://hooks.example.com), not {value!r}")
+    return value
 
 
 class UnknownWebhookSource(ValueError):
@@ -442,6 +460,8 @@ class DeploymentSettings:
     extra_webhook_sources: str = ""
     # Comma-separated names of the webhook sources to accept; empty: every source of the topology.
     enabled_sources: str = ""
+    # The URL the API is reached at, when not its own (a custom domain): approval links, HubSpot's signed URL.
+    public_base_url: str = ""
     # Comma-separated sources for which HubSpot's legacy v1/v2 signatures (no timestamp) are accepted.
     legacy_signature_sources: str = ""
     approval_min_confidence: str = "0.75"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from interlock.topology import DeploymentSettings, Function, Ref, RefKind, Topology
+from interlock.topology import DeploymentSettings, Function, Ref, RefKind, Topology, public_base_url
 
 SETTING_ENV_PREFIX = "INTERLOCK_"
 
@@ -61,7 +61,7 @@ def resolve(ref: Ref, deployed: Deployed, environ: Mapping[str, str]) -> str:
     if ref.kind is RefKind.TABLE_NAME:
         return deployed.table_name
     if ref.kind is RefKind.API_URL:
-        return deployed.api_url
+        return public_base_url(setting("public_base_url", deployed.api_url, environ), deployed.api_url)
     if ref.kind is RefKind.SECRET_PREFIX:
         return deployed.secret_prefix
     if ref.kind is RefKind.WEBHOOK_SOURCES:
