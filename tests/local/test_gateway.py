@@ -223,6 +223,27 @@ def test_a_failing_or_malformed_function_is_a_502(served: Served, http: httpx.Cl
     assert any("malformed Lambda proxy response" in r.getMessage() for r in caplog.records)
 
 
+def test_the_console_never_shows_a_credential_in_a_path_or_a_query(http: httpx.Client, caplog) -> None:
+    # The approval link's token and WhatsApp's hub.verify_token must not reach the runtime's log
+    from interlock.topology import TOPOLOGY
+
+    gateway = Gateway(TOPOLOGY, port=0)
+    fake = FakeFunctions()
+    gateway.start(fake.invoke)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="localcloud.gateway"):
+            http.get(f"{gateway.url}/approvals/tok-SECRET-123")
+            http.get(f"{gateway.url}/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=vt-SECRET-456&hub.challenge=7")
+    finally:
+        gateway.stop()
+
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "GET /approvals/… -> 200" in logged
+    assert "GET /webhooks/whatsapp?hub.mode=…&hub.verify_token=…&hub.challenge=… -> 200" in logged
+    assert "SECRET" not in logged
+    assert fake.events[0][1]["pathParameters"] == {"token": "tok-SECRET-123"}  # the function still gets it
+
+
 def test_head_answers_headers_without_a_body(served: Served, http: httpx.Client) -> None:
     gateway, fake = served
 

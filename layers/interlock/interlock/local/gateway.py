@@ -54,6 +54,10 @@ class MethodNotAllowed(Exception):
         self.allowed = allowed
 
 
+# Path parameters whose values are credentials, and never logged (the approval link's token).
+CREDENTIAL_PARAMETERS = frozenset({"token"})
+HIDDEN = "…"
+
 _PARAM = re.compile(r"^\{([A-Za-z0-9_.-]+)(\+?)\}$")
 
 
@@ -285,6 +289,23 @@ class Gateway:
 
     # -- request handling -----------------------------------------------------------------------------------
 
+    def loggable(self, method: str, raw_path: str, query: str) -> str:
+        """The request's path for the console, with what may be a credential hidden: the value of a path
+        parameter named in :data:`CREDENTIAL_PARAMETERS` (an approval token) and every query value (WhatsApp's
+        ``hub.verify_token``). The query's names stay, so the console still says what was asked."""
+        shown = raw_path
+        try:
+            match = self.routes.match(method, raw_path)
+        except MethodNotAllowed:
+            match = None
+        if match is not None:
+            params = match.path_parameters
+            shown = re.sub(r"\{([A-Za-z0-9_.-]+)\+?\}",
+                           lambda m: HIDDEN if m[1] in CREDENTIAL_PARAMETERS else params.get(m[1], ""),
+                           match.route.path)
+        names = [name for name, _ in parse_qsl(query, keep_blank_values=True)]
+        return shown + ("?" + "&".join(f"{name}={HIDDEN}" for name in names) if names else "")
+
     def respond(self, request: Request, raw_path: str, source_ip: str) -> Response:
         """The gateway's answer to one request (kept free of sockets so it is testable directly)."""
         if self.fakes.handles(request.path):
@@ -306,13 +327,13 @@ class Gateway:
         amzn = [("x-amzn-RequestId", request_id), ("x-amz-apigw-id", secrets.token_urlsafe(12)[:16])]
         if not invocation.ok:
             assert invocation.error is not None
-            log.error("%s %s: function %s failed: %s: %s", request.method, request.path, match.route.function,
+            log.error("%s %s: function %s failed: %s: %s", request.method, match.route.path, match.route.function,
                       invocation.error.error_type, invocation.error.error_message, exc_info=invocation.exception)
             return _internal_error(amzn)
         try:
             response = proxy_response(invocation.payload)
         except MalformedProxyResponse as exc:
-            log.error("%s %s: malformed Lambda proxy response from %s: %s", request.method, request.path,
+            log.error("%s %s: malformed Lambda proxy response from %s: %s", request.method, match.route.path,
                       match.route.function, exc)
             return _internal_error(amzn)
         headers = response.headers
@@ -355,11 +376,12 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             try:
                 response = gateway.respond(request, split.path or "/", self.client_address[0])
             except Exception:
-                log.exception("%s %s: the local gateway failed", self.command, request.path)
+                log.exception("%s %s: the local gateway failed", self.command,
+                              gateway.loggable(self.command, split.path, split.query))
                 response = json_response(500, {"message": "Internal server error"})
             self._write(response)
-            log.info("%s %s -> %d (%.0f ms)", self.command, self.path, response.status,
-                     (time.monotonic() - started) * 1000)
+            log.info("%s %s -> %d (%.0f ms)", self.command, gateway.loggable(self.command, split.path, split.query),
+                     response.status, (time.monotonic() - started) * 1000)
 
         def _read_body(self) -> bytes:
             if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
@@ -395,10 +417,13 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                 if self.command != "HEAD" and response.body:
                     self.wfile.write(response.body)
             except (BrokenPipeError, ConnectionResetError):
-                log.debug("the client went away before the answer to %s %s", self.command, self.path)
+                log.debug("the client went away before the answer to %s", self.command)
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            pass  # its request line holds the raw path (an approval token): _dispatch logs a redacted one
 
         def log_message(self, format: str, *args: Any) -> None:
-            log.debug("%s - " + format, self.address_string(), *args)
+            log.debug("%s - %s", self.address_string(), format)  # not the args: they may hold the raw path
 
     for method in METHODS:
         setattr(Handler, f"do_{method}", Handler._dispatch)
