@@ -67,7 +67,7 @@ def test_the_banner_says_where_everything_is(runtime: tuple[LocalRuntime, list[s
     assert local.secrets["form"].signing[0] in banner
     chat = next(line for line in banner.splitlines() if f"{local.url}/webhooks/chat" in line)
     assert local.secrets["chat"].signing[0] in chat
-    assert f"verify token: {local.secrets['chat'].extras['verify_token']}" in chat
+    assert f"verify token (Meta's GET): {local.secrets['chat'].extras['verify_token']}" in chat
     assert f"POST {local.url}/webhooks/gh" in banner
     assert str(local.outbox_dir.resolve()) in banner
     assert "interlock send form support_ticket" in banner

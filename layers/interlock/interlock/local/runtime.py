@@ -213,7 +213,7 @@ class LocalRuntime:
         widest = max(len(s.name) for s in self.topology.webhook_sources)
         line = f"POST {self.url}/webhooks/{name:<{widest}}  secret: {' '.join(value.signing)}"
         if value.extras.get("verify_token"):
-            line += f"  verify token: {value.extras['verify_token']}"
+            line += f"  verify token (Meta's GET): {value.extras['verify_token']}"
         if scheme != name:
             line += f"  ({scheme})"
         if origin in os.environ:
