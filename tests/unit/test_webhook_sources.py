@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Sequence
 
@@ -10,6 +12,7 @@ from interlock.ingest.ports import SecretFormatError, parse_secret
 from interlock.ingest.service import IngestService, RawRequest
 from interlock.models import run_id_for
 from interlock.settings import IngestSettings
+from interlock.webhooks import hmac_sha256
 from interlock.webhooks.base import (
     Delivery,
     PayloadError,
@@ -223,3 +226,32 @@ def test_given_the_form_source_when_sent_a_get_then_405():
                         store, queue)
 
     assert svc.accept(RawRequest(source="form", headers={}, body=None, is_base64=False, method="GET")).status == 405
+
+
+# -- the one constant-time signature check every HMAC-SHA256 provider uses ------------------------------------
+
+
+def test_given_signatures_then_any_secret_may_match_and_nothing_else_does():
+    message = b"v0:1700000000:{}"
+    good = hmac_sha256.sign("new", message)
+
+    assert hmac_sha256.matches_any(["old", "new"], message, ["00" * 32, good])
+    assert hmac_sha256.matches_any(["new"], message, [good.upper()]), "hex is compared case-insensitively"
+    assert not hmac_sha256.matches_any(["old"], message, [good])
+    assert not hmac_sha256.matches_any([], message, [good])
+    assert not hmac_sha256.matches_any(["new"], message, ["é" * 64]), "non-ASCII cannot match, nor raise"
+
+
+def test_given_a_blank_secret_then_its_signature_anybody_can_make_never_matches():
+    message = b"body"
+    empty_key = hmac.new(b"", message, hashlib.sha256).hexdigest()
+
+    assert not hmac_sha256.matches_any(["", "  "], message, [empty_key])
+
+
+def test_given_base64_signatures_then_they_are_compared_exactly():
+    message = b"POSThttps://x/webhooks/hubspot[]1700000000000"
+    good = hmac_sha256.sign("secret", message, "base64")
+
+    assert hmac_sha256.matches_any(["secret"], message, [good], "base64")
+    assert not hmac_sha256.matches_any(["secret"], message, [good.swapcase()], "base64")

@@ -15,6 +15,7 @@ the ingest and its handler do not change.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,9 +23,18 @@ from typing import Any
 
 from interlock.webhooks.standard import SignatureError
 
-__all__ = ["Delivery", "PayloadError", "Reply", "SignatureError", "SourceEvent", "SourceSecrets", "WebhookSource"]
+__all__ = ["Delivery", "PayloadError", "Reply", "SignatureError", "SourceEvent", "SourceSecrets", "WebhookSource",
+           "type_part"]
 
 DAY = 24 * 3600
+_TYPE_PART = re.compile(r"[A-Za-z0-9_]{1,100}")
+
+
+def type_part(value: Any) -> str:
+    """A provider's name for a kind of event (``app_mention``, ``delivered``), as one part of an event type:
+    itself when it is a short word, else ``unknown`` (a type is a routing key and a metric dimension, not a
+    place for arbitrary text from a payload)."""
+    return value if isinstance(value, str) and _TYPE_PART.fullmatch(value) else "unknown"
 
 
 class PayloadError(ValueError):

@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from interlock.settings import IngestSettings
+from interlock.webhooks import hmac_sha256
 from interlock.webhooks.base import (
     DAY,
     Delivery,
@@ -62,7 +63,7 @@ _DELIVERY_NAMESPACE = uuid.UUID("6f1d9c52-3b0e-4f4c-9a53-0c3f6a1f2b7d")
 
 def signature(secret: str, body: bytes) -> str:
     """The ``X-Hub-Signature-256`` value GitHub sends: ``sha256=`` + hex HMAC-SHA256 of the body."""
-    return PREFIX + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    return PREFIX + hmac_sha256.sign(secret, body)
 
 
 def verify(secrets: Sequence[str], header: str, body: bytes) -> None:
@@ -72,14 +73,7 @@ def verify(secrets: Sequence[str], header: str, body: bytes) -> None:
         raise SignatureError("missing_header")
     if not offered.startswith(PREFIX):
         raise SignatureError("bad_header")
-    # Non-ASCII text cannot be a hex signature; encoding with "replace" keeps compare_digest from raising.
-    candidate = offered.encode("ascii", "replace")
-    matched = False
-    for secret in secrets:
-        if not secret.strip():
-            continue  # an HMAC under an empty key is a signature anybody can make
-        matched |= hmac.compare_digest(signature(secret, body).encode("ascii"), candidate)
-    if not matched:
+    if not hmac_sha256.matches_any(secrets, body, [offered.removeprefix(PREFIX)]):
         raise SignatureError("signature_mismatch")
 
 

@@ -55,7 +55,6 @@ to share an ``eventId`` in different accounts or subscriptions are not taken for
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -68,6 +67,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 
 from interlock.observability import count, logger
 from interlock.settings import IngestSettings
+from interlock.webhooks import hmac_sha256
 from interlock.webhooks.base import DAY, Delivery, PayloadError, SignatureError, SourceEvent, WebhookSource
 
 SIGNATURE_V3_HEADER = "X-HubSpot-Signature-v3"
@@ -103,8 +103,11 @@ def request_url(base_url: str, path: str, query: Mapping[str, str]) -> str:
 
 def sign_v3(secret: str, method: str, uri: str, body: bytes, timestamp: str) -> str:
     """The ``X-HubSpot-Signature-v3`` value for a request to ``uri`` (as called: decoded here)."""
-    message = method.encode() + decode_uri(uri).encode("utf-8") + body + timestamp.encode()
-    return base64.b64encode(hmac.new(secret.encode("utf-8"), message, hashlib.sha256).digest()).decode()
+    return hmac_sha256.sign(secret, _v3_message(method, uri, body, timestamp), "base64")
+
+
+def _v3_message(method: str, uri: str, body: bytes, timestamp: str) -> bytes:
+    return method.encode() + decode_uri(uri).encode("utf-8") + body + timestamp.encode()
 
 
 def sign_v1(secret: str, body: bytes) -> str:
@@ -187,11 +190,9 @@ class HubSpotSource(WebhookSource):
             raise SignatureError("timestamp_too_old")
         if stamped_ms > now_ms + self.max_age_seconds * 1000:
             raise SignatureError("timestamp_in_future")
-        uri = self.url(delivery)
-        for secret in secrets:
-            if _matches(sign_v3(secret, delivery.method, uri, delivery.body, timestamp), offered):
-                return
-        raise SignatureError("signature_mismatch")
+        message = _v3_message(delivery.method, self.url(delivery), delivery.body, timestamp)
+        if not hmac_sha256.matches_any(secrets, message, [offered], "base64"):
+            raise SignatureError("signature_mismatch")
 
     def _verify_legacy(self, delivery: Delivery, secrets: Sequence[str]) -> None:
         """v1 and v2 carry no timestamp: nothing bounds when a captured request can be replayed."""

@@ -39,7 +39,6 @@ from every payload.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -47,6 +46,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from interlock.settings import IngestSettings
+from interlock.webhooks import hmac_sha256
 from interlock.webhooks.base import (
     DAY,
     Delivery,
@@ -56,6 +56,7 @@ from interlock.webhooks.base import (
     SourceEvent,
     SourceSecrets,
     WebhookSource,
+    type_part,
 )
 
 TIMESTAMP_HEADER = "x-slack-request-timestamp"
@@ -64,13 +65,11 @@ VERSION = "v0"
 
 _TIMESTAMP = re.compile(r"[0-9]{1,15}")
 _SIGNATURE = re.compile(r"v0=([0-9a-fA-F]{64})")
-_TYPE_PART = re.compile(r"[A-Za-z0-9_]{1,100}")
 
 
 def sign(secret: str, timestamp: int | str, body: bytes) -> str:
     """The ``X-Slack-Signature`` value Slack sends with ``body`` at ``timestamp``."""
-    base = f"{VERSION}:{timestamp}:".encode() + body
-    return f"{VERSION}=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return f"{VERSION}=" + hmac_sha256.sign(secret, f"{VERSION}:{timestamp}:".encode() + body)
 
 
 def verify(secrets: Sequence[str], headers: Mapping[str, str], body: bytes, now: float,
@@ -93,17 +92,9 @@ def verify(secrets: Sequence[str], headers: Mapping[str, str], body: bytes, now:
     offered = _SIGNATURE.fullmatch(signature.strip())
     if offered is None:
         raise SignatureError("no_v0_signature")
-    candidate = offered.group(1).lower().encode()
     base = f"{VERSION}:{timestamp}:".encode() + body  # the header's digits exactly as Slack signed them
-    for secret in secrets:
-        expected = hmac.new(secret.encode(), base, hashlib.sha256).hexdigest().encode()
-        if hmac.compare_digest(expected, candidate):
-            return
-    raise SignatureError("signature_mismatch")
-
-
-def _type_part(value: Any) -> str:
-    return value if isinstance(value, str) and _TYPE_PART.fullmatch(value) else "unknown"
+    if not hmac_sha256.matches_any(secrets, base, [offered.group(1)]):
+        raise SignatureError("signature_mismatch")
 
 
 def _without_token(data: dict[str, Any]) -> dict[str, Any]:
@@ -209,9 +200,9 @@ class SlackSource(WebhookSource):
                 raise PayloadError("event_callback without an event_id")
             if not isinstance(event, dict):
                 raise PayloadError("event_callback without an event object")
-            event_type = f"slack.{_type_part(event.get('type'))}"
+            event_type = f"slack.{type_part(event.get('type'))}"
             if event.get("type") == "message" and event.get("subtype"):
-                event_type += f".{_type_part(event.get('subtype'))}"
+                event_type += f".{type_part(event.get('subtype'))}"
             return SourceEvent(event_id=event_id, type=event_type, payload=_without_token(body))
         if kind == "app_rate_limited":
             event_id = f"app_rate_limited:{body.get('team_id', '')}:{body.get('minute_rate_limited', '')}"
@@ -225,7 +216,7 @@ class SlackSource(WebhookSource):
             event_id = trigger_id
         else:
             event_id = "sha256:" + hashlib.sha256(raw).hexdigest()
-        return SourceEvent(event_id=event_id, type=f"slack.interaction.{_type_part(payload.get('type'))}",
+        return SourceEvent(event_id=event_id, type=f"slack.interaction.{type_part(payload.get('type'))}",
                            payload=_without_token(payload))
 
     @staticmethod

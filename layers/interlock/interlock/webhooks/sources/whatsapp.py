@@ -42,6 +42,7 @@ from typing import Any
 
 from interlock.observability import logger
 from interlock.settings import IngestSettings
+from interlock.webhooks import hmac_sha256
 from interlock.webhooks.base import (
     DAY,
     Delivery,
@@ -51,6 +52,7 @@ from interlock.webhooks.base import (
     SourceEvent,
     SourceSecrets,
     WebhookSource,
+    type_part,
 )
 
 SIGNATURE_HEADER = "x-hub-signature-256"
@@ -58,12 +60,11 @@ VERIFY_TOKEN = "verify_token"  # the source secret's extra holding the App Dashb
 
 _SIGNATURE = re.compile(r"sha256=([0-9a-fA-F]{64})")
 _CHALLENGE = re.compile(r"[A-Za-z0-9_.\-]{1,256}")
-_TYPE_PART = re.compile(r"[A-Za-z0-9_]{1,100}")
 
 
 def sign(secret: str, body: bytes) -> str:
     """The ``X-Hub-Signature-256`` value Meta sends with ``body``."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return "sha256=" + hmac_sha256.sign(secret, body)
 
 
 def verify(secrets: Sequence[str], headers: Mapping[str, str], body: bytes) -> None:
@@ -77,16 +78,8 @@ def verify(secrets: Sequence[str], headers: Mapping[str, str], body: bytes) -> N
     offered = _SIGNATURE.fullmatch(signature.strip())
     if offered is None:
         raise SignatureError("no_sha256_signature")
-    candidate = offered.group(1).lower().encode()
-    for secret in secrets:
-        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
-        if hmac.compare_digest(expected, candidate):
-            return
-    raise SignatureError("signature_mismatch")
-
-
-def _type_part(value: Any) -> str:
-    return value if isinstance(value, str) and _TYPE_PART.fullmatch(value) else "unknown"
+    if not hmac_sha256.matches_any(secrets, body, [offered.group(1)]):
+        raise SignatureError("signature_mismatch")
 
 
 def _dicts(value: Any) -> Iterator[dict[str, Any]]:
@@ -163,13 +156,13 @@ class WhatsAppSource(WebhookSource):
     def _message(message: Any, context: dict[str, Any]) -> SourceEvent | None:
         if not isinstance(message, dict) or not _text(message.get("id")):
             return None
-        return SourceEvent(event_id=message["id"], type=f"whatsapp.message.{_type_part(message.get('type'))}",
+        return SourceEvent(event_id=message["id"], type=f"whatsapp.message.{type_part(message.get('type'))}",
                            payload={**context, "message": message})
 
     @staticmethod
     def _change(entry: dict[str, Any], change: dict[str, Any], value: dict[str, Any],
                 context: dict[str, Any]) -> SourceEvent:
-        field = _type_part(change.get("field"))
+        field = type_part(change.get("field"))
         canonical = json.dumps({"entry": entry.get("id"), "change": change}, sort_keys=True, separators=(",", ":"))
         digest = hashlib.sha256(canonical.encode()).hexdigest()[:40]
         return SourceEvent(event_id=f"{field}:{digest}", type=f"whatsapp.{field}", payload={**context, "value": value})
@@ -181,7 +174,7 @@ class WhatsAppSource(WebhookSource):
         event_id = f"{status['id']}:{status['status']}"
         if _text(status.get("recipient_participant_id")):
             event_id += f":{status['recipient_participant_id']}"
-        return SourceEvent(event_id=event_id, type=f"whatsapp.status.{_type_part(status.get('status'))}",
+        return SourceEvent(event_id=event_id, type=f"whatsapp.status.{type_part(status.get('status'))}",
                            payload={**context, "status": status})
 
 
