@@ -15,6 +15,7 @@ the ingest and its handler do not change.
 
 from __future__ import annotations
 
+import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -24,7 +25,7 @@ from typing import Any
 from interlock.webhooks.standard import SignatureError
 
 __all__ = ["Delivery", "PayloadError", "Reply", "SignatureError", "SourceEvent", "SourceSecrets", "WebhookSource",
-           "type_part"]
+           "read_json", "type_part"]
 
 DAY = 24 * 3600
 _TYPE_PART = re.compile(r"[A-Za-z0-9_]{1,100}")
@@ -39,6 +40,16 @@ def type_part(value: Any) -> str:
 
 class PayloadError(ValueError):
     """The delivery verified but cannot be read as events: answered 400 with this message."""
+
+
+def read_json(raw: bytes | str, what: str = "the body") -> Any:
+    """``raw`` parsed as JSON, or :class:`PayloadError` saying why ``what`` cannot be."""
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise PayloadError(f"{what} is not UTF-8") from None
+    except ValueError as exc:
+        raise PayloadError(f"{what} is not valid JSON: {exc}") from None
 
 
 @dataclass(frozen=True)

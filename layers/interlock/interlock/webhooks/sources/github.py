@@ -44,6 +44,7 @@ from interlock.webhooks.base import (
     SignatureError,
     SourceEvent,
     WebhookSource,
+    read_json,
 )
 
 SIGNATURE_HEADER = "x-hub-signature-256"
@@ -88,12 +89,7 @@ def read_payload(body: bytes, content_type: str) -> dict[str, Any]:
         if len(fields.get("payload", [])) != 1:
             raise PayloadError("a form-encoded GitHub delivery carries its JSON in one form field named 'payload'")
         raw = fields["payload"][0]
-    try:
-        payload = json.loads(raw)
-    except UnicodeDecodeError:
-        raise PayloadError("the body is not UTF-8") from None
-    except ValueError as exc:
-        raise PayloadError(f"the payload is not valid JSON: {exc}") from None
+    payload = read_json(raw, "the payload")
     if not isinstance(payload, dict):
         raise PayloadError("a GitHub webhook payload is a JSON object")
     return payload

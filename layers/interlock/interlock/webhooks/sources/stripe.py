@@ -25,14 +25,21 @@ four days (the retry horizon plus a margin). Stripe wants a 2xx: an accepted del
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from typing import Any
 
 from interlock.settings import IngestSettings
 from interlock.webhooks import hmac_sha256
-from interlock.webhooks.base import DAY, Delivery, PayloadError, SignatureError, SourceEvent, WebhookSource
+from interlock.webhooks.base import (
+    DAY,
+    Delivery,
+    PayloadError,
+    SignatureError,
+    SourceEvent,
+    WebhookSource,
+    read_json,
+)
 
 SIGNATURE_HEADER = "stripe-signature"
 SCHEME = "v1"
@@ -94,12 +101,7 @@ def verify(secrets: Sequence[str], header: str, body: bytes, now: float, toleran
 
 def read_event(body: bytes) -> dict[str, Any]:
     """The Stripe event a verified body holds; :class:`PayloadError` with a readable reason otherwise."""
-    try:
-        event = json.loads(body)
-    except UnicodeDecodeError:
-        raise PayloadError("the body is not UTF-8") from None
-    except ValueError as exc:
-        raise PayloadError(f"the body is not valid JSON: {exc}") from None
+    event = read_json(body)
     if not isinstance(event, dict):
         raise PayloadError("a Stripe webhook body is one event: a JSON object")
     kind = event.get("object")
