@@ -320,6 +320,14 @@ def test_given_a_bad_v3_signature_beside_a_good_legacy_one_then_v3_decides_and_i
     assert refusal(src, delivery({**legacy("v1"), **signed(now=NOW - 3600)})) == "timestamp_too_old"
 
 
+def test_given_everything_hubspot_sends_with_legacy_off_then_the_v3_signature_alone_accepts_it():
+    # HubSpot sends the v3 headers and the legacy X-HubSpot-Signature (+ -Version) on every request
+    everything = {**legacy("v1"), **signed()}
+
+    source().verify(delivery(everything), [SECRET], NOW)
+    source().verify(delivery({**legacy("v2"), **signed()}), [SECRET], NOW)
+
+
 # -- events ---------------------------------------------------------------------------------------------------------
 
 
