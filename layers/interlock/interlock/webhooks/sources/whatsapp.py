@@ -40,7 +40,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from interlock.observability import logger
+from interlock.observability import count, logger
 from interlock.settings import IngestSettings
 from interlock.webhooks import hmac_sha256
 from interlock.webhooks.base import (
@@ -148,6 +148,7 @@ class WhatsAppSource(WebhookSource):
                     events.append(self._change(entry, change, value, context))
         if unreadable:
             logger.warning("whatsapp items without an id or type skipped", extra={"skipped": unreadable})
+            count("WebhookEventsUnreadable", unreadable)
             if not events:
                 raise PayloadError("no message or status in the delivery has an id")
         return events
