@@ -128,6 +128,18 @@ def test_an_existing_secrets_file_keeps_its_secrets_and_gains_the_new_sources(tm
     assert set(json.loads((tmp_path / "secrets.json").read_text())) == set(ALL)
 
 
+def test_a_stored_list_is_that_many_secrets_each_whole_even_for_free_text_schemes(tmp_path: Path) -> None:
+    # A GitHub secret may hold spaces: two stored secrets stay two, and neither is split into words
+    stored = {"github": ["new one", "old one"], "stripe": ["whsec_a", "whsec_b"]}
+    (tmp_path / "secrets.json").write_text(json.dumps(stored))
+
+    secrets = load_or_create(tmp_path, {"github": "github", "stripe": "stripe"}, environ={})
+
+    assert secrets["github"].signing == ("new one", "old one")
+    assert secrets["stripe"].signing == ("whsec_a", "whsec_b")
+    assert lookup(tmp_path, "github", "github", environ={}) == secrets["github"]
+
+
 def test_lookup_creates_nothing(tmp_path: Path) -> None:
     assert lookup(tmp_path, "form", "standard-webhooks", environ={}) is None
     assert not (tmp_path / "secrets.json").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -139,6 +140,20 @@ def request(body: object, method: str = "POST", sig: str = "good", **query: str)
 
 
 EVENTS = [{"id": "e1", "kind": "thing.created"}, {"id": "e2", "kind": "thing.deleted"}]
+
+
+def test_given_a_redelivered_batch_whose_events_are_all_still_being_accepted_then_it_waits_once_not_per_event():
+    # Each event waiting its own 1.5 s would take a batch of HubSpot or WhatsApp events past the function's timeout
+    many = [{"id": f"e{i}", "kind": "thing.created"} for i in range(6)]
+    store = RecordingTimeline(accepting={f"batchy:e{i}": (f"run-{i}", time.time()) for i in range(6)})
+    svc, _, queue = service(store=store)
+    svc.settings = svc.settings.model_copy(update={"in_progress_wait_seconds": 0.3})
+
+    started = time.monotonic()
+    outcome = svc.accept(request(many))
+
+    assert outcome.status == 409 and queue.sent == []
+    assert 0.3 <= time.monotonic() - started < 1.5  # six waits of their own would take 1.8 s or more
 
 
 def test_given_a_delivery_with_two_events_then_each_is_its_own_run_with_the_sources_payload_version():

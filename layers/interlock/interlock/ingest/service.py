@@ -119,7 +119,9 @@ class IngestService:
             events = source.events(delivery)
         except PayloadError as exc:
             return _refused(name, _error(400, "invalid_payload", str(exc)), f"invalid_payload: {exc}")
-        outcomes = [self._accept_event(source, event) for event in events]
+        # One wait for the whole delivery: a batch's events are accepted one after the other.
+        settle_by = time.monotonic() + self.settings.in_progress_wait_seconds
+        outcomes = [self._accept_event(source, event, settle_by) for event in events]
         for failed in (o for o in outcomes if o.status >= 500):
             return failed
         for busy in (o for o in outcomes if o.status == 409):
@@ -131,7 +133,7 @@ class IngestService:
             return Outcome(source.accepted_status, outcomes[0].body)
         return Outcome(source.accepted_status, {"events": [o.body for o in outcomes]})
 
-    def _accept_event(self, source: WebhookSource, event: SourceEvent) -> Outcome:
+    def _accept_event(self, source: WebhookSource, event: SourceEvent, settle_by: float) -> Outcome:
         dedupe_key = f"{source.name}:{event.event_id}"
         envelope = Envelope(
             event_id=event.event_id,
@@ -144,7 +146,7 @@ class IngestService:
             payload=event.payload,
         )
         logger.append_keys(correlation_id=envelope.run_id)
-        if not self._claim(envelope, source.dedupe_ttl_seconds):
+        if not self._claim(envelope, source.dedupe_ttl_seconds, settle_by):
             existing = self.store.dedupe_record(dedupe_key)
             if existing is not None and existing.state is DedupeState.ACCEPTING:
                 # The first delivery is still being accepted (or was abandoned, and taking it over
@@ -176,16 +178,15 @@ class IngestService:
         logger.info("event accepted", extra={"source": source.name, "event_type": event.type})
         return Outcome(202, {"run_id": envelope.run_id, "event_id": event.event_id, "duplicate": False})
 
-    def _claim(self, envelope: Envelope, dedupe_ttl_seconds: int) -> bool:
+    def _claim(self, envelope: Envelope, dedupe_ttl_seconds: int, settle_by: float) -> bool:
         """True if this delivery is the one to queue the event.
 
         A provider's retry often arrives while its first delivery is still being accepted (Slack retries
         after 3 s). Acknowledging it as a duplicate then could lose the event, should the first fail to queue
-        it; refusing it makes the provider count a failure. So the retry waits, up to
-        ``in_progress_wait_seconds``, for the first delivery to settle: queued (a duplicate) or undone (this
-        delivery takes the event).
+        it; refusing it makes the provider count a failure. So the retry waits, until ``settle_by`` (the
+        delivery's ``in_progress_wait_seconds``), for the first delivery to settle: queued (a duplicate) or
+        undone (this delivery takes the event).
         """
-        deadline = time.monotonic() + self.settings.in_progress_wait_seconds
         while True:
             if self._record_new(envelope, dedupe_ttl_seconds):
                 return True
@@ -193,7 +194,7 @@ class IngestService:
             if existing is None:
                 # Undone since this delivery looked (or the dedupe record expired, its run still kept): a last try.
                 return self._record_new(envelope, dedupe_ttl_seconds)
-            if existing.state is not DedupeState.ACCEPTING or time.monotonic() >= deadline:
+            if existing.state is not DedupeState.ACCEPTING or time.monotonic() >= settle_by:
                 return False
             time.sleep(IN_PROGRESS_POLL_SECONDS)
 

@@ -4,7 +4,7 @@ A developer's sender (a form builder, ``interlock send``, a test) is configured 
 the local runtime must not mint a new one on every start. Order of precedence per source:
 
 1. ``INTERLOCK_SECRET_<SOURCE>``, holding exactly what the source's Secrets Manager secret holds on AWS
-   (``interlock.ingest.ports.parse_secret``): one or more whitespace-separated signing secrets (several
+   (``interlock.webhooks.base.parse_secret``): one or more whitespace-separated signing secrets (several
    while rotating), or for WhatsApp the JSON ``{"signing": ["<app secret>"], "verify_token": "..."}``.
    Set but empty, it means "this source has no secret": it answers 404, as on AWS without its secret.
 2. ``<state_dir>/secrets.json`` (mode 0600), written the first time a source needs one, shaped the way
@@ -26,8 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from interlock.ingest.ports import SecretFormatError, parse_secret
-from interlock.webhooks.base import SourceSecrets
+from interlock.webhooks.base import SecretFormatError, SourceSecrets, parse_secret
 from interlock.webhooks.standard import SECRET_PREFIX, secret_key
 
 SECRETS_FILE = "secrets.json"
@@ -100,15 +99,16 @@ def from_environment(source: str, scheme: str, environ: Mapping[str, str]) -> So
 
 
 def _stored_text(value: Any) -> str:
-    """A secrets.json entry: a list of signing secrets, a string, or the JSON object form."""
+    """A secrets.json entry as a secret's text: a list of signing secrets (each whole, spaces and all), the JSON
+    object form, or a string."""
     if isinstance(value, list):
-        return " ".join(str(v) for v in value)
+        return json.dumps({"signing": [str(v) for v in value]})
     if isinstance(value, dict):
         return json.dumps(value)
     return str(value)
 
 
-def _read_file(path: Path) -> dict[str, str]:
+def _read_file(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
@@ -117,7 +117,7 @@ def _read_file(path: Path) -> dict[str, str]:
         raise SecretConfigError(f"{path} is not valid JSON; delete it to generate new secrets") from exc
     if not isinstance(data, dict):
         raise SecretConfigError(f"{path} must be a JSON object of source -> secrets")
-    return {str(source): _stored_text(value) for source, value in data.items()}
+    return {str(source): value for source, value in data.items()}
 
 
 def _stored_form(value: SourceSecrets) -> Any:
@@ -143,8 +143,7 @@ def load_or_create(state_dir: Path, sources: Mapping[str, str],
     """The secrets of every source (``{name: scheme}``), creating and persisting the missing ones."""
     environ = os.environ if environ is None else environ
     path = state_dir / SECRETS_FILE
-    raw = _read_file(path)
-    stored: dict[str, Any] = json.loads(path.read_text()) if raw else {}
+    stored = _read_file(path)
     result: dict[str, SourceSecrets] = {}
     changed = False
     for source, scheme in sources.items():
@@ -152,8 +151,8 @@ def load_or_create(state_dir: Path, sources: Mapping[str, str],
         if configured is not None:
             result[source] = configured
             continue
-        if source in raw:
-            result[source] = parse(raw[source], scheme, f"{path} ({source})")
+        if source in stored:
+            result[source] = parse(_stored_text(stored[source]), scheme, f"{path} ({source})")
             if result[source]:
                 continue
         result[source] = generate(scheme)
@@ -172,4 +171,4 @@ def lookup(state_dir: Path, source: str, scheme: str,
     if configured is not None:
         return configured
     stored = _read_file(state_dir / SECRETS_FILE).get(source)
-    return None if stored is None else parse(stored, scheme, f"{state_dir / SECRETS_FILE} ({source})")
+    return None if stored is None else parse(_stored_text(stored), scheme, f"{state_dir / SECRETS_FILE} ({source})")

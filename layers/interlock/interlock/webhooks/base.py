@@ -24,8 +24,19 @@ from typing import Any
 
 from interlock.webhooks.standard import SignatureError
 
-__all__ = ["Delivery", "PayloadError", "Reply", "SignatureError", "SourceEvent", "SourceSecrets", "WebhookSource",
-           "read_json", "type_part"]
+__all__ = [
+    "Delivery",
+    "PayloadError",
+    "Reply",
+    "SecretFormatError",
+    "SignatureError",
+    "SourceEvent",
+    "SourceSecrets",
+    "WebhookSource",
+    "parse_secret",
+    "read_json",
+    "type_part",
+]
 
 DAY = 24 * 3600
 _TYPE_PART = re.compile(r"[A-Za-z0-9_]{1,100}")
@@ -127,3 +138,32 @@ class WebhookSource(ABC):
     @abstractmethod
     def events(self, delivery: Delivery) -> list[SourceEvent]:
         """The events a verified delivery carries; raise :class:`PayloadError` when it has none readable."""
+
+
+class SecretFormatError(ValueError):
+    """A stored secret cannot be read (a JSON object with a typo): an operator's mistake, answered 503 so that
+    the provider retries once it is mended, and logged as such."""
+
+
+def parse_secret(text: str, *, free_text: bool = False) -> SourceSecrets:
+    """A source's secret value: whitespace-separated signing secrets (several during a rotation), or a JSON
+    object ``{"signing": [...], "<extra>": "..."}`` for a provider that needs more (WhatsApp's
+    ``verify_token``) or whose secrets may hold spaces. With ``free_text`` (GitHub's secrets are any text), a
+    plain-text value is one secret, spaces and all; several are given in the JSON form."""
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            data = json.loads(stripped)
+        except ValueError:
+            raise SecretFormatError("the secret starts with '{' but is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise SecretFormatError("the secret's JSON is not an object")
+        signing = data.get("signing", [])
+        signing = [signing] if isinstance(signing, str) else signing
+        if not isinstance(signing, list):
+            raise SecretFormatError('the secret\'s "signing" is neither a list nor a string')
+        extras = {k: str(v) for k, v in data.items() if k != "signing" and isinstance(v, str | int)}
+        return SourceSecrets(signing=tuple(str(s) for s in signing if s), extras=extras)
+    if free_text:
+        return SourceSecrets(signing=(stripped,) if stripped else ())
+    return SourceSecrets(signing=tuple(stripped.split()))
