@@ -191,7 +191,7 @@ class LocalRuntime:
         enabled = self.enabled_sources()
         width = max((len(s.name) for s in self.topology.webhook_sources), default=0)
         for source in self.topology.webhook_sources:
-            lines.append(f"  {source.name:<{width}}  " + self._source_line(source.name, source.scheme, enabled))
+            lines.append(f"  {source.name:<{width}}  " + self._source_line(source.name, source.scheme, enabled, width))
         lines += [
             "",
             f"Runs:            GET {url}/runs/<run_id>",
@@ -203,15 +203,14 @@ class LocalRuntime:
         ]
         return "\n".join(lines)
 
-    def _source_line(self, name: str, scheme: str, enabled: dict[str, str]) -> str:
+    def _source_line(self, name: str, scheme: str, enabled: dict[str, str], width: int) -> str:
         if name not in enabled:
             return "disabled (not in INTERLOCK_ENABLED_SOURCES): answers 404"
         value = self.secrets.get(name, local_secrets.NO_SECRET)
         origin = local_secrets.env_var(name)
         if not value:
             return f"no secret ({origin} is empty): answers 404"
-        widest = max(len(s.name) for s in self.topology.webhook_sources)
-        line = f"POST {self.url}/webhooks/{name:<{widest}}  secret: {' '.join(value.signing)}"
+        line = f"POST {self.url}/webhooks/{name:<{width}}  secret: {' '.join(value.signing)}"
         if value.extras.get("verify_token"):
             line += f"  verify token (Meta's GET): {value.extras['verify_token']}"
         if scheme != name:

@@ -13,6 +13,7 @@ for one of its sources arrives, so a cold start loads one provider's code.
 from __future__ import annotations
 
 import importlib
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from interlock.webhooks.base import WebhookSource
@@ -52,9 +53,13 @@ def parse_enabled(spec: str) -> dict[str, str]:
     return enabled
 
 
+def scheme_module(scheme: str) -> ModuleType:
+    """The scheme's plug-in module: its ``SOURCE_CLASS``, and the ``sender_headers`` a sender signs with."""
+    return importlib.import_module(f"interlock.webhooks.sources.{SCHEMES[scheme]}")
+
+
 def source_class(scheme: str) -> type[WebhookSource]:
-    module = importlib.import_module(f"interlock.webhooks.sources.{SCHEMES[scheme]}")
-    cls: type[WebhookSource] = module.SOURCE_CLASS
+    cls: type[WebhookSource] = scheme_module(scheme).SOURCE_CLASS
     return cls
 
 

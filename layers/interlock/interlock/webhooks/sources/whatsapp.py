@@ -83,8 +83,7 @@ def verify(secrets: Sequence[str], headers: Mapping[str, str], body: bytes) -> N
 
 
 def _dicts(value: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(value, list):
-        yield from (item for item in value if isinstance(item, dict))
+    yield from (item for item in _items(value) if isinstance(item, dict))
 
 
 def _items(value: Any) -> list[Any]:
