@@ -3,15 +3,20 @@
 ``Ref(RefKind.SETTING, name)`` in the topology resolves to the CDK context value ``interlock:<name>`` when
 one is given (``cdk.json``, ``cdk.context.json`` or ``-c`` on the command line), else to
 ``DeploymentSettings().get(name)``. An ``interlock:`` key that names no setting is an error, so a typo
-fails the synthesis instead of silently deploying the default.
+fails the synthesis instead of silently deploying the default. So is a value the functions would refuse at
+cold start (:func:`check_settings`): a bad ``ai_provider`` stops ``cdk synth``, not every decision.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import fields
 
 from constructs import Construct, IConstruct
+from interlock.settings import AiSettings
 from interlock.topology import DeploymentSettings
+from pydantic import ValidationError
 
 CONTEXT_PREFIX = "interlock:"
 
@@ -35,6 +40,9 @@ def deployment_setting(scope: IConstruct, name: str) -> str:
     value = scope.node.try_get_context(context_key(name))
     if value is None:
         return DeploymentSettings().get(name)
+    if isinstance(value, dict | list):
+        # cdk.json may hold a JSON setting (ai_prices) as an object: the functions read it as JSON text
+        return json.dumps(value)
     return str(value)
 
 
@@ -46,3 +54,32 @@ def check_context(scope: Construct) -> None:
         raise UnknownSettingError(
             f"unknown Interlock context key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
         )
+
+
+class InvalidSettingError(ValueError):
+    pass
+
+
+# The settings models the functions validate at cold start whose fields are deployment settings: synthesis
+# validates those settings with the same model, so a value a function would refuse never deploys.
+VALIDATED_BY = (AiSettings,)
+# The openai SDK's base URL: an http(s) URL (Azure OpenAI's v1 endpoint, vLLM, Ollama, a LiteLLM proxy).
+_BASE_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
+
+
+def check_settings(scope: IConstruct) -> None:
+    """Fail on a deployment setting the functions would refuse at cold start, naming its context key."""
+    problems: list[str] = []
+    for model in VALIDATED_BY:
+        names = [n for n in model.model_fields if n in setting_names()]
+        try:
+            model.model_validate({n: deployment_setting(scope, n) for n in names})
+        except ValidationError as exc:
+            problems += [f"{context_key(str(err['loc'][0])) if err['loc'] else model.__name__}: {err['msg']}"
+                         for err in exc.errors(include_url=False)]
+    base_url = deployment_setting(scope, "openai_base_url")
+    if base_url and not _BASE_URL.fullmatch(base_url):
+        problems.append(f"{context_key('openai_base_url')}: must be the http(s) URL of an OpenAI-compatible API "
+                        f"with no query (e.g. https://<resource>.openai.azure.com/openai/v1/), not {base_url!r}")
+    if problems:
+        raise InvalidSettingError(f"invalid Interlock setting(s): {'; '.join(problems)}")

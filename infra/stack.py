@@ -17,6 +17,7 @@ from constructs import Construct
 from interlock.topology import TOPOLOGY, Topology
 
 from infra.build_layer import LAYER_DIR
+from infra.constructs.ai import AiKeySecret
 from infra.constructs.api import PublicApi
 from infra.constructs.email import ApprovalEmail
 from infra.constructs.functions import LambdaFunctions, WiringTargets
@@ -26,7 +27,7 @@ from infra.constructs.secrets import WebhookSecrets
 from infra.constructs.storage import TimelineStorage
 from infra.constructs.watchdog import ExecutionWatches
 from infra.constructs.workflows import Workflows
-from infra.context import check_context, deployment_setting
+from infra.context import check_context, check_settings, deployment_setting
 from infra.naming import construct_id
 
 
@@ -39,6 +40,7 @@ class InterlockStack(Stack):
         )
         super().__init__(scope, construct_id_, **kwargs)
         check_context(self)
+        check_settings(self)
         # Further webhook sources are configuration: declared before anything is built from the topology.
         topology = topology.with_extra_webhook_sources(deployment_setting(self, "extra_webhook_sources"))
         self.topology = topology
@@ -46,6 +48,7 @@ class InterlockStack(Stack):
         self.storage = TimelineStorage(self, "Storage", spec=topology.table)
         self.queues = WorkQueues(self, "Queues", specs=topology.queues)
         self.secrets = WebhookSecrets(self, "WebhookSecrets", topology=topology)
+        self.ai_key = AiKeySecret(self, "AiKey")
         self.email = ApprovalEmail(
             self,
             "Email",
@@ -68,6 +71,7 @@ class InterlockStack(Stack):
                 api_url=self.api.url,
                 secrets=self.secrets,
                 email=self.email,
+                ai_key=self.ai_key,
             )
         )
         self.monitoring = Monitoring(
@@ -100,3 +104,6 @@ class InterlockStack(Stack):
         for source, secret in self.secrets.by_source.items():
             CfnOutput(self, f"{construct_id(source)}WebhookSecretName", value=secret.secret_name,
                       description=f"Put the {source} webhook secret here (docs/deploy.md, Set the webhook secrets)")
+        CfnOutput(self, "AiApiKeySecretName", value=self.ai_key.secret.secret_name,
+                  description="Put the AI provider's API key here; without one, decisions are made offline "
+                              "(docs/deploy.md, AI decisions)")

@@ -1,4 +1,9 @@
-"""Helpers shared by every test layer. Nothing here is autouse: each layer sets up what it needs."""
+"""Helpers shared by every test layer. Nothing here is autouse: each layer sets up what it needs.
+
+One session-wide rule: the tests never reach a real model. A developer's ``OPENAI_*`` variables (the
+openai SDK reads them itself) are removed before any test runs; a test that wants a model points the SDK
+at ``fake_openai.FakeOpenAI`` explicitly.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+
+OPENAI_ENVIRONMENT = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
+                      "OPENAI_WEBHOOK_SECRET", "OPENAI_ADMIN_KEY")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    for name in OPENAI_ENVIRONMENT:
+        os.environ.pop(name, None)
 
 
 @dataclass

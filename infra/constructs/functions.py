@@ -24,6 +24,7 @@ from constructs import Construct
 from interlock.topology import (
     FUNCTIONS_DIR,
     METRICS_NAMESPACE,
+    UNSET_WHEN_EMPTY,
     Access,
     Function,
     Grant,
@@ -34,6 +35,7 @@ from interlock.topology import (
 )
 
 from infra import build_layer
+from infra.constructs.ai import AiKeySecret
 from infra.constructs.email import ApprovalEmail
 from infra.constructs.queues import WorkQueues
 from infra.constructs.secrets import WebhookSecrets
@@ -67,6 +69,7 @@ class WiringTargets:
     api_url: str
     secrets: WebhookSecrets
     email: ApprovalEmail
+    ai_key: AiKeySecret
 
 
 class LambdaFunction(Construct):
@@ -99,7 +102,7 @@ class LambdaFunction(Construct):
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
-        environment.update({k: v for k, v in spec.env.items() if isinstance(v, str)})
+        environment.update({k: v for k, v in spec.env.items() if isinstance(v, str) and is_set(k, v)})
         self.function = lambda_.Function(
             self,
             "Function",
@@ -149,6 +152,8 @@ class LambdaFunction(Construct):
                 return deployment_setting(self, ref.name)
             case RefKind.WEBHOOK_SOURCES:
                 return topology.enabled_sources(deployment_setting(self, "enabled_sources"))
+            case RefKind.AI_KEY_SECRET:
+                return targets.ai_key.name
         raise ValueError(f"function {self.spec.name!r}: no CDK resolution for {ref!r}")
 
     def apply(self, grant: Grant, targets: WiringTargets) -> None:
@@ -171,8 +176,16 @@ class LambdaFunction(Construct):
                 targets.email.grant_send(self.role)
             case Access.SECRETS_READ:
                 targets.secrets.grant_read(self.role)
+            case Access.AI_KEY_READ:
+                targets.ai_key.grant_read(self.role)
             case _:
                 raise ValueError(f"function {self.spec.name!r}: no CDK realisation for grant {grant!r}")
+
+
+def is_set(key: str, value: str) -> bool:
+    """Whether ``key`` goes into the environment with ``value``: a variable of ``UNSET_WHEN_EMPTY`` is left out
+    when empty (the openai SDK reads ``OPENAI_BASE_URL`` itself and takes an empty one for a URL)."""
+    return bool(value) or key not in UNSET_WHEN_EMPTY
 
 
 T = TypeVar("T")
@@ -225,6 +238,8 @@ class LambdaFunctions(Construct):
         for fn in self:
             for key, value in fn.spec.env.items():
                 if isinstance(value, Ref):
-                    fn.function.add_environment(key, fn.resolve(value, targets, self.topology, self.by_name))
+                    resolved = fn.resolve(value, targets, self.topology, self.by_name)
+                    if is_set(key, resolved):
+                        fn.function.add_environment(key, resolved)
             for grant in fn.spec.grants:
                 fn.apply(grant, targets)

@@ -1,6 +1,10 @@
 """Alarms and the dashboard: an encrypted SNS alarm topic, DLQ and stuck-work alarms, and a CloudWatch
-dashboard following a run from the API through the ingest queue and router to the workflows and the
-watchdog under them."""
+dashboard following a run from the API through the ingest queue and router to the workflows, the AI
+decisions of their steps and the watchdog under them.
+
+The AI decisions have widgets and no alarm: an escalation is a designed path (the run goes to a person, who
+is emailed), not lost work, and every alarm here fires on a state that always needs an operator.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
-from interlock.topology import METRICS_NAMESPACE, Topology
+from interlock.topology import METRICS_NAMESPACE, Access, Topology
 
 from infra.constructs.functions import LambdaFunction, LambdaFunctions
 from infra.constructs.queues import WorkQueues
@@ -23,6 +27,11 @@ from infra.naming import construct_id, physical_name
 OLDEST_MESSAGE_ALARM_SECONDS = 15 * 60  # the router drains the ingest queue in seconds when healthy
 PERIOD = Duration.minutes(1)
 WIDTH = 8  # three widgets per dashboard row (24 columns)
+# interlock/ai/runner.py: (metric, label), each a Sum, dimension service = the function's name
+AI_OUTCOMES = (("AiDecisions", "decisions"), ("AiEscalations", "escalated"))
+AI_ATTEMPTS = (("AiAttempts", "attempts"), ("AiAttemptsFailed", "failed attempts"), ("AiFallbacks", "fallbacks"))
+AI_TOKENS = (("AiTokensIn", "tokens in"), ("AiTokensOut", "tokens out"))
+AI_COST = "AiCostUsd"
 
 
 class Monitoring(Construct):
@@ -191,6 +200,11 @@ class Monitoring(Construct):
             steps = [functions[n] for n in sorted(set(wf.spec.functions()))]
             d.add_widgets(*self._function_row(f"{wf.spec.name} steps", steps))
 
+        # AI decisions: the functions that may call a model (interlock/ai/runner.py's metrics).
+        deciders = sorted(f.name for f in topology.functions if any(g.access is Access.AI_KEY_READ for g in f.grants))
+        if deciders:
+            d.add_widgets(*self._ai_rows(deciders))
+
         # The watchdog: executions that stopped outside their workflow's Catch blocks.
         for watch in watches:
             fn = functions[watch.spec.function]
@@ -213,6 +227,38 @@ class Monitoring(Construct):
                                                                             label="in DLQ"),
                 ]),
             )
+
+    @staticmethod
+    def _ai_rows(services: list[str]) -> list[cw.IWidget]:
+        def metric(name: str, service: str, label: str, period: Duration = PERIOD) -> cw.Metric:
+            return cw.Metric(namespace=METRICS_NAMESPACE, metric_name=name, dimensions_map={"service": service},
+                             period=period, statistic="Sum", label=label)
+
+        def each(pairs: tuple[tuple[str, str], ...]) -> list[cw.IMetric]:
+            return [metric(name, s, f"{s} {label}") for s in services for name, label in pairs]
+
+        rate_period = Duration.minutes(5)  # a rate over a few decisions, not over one minute's one or two
+        escalation_rate = [
+            cw.MathExpression(
+                expression=f"100 * e{i} / d{i}",
+                using_metrics={f"e{i}": metric("AiEscalations", s, "escalated", rate_period),
+                               f"d{i}": metric("AiDecisions", s, "decisions", rate_period)},
+                label=f"{s} escalated %", period=rate_period,
+            )
+            for i, s in enumerate(services)
+        ]
+        cost = [metric(AI_COST, s, s) for s in services]
+        return [
+            cw.GraphWidget(title="AI decisions and escalations to a person", width=WIDTH, left=each(AI_OUTCOMES)),
+            cw.GraphWidget(title="AI attempts: failed, fallbacks to a simpler tier", width=WIDTH,
+                           left=each(AI_ATTEMPTS)),
+            cw.GraphWidget(title="AI escalation rate (%)", width=WIDTH, left=escalation_rate,
+                           left_y_axis=cw.YAxisProps(min=0, max=100)),
+            cw.GraphWidget(title="AI tokens", width=WIDTH, left=each(AI_TOKENS)),
+            cw.GraphWidget(title="AI estimated cost (USD)", width=WIDTH, left=cost),
+            cw.SingleValueWidget(title="AI estimated cost over the time range (USD)", width=WIDTH, metrics=cost,
+                                 set_period_to_time_range=True),
+        ]
 
     @staticmethod
     def _function_row(title: str, fns: list[LambdaFunction]) -> list[cw.IWidget]:

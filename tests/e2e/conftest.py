@@ -181,6 +181,23 @@ class Runtime:
             time.sleep(0.2)
         raise AssertionError(f"no approval email for run {run_id}; outbox has {len(self.emails())} emails")
 
+    def approval_email(self, run_id: str, timeout: float = 30.0) -> str:
+        """The plain-text body of the approval email for ``run_id`` (decoded), once it is in the outbox."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in self.emails():
+                text = message.get_body(preferencelist=("plain",))
+                content = text.get_content() if text else ""
+                if f"Run: {run_id}" in content:
+                    return str(content)
+            time.sleep(0.2)
+        raise AssertionError(f"no approval email for run {run_id}; outbox has {len(self.emails())} emails")
+
+    def replies(self, run_id: str) -> list[dict[str, Any]]:
+        """What the local helpdesk fake received for ``run_id`` (the replies sent to the customer)."""
+        replies = httpx.get(f"{self.url}/_local/helpdesk/replies", timeout=10).json()["replies"]
+        return [r for r in replies if r["run_id"] == run_id]
+
     def log_tail(self, lines: int = 60) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -19,9 +19,11 @@ from aws_cdk.assertions import Match
 from infra_synthesis import Synthesis, synthesize
 from interlock.ingest.ports import parse_secret
 from interlock.topology import (
+    AI_KEY_SECRET_NAME,
     FUNCTIONS_DIR,
     METRICS_NAMESPACE,
     TOPOLOGY,
+    UNSET_WHEN_EMPTY,
     Access,
     DeploymentSettings,
     Function,
@@ -54,6 +56,7 @@ GRANT_ACTIONS = {
     Access.STATES_CALLBACK: {"states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"},
     Access.SES_SEND: {"ses:SendRawEmail", "ses:SendEmail"},
     Access.SECRETS_READ: {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"},
+    Access.AI_KEY_READ: {"secretsmanager:GetSecretValue"},  # what Powertools' get_secret calls, nothing more
 }
 QUEUE_CONSUMER_ACTIONS = {
     "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
@@ -236,7 +239,7 @@ def test_given_topology_when_synthesised_then_functions_queues_routes_machines_a
     assert routes_in_template(synthesis) == {(r.method, r.path, r.function) for r in TOPOLOGY.routes}
     assert set(state_machines_by_name(synthesis)) == {sm.name for sm in TOPOLOGY.state_machines}
     secrets = {r["Properties"]["Name"] for r in synthesis.of_type("AWS::SecretsManager::Secret").values()}
-    assert secrets == {TOPOLOGY.secret_name(src.name) for src in TOPOLOGY.webhook_sources}
+    assert secrets == {TOPOLOGY.secret_name(src.name) for src in TOPOLOGY.webhook_sources} | {AI_KEY_SECRET_NAME}
     assert len(synthesis.of_type("AWS::DynamoDB::Table")) == 1
 
 
@@ -349,6 +352,10 @@ def test_given_function_env_when_synthesised_then_refs_resolve_to_the_resources_
     machines = state_machines_by_name(synthesis)
     rest_api_lid = next(iter(synthesis.of_type("AWS::ApiGateway::RestApi")))
     for key, value in fn.env.items():
+        if key in UNSET_WHEN_EMPTY and isinstance(value, Ref) and value.kind is RefKind.SETTING \
+                and not DeploymentSettings().get(value.name):
+            assert key not in env, f"{key} is left unset when empty"
+            continue
         got = env[key]
         if not isinstance(value, Ref):
             assert got == value, key
@@ -368,6 +375,8 @@ def test_given_function_env_when_synthesised_then_refs_resolve_to_the_resources_
             assert got == DeploymentSettings().get(value.name)
         elif value.kind is RefKind.WEBHOOK_SOURCES:
             assert got == TOPOLOGY.enabled_sources(DeploymentSettings().enabled_sources)
+        elif value.kind is RefKind.AI_KEY_SECRET:
+            assert got == AI_KEY_SECRET_NAME
         else:
             pytest.fail(f"{key}: unexpected {value}")
 
@@ -428,14 +437,26 @@ def _granted(access: Access) -> set[str]:
     return {f.name for f in TOPOLOGY.functions if any(g.access is access for g in f.grants)}
 
 
-def test_given_secrets_when_synthesised_then_only_the_ingest_function_reads_them(synthesis: Synthesis) -> None:
-    assert _holders(synthesis, "secretsmanager:GetSecretValue") == _granted(Access.SECRETS_READ) == {"webhook_ingest"}
-    secret_lids = set(synthesis.of_type("AWS::SecretsManager::Secret"))
+def webhook_secret_lids(s: Synthesis) -> set[str]:
+    prefix = TOPOLOGY.secret_prefix
+    return {lid for lid, r in s.of_type("AWS::SecretsManager::Secret").items()
+            if r["Properties"]["Name"].startswith(prefix)}
+
+
+def test_given_webhook_secrets_when_synthesised_then_only_the_ingest_function_reads_them(
+    synthesis: Synthesis,
+) -> None:
+    assert _granted(Access.SECRETS_READ) == {"webhook_ingest"}
+    webhook_secrets = webhook_secret_lids(synthesis)
+    assert len(webhook_secrets) == len(TOPOLOGY.webhook_sources)
+    readers = set()
     for role_lid in synthesis.of_type("AWS::IAM::Role"):
         for st in statements_of_role(synthesis, role_lid):
-            if any(a.startswith("secretsmanager:") for a in _listify(st["Action"])):
-                assert role_lid == role_lid_of_function(synthesis, "webhook_ingest")
-                assert {lid for r in _listify(st["Resource"]) for lid in _refs_in(r)} == secret_lids
+            targets = {lid for r in _listify(st["Resource"]) for lid in _refs_in(r)}
+            if any(a.startswith("secretsmanager:") for a in _listify(st["Action"])) and targets & webhook_secrets:
+                readers.add(role_lid)
+                assert targets == webhook_secrets, st
+    assert readers == {role_lid_of_function(synthesis, "webhook_ingest")}
 
 
 def test_given_callbacks_when_synthesised_then_only_approvals_api_can_send_task_success(
@@ -925,7 +946,7 @@ def test_given_extra_sources_and_a_public_url_in_context_when_synthesised_then_t
     # Then it has its own secret, saying what to store in it
     secrets = {r["Properties"]["Name"]: lid for lid, r in extra.of_type("AWS::SecretsManager::Secret").items()}
     assert set(secrets) == {TOPOLOGY.secret_name(s.name) for s in TOPOLOGY.webhook_sources} | {
-        TOPOLOGY.secret_name("typeform")}
+        TOPOLOGY.secret_name("typeform"), AI_KEY_SECRET_NAME}
     description = extra.resources[secrets[TOPOLOGY.secret_name("typeform")]]["Properties"]["Description"]
     assert "'typeform' (standard-webhooks)" in description
     # and the ingest accepts it with its scheme, and alone can read its secret

@@ -76,7 +76,7 @@ def test_given_a_ticket_when_the_happy_path_tasks_run_in_asl_order_then_the_run_
                                                  "draft": state["draft"],
                                                  "classification": state["classification"]}, lambda_context)
 
-    assert state["ticket"] == DATA
+    assert state["ticket"] == {**DATA, "thread": []}
     assert state["classification"]["category"] == "billing"
     assert state["account"]["account"]["plan"] == "pro"
     assert "on the pro plan" in state["draft"]["body"]
@@ -84,9 +84,11 @@ def test_given_a_ticket_when_the_happy_path_tasks_run_in_asl_order_then_the_run_
     assert state["delivery"] == {"reply_id": "rep_1", "to": "ada@example.com"}
     assert [(c["tool"], c["outcome"]) for c in calls] == [("helpdesk.send_reply", "sent")]
     assert sent[0].headers["Idempotency-Key"] == run.run_id
-    assert [(s, step) for s, step, _, _ in entries(run.run_id)] == [
-        ("received", "ingest"), ("processing", "validate"), ("processing", "classify"),
-        ("processing", "fetch_account"), ("processing", "draft_reply"), ("completed", "send_reply")]
+    assert state["classification"]["decided_by"] == state["draft"]["decided_by"] == "offline"
+    decision = [("processing", "decision_context"), ("processing", "decision_attempt"), ("processing", "decision")]
+    assert [(s, d.get("kind", step)) for s, step, _, d in entries(run.run_id)] == [
+        ("received", "ingest"), ("processing", "validate"), *decision, ("processing", "classify"),
+        ("processing", "fetch_account"), *decision, ("processing", "draft_reply"), ("completed", "send_reply")]
     assert DynamoTimelineStore(TABLE_NAME).get(run.run_id).status.value == "completed"
 
 

@@ -95,3 +95,13 @@ class RecordingEngine:
     def start(self, workflow: str, run_id: str, execution_input: dict[str, Any]) -> str:
         self.started.append((workflow, run_id, execution_input))
         return f"arn:aws:states:us-east-1:123456789012:execution:{workflow}:{run_id}"
+
+
+def offline_runner(store: Any = None, **settings: Any) -> Any:
+    """A DecisionRunner with the offline provider (deterministic, no network) and default AI settings."""
+    from interlock.ai.providers import OfflineProvider
+    from interlock.ai.runner import DecisionRunner
+    from interlock.settings import AiSettings
+
+    return DecisionRunner(OfflineProvider(), store if store is not None else RecordingTimeline(),
+                          AiSettings(**settings))

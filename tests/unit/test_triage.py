@@ -10,13 +10,13 @@ import httpx
 import pytest
 from interlock.connectors.crm import Account, HttpCrm
 from interlock.connectors.helpdesk import HttpHelpdesk
-from interlock.decisions import Classification, KeywordClassifier
+from interlock.decisions import TEMPLATES, Classification
 from interlock.errors import CrmUnavailable, HelpdeskRejected, MissingData, NotConfigured
 from interlock.models import EntryState, Envelope, run_id_for
 from interlock.workflows import triage
 from pydantic import ValidationError
 
-from unit.fakes import RecordingTimeline
+from unit.fakes import RecordingTimeline, offline_runner
 
 RUN_ID = run_id_for("form:msg_1")
 GOOD = {"subject": "Invoice question", "body": "Where is my invoice?", "customer_email": "ada@example.com",
@@ -113,12 +113,17 @@ def test_given_the_missing_data_error_when_crossing_to_step_functions_then_its_m
 # -- classify / fetch account ------------------------------------------------------------------------------
 
 
-def test_given_a_ticket_when_classified_then_the_classifier_sees_its_subject_and_body():
+def test_given_a_ticket_when_classified_offline_then_the_keyword_rules_decide_and_it_is_labelled_offline():
     data = triage.TicketInput(run_id=RUN_ID, ticket=triage.Ticket(**GOOD))
+    store = RecordingTimeline()
 
-    result = triage.classify(data, KeywordClassifier())
+    result = triage.classify(data, offline_runner(store), 0.75)
 
-    assert result.category == "billing"
+    assert (result.category, result.decided_by) == ("billing", "offline")
+    assert result.decision is not None and result.decision["decision"] == "classify_ticket"
+    kinds = [(e.step, e.details["kind"]) for _, e, _ in store.entries]
+    assert kinds == [("classify", "decision_context"), ("classify", "decision_attempt"), ("classify", "decision")]
+    assert store.entries[1][1].details["provider"] == "offline"
 
 
 def test_given_no_crm_configured_when_fetching_the_account_then_the_run_continues_partial():
@@ -168,7 +173,7 @@ def draft(category: str = "billing", ticket: dict[str, Any] | None = None,
         ticket=triage.Ticket(**(ticket or GOOD)),
         classification=classification(category),
         account=account or triage.AccountContext(found=False),
-    ))
+    ), offline_runner())
 
 
 def test_given_a_named_customer_when_drafting_then_the_reply_greets_them_and_quotes_the_subject():
@@ -178,6 +183,7 @@ def test_given_a_named_customer_when_drafting_then_the_reply_greets_them_and_quo
     assert result.body.startswith("Hi Ada,\n\n")
     assert result.body.endswith("Best regards,\nSupport")
     assert result.template == "billing.v1"
+    assert result.decided_by == "offline"
 
 
 def test_given_no_customer_name_but_an_account_when_drafting_then_the_account_name_and_plan_are_used():
@@ -197,7 +203,7 @@ def test_given_no_name_anywhere_when_drafting_then_the_greeting_is_generic_and_n
     assert "plan" not in result.body
 
 
-@pytest.mark.parametrize("category", sorted(triage.TEMPLATES))
+@pytest.mark.parametrize("category", sorted(TEMPLATES))
 def test_given_each_category_when_drafting_then_a_template_exists_and_has_no_leftover_placeholder(category):
     result = draft(category)
 

@@ -55,11 +55,36 @@ def reason_text(reason: str) -> str:
     if kind == "low_confidence":
         got, _, needed = detail.partition("<")
         return f"the classification's confidence ({got}) is below {needed}"
+    if kind == "ai_escalated":
+        decision, _, why = detail.partition(":")
+        what = {"classify_ticket": "the ticket's category", "draft_reply": "the reply"}.get(decision, decision)
+        return f"{what} was not decided by the AI: {_ESCALATION_WORDS.get(why, why)}"
     return reason
+
+
+_ESCALATION_WORDS = {
+    "low_confidence": "its confidence was below the threshold",
+    "all_tiers_failed": "every model tier failed (the attempts are on the run's timeline)",
+    "budget_exceeded": "the run's token or cost budget was used up",
+    "no_time_left": "the step ran out of time",
+    "context_too_large": "the ticket is too large to put in front of a model",
+}
 
 
 def _reasons(ctx: dict[str, Any]) -> str:
     return "; ".join(reason_text(str(r)) for r in (_get(ctx, "guardrail", "reasons") or []))
+
+
+def _decided(ctx: dict[str, Any], what: str) -> str:
+    """Who decided, and for an AI decision that went to a person, how it went (the full record is on the run's
+    timeline)."""
+    by = str(_get(ctx, what, "decided_by") or "—")
+    decision = _get(ctx, what, "decision") or {}
+    if not isinstance(decision, dict) or not decision.get("escalation"):
+        return by
+    errors = "; ".join(str(e) for e in (decision.get("last_errors") or [])[:3])
+    words = _ESCALATION_WORDS.get(str(decision["escalation"]), str(decision["escalation"]))
+    return f"{by} ({words}; {decision.get('attempts', 0)} attempt(s)" + (f"; last: {errors}" if errors else "") + ")"
 
 
 def _summary(record: ApprovalRecord) -> str:
@@ -73,6 +98,8 @@ def _summary(record: ApprovalRecord) -> str:
         ("Category", _get(ctx, "classification", "category")),
         ("Confidence", f"{confidence:.2f}" if isinstance(confidence, int | float) else confidence),
         ("Why a person", _reasons(ctx)),
+        ("Classified by", _decided(ctx, "classification")),
+        ("Drafted by", _decided(ctx, "draft")),
         ("Account", f"{account.get('name')} ({account.get('plan')})" if account else "not found"),
         ("Link expires", _when(record.deadline)),
     ]

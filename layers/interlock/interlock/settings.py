@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -64,6 +64,49 @@ class RouterSettings(TableSettings):
 
 class GuardrailSettings(TableSettings):
     approval_min_confidence: float = Field(default=0.75, ge=0, le=1)
+
+
+class AiSettings(_Settings):
+    """The AI decision layer (``interlock.ai``). The endpoint and key follow the openai SDK's own
+    ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``; on AWS the key is read from the secret ``ai_api_key_secret``."""
+
+    # auto: OpenAI when a key is configured, else the offline provider; openai: a key is required;
+    # offline: never call a model.
+    ai_provider: Literal["auto", "openai", "offline"] = "auto"
+    ai_api_key_secret: str = ""
+    ai_secret_cache_seconds: int = Field(default=300, ge=0)
+    # The model tiers, tried in order: the first, then simpler (cheaper) ones.
+    ai_model_tiers: str = "gpt-4.1-mini,gpt-4.1-nano"
+    # Further tries per tier after an invalid, refused, disallowed, rate-limited or timed-out attempt.
+    ai_retries_per_tier: int = Field(default=1, ge=0, le=5)
+    # One call's timeout; a call never gets more than the step has left (the Lambda's remaining time).
+    ai_call_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
+    # Per-run ceilings over every decision of the run; reaching one escalates instead of calling again.
+    ai_run_max_tokens: int = Field(default=20_000, gt=0)
+    ai_run_max_cost_usd: float = Field(default=0.05, gt=0)
+    # JSON price table additions, dollars per million tokens (interlock.ai.pricing).
+    ai_prices: str = ""
+    # A directory of policy files (<workflow>.md) replacing the packaged ones: the domain layer.
+    ai_policy_dir: str = ""
+
+    @field_validator("ai_model_tiers")
+    @classmethod
+    def _some_tiers(cls, value: str) -> str:
+        if not [m for m in value.split(",") if m.strip()]:
+            raise ValueError("name at least one model")
+        return value
+
+    @field_validator("ai_prices")
+    @classmethod
+    def _prices_parse(cls, value: str) -> str:
+        from interlock.ai.pricing import PriceTable
+
+        PriceTable.from_setting(value)
+        return value
+
+    @property
+    def tiers(self) -> tuple[str, ...]:
+        return tuple(m.strip() for m in self.ai_model_tiers.split(",") if m.strip())
 
 
 class CrmSettings(TableSettings):

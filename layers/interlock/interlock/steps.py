@@ -8,7 +8,9 @@ A retryable error leaves a ``retried`` entry before the state machine retries it
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -24,6 +26,19 @@ class StepInput(BaseModel):
 
     run_id: str
     attempt: int = 0
+
+
+# The invocation's Lambda context, while a step handler runs: how long the step has left.
+_context: ContextVar[Any] = ContextVar("lambda_context", default=None)
+
+
+def deadline() -> float | None:
+    """The ``time.monotonic()`` by which the running step must return (its Lambda timeout), if known."""
+    context = _context.get()
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return None
+    return time.monotonic() + remaining() / 1000
 
 
 InT = TypeVar("InT", bound=StepInput)
@@ -76,6 +91,10 @@ def step_handler(
     @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return run_step(step, event, input_model, work, timeline_store(), summary, state)
+        token = _context.set(context)
+        try:
+            return run_step(step, event, input_model, work, timeline_store(), summary, state)
+        finally:
+            _context.reset(token)
 
     return handler

@@ -41,6 +41,9 @@ class RefKind(StrEnum):
     # The webhook sources the ingest accepts, ``name=scheme,...``: the topology's sources, narrowed by the
     # ``enabled_sources`` setting when it is given (:meth:`Topology.enabled_sources`).
     WEBHOOK_SOURCES = "webhook_sources"
+    # The Secrets Manager secret holding the AI provider's API key: its name on AWS; locally empty (a laptop's
+    # key comes from OPENAI_API_KEY in the environment).
+    AI_KEY_SECRET = "ai_key_secret"
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class Access(StrEnum):
     STATES_CALLBACK = "states_callback"
     SES_SEND = "ses_send"
     SECRETS_READ = "secrets_read"
+    AI_KEY_READ = "ai_key_read"
 
 
 @dataclass(frozen=True)
@@ -314,6 +318,12 @@ WEBHOOK_SOURCES = (
     WebhookSource("github", "github"),
 )
 
+# The AI provider's API key (interlock.ai.choice); the stack creates it empty: no key, the offline provider.
+AI_KEY_SECRET_NAME = f"{APP_NAME}/ai/api-key"
+# Variables a realisation leaves unset when their value is empty: the openai SDK reads OPENAI_BASE_URL itself
+# and takes an empty one for a URL, where unset means OpenAI's own.
+UNSET_WHEN_EMPTY = frozenset({"OPENAI_BASE_URL"})
+
 _TABLE = Ref(RefKind.TABLE_NAME)
 _COMMON_ENV: dict[str, str | Ref] = {
     "INTERLOCK_TABLE_NAME": _TABLE,
@@ -333,6 +343,23 @@ def _step(name: str, module: str, description: str, *grants: Grant, timeout: int
           **env: str | Ref) -> Function:
     return Function(name=name, module=module, description=description,
                     grants=(_READ, _WRITE, *grants), env=_env(**env), timeout_seconds=timeout)
+
+
+def _ai_env() -> dict[str, str | Ref]:
+    """The AI decision layer's settings (interlock.settings.AiSettings), for the functions that call a model."""
+    names = ("ai_provider", "ai_model_tiers", "ai_retries_per_tier", "ai_call_timeout_seconds",
+             "ai_run_max_tokens", "ai_run_max_cost_usd", "ai_prices")
+    return {
+        **{f"INTERLOCK_{n.upper()}": Ref(RefKind.SETTING, n) for n in names},
+        "INTERLOCK_AI_API_KEY_SECRET": Ref(RefKind.AI_KEY_SECRET),
+        "OPENAI_BASE_URL": Ref(RefKind.SETTING, "openai_base_url"),
+    }
+
+
+# A function that calls a model: time for its tiers (each call's timeout is cut to what is left) and the
+# memory (so the CPU) to import the openai SDK quickly on a cold start.
+_AI_TIMEOUT_SECONDS = 90
+_AI_MEMORY_MB = 1024
 
 
 def build() -> Topology:
@@ -378,10 +405,17 @@ def build() -> Topology:
             timeout_seconds=30,
         ),
         _step("triage_validate", "step_validate", "Triage: check the ticket has what the workflow needs"),
-        _step("triage_classify", "step_classify", "Triage: decide the ticket's category and confidence"),
+        replace(
+            _step("triage_classify", "step_classify", "Triage: decide the ticket's category and confidence (AI)",
+                  Grant(Access.AI_KEY_READ), timeout=_AI_TIMEOUT_SECONDS, **_ai_env(),
+                  INTERLOCK_APPROVAL_MIN_CONFIDENCE=Ref(RefKind.SETTING, "approval_min_confidence")),
+            memory_mb=_AI_MEMORY_MB),
         _step("triage_fetch_account", "step_fetch_account", "Triage: account context from the CRM",
               timeout=15, INTERLOCK_CRM_BASE_URL=Ref(RefKind.SETTING, "crm_base_url")),
-        _step("triage_draft_reply", "step_draft_reply", "Triage: draft the reply"),
+        replace(
+            _step("triage_draft_reply", "step_draft_reply", "Triage: draft the reply (AI)",
+                  Grant(Access.AI_KEY_READ), timeout=_AI_TIMEOUT_SECONDS, **_ai_env()),
+            memory_mb=_AI_MEMORY_MB),
         _step("triage_guardrail", "step_guardrail", "Triage: deterministic rules that send a run to a human",
               INTERLOCK_APPROVAL_MIN_CONFIDENCE=Ref(RefKind.SETTING, "approval_min_confidence")),
         _step("approval_request", "step_request_approval",
@@ -472,6 +506,16 @@ class DeploymentSettings:
     crm_base_url: str = ""
     helpdesk_base_url: str = ""
     powertools_trace_disabled: str = "true"
+    # The AI decision layer (interlock.settings.AiSettings; docs/ai.md).
+    ai_provider: str = "auto"
+    ai_model_tiers: str = "gpt-4.1-mini,gpt-4.1-nano"
+    ai_retries_per_tier: str = "1"
+    ai_call_timeout_seconds: str = "20"
+    ai_run_max_tokens: str = "20000"
+    ai_run_max_cost_usd: str = "0.05"
+    ai_prices: str = ""
+    # An OpenAI-compatible endpoint (Azure OpenAI's v1 URL, vLLM, Ollama, a LiteLLM proxy); empty: OpenAI.
+    openai_base_url: str = ""
 
     def get(self, name: str) -> str:
         if not hasattr(self, name):

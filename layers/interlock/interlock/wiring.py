@@ -12,6 +12,7 @@ from interlock.settings import TableSettings, load
 from interlock.timeline import DynamoTimelineStore, TimelineStore
 
 if TYPE_CHECKING:
+    from interlock.ai.runner import DecisionRunner
     from interlock.approvals import ApprovalService
     from interlock.connectors.crm import Crm
     from interlock.connectors.helpdesk import Helpdesk
@@ -81,3 +82,13 @@ def helpdesk() -> Helpdesk | None:
     if not settings.helpdesk_base_url:
         return None
     return HttpHelpdesk(settings.helpdesk_base_url, settings.helpdesk_timeout_seconds)
+
+
+@cache
+def decision_runner() -> DecisionRunner:
+    from interlock.ai.choice import ProviderChoice
+    from interlock.ai.runner import DecisionRunner
+    from interlock.settings import AiSettings
+
+    settings = load(AiSettings)
+    return DecisionRunner(ProviderChoice(settings), timeline_store(), settings)

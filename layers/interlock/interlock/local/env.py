@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from interlock.topology import DeploymentSettings, Function, Ref, RefKind, Topology, public_base_url
+from interlock.topology import (
+    UNSET_WHEN_EMPTY,
+    DeploymentSettings,
+    Function,
+    Ref,
+    RefKind,
+    Topology,
+    public_base_url,
+)
 
 SETTING_ENV_PREFIX = "INTERLOCK_"
 
@@ -41,9 +49,14 @@ def local_setting_defaults(api_url: str) -> dict[str, str]:
     }
 
 
+# Settings a laptop takes from the variable the tool behind them reads itself (no new names to learn).
+FROM_TOOL_ENVIRONMENT = {"openai_base_url": "OPENAI_BASE_URL"}
+
+
 def setting(name: str, api_url: str, environ: Mapping[str, str]) -> str:
-    """``INTERLOCK_<NAME>`` if set, else the local default, else :class:`DeploymentSettings`' default."""
-    override = environ.get(SETTING_ENV_PREFIX + name.upper())
+    """``INTERLOCK_<NAME>`` if set (or the tool's own variable, :data:`FROM_TOOL_ENVIRONMENT`), else the local
+    default, else :class:`DeploymentSettings`' default."""
+    override = environ.get(FROM_TOOL_ENVIRONMENT.get(name, SETTING_ENV_PREFIX + name.upper()))
     if override is not None:
         return override
     local = local_setting_defaults(api_url)
@@ -66,6 +79,8 @@ def resolve(ref: Ref, deployed: Deployed, environ: Mapping[str, str]) -> str:
         return deployed.secret_prefix
     if ref.kind is RefKind.WEBHOOK_SOURCES:
         return deployed.webhook_sources
+    if ref.kind is RefKind.AI_KEY_SECRET:
+        return ""  # a laptop's key is OPENAI_API_KEY in the environment
     if ref.kind is RefKind.SETTING:
         return setting(ref.name, deployed.api_url, environ)
     values = lookups[ref.kind]
@@ -75,10 +90,11 @@ def resolve(ref: Ref, deployed: Deployed, environ: Mapping[str, str]) -> str:
 
 
 def function_environment(function: Function, deployed: Deployed, environ: Mapping[str, str]) -> dict[str, str]:
-    return {
+    resolved = {
         key: resolve(value, deployed, environ) if isinstance(value, Ref) else value
         for key, value in function.env.items()
     }
+    return {key: value for key, value in resolved.items() if value or key not in UNSET_WHEN_EMPTY}
 
 
 def merged_environment(topology: Topology, deployed: Deployed, environ: Mapping[str, str]) -> dict[str, str]:

@@ -17,10 +17,11 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit
 
 from interlock.local import get_logger
 from interlock.local import secrets as local_secrets
@@ -31,7 +32,7 @@ from interlock.local.execution_events import ExecutionStatusEvents
 from interlock.local.functions import LocalLambda
 from interlock.local.gateway import Gateway
 from interlock.local.outbox import Outbox
-from interlock.topology import TOPOLOGY, Topology
+from interlock.topology import TOPOLOGY, DeploymentSettings, Topology
 from interlock.webhooks.base import SourceSecrets
 from interlock.webhooks.registry import parse_enabled
 
@@ -40,6 +41,21 @@ log = get_logger(__name__)
 OUTBOX_DIR = "outbox"
 DEFAULT_PORT = 8000
 DEFAULT_STATE_DIR = ".interlock"
+
+
+def ai_line(environ: Mapping[str, str]) -> str:
+    """Who makes the AI decisions here, in one line (never the key itself)."""
+    provider = environ.get("INTERLOCK_AI_PROVIDER", "auto")
+    has_key = bool(environ.get("OPENAI_API_KEY", "").strip())
+    if provider == "offline" or (provider == "auto" and not has_key):
+        why = "INTERLOCK_AI_PROVIDER=offline" if provider == "offline" else "no OPENAI_API_KEY"
+        return f"offline provider ({why}): deterministic, no network; labelled 'offline' on the timeline"
+    if not has_key:
+        return "INTERLOCK_AI_PROVIDER=openai but no OPENAI_API_KEY: decisions will fail as not configured"
+    url = urlsplit(environ.get("OPENAI_BASE_URL", "").strip() or "https://api.openai.com/v1")
+    endpoint = f"{url.scheme}://{url.hostname}{f':{url.port}' if url.port else ''}{url.path}"  # no credentials
+    tiers = environ.get("INTERLOCK_AI_MODEL_TIERS", "").strip() or DeploymentSettings().ai_model_tiers
+    return f"OpenAI-compatible endpoint {endpoint}, model tiers {tiers}"
 
 
 def console(text: str) -> None:
@@ -197,6 +213,7 @@ class LocalRuntime:
             f"Runs:            GET {url}/runs/<run_id>",
             f"Approval emails: {self.outbox_dir.resolve()}/ (links are printed here too)",
             f"Local fakes:     {url}/_local/crm/accounts?email=ada@example.com, {url}/_local/helpdesk/replies",
+            f"AI decisions:    {ai_line(os.environ)}",
             "",
             f"Try it:  {self._send_hint('form support_ticket')}    (Ctrl-C stops)",
             f"         {self._send_hint('<source>')}    (its provider's sample, signed as the provider signs)",

@@ -6,14 +6,21 @@ in ``functions/`` only wires it to the Lambda event. Retries, waits and branchin
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from interlock.ai.context import SessionItem
 from interlock.connectors.crm import Account, Crm
 from interlock.connectors.helpdesk import Helpdesk
-from interlock.decisions import Classification, TicketClassifier, TicketText
+from interlock.decisions import (
+    CLASSIFY_TICKET,
+    DRAFT_REPLY,
+    Classification,
+    template_text,
+)
 from interlock.errors import MissingData, NotConfigured, parse_cause
 from interlock.guardrail import GuardrailResult, evaluate
 from interlock.models import EntryState, Envelope, TimelineEntry
@@ -21,7 +28,18 @@ from interlock.observability import count
 from interlock.steps import StepInput
 from interlock.timeline import TimelineStore
 
+if TYPE_CHECKING:
+    from interlock.ai.runner import DecisionRunner
+
 REQUIRED_FIELDS = ("subject", "body", "customer_email")
+
+
+class Turn(BaseModel):
+    """An earlier message of the conversation the ticket belongs to (oldest first)."""
+
+    author: str = Field(max_length=200)
+    text: str
+    at: str = ""
 
 
 class Ticket(BaseModel):
@@ -29,6 +47,7 @@ class Ticket(BaseModel):
     body: str
     customer_email: str
     customer_name: str | None = None
+    thread: list[Turn] = Field(default_factory=list)
 
 
 class ToolCall(BaseModel):
@@ -50,7 +69,10 @@ class AccountContext(BaseModel):
 class Draft(BaseModel):
     subject: str
     body: str
-    template: str
+    decided_by: str = "template"
+    template: str | None = None  # the template's name when the body came from one
+    confidence: float | None = None
+    decision: dict[str, Any] | None = None  # how the AI decision layer decided it, escalation included
 
 
 class Delivery(BaseModel):
@@ -113,8 +135,27 @@ def validate(data: ValidateInput) -> Ticket:
         raise MissingData(f"the ticket has invalid {', '.join(bad)}", step="validate", fields=bad) from exc
 
 
-def classify(data: TicketInput, classifier: TicketClassifier) -> Classification:
-    return classifier.classify(TicketText(subject=data.ticket.subject, body=data.ticket.body))
+def _ticket_for_model(ticket: Ticket) -> dict[str, Any]:
+    # The customer's email address stays out of the prompt: no decision needs it.
+    return {"subject": ticket.subject, "body": ticket.body, "customer_name": ticket.customer_name}
+
+
+def _turns(ticket: Ticket) -> list[SessionItem]:
+    return [SessionItem(at=t.at, kind="turn", text=f"{t.author}: {t.text}") for t in ticket.thread]
+
+
+def classify(data: TicketInput, runner: DecisionRunner, min_confidence: float,
+             deadline: float | None = None) -> Classification:
+    """The category decision; when no model could decide, category ``other`` at confidence 0, for a person."""
+    point = dataclasses.replace(CLASSIFY_TICKET, min_confidence=min_confidence)
+    decision = runner.decide(point, data.run_id, {"ticket": _ticket_for_model(data.ticket)},
+                             _turns(data.ticket), deadline, step="classify", attempt=data.attempt)
+    if decision.output is None:
+        return Classification(category="other", confidence=0.0, summary=data.ticket.subject.strip()[:120],
+                              decided_by=decision.decided_by, decision=decision.summary())
+    out = decision.output
+    return Classification(category=out.category, confidence=out.confidence, summary=out.summary,
+                          decided_by=decision.decided_by, decision=decision.summary())
 
 
 def fetch_account(data: TicketInput, crm: Crm | None) -> AccountContext:
@@ -127,33 +168,45 @@ def fetch_account(data: TicketInput, crm: Crm | None) -> AccountContext:
     return AccountContext(found=account is not None, account=account, tool_calls=[call])
 
 
-TEMPLATES: dict[str, str] = {
-    "billing": "Thanks for reaching out about billing. We've looked at your account{plan} and a member of "
-               "our billing team will confirm the details of your invoice within one business day.",
-    "refund": "We've received your refund request. Refunds are reviewed by our team, and we'll confirm "
-              "the outcome and the amount shortly.",
-    "technical": "Sorry for the trouble. We've logged the problem you describe and our engineers are "
-                 "looking into it; we'll update you as soon as we know more.",
-    "account": "We can help with your account. For your security, please use the 'Forgot password' "
-               "link on the sign-in page; if that doesn't work, reply here and we'll verify you.",
-    "legal": "Thank you for your message. It has been passed to our legal team, who will respond formally.",
-    "security": "Thank you for reporting this. Our security team has been alerted and will contact you "
-                "directly; please do not share credentials over email.",
-    "other": "Thanks for getting in touch. We've received your message and will reply shortly.",
-}
-
-
-def draft_reply(data: DraftInput) -> Draft:
+def _letter(data: DraftInput, text: str) -> str:
+    """The greeting and sign-off are code's; the paragraphs in between are the decision's."""
     account = data.account.account
     name = data.ticket.customer_name or (account.name if account else None) or "there"
-    plan = f" on the {account.plan} plan" if account and account.plan else ""
-    text = TEMPLATES[data.classification.category].format(plan=plan)
-    body = f"Hi {name},\n\n{text}\n\nBest regards,\nSupport"
-    return Draft(subject=f"Re: {data.ticket.subject}", body=body, template=f"{data.classification.category}.v1")
+    return f"Hi {name},\n\n{text.strip()}\n\nBest regards,\nSupport"
+
+
+def _template_draft(data: DraftInput, decision: dict[str, Any] | None) -> Draft:
+    category = data.classification.category
+    account = data.account.account
+    text = template_text(category, account.plan if account else None)
+    return Draft(subject=f"Re: {data.ticket.subject}", body=_letter(data, text), template=f"{category}.v1",
+                 decision=decision)
+
+
+def draft_reply(data: DraftInput, runner: DecisionRunner, deadline: float | None = None) -> Draft:
+    """The reply's paragraphs, decided; a run whose classification went to a person gets the template draft
+    for the approver (no model call on a category nobody decided), as does a draft no model could write."""
+    if data.classification.decided_by == "human":
+        return _template_draft(data, None)
+    account = data.account.account
+    request = {
+        "ticket": _ticket_for_model(data.ticket),
+        "classification": {"category": data.classification.category, "summary": data.classification.summary},
+        "account": account.model_dump(mode="json", exclude={"account_id"}) if account else
+        {"found": False, "reason": data.account.reason},
+    }
+    decision = runner.decide(DRAFT_REPLY, data.run_id, request, _turns(data.ticket), deadline,
+                             step="draft_reply", attempt=data.attempt)
+    if decision.output is None:
+        return _template_draft(data, decision.summary())
+    return Draft(subject=f"Re: {data.ticket.subject}", body=_letter(data, decision.output.text),
+                 decided_by=decision.decided_by, confidence=decision.output.confidence,
+                 template=f"{data.classification.category}.v1" if decision.provider == "offline" else None,
+                 decision=decision.summary())
 
 
 def guardrail(data: GuardrailInput, min_confidence: float) -> GuardrailResult:
-    return evaluate(data.classification, min_confidence)
+    return evaluate(data.classification, min_confidence, data.draft.decision)
 
 
 def send_reply(data: SendInput, helpdesk: Helpdesk | None) -> Delivery:
