@@ -176,3 +176,48 @@ def test_the_public_url_is_the_runtimes_own_unless_the_setting_gives_one(topolog
     assert merged_environment(public, deployed, tunnel)["INTERLOCK_PUBLIC_BASE_URL"] == "https://laptop.tunnel.example"
     with pytest.raises(InvalidPublicBaseUrl):
         merged_environment(public, deployed, {"INTERLOCK_PUBLIC_BASE_URL": "laptop.tunnel.example"})
+
+
+def test_given_a_transaction_that_fails_when_another_thread_writes_meanwhile_then_that_write_survives(
+    cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto rolls a failed transaction back by restoring a copy of the table taken before it: a write from
+    another thread made in between would be lost. The local cloud serialises DynamoDB calls so it is not."""
+    import copy
+    import threading
+    import types
+
+    from moto.dynamodb import models
+
+    assert cloud.deployed is not None
+    ddb, table = cloud.client("dynamodb"), cloud.deployed.table_name
+    ddb.put_item(TableName=table, Item={"pk": {"S": "EXISTS"}, "sk": {"S": "x"}})
+    in_transaction = threading.Event()
+
+    def backup_then_wait(value: Any, memo: Any = None) -> Any:
+        backup = copy.deepcopy(value, memo)
+        in_transaction.set()
+        time.sleep(0.3)  # the table is backed up: a window in which another thread writes, if it can
+        return backup
+
+    monkeypatch.setattr(models, "copy", types.SimpleNamespace(deepcopy=backup_then_wait, copy=copy.copy))
+    cancelled: list[str] = []
+
+    def conditional_put_that_fails() -> None:
+        try:
+            ddb.transact_write_items(TransactItems=[
+                {"Put": {"TableName": table, "Item": {"pk": {"S": "EXISTS"}, "sk": {"S": "x"}},
+                         "ConditionExpression": "attribute_not_exists(pk)"}}])
+        except ddb.exceptions.TransactionCanceledException:
+            cancelled.append("cancelled")
+
+    failing = threading.Thread(target=conditional_put_that_fails)
+    failing.start()
+    assert in_transaction.wait(5)
+
+    ddb.put_item(TableName=table, Item={"pk": {"S": "WRITTEN-MEANWHILE"}, "sk": {"S": "x"}})
+    failing.join(5)
+
+    assert cancelled == ["cancelled"]
+    assert "Item" in ddb.get_item(TableName=table, Key={"pk": {"S": "WRITTEN-MEANWHILE"}, "sk": {"S": "x"}},
+                                  ConsistentRead=True)

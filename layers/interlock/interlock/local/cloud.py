@@ -93,6 +93,7 @@ class LocalCloud:
         self._mock: Any = None
         self._env = EnvironmentPatch()
         self._uninstall_bridge: Any = None
+        self._uninstall_dynamodb_lock: Any = None
         self._clients: dict[str, Any] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -103,7 +104,7 @@ class LocalCloud:
             local_env.setting("enabled_sources", self.api_url, self.environ))
         from moto import mock_aws
 
-        from interlock.local import sfn_bridge
+        from interlock.local import dynamodb_lock, sfn_bridge
 
         # Before the mock starts: moto swaps in its own fake credentials and puts back what it found
         # when it stops, so the two patches nest and the developer's values come back last, from ours.
@@ -111,6 +112,7 @@ class LocalCloud:
         try:
             self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
             self._mock.start()
+            self._uninstall_dynamodb_lock = dynamodb_lock.install()
             cold_start_reset()
             self.deployed = self._create_resources()
             self._env.apply(local_env.merged_environment(self.topology, self.deployed, self.environ))
@@ -129,6 +131,9 @@ class LocalCloud:
             if self._uninstall_bridge is not None:
                 self._uninstall_bridge()
                 self._uninstall_bridge = None
+            if self._uninstall_dynamodb_lock is not None:
+                self._uninstall_dynamodb_lock()
+                self._uninstall_dynamodb_lock = None
             if self._mock is not None:
                 self._mock.stop()
                 self._mock = None
