@@ -17,30 +17,15 @@ from pathlib import Path
 
 from interlock.topology import TOPOLOGY
 
+from benchmarks import cold_start
+
 ROOT = Path(__file__).resolve().parents[2]
 PATHS = [str(ROOT / "functions"), str(ROOT / "layers" / "interlock")]
 
-# What a deployed function finds in its environment (placeholders: nothing is called), with a key configured.
-ENV = {
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "unit-test",
-    "AWS_SECRET_ACCESS_KEY": "unit-test",
-    "AWS_LAMBDA_FUNCTION_NAME": "unit-test",
-    "POWERTOOLS_SERVICE_NAME": "unit-test",
-    "POWERTOOLS_METRICS_NAMESPACE": "Interlock",
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "INTERLOCK_TABLE_NAME": "interlock-timeline",
-    "INTERLOCK_INGEST_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/ingest",
-    "INTERLOCK_STATE_MACHINE_SUPPORT_TRIAGE": "arn:aws:states:us-east-1:123456789012:stateMachine:x",
-    "INTERLOCK_PUBLIC_BASE_URL": "https://example.execute-api.us-east-1.amazonaws.com/prod",
-    "INTERLOCK_APPROVER_EMAIL": "approver@example.com",
-    "INTERLOCK_SENDER_EMAIL": "interlock@example.com",
-    "INTERLOCK_CRM_BASE_URL": "https://crm.example.com",
-    "INTERLOCK_HELPDESK_BASE_URL": "https://helpdesk.example.com",
-    "OPENAI_API_KEY": "unit-test-not-a-key",
-    "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",  # never reached: no call is made
-}
+# What a deployed function finds in its environment (the benchmark's placeholders: nothing is called), with a
+# key configured and an endpoint no call will reach.
+ENV = {**cold_start.ENV, "POWERTOOLS_TRACE_DISABLED": "true", "OPENAI_API_KEY": "unit-test-not-a-key",
+       "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
 
 # Imports the modules one after another; after each, whether openai has been loaded. One JSON line.
 PROBE = """

@@ -331,3 +331,37 @@ def test_given_a_runs_history_when_it_becomes_the_session_layer_then_only_codes_
     assert lines == ["[2026-01-01T00:00:00+00:00] run: ingest received (event_source=form, event_type=support.ticket)",
                      "[2026-01-01T00:00:00+00:00] run: validate processing",
                      "[2026-01-01T00:00:00+00:00] run: classify processing (category=billing, confidence=0.9)"]
+
+
+def test_given_an_endpoint_ignoring_the_output_limit_when_recorded_then_the_stored_answer_is_capped():
+    from interlock.ai.runner import MAX_STORED_OUTPUT_CHARS
+
+    huge = '{"category": "billing", "summary": "' + "x" * 100_000 + '"}'
+    run, store = runner(Scripted(huge, '{"category": "billing", "confidence": 0.9, "summary": "s", "reasoning": "r"}'))
+
+    decision = run.decide(CLASSIFY_TICKET, RUN_ID, {"ticket": {"subject": "s", "body": "b"}})
+
+    first = next(e.details for _, e, _ in store.entries if e.details["kind"] == "decision_attempt")
+    assert first["outcome"] == "invalid_output"
+    assert len(first["output"]) < MAX_STORED_OUTPUT_CHARS + 100
+    assert first["output"].endswith("more characters not stored]")
+    assert decision.output is not None
+
+
+def test_given_a_503_naming_a_retry_after_when_deciding_then_the_runner_waits_that_long_before_the_next_try():
+    waits: list[float] = []
+    provider = Scripted(ProviderFailure(Outcome.ERROR, "the endpoint answered 503", status=503, retry_after=2.0),
+                        '{"category": "billing", "confidence": 0.9, "summary": "s", "reasoning": "r"}')
+    run = DecisionRunner(provider, RecordingTimeline(), AiSettings(), sleep=waits.append)
+
+    decision = run.decide(CLASSIFY_TICKET, RUN_ID, {"ticket": {"subject": "s", "body": "b"}})
+
+    assert waits == [2.0] and decision.tier == 1
+
+
+def test_given_a_key_stored_as_a_json_string_then_the_quotes_are_not_part_of_it():
+    from interlock.ai.choice import parse_key
+
+    assert parse_key('"sk-abc"') == "sk-abc"
+    assert parse_key('"  "') is None
+    assert parse_key('"sk-abc') is None

@@ -24,7 +24,13 @@ if TYPE_CHECKING:
 
 def parse_key(value: str | None) -> str | None:
     text = (value or "").strip()
-    if text.startswith("{"):
+    if text.startswith('"'):  # a JSON string, quotes and all
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            return None
+        text = decoded.strip() if isinstance(decoded, str) else ""
+    elif text.startswith("{"):
         try:
             data = json.loads(text)
         except ValueError:

@@ -45,6 +45,13 @@ MIN_CALL_SECONDS = 1.0
 # The pause before another try after a 429 that named no Retry-After.
 DEFAULT_RATE_LIMIT_PAUSE = 1.0
 
+# The most of a model's raw answer one attempt entry keeps: an endpoint that ignores the output limit must not
+# push the entry past DynamoDB's 400 KB item limit (and fail the step); the answer is invalid at that size.
+MAX_STORED_OUTPUT_CHARS = 20_000
+
+# The most of a failed answer fed back to the model with its errors.
+MAX_FED_BACK_CHARS = 4_000
+
 ATTEMPT = "decision_attempt"
 CONTEXT = "decision_context"
 DECISION = "decision"
@@ -57,6 +64,12 @@ def _errors(exc: ValidationError) -> list[str]:
         loc = ".".join(str(p) for p in err.get("loc", ())) or "answer"
         out.append(f"{loc}: {err.get('msg', 'invalid')}")
     return out[:20]
+
+
+def _stored(text: str | None) -> str | None:
+    if text is None or len(text) <= MAX_STORED_OUTPUT_CHARS:
+        return text
+    return f"{text[:MAX_STORED_OUTPUT_CHARS]}… [{len(text) - MAX_STORED_OUTPUT_CHARS} more characters not stored]"
 
 
 def spent_by_run(view: RunView | None) -> tuple[int, float]:
@@ -187,7 +200,9 @@ class DecisionRunner:
                     self._attempted(run_id, step, attempt, record, state)
                     if not failure.same_tier or try_in_tier == tries:
                         break
-                    if failure.outcome is Outcome.RATE_LIMITED and not self._pause(failure.retry_after, deadline):
+                    # A 429 always pauses; a 503 that names a Retry-After is honoured the same way.
+                    waits = failure.outcome is Outcome.RATE_LIMITED or failure.retry_after is not None
+                    if waits and not self._pause(failure.retry_after, deadline):
                         break  # the wait does not fit in the time left: the next tier may not be limited
                     continue
                 output, record = self._judge(point, reply, record.model_copy(update={"latency_ms": self._ms(started)}))
@@ -234,7 +249,7 @@ class DecisionRunner:
             cost = self.prices.cost(record.model, reply.tokens_in, reply.tokens_out)
         update: dict[str, Any] = {"tokens_in": reply.tokens_in, "tokens_out": reply.tokens_out, "cost_usd": cost,
                                   "reported_model": reply.model,
-                                  "output": reply.text if reply.text is not None else reply.refusal}
+                                  "output": _stored(reply.text if reply.text is not None else reply.refusal)}
         if reply.refusal:
             return None, record.model_copy(update={**update, "outcome": Outcome.REFUSAL,
                                                    "validation_errors": ["the model refused to answer"]})
@@ -323,6 +338,8 @@ class _State:
 def _feedback(reply: ModelReply, record: Attempt) -> list[dict[str, str]]:
     """The failed answer and why it failed, for the next try at the same tier."""
     said = reply.text if reply.text is not None else (reply.refusal or "")
+    if len(said) > MAX_FED_BACK_CHARS:  # enough for the model to see its mistake, not a second huge prompt
+        said = said[:MAX_FED_BACK_CHARS] + " [cut]"
     errors = "\n".join(f"- {e}" for e in record.validation_errors)
     if record.outcome is Outcome.REFUSAL:
         ask = ("If you cannot decide, give your best answer with a low confidence and say why in reasoning; "
