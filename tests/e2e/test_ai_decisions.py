@@ -28,9 +28,12 @@ FAILING = "[fake-model-down]"
 
 CLASSIFICATION = {"category": "billing", "confidence": 0.92, "summary": "Charged twice on the last invoice",
                   "reasoning": "The customer asks about a duplicate charge on an invoice."}
-DRAFT_TEXT = ("I can see the two charges on your last invoice. The duplicate will be returned to your card "
-              "within five business days; no action is needed on your side.")
-DRAFT = {"text": DRAFT_TEXT, "confidence": 0.88, "reasoning": "Acknowledge the duplicate charge and the timeline."}
+DRAFT_TEXT = ("I can see the two charges on your last invoice. Our billing team is looking at the duplicate "
+              "and will confirm the correction to you; no action is needed on your side.")
+DRAFT = {"text": DRAFT_TEXT, "confidence": 0.88, "reasoning": "Acknowledge the duplicate charge."}
+# In a ticket's subject: the fake's confident draft makes a promise the policies forbid (a refund with a date).
+PROMISING = "[fake-promise]"
+PROMISE_TEXT = "The duplicate will be returned to your card within five business days."
 TOKENS = {"TicketClassificationOutput": (321, 45), "DraftReplyOutput": (654, 87)}
 
 
@@ -42,7 +45,8 @@ def _answer(body: dict[str, Any]) -> Reply:
         if model == TIER_1:
             return Reply.error(500, message="the fake model is down")
         return Reply.answer("Sorry, I can only answer in prose today.", tokens_in=50, tokens_out=9, model=model)
-    content = {"TicketClassificationOutput": CLASSIFICATION, "DraftReplyOutput": DRAFT}.get(seen.schema_name)
+    draft = {**DRAFT, "text": PROMISE_TEXT} if PROMISING in json.dumps(seen.messages) else DRAFT
+    content = {"TicketClassificationOutput": CLASSIFICATION, "DraftReplyOutput": draft}.get(seen.schema_name)
     if content is None:
         return Reply.error(400, message=f"the fake has no answer for schema {seen.schema_name!r}")
     tokens_in, tokens_out = TOKENS[seen.schema_name]
@@ -187,6 +191,27 @@ def test_given_every_model_tier_failing_then_the_run_waits_for_a_person_who_appr
     states = [e["state"] for e in done["timeline"]]
     assert states.index("pending_approval") < states.index("approved") < states.index("completed")
     assert [r["body"] for r in runtime.replies(run_id)] == [_letter(template_text("other", "enterprise"))]
+
+
+def test_given_a_confident_model_draft_that_makes_a_promise_then_a_person_reads_it_before_it_is_sent(
+    with_model: WithModel,
+) -> None:
+    subject = _unique(f"Charged twice {PROMISING}")
+    runtime = with_model.runtime
+    run_id = runtime.send(ticket(subject, "I was charged twice on my last invoice.")).json()["run_id"]
+
+    run = runtime.wait_status(run_id, "pending_approval")
+
+    draft = _output(run, "draft_reply")
+    assert (draft["decided_by"], draft["confidence"], draft["body"]) == (f"openai:{TIER_1}", 0.88,
+                                                                         _letter(PROMISE_TEXT))
+    assert _output(run, "guardrail")["reasons"] == ["draft_mentions:commitment"]
+    assert runtime.replies(run_id) == []  # nothing reached the customer
+    mail = " ".join(runtime.approval_email(run_id).split())
+    assert "the AI-written reply makes a commitment (a refund, a credit, a timeframe)" in mail
+    assert httpx.post(runtime.approval_link(run_id), data={"decision": "reject"}).status_code == 200
+    runtime.wait_status(run_id, "rejected")
+    assert runtime.replies(run_id) == []
 
 
 def test_given_no_api_key_then_the_offline_provider_decides_and_the_run_completes(runtime: Runtime) -> None:

@@ -208,17 +208,18 @@ def test_given_an_empty_secret_when_choosing_then_the_offline_provider_answers(m
     assert isinstance(ProviderChoice(AiSettings(ai_api_key_secret="interlock/ai/api-key"))(), OfflineProvider)
 
 
-def test_given_an_unreadable_secret_when_choosing_then_the_environment_key_is_used(monkeypatch):
+def test_given_an_unreadable_secret_when_choosing_then_the_step_is_retried_not_decided_offline(monkeypatch):
+    from interlock.errors import TransientError
+
     def unreadable(name: str, **_: Any) -> str:
         raise parameters.exceptions.GetParameterError("AccessDenied")
 
     monkeypatch.setattr(parameters, "get_secret", unreadable)
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-env-key-0123456789")
 
-    provider = ProviderChoice(AiSettings(ai_api_key_secret="interlock/ai/api-key"))()
+    with pytest.raises(TransientError) as info:
+        ProviderChoice(AiSettings(ai_api_key_secret="interlock/ai/api-key"))()
 
-    assert isinstance(provider, OpenAIProvider)
-    assert provider.client.api_key == "sk-env-key-0123456789"
+    assert info.value.reason == "ai_key_unreadable" and info.value.retryable
 
 
 # -- prompts and policies -----------------------------------------------------------------------------------------

@@ -194,7 +194,7 @@ def test_given_a_valid_structured_answer_when_deciding_then_it_is_the_decision_w
     assert attempt["latency_ms"] >= 0
     assert {k: v for k, v in attempt.items() if k != "latency_ms"} == {
         "kind": "decision_attempt", "decision": "classify_ticket", "tier": 1, "provider": "openai", "model": MINI,
-        "reported_model": MINI, "try_in_tier": 1, "prompt_version": "v1",
+        "reported_model": MINI, "usage_estimated": False, "try_in_tier": 1, "prompt_version": "v1",
         "prompt_hash": load_prompt("classify_ticket").sha256,
         "tokens_in": 120, "tokens_out": 30, "cost_usd": pytest.approx(MINI_COST), "outcome": "ok",
         "validation_errors": [], "output": json.dumps(GOOD), "retry_after_seconds": None}
@@ -532,7 +532,15 @@ def test_given_a_model_that_does_not_answer_in_time_when_deciding_then_the_attem
     timed_out = h.attempts[0]
     assert timed_out["validation_errors"] == ["no answer within 0.3 s"]
     assert 250 <= timed_out["latency_ms"] < 1000
-    assert totals() == attempt_metrics(2, failed=1, tokens_in=120, tokens_out=30, cost=MINI_COST)
+    # A timed-out call was sent and may be billed: its prompt counts, as estimated, against the run's budget.
+    from interlock.ai.context import estimate_tokens
+
+    sent = sum(estimate_tokens(m["content"]) for m in fake.requests[0].messages)
+    assert (timed_out["tokens_in"], timed_out["tokens_out"], timed_out["usage_estimated"]) == (sent, 0, True)
+    assert timed_out["cost_usd"] == pytest.approx(sent * 0.40 / 1e6)
+    assert h.attempts[1]["usage_estimated"] is False
+    assert totals() == attempt_metrics(2, failed=1, tokens_in=120 + sent, tokens_out=30,
+                                       cost=MINI_COST + sent * 0.40 / 1e6)
 
 
 @pytest.mark.parametrize(("reply", "error"), [

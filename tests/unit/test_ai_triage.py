@@ -11,7 +11,7 @@ from interlock.ai.providers import ModelCall, ModelReply, OfflineProvider, Provi
 from interlock.ai.runner import DecisionRunner
 from interlock.approval_pages import reason_text
 from interlock.connectors.crm import Account
-from interlock.decisions import CLASSIFY_TICKET, DRAFT_REPLY, Classification
+from interlock.decisions import CLASSIFY_TICKET, DRAFT_REPLY, TEMPLATES, Classification
 from interlock.guardrail import evaluate
 from interlock.local.env import function_environment, setting
 from interlock.local.runtime import ai_line
@@ -23,6 +23,7 @@ from interlock.workflows import triage
 from unit.fakes import RecordingTimeline, offline_runner
 
 RUN_ID = run_id_for("form:msg_ai")
+TEMPLATE_BILLING = TEMPLATES["billing"]
 TICKET = triage.Ticket(subject="Invoice question", body="Where is my invoice? Call me on +44 20 7946 0958.",
                        customer_email="ada@example.com", customer_name="Ada",
                        thread=[triage.Turn(author="customer", text="First message about the invoice", at="t1"),
@@ -365,3 +366,141 @@ def test_given_a_key_stored_as_a_json_string_then_the_quotes_are_not_part_of_it(
     assert parse_key('"sk-abc"') == "sk-abc"
     assert parse_key('"  "') is None
     assert parse_key('"sk-abc') is None
+
+
+# -- what a model-written reply may not say without a person ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "findings"), [
+    ("The duplicate will be returned to your card within five business days.", ["draft_mentions:commitment"]),
+    ("We will refund the charge.", ["draft_mentions:commitment"]),
+    ("You get $20 off next month.", ["draft_mentions:amount"]),
+    ("We credited 10 EUR to your account.", ["draft_mentions:amount", "draft_mentions:commitment"]),
+    ("Reset it at https://example.com/reset or write to help@example.com.", ["draft_mentions:link"]),
+    ("We'll be back to you by Monday.", ["draft_mentions:commitment"]),
+    ("We have logged the problem and our engineers are looking into it.", []),
+    ("Please use the 'Forgot password' link on the sign-in page.", []),
+])
+def test_given_a_model_written_reply_when_guarded_then_amounts_links_and_commitments_need_a_person(text, findings):
+    result = evaluate(classification(), 0.75, {"decision": "draft_reply", "escalation": None}, text)
+
+    assert result.reasons == findings
+    assert result.requires_approval is bool(findings)
+
+
+def test_given_a_template_draft_with_a_timeframe_when_guarded_then_the_vetted_template_is_not_checked():
+    billing = triage.Draft(subject="Re: x", body="Hi", template="billing.v1", decided_by="offline",
+                           model_text=None)
+    data = triage.GuardrailInput(run_id=RUN_ID, classification=classification(),
+                                 account=triage.AccountContext(found=False), draft=billing)
+
+    assert "within one business day" in TEMPLATE_BILLING
+    assert triage.guardrail(data, 0.75).requires_approval is False
+
+
+def test_given_a_model_draft_when_drafting_then_its_own_text_is_kept_for_the_guardrail():
+    provider = Scripted('{"text": "We will refund you.", "confidence": 0.9, "reasoning": "r"}')
+
+    result = triage.draft_reply(draft_input(classification()), runner(provider)[0])
+    data = triage.GuardrailInput(run_id=RUN_ID, classification=classification(),
+                                 account=triage.AccountContext(found=False), draft=result)
+
+    assert result.model_text == "We will refund you."
+    assert triage.guardrail(data, 0.75).reasons == ["draft_mentions:commitment"]
+
+
+# -- the runner's edges ---------------------------------------------------------------------------------------------
+
+
+class Broken:
+    name = "openai"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def complete(self, call: ModelCall) -> ModelReply:
+        self.calls += 1
+        if self.calls == 1:
+            raise TypeError("an SDK bug")
+        return ModelReply(text='{"category": "billing", "confidence": 0.9, "summary": "s", "reasoning": "r"}',
+                          refusal=None, tokens_in=10, tokens_out=5, model=call.model)
+
+
+def test_given_a_provider_that_raises_unexpectedly_when_deciding_then_it_is_an_error_and_the_next_tier_answers():
+    run, store = runner(Broken())
+
+    decision = run.decide(CLASSIFY_TICKET, RUN_ID, {"ticket": {"subject": "s", "body": "b"}})
+
+    attempts = [e.details for _, e, _ in store.entries if e.details["kind"] == "decision_attempt"]
+    assert [(a["tier"], a["outcome"], a["validation_errors"]) for a in attempts] == [
+        (1, "error", ["the provider failed: TypeError"]), (2, "ok", [])]
+    assert decision.tier == 2
+
+
+def test_given_a_validation_error_quoting_a_huge_answer_when_recorded_then_each_error_is_capped():
+    huge_tag = "x" * 50_000
+    provider = Scripted(f'{{"category": "{huge_tag}", "confidence": 0.9, "summary": "s", "reasoning": "r"}}',
+                        '{"category": "billing", "confidence": 0.9, "summary": "s", "reasoning": "r"}')
+    run, store = runner(provider)
+
+    run.decide(CLASSIFY_TICKET, RUN_ID, {"ticket": {"subject": "s", "body": "b"}})
+
+    first = next(e.details for _, e, _ in store.entries if e.details["kind"] == "decision_attempt")
+    assert first["outcome"] == "invalid_output"
+    assert all(len(err) <= 300 for err in first["validation_errors"])
+
+
+def test_given_a_next_step_decision_without_an_allowlist_then_it_cannot_be_declared():
+    from interlock.ai.actions import Action
+    from interlock.ai.decision import DecisionOutput, DecisionPoint
+
+    class NextStep(DecisionOutput):
+        action: Action
+
+    with pytest.raises(ValueError, match="allows none"):
+        DecisionPoint(name="next_step", prompt="classify_ticket", policy="support_triage", output=NextStep,
+                      min_confidence=0.5, offline=lambda request: None)  # type: ignore[arg-type,return-value]
+
+
+def test_given_earlier_turns_and_the_runs_history_when_the_session_is_over_budget_then_the_oldest_turns_go_first():
+    from datetime import UTC, datetime
+
+    from interlock.ai.context import Budgets, ContextBuilder
+    from interlock.models import EntryState, RunStatus, RunView, TimelineEntry
+
+    at = datetime(2026, 1, 2, tzinfo=UTC)
+    view = RunView(run_id=RUN_ID, workflow="support_triage", status=RunStatus.PROCESSING, created_at=at,
+                   updated_at=at, timeline=[TimelineEntry(state=EntryState.RECEIVED, step="ingest", at=at,
+                                                          details={"event_source": "form"})])
+
+    class History(RecordingTimeline):
+        def get(self, run_id: str) -> RunView | None:
+            return view
+
+    provider = Scripted('{"category": "billing", "confidence": 0.9, "summary": "s", "reasoning": "r"}')
+    run = DecisionRunner(provider, History(), AiSettings(), builder=ContextBuilder(Budgets(session=60)))
+    long_first = TICKET.model_copy(update={"thread": [
+        triage.Turn(author="customer", text="First message about the invoice. " + "More detail. " * 15, at="t1"),
+        TICKET.thread[1]]})
+
+    triage.classify(triage.TicketInput(run_id=RUN_ID, ticket=long_first), run, 0.75)
+
+    prompt = provider.calls[0].messages[1]["content"]
+    assert "First message about the invoice" not in prompt  # the oldest turn was trimmed
+    assert prompt.index("We are looking into it") < prompt.index("ingest received")  # turns came before the run
+
+
+def test_given_a_model_with_no_price_when_deciding_twice_then_it_is_said_once(caplog):
+    from interlock.ai import runner as runner_module
+
+    runner_module._UNPRICED.discard("my-deployment")
+    answer = '{"category": "billing", "confidence": 0.9, "summary": "s", "reasoning": "r"}'
+    run, _ = runner(Scripted(answer, answer), ai_model_tiers="my-deployment")
+
+    first = run.decide(CLASSIFY_TICKET, RUN_ID, {"ticket": {"subject": "s", "body": "b"}})
+    run.decide(CLASSIFY_TICKET, RUN_ID, {"ticket": {"subject": "s", "body": "b"}})
+
+    assert first.cost_usd == 0
+    assert [r.getMessage() for r in caplog.records].count(
+        "no price for this model: its cost is not estimated and only the token ceiling applies "
+        "(INTERLOCK_AI_PRICES adds one)") == 1

@@ -55,6 +55,11 @@ def reason_text(reason: str) -> str:
     if kind == "low_confidence":
         got, _, needed = detail.partition("<")
         return f"the classification's confidence ({got}) is below {needed}"
+    if kind == "draft_mentions":
+        return {"amount": "the AI-written reply mentions an amount of money",
+                "link": "the AI-written reply contains a link or an address",
+                "commitment": "the AI-written reply makes a commitment (a refund, a credit, a timeframe)"}.get(
+            detail, f"the AI-written reply mentions {detail}")
     if kind == "ai_escalated":
         decision, _, why = detail.partition(":")
         what = {"classify_ticket": "the ticket's category", "draft_reply": "the reply"}.get(decision, decision)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel
@@ -9,6 +10,25 @@ from pydantic import BaseModel
 from interlock.decisions import Classification
 
 RISKY_CATEGORIES = frozenset({"refund", "legal", "security"})
+
+# What a model-written reply may not say without a person reading it first. The prompt and the policies forbid
+# these; this is the deterministic check behind them (a ticket can try to steer a model, never this). Vetted
+# templates are not checked. A false alarm costs an approval; a miss sends a promise to a customer.
+DRAFT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("amount", re.compile(r"[$€£¥]\s?\d|\b\d[\d.,]*\s?(usd|eur|gbp|dollars?|euros?|pounds?|cents?)\b", re.I)),
+    ("link", re.compile(r"https?://|\bwww\.|[\w.+-]+@[\w-]+\.[\w.-]+|\b[\w-]+\.(com|net|org|io|co)\b", re.I)),
+    ("commitment", re.compile(
+        r"\b(refund(s|ed)?|reimburs\w*|credit(s|ed)?|compensat\w*|guarantee\w*|promise\w*|waive\w*)\b"
+        r"|\b(within|in)\s+(\d+|an?|one|two|three|four|five|six|seven|a few|\w+)\s+(business\s+|working\s+)?"
+        r"(minutes?|hours?|days?|weeks?|months?)\b"
+        r"|\b(by|before|on)\s+(monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow|tonight)\b",
+        re.I)),
+)
+
+
+def draft_findings(text: str) -> list[str]:
+    """``draft_mentions:<rule>`` for every rule a model-written reply trips."""
+    return [f"draft_mentions:{name}" for name, pattern in DRAFT_RULES if pattern.search(text)]
 
 
 class GuardrailResult(BaseModel):
@@ -25,7 +45,8 @@ def _escalated(decision: dict[str, Any] | None) -> str | None:
 
 
 def evaluate(classification: Classification, min_confidence: float,
-             draft_decision: dict[str, Any] | None = None) -> GuardrailResult:
+             draft_decision: dict[str, Any] | None = None, model_draft: str | None = None) -> GuardrailResult:
+    """``model_draft``: the reply's text when a model wrote it (not a vetted template)."""
     reasons = []
     if classification.confidence < min_confidence:
         reasons.append(f"low_confidence:{classification.confidence:.2f}<{min_confidence:.2f}")
@@ -36,4 +57,6 @@ def evaluate(classification: Classification, min_confidence: float,
         # A classification below the threshold is already the low_confidence reason above.
         if reason and not (decision is classification.decision and reason.endswith(":low_confidence")):
             reasons.append(reason)
+    if model_draft is not None:
+        reasons += draft_findings(model_draft)
     return GuardrailResult(requires_approval=bool(reasons), reasons=reasons, min_confidence=min_confidence)

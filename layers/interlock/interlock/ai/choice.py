@@ -4,7 +4,8 @@ secret cache (``ai_secret_cache_seconds``) expires, with no redeploy.
 
 The key comes from the Secrets Manager secret ``ai_api_key_secret`` (deployed: the stack creates it empty),
 else from ``OPENAI_API_KEY`` (a laptop). The secret holds the key as plain text, or JSON ``{"api_key": "..."}``;
-empty means "no key".
+empty means "no key". A secret that cannot be read (throttled, access denied, deleted) is a transient error,
+never "no key": the step is retried rather than decided offline.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 from typing import TYPE_CHECKING
 
 from interlock.ai.providers import ModelProvider, OfflineProvider
-from interlock.errors import NotConfigured
+from interlock.errors import NotConfigured, TransientError
 from interlock.observability import logger
 from interlock.settings import AiSettings
 
@@ -54,9 +55,13 @@ class ProviderChoice:
 
         try:
             value = parameters.get_secret(name, max_age=self.settings.ai_secret_cache_seconds)
-        except parameters.exceptions.GetParameterError:
+        except parameters.exceptions.GetParameterError as exc:
+            # Not "no key": deciding offline now would quietly send template replies where a model was meant
+            # to decide. Step Functions retries the step; if the secret stays unreadable the run fails with
+            # this reason.
             logger.warning("the AI API key secret could not be read", extra={"secret": name})
-            return None
+            raise TransientError(f"the AI API key secret {name!r} could not be read", step="decide",
+                                 reason="ai_key_unreadable") from exc
         return parse_key(value if isinstance(value, str) else None)
 
     def __call__(self) -> ModelProvider:

@@ -65,6 +65,11 @@ class DecisionPoint(Generic[OutT]):
     allowed_actions: tuple[str, ...] = ()
     max_output_tokens: int = 600
 
+    def __post_init__(self) -> None:
+        # A "pick the next step" point with no allowlist would accept every action: declare one or fail here.
+        if "action" in self.output.model_fields and not self.allowed_actions:
+            raise ValueError(f"decision point {self.name!r} picks an action but allows none: set allowed_actions")
+
 
 class Attempt(BaseModel):
     """One call to a model, as the timeline shows it."""
@@ -74,6 +79,8 @@ class Attempt(BaseModel):
     provider: str
     model: str  # the tier's model, as configured
     reported_model: str | None = None  # what the endpoint says answered (a dated snapshot, say)
+    # The tokens are the estimate of what was sent (a timed-out call may still be billed), not a provider's count.
+    usage_estimated: bool = False
     try_in_tier: int
     prompt_version: str
     prompt_hash: str

@@ -49,6 +49,9 @@ DEFAULT_RATE_LIMIT_PAUSE = 1.0
 # push the entry past DynamoDB's 400 KB item limit (and fail the step); the answer is invalid at that size.
 MAX_STORED_OUTPUT_CHARS = 20_000
 
+# Models already warned about for having no price (once per process).
+_UNPRICED: set[str] = set()
+
 # The most of a failed answer fed back to the model with its errors.
 MAX_FED_BACK_CHARS = 4_000
 
@@ -62,8 +65,13 @@ def _errors(exc: ValidationError) -> list[str]:
     out = []
     for err in exc.errors(include_input=False, include_url=False):
         loc = ".".join(str(p) for p in err.get("loc", ())) or "answer"
-        out.append(f"{loc}: {err.get('msg', 'invalid')}")
+        out.append(_capped(f"{loc}: {err.get('msg', 'invalid')}"))
     return out[:20]
+
+
+def _capped(text: str, limit: int = 300) -> str:
+    """One error, cut: some of pydantic's messages quote what the model wrote (a tag, an extra key)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _stored(text: str | None) -> str | None:
@@ -145,7 +153,9 @@ class DecisionRunner:
         spent_tokens, spent_cost = spent_by_run(view)
         try:
             context = self.builder.build(prompt.text, load_policy(point.policy, self.settings.ai_policy_dir),
-                                         [*run_history(view), *session], request)
+                                         # Earlier turns of the conversation came before this run: oldest
+                                         # first, so trimming drops the oldest.
+                                         [*session, *run_history(view)], request)
         except ContextTooLarge as exc:
             # This request cannot be put in front of a model within the budgets: a person decides it.
             return self._finish(point, run_id, step, attempt, prompt, provider.name,
@@ -192,11 +202,18 @@ class DecisionRunner:
                                  timeout_seconds=timeout, max_output_tokens=point.max_output_tokens,
                                  request=request, offline=point.offline)
                 try:
-                    reply = provider.complete(call)
+                    try:
+                        reply = provider.complete(call)
+                    except ProviderFailure:
+                        raise
+                    except Exception as exc:  # a provider's own bug or an answer it cannot read: not this tier
+                        raise ProviderFailure(Outcome.ERROR, f"the provider failed: {type(exc).__name__}",
+                                              same_tier=False) from exc
                 except ProviderFailure as failure:
                     record = record.model_copy(update={
                         "outcome": failure.outcome, "latency_ms": self._ms(started),
-                        "validation_errors": [failure.message], "retry_after_seconds": failure.retry_after})
+                        "validation_errors": [_capped(failure.message)], "retry_after_seconds": failure.retry_after,
+                        **self._unanswered_usage(failure, model, messages)})
                     self._attempted(run_id, step, attempt, record, state)
                     if not failure.same_tier or try_in_tier == tries:
                         break
@@ -232,6 +249,22 @@ class DecisionRunner:
             timeout = min(timeout, left)
         return timeout
 
+    def _unanswered_usage(self, failure: ProviderFailure, model: str, messages: list[dict[str, str]]) -> dict[str, Any]:
+        """A call that timed out was sent and may be billed: its prompt counts against the run's budget, as
+        estimated (``usage_estimated``); a refused connection or an error status is not billed."""
+        if failure.outcome is not Outcome.TIMEOUT or model == "offline":
+            return {}
+        tokens_in = sum(estimate_tokens(m["content"]) for m in messages)
+        return {"tokens_in": tokens_in, "cost_usd": self._cost(model, tokens_in, 0), "usage_estimated": True}
+
+    def _cost(self, model: str, tokens_in: int, tokens_out: int) -> float | None:
+        cost = self.prices.cost(model, tokens_in, tokens_out)
+        if cost is None and model not in _UNPRICED:
+            _UNPRICED.add(model)
+            logger.warning("no price for this model: its cost is not estimated and only the token ceiling applies "
+                           "(INTERLOCK_AI_PRICES adds one)", extra={"model": model})
+        return cost
+
     def _pause(self, retry_after: float | None, deadline: float | None) -> bool:
         """Wait before another try at a rate-limited model; False when the wait does not fit the time left."""
         wait = DEFAULT_RATE_LIMIT_PAUSE if retry_after is None else retry_after
@@ -246,7 +279,7 @@ class DecisionRunner:
     def _judge(self, point: DecisionPoint[OutT], reply: ModelReply, record: Attempt) -> tuple[OutT | None, Attempt]:
         cost = self.prices.cost(reply.model, reply.tokens_in, reply.tokens_out)
         if cost is None:
-            cost = self.prices.cost(record.model, reply.tokens_in, reply.tokens_out)
+            cost = self._cost(record.model, reply.tokens_in, reply.tokens_out)
         update: dict[str, Any] = {"tokens_in": reply.tokens_in, "tokens_out": reply.tokens_out, "cost_usd": cost,
                                   "reported_model": reply.model,
                                   "output": _stored(reply.text if reply.text is not None else reply.refusal)}

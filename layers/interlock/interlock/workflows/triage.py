@@ -73,6 +73,7 @@ class Draft(BaseModel):
     template: str | None = None  # the template's name when the body came from one
     confidence: float | None = None
     decision: dict[str, Any] | None = None  # how the AI decision layer decided it, escalation included
+    model_text: str | None = None  # the paragraphs a model wrote (the guardrail reads them), when one did
 
 
 class Delivery(BaseModel):
@@ -199,14 +200,17 @@ def draft_reply(data: DraftInput, runner: DecisionRunner, deadline: float | None
                              step="draft_reply", attempt=data.attempt)
     if decision.output is None:
         return _template_draft(data, decision.summary())
+    offline = decision.provider == "offline"  # the offline answer is the vetted template
     return Draft(subject=f"Re: {data.ticket.subject}", body=_letter(data, decision.output.text),
                  decided_by=decision.decided_by, confidence=decision.output.confidence,
-                 template=f"{data.classification.category}.v1" if decision.provider == "offline" else None,
-                 decision=decision.summary())
+                 template=f"{data.classification.category}.v1" if offline else None,
+                 model_text=None if offline else decision.output.text, decision=decision.summary())
 
 
 def guardrail(data: GuardrailInput, min_confidence: float) -> GuardrailResult:
-    return evaluate(data.classification, min_confidence, data.draft.decision)
+    draft = data.draft
+    model_text = draft.model_text if draft.template is None else None
+    return evaluate(data.classification, min_confidence, draft.decision, model_text)
 
 
 def send_reply(data: SendInput, helpdesk: Helpdesk | None) -> Delivery:
