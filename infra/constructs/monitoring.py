@@ -2,8 +2,13 @@
 dashboard following a run from the API through the ingest queue and router to the workflows, the AI
 decisions of their steps and the watchdog under them.
 
-The AI decisions have widgets and no alarm: an escalation is a designed path (the run goes to a person, who
-is emailed), not lost work, and every alarm here fires on a state that always needs an operator.
+One escalation of an AI decision pages no one: it is a designed path (the run goes to a person, who is
+emailed), not lost work, and every alarm here fires on a state that always needs an operator. Most decisions
+of a function escalating, period after period, is such a state: a revoked or wrong API key (401 on every
+call), a model name the endpoint does not know, or a provider that is down sends every run to a person,
+and nothing else would say so. Each AI function has one alarm on its escalation rate, counted only over
+periods with enough decisions for a rate to mean something and with a model call that failed: offline
+decisions (no key stored) escalate most tickets by design, and never fail.
 """
 
 from __future__ import annotations
@@ -32,6 +37,24 @@ AI_OUTCOMES = (("AiDecisions", "decisions"), ("AiEscalations", "escalated"))
 AI_ATTEMPTS = (("AiAttempts", "attempts"), ("AiAttemptsFailed", "failed attempts"), ("AiFallbacks", "fallbacks"))
 AI_TOKENS = (("AiTokensIn", "tokens in"), ("AiTokensOut", "tokens out"))
 AI_COST = "AiCostUsd"
+# The AI escalation alarm: at least AI_ESCALATION_ALARM_PERCENT of a function's decisions escalated to a person
+# in each of AI_ESCALATION_ALARM_PERIODS consecutive AI_ESCALATION_ALARM_PERIOD periods, counting only periods
+# with at least AI_ESCALATION_ALARM_MIN_DECISIONS decisions and a failed model call. A broken key or model fails
+# every call and escalates every decision (100%); a model that works should escalate only the tickets it is
+# unsure of, well below half. Fifteen minutes in a row rules out a provider's brief outage or a burst of hard
+# tickets, and the minimum keeps one escalated ticket at 3 a.m. (1 of 1, 100%) from paging anyone: a quiet period
+# is 0%.
+AI_ESCALATION_ALARM_PERCENT = 50
+AI_ESCALATION_ALARM_PERIOD = Duration.minutes(5)
+AI_ESCALATION_ALARM_PERIODS = 3
+AI_ESCALATION_ALARM_MIN_DECISIONS = 5
+# e: escalations, d: decisions, f: failed attempts, each a Sum over the period. The runner counts AiEscalations
+# and AiAttemptsFailed only when there are some, so a period without has no datapoint: FILL makes it 0.
+# f > 0 keeps offline decisions (no key stored, or ai_provider=offline) out: they never fail, and the keyword
+# rules escalate most tickets by design (one keyword matched is under the default approval_min_confidence).
+AI_ESCALATION_ALARM_EXPRESSION = (
+    f"IF((d >= {AI_ESCALATION_ALARM_MIN_DECISIONS}) AND (FILL(f, 0) > 0), 100 * FILL(e, 0) / d, 0)"
+)
 
 
 class Monitoring(Construct):
@@ -114,6 +137,34 @@ class Monitoring(Construct):
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
             ))
+
+        for name in _ai_functions(topology):
+            self.alarms.append(cw.MathExpression(
+                expression=AI_ESCALATION_ALARM_EXPRESSION,
+                using_metrics={"e": _ai_metric("AiEscalations", name, "escalated", AI_ESCALATION_ALARM_PERIOD),
+                               "d": _ai_metric("AiDecisions", name, "decisions", AI_ESCALATION_ALARM_PERIOD),
+                               "f": _ai_metric("AiAttemptsFailed", name, "failed attempts",
+                                               AI_ESCALATION_ALARM_PERIOD)},
+                label=f"{name} escalated % (of >= {AI_ESCALATION_ALARM_MIN_DECISIONS} decisions, with a failed call)",
+                period=AI_ESCALATION_ALARM_PERIOD,
+            ).create_alarm(
+                self,
+                f"{construct_id(name)}AiEscalations",
+                alarm_name=physical_name(self, f"{name}-ai-escalations"),
+                alarm_description=(
+                    f"At least {AI_ESCALATION_ALARM_PERCENT}% of {name}'s AI decisions escalated to a person, "
+                    f"{AI_ESCALATION_ALARM_PERIODS} periods of {AI_ESCALATION_ALARM_PERIOD.to_minutes()} minutes in "
+                    f"a row (each with at least {AI_ESCALATION_ALARM_MIN_DECISIONS} decisions and a failed model "
+                    "call). Usually a revoked or wrong API key (401), a model the endpoint does not know (404) or a "
+                    "rate limit (429): the 'decision attempt' log lines and the runs' decision_attempt entries say "
+                    "which (docs/deploy.md)."
+                ),
+                threshold=AI_ESCALATION_ALARM_PERCENT,
+                evaluation_periods=AI_ESCALATION_ALARM_PERIODS,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ))
+
         for alarm in self.alarms:
             alarm.add_alarm_action(action)
             alarm.add_ok_action(action)
@@ -201,7 +252,7 @@ class Monitoring(Construct):
             d.add_widgets(*self._function_row(f"{wf.spec.name} steps", steps))
 
         # AI decisions: the functions that may call a model (interlock/ai/runner.py's metrics).
-        deciders = sorted(f.name for f in topology.functions if any(g.access is Access.AI_KEY_READ for g in f.grants))
+        deciders = _ai_functions(topology)
         if deciders:
             d.add_widgets(*self._ai_rows(deciders))
 
@@ -230,9 +281,7 @@ class Monitoring(Construct):
 
     @staticmethod
     def _ai_rows(services: list[str]) -> list[cw.IWidget]:
-        def metric(name: str, service: str, label: str, period: Duration = PERIOD) -> cw.Metric:
-            return cw.Metric(namespace=METRICS_NAMESPACE, metric_name=name, dimensions_map={"service": service},
-                             period=period, statistic="Sum", label=label)
+        metric = _ai_metric  # the alarm's inputs are the same metrics
 
         def each(pairs: tuple[tuple[str, str], ...]) -> list[cw.IMetric]:
             return [metric(name, s, f"{s} {label}") for s in services for name, label in pairs]
@@ -273,3 +322,14 @@ class Monitoring(Construct):
                 f.function.metric_duration(period=PERIOD, statistic="p99", label=f.spec.name) for f in fns
             ]),
         ]
+
+
+def _ai_functions(topology: Topology) -> list[str]:
+    """The functions that may call a model: those granted the AI key."""
+    return sorted(f.name for f in topology.functions if any(g.access is Access.AI_KEY_READ for g in f.grants))
+
+
+def _ai_metric(name: str, service: str, label: str, period: Duration = PERIOD) -> cw.Metric:
+    """One of interlock/ai/runner.py's metrics of one function, summed over the period."""
+    return cw.Metric(namespace=METRICS_NAMESPACE, metric_name=name, dimensions_map={"service": service},
+                     period=period, statistic="Sum", label=label)

@@ -1,5 +1,6 @@
 """The AI decision layer in the synthesised template: the API key's secret and who may read it, the settings
-of the functions that call a model, the settings synthesis refuses, and the dashboard's AI widgets.
+of the functions that call a model, the settings synthesis refuses, the dashboard's AI widgets and the alarm
+on each AI function's escalations.
 
 The shared synthesis (conftest.py) is the default deployment: no key stored, no OpenAI-compatible endpoint.
 """
@@ -25,7 +26,7 @@ from test_stack import (
     webhook_secret_lids,
 )
 
-from infra.app import build_app
+from infra.app import STACK_NAME, build_app
 from infra.constructs.ai import PLACEHOLDER
 from infra.context import InvalidSettingError, check_settings, deployment_setting
 
@@ -263,7 +264,57 @@ def test_given_dashboard_when_synthesised_then_it_shows_every_ai_metric_of_every
     assert len([e for e in expressions if e.startswith("100 * e")]) == len(AI_FUNCTIONS)
 
 
-def test_given_ai_escalations_when_synthesised_then_they_raise_no_alarm(synthesis: Synthesis) -> None:
-    """An escalation is a designed path (a person decides, emailed): shown on the dashboard, not paged."""
-    for alarm in synthesis.of_type("AWS::CloudWatch::Alarm").values():
-        assert not str(alarm["Properties"].get("MetricName", "")).startswith("Ai")
+def ai_escalation_alarms(s: Synthesis) -> dict[str, dict[str, Any]]:
+    """The AI escalation alarms' properties, by the function whose decisions they watch."""
+    found: dict[str, dict[str, Any]] = {}
+    for alarm in s.of_type("AWS::CloudWatch::Alarm").values():
+        props = alarm["Properties"]
+        name = str(props.get("AlarmName", ""))
+        if name.endswith("-ai-escalations"):
+            found[name.removeprefix(f"{STACK_NAME}-").removesuffix("-ai-escalations")] = props
+    return found
+
+
+def test_given_ai_functions_when_synthesised_then_each_alarms_on_most_of_its_decisions_escalating(
+    synthesis: Synthesis,
+) -> None:
+    """A revoked key (401 on every call) or an unknown model escalates every run to a person: that pages."""
+    alarms = ai_escalation_alarms(synthesis)
+    assert set(alarms) == AI_FUNCTIONS
+    topic_lid = next(iter(synthesis.of_type("AWS::SNS::Topic")))
+    for name, props in alarms.items():
+        # Then it fires at >= 50% escalated, 3 five-minute periods in a row, like the other alarms to the topic
+        assert props["Threshold"] == 50, name
+        assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold", name
+        assert props["EvaluationPeriods"] == 3, name
+        assert props.get("DatapointsToAlarm", 3) == 3, name
+        assert props["TreatMissingData"] == "notBreaching", name
+        assert props["AlarmActions"] == [{"Ref": topic_lid}], name
+        assert props["OKActions"] == [{"Ref": topic_lid}], name
+        assert "MetricName" not in props, name  # a metric-math alarm
+        # and on the rate over periods of at least 5 decisions (one escalated ticket at night is 0%, not 100%)
+        # with a failed model call (offline decisions, which escalate most tickets by design, never fail)
+        (expression,) = [m for m in props["Metrics"] if "Expression" in m]
+        assert expression["Expression"] == "IF((d >= 5) AND (FILL(f, 0) > 0), 100 * FILL(e, 0) / d, 0)", name
+        assert expression["ReturnData"] is True, name
+        inputs = {m["Id"]: m for m in props["Metrics"] if "MetricStat" in m}
+        assert set(inputs) == {"e", "d", "f"}, name
+        for mid, metric in (("e", "AiEscalations"), ("d", "AiDecisions"), ("f", "AiAttemptsFailed")):
+            stat = inputs[mid]["MetricStat"]
+            assert inputs[mid]["ReturnData"] is False, (name, mid)
+            assert stat["Metric"] == {"Namespace": METRICS_NAMESPACE, "MetricName": metric,
+                                      "Dimensions": [{"Name": "service", "Value": name}]}, (name, mid)
+            assert (stat["Period"], stat["Stat"]) == (300, "Sum"), (name, mid)
+        assert "docs/deploy.md" in props["AlarmDescription"], name
+
+
+def test_given_ai_escalation_alarms_when_synthesised_then_the_dashboard_shows_their_state(
+    synthesis: Synthesis,
+) -> None:
+    (dashboard,) = synthesis.of_type("AWS::CloudWatch::Dashboard").values()
+    shown = {lid for part in dashboard["Properties"]["DashboardBody"]["Fn::Join"][1] if not isinstance(part, str)
+             for lid in _refs_in(part)}
+    alarm_lids = {lid for lid, alarm in synthesis.of_type("AWS::CloudWatch::Alarm").items()
+                  if str(alarm["Properties"].get("AlarmName", "")).endswith("-ai-escalations")}
+    assert len(alarm_lids) == len(AI_FUNCTIONS)
+    assert alarm_lids <= shown
