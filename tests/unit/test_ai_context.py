@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from interlock import decisions
 from interlock.ai.context import (
     Budgets,
     ContextBuilder,
@@ -15,7 +14,8 @@ from interlock.ai.context import (
 )
 from interlock.ai.decision import DecisionPoint
 from interlock.ai.prompts import load_policy, load_prompt
-from interlock.decisions import CLASSIFY_TICKET, DRAFT_REPLY
+from interlock.workflows import triage_decisions
+from interlock.workflows.triage_decisions import CLASSIFY_TICKET, DRAFT_REPLY
 
 SYSTEM = "You classify support tickets."
 DOMAIN = "Refunds are decided by a person."
@@ -143,7 +143,7 @@ def test_estimated_tokens_are_four_characters_each_rounded_up():
 
 
 def declared_points() -> list[DecisionPoint]:  # type: ignore[type-arg]
-    return [value for value in vars(decisions).values() if isinstance(value, DecisionPoint)]
+    return [value for value in vars(triage_decisions).values() if isinstance(value, DecisionPoint)]
 
 
 def test_the_declared_decision_points_are_the_triage_ones():

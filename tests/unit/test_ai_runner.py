@@ -24,10 +24,10 @@ from interlock.ai.decision import Decision, DecisionOutput, DecisionPoint, Escal
 from interlock.ai.openai_provider import OpenAIProvider
 from interlock.ai.prompts import load_policy, load_prompt
 from interlock.ai.runner import DEFAULT_RATE_LIMIT_PAUSE, DecisionRunner
-from interlock.decisions import CLASSIFY_TICKET, TicketClassificationOutput
 from interlock.models import EntryState, RunStatus, RunView, TimelineEntry, run_id_for
 from interlock.observability import logger, metrics
 from interlock.settings import AiSettings
+from interlock.workflows.triage_decisions import CLASSIFY_TICKET, TicketClassificationOutput
 
 from unit.fakes import RecordingTimeline
 

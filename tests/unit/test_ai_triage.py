@@ -11,7 +11,7 @@ from interlock.ai.providers import ModelCall, ModelReply, OfflineProvider, Provi
 from interlock.ai.runner import DecisionRunner
 from interlock.approval_pages import reason_text
 from interlock.connectors.crm import Account
-from interlock.decisions import CLASSIFY_TICKET, DRAFT_REPLY, TEMPLATES, Classification
+from interlock.decisions import TEMPLATES, Classification
 from interlock.guardrail import evaluate
 from interlock.local.env import function_environment, setting
 from interlock.local.runtime import ai_line
@@ -19,6 +19,7 @@ from interlock.models import run_id_for
 from interlock.settings import AiSettings
 from interlock.topology import TOPOLOGY, DeploymentSettings
 from interlock.workflows import triage
+from interlock.workflows.triage_decisions import CLASSIFY_TICKET, DRAFT_REPLY
 
 from unit.fakes import RecordingTimeline, offline_runner
 

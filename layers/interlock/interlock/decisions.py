@@ -1,20 +1,18 @@
-"""The triage workflow's decision points: classify a ticket, draft its reply.
+"""What the triage workflow's decisions produce (:class:`Classification`) and the deterministic knowledge
+behind their offline answers: the keyword rules and the vetted reply templates.
 
-Each is declared for the AI decision layer (:mod:`interlock.ai`): a versioned prompt, an output schema
-with ``confidence`` and ``reasoning``, a confidence threshold, and a deterministic offline answer (keyword
-rules for the category, a vetted template per category for the reply) used when no model is configured.
-Code around a decision validates its output and acts on it; the decision itself never executes anything.
+The decision points themselves (prompts, output schemas, thresholds) are declared in
+:mod:`interlock.workflows.triage_decisions`, which only the steps that decide import, so the AI layer costs
+the other steps nothing at cold start. Code around a decision validates its output and acts on it; the
+decision itself never executes anything.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-
-from interlock.ai.decision import DecisionOutput, DecisionPoint
 
 Category = Literal["billing", "refund", "technical", "account", "legal", "security", "other"]
 
@@ -79,18 +77,8 @@ class KeywordClassifier:
         )
 
 
-# -- the decision points -------------------------------------------------------------------------------------
-
-
-class TicketClassificationOutput(DecisionOutput):
-    category: Category
-    summary: str = Field(max_length=200)
-
-
-class DraftReplyOutput(DecisionOutput):
-    text: str = Field(min_length=1, max_length=2000)
-
-
+# The vetted reply templates, one per category: the offline draft, and the draft a person approves when no
+# model could write one.
 TEMPLATES: dict[str, str] = {
     "billing": "Thanks for reaching out about billing. We've looked at your account{plan} and a member of "
                "our billing team will confirm the details of your invoice within one business day.",
@@ -105,46 +93,7 @@ TEMPLATES: dict[str, str] = {
                 "directly; please do not share credentials over email.",
     "other": "Thanks for getting in touch. We've received your message and will reply shortly.",
 }
-TEMPLATE_CONFIDENCE = 0.9  # the templates are vetted; what a template cannot know is the guardrail's job
 
 
 def template_text(category: str, plan: str | None) -> str:
     return TEMPLATES[category].format(plan=f" on the {plan} plan" if plan else "")
-
-
-def offline_classification(request: Mapping[str, Any]) -> TicketClassificationOutput:
-    ticket = request.get("ticket") or {}
-    result = KeywordClassifier().classify(TicketText(subject=str(ticket.get("subject", "")),
-                                                     body=str(ticket.get("body", ""))))
-    matched = ", ".join(result.signals) or "no keyword matched"
-    return TicketClassificationOutput(category=result.category, confidence=result.confidence,
-                                      summary=result.summary, reasoning=f"{KeywordClassifier.name}: {matched}")
-
-
-def offline_draft(request: Mapping[str, Any]) -> DraftReplyOutput:
-    category = str((request.get("classification") or {}).get("category", "other"))
-    plan = (request.get("account") or {}).get("plan")
-    return DraftReplyOutput(text=template_text(category if category in TEMPLATES else "other", plan),
-                            confidence=TEMPLATE_CONFIDENCE, reasoning=f"template {category}.v1")
-
-
-CLASSIFY_TICKET: DecisionPoint[TicketClassificationOutput] = DecisionPoint(
-    name="classify_ticket",
-    prompt="classify_ticket",
-    policy="support_triage",
-    output=TicketClassificationOutput,
-    # The guardrail's approval_min_confidence replaces this where the step runs (one threshold, one setting).
-    min_confidence=0.75,
-    offline=offline_classification,
-    max_output_tokens=300,
-)
-
-DRAFT_REPLY: DecisionPoint[DraftReplyOutput] = DecisionPoint(
-    name="draft_reply",
-    prompt="draft_reply",
-    policy="support_triage",
-    output=DraftReplyOutput,
-    min_confidence=0.6,
-    offline=offline_draft,
-    max_output_tokens=700,
-)

@@ -12,15 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from interlock.ai.context import SessionItem
 from interlock.connectors.crm import Account, Crm
 from interlock.connectors.helpdesk import Helpdesk
-from interlock.decisions import (
-    CLASSIFY_TICKET,
-    DRAFT_REPLY,
-    Classification,
-    template_text,
-)
+from interlock.decisions import Classification, template_text
 from interlock.errors import MissingData, NotConfigured, parse_cause
 from interlock.guardrail import GuardrailResult, evaluate
 from interlock.models import EntryState, Envelope, TimelineEntry
@@ -29,6 +23,7 @@ from interlock.steps import StepInput
 from interlock.timeline import TimelineStore
 
 if TYPE_CHECKING:
+    from interlock.ai.context import SessionItem
     from interlock.ai.runner import DecisionRunner
 
 REQUIRED_FIELDS = ("subject", "body", "customer_email")
@@ -142,12 +137,16 @@ def _ticket_for_model(ticket: Ticket) -> dict[str, Any]:
 
 
 def _turns(ticket: Ticket) -> list[SessionItem]:
+    from interlock.ai.context import SessionItem
+
     return [SessionItem(at=t.at, kind="turn", text=f"{t.author}: {t.text}") for t in ticket.thread]
 
 
 def classify(data: TicketInput, runner: DecisionRunner, min_confidence: float,
              deadline: float | None = None) -> Classification:
     """The category decision; when no model could decide, category ``other`` at confidence 0, for a person."""
+    from interlock.workflows.triage_decisions import CLASSIFY_TICKET  # the deciding steps only: cold start
+
     point = dataclasses.replace(CLASSIFY_TICKET, min_confidence=min_confidence)
     decision = runner.decide(point, data.run_id, {"ticket": _ticket_for_model(data.ticket)},
                              _turns(data.ticket), deadline, step="classify", attempt=data.attempt)
@@ -189,6 +188,8 @@ def draft_reply(data: DraftInput, runner: DecisionRunner, deadline: float | None
     for the approver (no model call on a category nobody decided), as does a draft no model could write."""
     if data.classification.decided_by == "human":
         return _template_draft(data, None)
+    from interlock.workflows.triage_decisions import DRAFT_REPLY  # the deciding steps only: cold start
+
     account = data.account.account
     request = {
         "ticket": _ticket_for_model(data.ticket),
