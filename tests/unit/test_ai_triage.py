@@ -505,3 +505,20 @@ def test_given_a_model_with_no_price_when_deciding_twice_then_it_is_said_once(ca
     assert [r.getMessage() for r in caplog.records].count(
         "no price for this model: its cost is not estimated and only the token ceiling applies "
         "(INTERLOCK_AI_PRICES adds one)") == 1
+
+
+def test_given_a_thread_that_is_not_a_list_of_turns_when_validated_then_missing_data_names_it():
+    from datetime import UTC, datetime
+
+    from interlock.errors import MissingData
+    from interlock.models import Envelope
+
+    data = {"subject": "s", "body": "b", "customer_email": "ada@example.com", "thread": [{"text": "no author"}]}
+    envelope = Envelope(event_id="m", source="form", type="support.ticket", payload_version="v1",
+                        received_at=datetime(2026, 1, 1, tzinfo=UTC), dedupe_key="form:m", run_id=RUN_ID,
+                        payload={"type": "support.ticket", "data": data})
+
+    with pytest.raises(MissingData) as info:
+        triage.validate(triage.ValidateInput(run_id=RUN_ID, envelope=envelope))
+
+    assert info.value.details["fields"] == ["thread"]
