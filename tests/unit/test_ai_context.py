@@ -72,7 +72,7 @@ def test_given_a_session_over_budget_when_built_then_the_oldest_items_go_first_a
     assert [t["at"] for t in context.trimmed] == [s.at for s in session[:-1]]  # oldest first
     assert all(t["layer"] == "session" and t["kind"] == "run" for t in context.trimmed)
     assert [t["tokens"] for t in context.trimmed] == [estimate_tokens(s.render()) for s in session[:-1]]
-    assert "(9 earlier item(s) of this run's history were left out to fit the budget)" in \
+    assert "(9 earlier item(s) of the conversation and this run's history were left out to fit the budget)" in \
         context.messages[1]["content"]
     assert context.tokens["session"] <= budget  # the note included
 

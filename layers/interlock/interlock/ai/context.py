@@ -101,7 +101,9 @@ def _set(data: Any, path: tuple[Any, ...], value: str) -> None:
 
 
 def _left_out(dropped: int) -> list[str]:
-    return [f"({dropped} earlier item(s) of this run's history were left out to fit the budget)"] if dropped else []
+    if not dropped:
+        return []
+    return [f"({dropped} earlier item(s) of the conversation and this run's history were left out to fit the budget)"]
 
 
 class ContextBuilder:
