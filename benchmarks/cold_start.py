@@ -101,7 +101,7 @@ WITH_KEY = {"OPENAI_API_KEY": "benchmark"}
 
 def deciders() -> list[str]:
     """The functions that call a model: those granted the AI provider's key."""
-    return [fn.name for fn in TOPOLOGY.functions if any(g.access is Access.AI_KEY_READ for g in fn.grants)]
+    return TOPOLOGY.granted(Access.AI_KEY_READ)
 
 
 def _one(statement: str, sdk_tracing: bool = False, extra_env: dict[str, str] | None = None,

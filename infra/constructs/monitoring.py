@@ -138,7 +138,7 @@ class Monitoring(Construct):
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
             ))
 
-        for name in _ai_functions(topology):
+        for name in topology.granted(Access.AI_KEY_READ):
             self.alarms.append(cw.MathExpression(
                 expression=AI_ESCALATION_ALARM_EXPRESSION,
                 using_metrics={"e": _ai_metric("AiEscalations", name, "escalated", AI_ESCALATION_ALARM_PERIOD),
@@ -252,7 +252,7 @@ class Monitoring(Construct):
             d.add_widgets(*self._function_row(f"{wf.spec.name} steps", steps))
 
         # AI decisions: the functions that may call a model (interlock/ai/runner.py's metrics).
-        deciders = _ai_functions(topology)
+        deciders = topology.granted(Access.AI_KEY_READ)
         if deciders:
             d.add_widgets(*self._ai_rows(deciders))
 
@@ -322,11 +322,6 @@ class Monitoring(Construct):
                 f.function.metric_duration(period=PERIOD, statistic="p99", label=f.spec.name) for f in fns
             ]),
         ]
-
-
-def _ai_functions(topology: Topology) -> list[str]:
-    """The functions that may call a model: those granted the AI key."""
-    return sorted(f.name for f in topology.functions if any(g.access is Access.AI_KEY_READ for g in f.grants))
 
 
 def _ai_metric(name: str, service: str, label: str, period: Duration = PERIOD) -> cw.Metric:

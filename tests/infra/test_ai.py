@@ -89,8 +89,7 @@ def dashboard_metrics(s: Synthesis) -> list[list[Any]]:
 
 
 def test_given_the_topology_then_the_two_triage_decisions_alone_may_read_the_key_with_time_and_memory_to_call() -> None:
-    granted = {f.name for f in TOPOLOGY.functions if any(g.access is Access.AI_KEY_READ for g in f.grants)}
-    assert granted == AI_FUNCTIONS
+    assert set(TOPOLOGY.granted(Access.AI_KEY_READ)) == AI_FUNCTIONS
     for name in AI_FUNCTIONS:
         fn = TOPOLOGY.function(name)
         assert (fn.timeout_seconds, fn.memory_mb) == (90, 1024), name

@@ -217,6 +217,10 @@ class Topology:
                 return fn
         raise KeyError(f"no function named {name!r} in the topology")
 
+    def granted(self, access: Access) -> list[str]:
+        """The names of the functions granted ``access``, sorted (``AI_KEY_READ``: those that call a model)."""
+        return sorted(fn.name for fn in self.functions if any(g.access is access for g in fn.grants))
+
     def queue(self, name: str) -> Queue:
         for q in self.queues:
             if q.name == name:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from interlock.ai.providers import ModelProvider, OfflineProvider
 from interlock.errors import NotConfigured, TransientError
@@ -25,19 +25,23 @@ if TYPE_CHECKING:
 
 def parse_key(value: str | None) -> str | None:
     text = (value or "").strip()
-    if text.startswith('"'):  # a JSON string, quotes and all
-        try:
-            decoded = json.loads(text)
-        except ValueError:
-            return None
-        text = decoded.strip() if isinstance(decoded, str) else ""
-    elif text.startswith("{"):
+    if text.startswith(('"', "{")):  # a JSON string (quotes and all) or {"api_key": "..."}
         try:
             data = json.loads(text)
         except ValueError:
             return None
-        text = str(data.get("api_key") or "").strip() if isinstance(data, dict) else ""
+        if isinstance(data, dict):
+            data = str(data.get("api_key") or "")
+        text = data.strip() if isinstance(data, str) else ""
     return text or None
+
+
+def kind_of_provider(setting: str, has_key: bool) -> Literal["offline", "openai", "no_key"]:
+    """Who decides, from ``ai_provider`` and whether a key is configured: ``no_key`` is ``openai`` asked for
+    with no key (a decision fails as not configured)."""
+    if setting == "offline" or (setting == "auto" and not has_key):
+        return "offline"
+    return "openai" if has_key else "no_key"
 
 
 class ProviderChoice:
@@ -68,8 +72,10 @@ class ProviderChoice:
         if self.settings.ai_provider == "offline":
             return self.offline
         key = self._stored_key()
-        if key is None and not os.environ.get("OPENAI_API_KEY", "").strip():
-            if self.settings.ai_provider == "openai":
+        kind = kind_of_provider(self.settings.ai_provider,
+                                key is not None or bool(os.environ.get("OPENAI_API_KEY", "").strip()))
+        if kind != "openai":
+            if kind == "no_key":
                 raise NotConfigured("INTERLOCK_AI_PROVIDER is openai but no API key is configured (store it in "
                                     "the secret INTERLOCK_AI_API_KEY_SECRET names, or set OPENAI_API_KEY)",
                                     reason="ai_not_configured")

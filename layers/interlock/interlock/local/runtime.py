@@ -45,12 +45,14 @@ DEFAULT_STATE_DIR = ".interlock"
 
 def ai_line(environ: Mapping[str, str]) -> str:
     """Who makes the AI decisions here, in one line (never the key itself)."""
+    from interlock.ai.choice import kind_of_provider
+
     provider = environ.get("INTERLOCK_AI_PROVIDER", "auto")
-    has_key = bool(environ.get("OPENAI_API_KEY", "").strip())
-    if provider == "offline" or (provider == "auto" and not has_key):
+    kind = kind_of_provider(provider, bool(environ.get("OPENAI_API_KEY", "").strip()))
+    if kind == "offline":
         why = "INTERLOCK_AI_PROVIDER=offline" if provider == "offline" else "no OPENAI_API_KEY"
         return f"offline provider ({why}): deterministic, no network; labelled 'offline' on the timeline"
-    if not has_key:
+    if kind == "no_key":
         return "INTERLOCK_AI_PROVIDER=openai but no OPENAI_API_KEY: decisions will fail as not configured"
     url = urlsplit(environ.get("OPENAI_BASE_URL", "").strip() or "https://api.openai.com/v1")
     endpoint = f"{url.scheme}://{url.hostname}{f':{url.port}' if url.port else ''}{url.path}"  # no credentials
