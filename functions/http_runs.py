@@ -1,4 +1,5 @@
-"""API Gateway GET /runs/{run_id}: a run's status and its ordered timeline."""
+"""API Gateway GET /runs/{run_id}: a run's status and its ordered timeline; GET /runs/{run_id}/event: the event it
+was started with, payload included (personal data: asked for explicitly, never part of the run's view)."""
 
 from typing import Any
 
@@ -17,6 +18,14 @@ def get_run(run_id: str) -> Response:
     if view is None:
         return json_response(404, {"error": "unknown_run", "message": f"no run with id {run_id!r}"})
     return json_response(200, view.model_dump(mode="json"))
+
+
+@app.get("/runs/<run_id>/event")
+def get_run_event(run_id: str) -> Response:
+    envelope = timeline_store().envelope(run_id)
+    if envelope is None:
+        return json_response(404, {"error": "no_kept_event", "message": f"no kept event for a run with id {run_id!r}"})
+    return json_response(200, envelope.model_dump(mode="json"))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
