@@ -328,3 +328,46 @@ def test_given_a_replay_envelope_then_its_run_id_is_that_of_its_dedupe_key(cloud
     assert message.dedupe_key == replay_dedupe_key(original.run_id)
     assert message.run_id == run_id_for(message.dedupe_key)
     assert message.received_at <= utcnow()
+
+
+def _recorded_but_never_queued(original: Envelope, minutes_ago: float) -> str:
+    """What a replay function that died between its write and the queue leaves behind."""
+    from datetime import timedelta
+
+    key = replay_dedupe_key(original.run_id)
+    at = utcnow() - timedelta(minutes=minutes_ago)
+    replay_envelope = original.model_copy(update={"run_id": run_id_for(key), "dedupe_key": key, "received_at": at})
+    assert store().create_replay(
+        original.run_id, replay_envelope,
+        TimelineEntry(state=EntryState.RECEIVED, step="replay", at=at, details={"replay_of": original.run_id}),
+        TimelineEntry(state=EntryState.REPLAYED, step="replay", at=at, details={"replayed_as": replay_envelope.run_id}),
+    ) is None
+    return replay_envelope.run_id
+
+
+def test_given_a_replay_that_never_reached_the_queue_when_replayed_again_later_then_it_is_queued_again(
+    state_machine, cloud, lambda_context  # noqa: F811
+):
+    original = failed_run(lambda_context)
+    stuck = _recorded_but_never_queued(original, minutes_ago=10)
+    assert queued(cloud) == []
+
+    status, body = replay(lambda_context, original.run_id)
+
+    assert (status, body) == (202, {"run_id": stuck, "replay_of": original.run_id, "requeued": True})
+    assert [m.run_id for m in queued(cloud)] == [stuck]
+    deliver(lambda_context, sqs_record(queued(cloud)[0].model_dump_json()))
+    assert store().get(stuck).status.value == "failed"
+    assert replay(lambda_context, original.run_id)[1]["error"] == "already_replayed"  # routed: not stuck any more
+
+
+def test_given_a_replay_just_made_when_replayed_again_then_it_is_not_queued_twice(
+    state_machine, cloud, lambda_context  # noqa: F811
+):
+    original = failed_run(lambda_context)
+    _recorded_but_never_queued(original, minutes_ago=0)
+
+    status, body = replay(lambda_context, original.run_id)
+
+    assert (status, body["error"]) == (409, "already_replayed")
+    assert queued(cloud) == []

@@ -8,16 +8,28 @@ can be replayed once a route or a fix exists. The replay is a new run (a termina
   other is told which run replayed it. To try again, replay the replay.
 * the new run has ``replay_of`` the original, starts ``received`` (step ``replay``), and is queued like a fresh
   event, so the routing table applies anew; the original gets a ``replayed`` entry and ``replayed_as``.
-* if it cannot be queued, nothing of it is left (as the ingest does): the operator's retry starts afresh.
+* if it cannot be queued, nothing of it is left (as the ingest does): the operator's retry starts afresh. If
+  the function died between the write and the queue, the new run stays ``received`` with nothing queued: a
+  request to replay the original after ``REQUEUE_AFTER_SECONDS`` queues that run's kept event again (the
+  router takes a message twice in its stride: SQS delivers at least once anyway).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from interlock.models import REPLAYABLE_STATUSES, EntryState, TimelineEntry, replay_dedupe_key, run_id_for, utcnow
+from interlock.models import (
+    REPLAYABLE_STATUSES,
+    EntryState,
+    RunStatus,
+    TimelineEntry,
+    replay_dedupe_key,
+    run_id_for,
+    utcnow,
+)
 from interlock.observability import count, logger
 from interlock.timeline import ReplayConflict, TimelineStore
 
@@ -26,6 +38,9 @@ if TYPE_CHECKING:
 
 # Run ids are UUIDs (models.run_id_for); anything else is refused before the table is read.
 RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# A replay still ``received`` this long after it was made never reached the queue (the replay function's
+# timeout is far shorter, and the router records its first entry within seconds of queueing).
+REQUEUE_AFTER_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -51,7 +66,7 @@ class ReplayService:
         if view is None:
             return _error(404, "unknown_run", f"no run with id {run_id!r}")
         if view.replayed_as:
-            return self._already(run_id, view.replayed_as)
+            return self._requeue_stuck(run_id, view.replayed_as) or self._already(run_id, view.replayed_as)
         if view.status not in REPLAYABLE_STATUSES:
             return self._not_replayable(run_id, view.status.value)
         kept = self.store.envelope(run_id)
@@ -80,6 +95,24 @@ class ReplayService:
         count("RunsReplayed")
         logger.info("run replayed", extra={"replayed_as": replay.run_id, "event_type": replay.type})
         return ReplayOutcome(202, {"run_id": replay.run_id, "replay_of": run_id})
+
+    def _requeue_stuck(self, run_id: str, replayed_as: str) -> ReplayOutcome | None:
+        """Queue again a replay that was recorded but, by all signs, never queued; None if it was."""
+        replay_view = self.store.get(replayed_as)
+        if (replay_view is None or replay_view.status is not RunStatus.RECEIVED
+                or [(e.state, e.step) for e in replay_view.timeline] != [(EntryState.RECEIVED, "replay")]
+                or utcnow() - replay_view.created_at < timedelta(seconds=REQUEUE_AFTER_SECONDS)):
+            return None
+        kept = self.store.envelope(replayed_as)
+        if kept is None:
+            return None
+        try:
+            self.queue.send(kept)
+        except Exception:
+            logger.exception("could not queue the stuck replay again")
+            return _error(503, "unavailable", "the replay could not be queued; retry later")
+        logger.warning("a replay that never reached the queue was queued again", extra={"replayed_as": replayed_as})
+        return ReplayOutcome(202, {"run_id": replayed_as, "replay_of": run_id, "requeued": True})
 
     @staticmethod
     def _already(run_id: str, replayed_as: str) -> ReplayOutcome:
