@@ -6,6 +6,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from interlock.http import json_response
+from interlock.models import is_run_id
 from interlock.observability import logger, metrics, tracer
 from interlock.wiring import timeline_store
 
@@ -22,6 +23,9 @@ def get_run(run_id: str) -> Response:
 
 @app.get("/runs/<run_id>/event")
 def get_run_event(run_id: str) -> Response:
+    if not is_run_id(run_id):
+        return json_response(400, {"error": "bad_run_id", "message": "a run id is a UUID, as answered when its "
+                                                                     "event was accepted"})
     envelope = timeline_store().envelope(run_id)
     if envelope is None:
         return json_response(404, {"error": "no_kept_event", "message": f"no kept event for a run with id {run_id!r}"})

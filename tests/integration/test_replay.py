@@ -371,3 +371,10 @@ def test_given_a_replay_just_made_when_replayed_again_then_it_is_not_queued_twic
 
     assert (status, body["error"]) == (409, "already_replayed")
     assert queued(cloud) == []
+
+
+@pytest.mark.parametrize("run_id", ["not-a-run", "A" * 3000])
+def test_given_a_malformed_run_id_when_its_event_is_read_then_400(cloud, lambda_context, run_id):
+    status, body = read(lambda_context, "/event", run_id)
+
+    assert (status, body["error"]) == (400, "bad_run_id")

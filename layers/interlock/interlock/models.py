@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -22,6 +23,15 @@ def utcnow() -> datetime:
 
 def run_id_for(dedupe_key: str) -> str:
     return str(uuid.uuid5(RUN_ID_NAMESPACE, dedupe_key))
+
+
+_RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def is_run_id(value: str) -> bool:
+    """Whether ``value`` has the shape of a run id (a UUID as ``run_id_for`` writes it): anything else is
+    refused before the table is read (a key over DynamoDB's 2,048 bytes would fail the read)."""
+    return _RUN_ID.fullmatch(value) is not None
 
 
 def replay_dedupe_key(run_id: str) -> str:

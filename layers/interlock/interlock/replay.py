@@ -16,7 +16,6 @@ can be replayed once a route or a fix exists. The replay is a new run (a termina
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ from interlock.models import (
     EntryState,
     RunStatus,
     TimelineEntry,
+    is_run_id,
     replay_dedupe_key,
     run_id_for,
     utcnow,
@@ -36,8 +36,6 @@ from interlock.timeline import ReplayConflict, TimelineStore
 if TYPE_CHECKING:
     from interlock.ingest.ports import EventQueue
 
-# Run ids are UUIDs (models.run_id_for); anything else is refused before the table is read.
-RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # A replay still ``received`` this long after it was made never reached the queue (the replay function's
 # timeout is far shorter, and the router records its first entry within seconds of queueing).
 REQUEUE_AFTER_SECONDS = 300
@@ -59,7 +57,7 @@ class ReplayService:
         self.queue = queue
 
     def replay(self, run_id: str) -> ReplayOutcome:
-        if not RUN_ID.fullmatch(run_id):
+        if not is_run_id(run_id):
             return _error(400, "bad_run_id", "a run id is a UUID, as answered when its event was accepted")
         logger.append_keys(correlation_id=run_id)
         view = self.store.get(run_id)
