@@ -1,10 +1,12 @@
-"""API Gateway GET /runs/{run_id}: a run's status and its ordered timeline."""
+"""API Gateway GET /runs/{run_id}: a run's status and its ordered timeline; GET /runs/{run_id}/event: the event it
+was started with, payload included (personal data: asked for explicitly, never part of the run's view)."""
 
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from interlock.http import json_response
+from interlock.models import is_run_id
 from interlock.observability import logger, metrics, tracer
 from interlock.wiring import timeline_store
 
@@ -17,6 +19,17 @@ def get_run(run_id: str) -> Response:
     if view is None:
         return json_response(404, {"error": "unknown_run", "message": f"no run with id {run_id!r}"})
     return json_response(200, view.model_dump(mode="json"))
+
+
+@app.get("/runs/<run_id>/event")
+def get_run_event(run_id: str) -> Response:
+    if not is_run_id(run_id):
+        return json_response(400, {"error": "bad_run_id", "message": "a run id is a UUID, as answered when its "
+                                                                     "event was accepted"})
+    envelope = timeline_store().envelope(run_id)
+    if envelope is None:
+        return json_response(404, {"error": "no_kept_event", "message": f"no kept event for a run with id {run_id!r}"})
+    return json_response(200, envelope.model_dump(mode="json"))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

@@ -43,7 +43,8 @@ def test_given_a_new_event_when_created_then_the_run_is_received_with_one_entry_
     assert view.timeline[0].details == {"event_source": "form", "event_type": "support.ticket", "event_id": "msg_1",
                                         "payload_version": "standard-webhooks.v1"}
     keys = sorted((i["pk"]["S"], i["sk"]["S"][:3]) for i in cloud.items())
-    assert keys == [("DEDUPE#form:msg_1", "#DE"), (f"RUN#{env.run_id}", "#RU"), (f"RUN#{env.run_id}", "TL#")]
+    assert keys == [("DEDUPE#form:msg_1", "#DE"), (f"RUN#{env.run_id}", "#RU"), (f"RUN#{env.run_id}", "TL#"),
+                    (f"RUN#{env.run_id}", "~EN")]  # the kept event (envelope)
     assert all("expires_at" in i for i in cloud.items())
 
 

@@ -1,4 +1,4 @@
-"""The ``interlock`` command: ``run`` the embedded local cloud, ``send`` it a signed webhook.
+"""The ``interlock`` command: ``run`` the embedded local cloud, ``send`` it a signed webhook, ``replay`` a run.
 
 ``send`` signs a sample the way the source's provider does, with the provider's plug-in's
 ``sender_headers`` (``interlock.webhooks.sources``), so what verifies here is what the provider sends.
@@ -335,12 +335,42 @@ def _report(base: str, response: Any) -> None:
             print(f"  curl -s {base}/runs/{run_id}")
 
 
+# -- interlock replay ------------------------------------------------------------------------------------------
+
+
+def replay(args: argparse.Namespace) -> int:
+    """``POST /runs/<run_id>/replay``: the run's kept event, started again as a new run (docs/replay.md)."""
+    from urllib.parse import quote
+
+    base = (args.url or _default_url()).rstrip("/")
+    endpoint = f"{base}/runs/{quote(args.run_id, safe='')}/replay"
+    response = _call("POST", endpoint, base)
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        answer = {}
+    if not response.is_success:
+        if response.status_code == 403 and not answer.get("error"):
+            raise CliError(f"{base} refused the replay ({response.status_code}): on AWS the route is IAM-authorised; "
+                           "send a SigV4-signed request (docs/replay.md)")
+        reason = answer.get("message") or response.text.strip()[:200] or response.reason_phrase
+        raise CliError(f"cannot replay {args.run_id}: {reason} ({response.status_code} "
+                       f"{answer.get('error') or response.reason_phrase})")
+    new_run = answer.get("run_id")
+    print(f"Run {args.run_id} replayed as run {new_run}.")
+    print(f"Watch it:\n  curl -s {base}/runs/{new_run}")
+    return 0
+
+
 # -- the parser ------------------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="interlock", description="Interlock on a laptop: run the embedded local cloud, send it signed webhooks.")
+        prog="interlock", description="Interlock on a laptop: run the embedded local cloud, send it signed webhooks, "
+                                      "replay runs.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run_cmd = commands.add_parser("run", help="start Interlock on the embedded local cloud")
@@ -374,6 +404,14 @@ def build_parser() -> argparse.ArgumentParser:
                           help="where `interlock run` keeps secrets.json (default: INTERLOCK_STATE_DIR or "
                                f"{DEFAULT_STATE_DIR})")
     send_cmd.set_defaults(func=send)
+
+    replay_cmd = commands.add_parser(
+        "replay", help="start a failed or ignored run's kept event again, as a new run linked to it")
+    replay_cmd.add_argument("run_id", metavar="RUN_ID", help="the run to replay (as answered when its event was "
+                                                             "accepted)")
+    replay_cmd.add_argument("--url", help="where Interlock listens (default: INTERLOCK_URL or "
+                                          f"http://127.0.0.1:<INTERLOCK_PORT or {DEFAULT_PORT}>)")
+    replay_cmd.set_defaults(func=replay)
     return parser
 
 

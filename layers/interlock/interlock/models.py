@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -24,6 +25,21 @@ def run_id_for(dedupe_key: str) -> str:
     return str(uuid.uuid5(RUN_ID_NAMESPACE, dedupe_key))
 
 
+_RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def is_run_id(value: str) -> bool:
+    """Whether ``value`` has the shape of a run id (a UUID as ``run_id_for`` writes it): anything else is
+    refused before the table is read (a key over DynamoDB's 2,048 bytes would fail the read)."""
+    return _RUN_ID.fullmatch(value) is not None
+
+
+def replay_dedupe_key(run_id: str) -> str:
+    """The dedupe key of the run that replays ``run_id``: a run is replayed at most once, so the replay's run id
+    (``run_id_for`` of this key) is known from the original alone, and two requests to replay it are one."""
+    return f"replay:{run_id}"
+
+
 class RunStatus(StrEnum):
     RECEIVED = "received"
     PROCESSING = "processing"
@@ -32,9 +48,14 @@ class RunStatus(StrEnum):
     REJECTED = "rejected"
     FAILED = "failed"
     ESCALATED = "escalated"
+    # An informational event (a WhatsApp delivery status, ...): accepted and kept, nothing to do, no alarm.
+    IGNORED = "ignored"
 
 
-TERMINAL_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.REJECTED, RunStatus.FAILED, RunStatus.ESCALATED})
+TERMINAL_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.REJECTED, RunStatus.FAILED, RunStatus.ESCALATED,
+                               RunStatus.IGNORED})
+# The runs an operator may replay (``interlock.replay``): those that did nothing with their event.
+REPLAYABLE_STATUSES = frozenset({RunStatus.FAILED, RunStatus.IGNORED})
 
 
 class EntryState(StrEnum):
@@ -48,6 +69,8 @@ class EntryState(StrEnum):
     ESCALATED = "escalated"
     COMPLETED = "completed"
     DUPLICATE = "duplicate"
+    IGNORED = "ignored"  # the router found the event informational (details: its reason)
+    REPLAYED = "replayed"  # on a replayed run: an operator replayed it as the run ``details.replayed_as``
 
 
 # The run status an entry moves the run to; entries absent here leave the status as it is.
@@ -60,6 +83,7 @@ STATUS_AFTER: dict[EntryState, RunStatus] = {
     EntryState.FAILED: RunStatus.FAILED,
     EntryState.ESCALATED: RunStatus.ESCALATED,
     EntryState.COMPLETED: RunStatus.COMPLETED,
+    EntryState.IGNORED: RunStatus.IGNORED,
 }
 
 
@@ -95,14 +119,19 @@ class Run(BaseModel):
     event_id: str | None = None
     created_at: datetime
     updated_at: datetime
+    replay_of: str | None = None
+    replayed_as: str | None = None
 
 
 class RunView(BaseModel):
-    """What ``GET /runs/{run_id}`` returns."""
+    """What ``GET /runs/{run_id}`` returns (never the event's payload: ``GET /runs/{run_id}/event`` does)."""
 
     run_id: str
     workflow: str | None
     status: RunStatus
     created_at: datetime
     updated_at: datetime
+    # The run this one replays, and the run that replayed this one (``interlock.replay``).
+    replay_of: str | None = None
+    replayed_as: str | None = None
     timeline: list[TimelineEntry]

@@ -1,12 +1,17 @@
 """Which workflow handles which event, and starting it exactly once per run.
 
-The routing table is code, reviewed like code. An event with no route is not dropped: its run ends
-``failed`` with reason ``no_route``.
+The routing table is code, reviewed like code. An event with a route starts its workflow. An event the
+:data:`INFORMATIONAL` table declares informational ends ``ignored`` with the rule's reason: accepted, kept,
+counted as ``RunsIgnored``, never alarmed on. Any other event is not dropped: its run ends ``failed`` with reason
+``no_route`` (something should act on it), its event kept so that it can be replayed once a route exists
+(``interlock.replay``). A route always wins over an informational rule.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
 from interlock import aws
@@ -22,6 +27,33 @@ ROUTES: dict[tuple[str, str], str] = {
 
 def route_for(source: str, event_type: str) -> str | None:
     return ROUTES.get((source, event_type))
+
+
+@dataclass(frozen=True)
+class Informational:
+    """Events nothing needs to act on: every source whose payload format is ``payload_version`` (so every source
+    of one scheme, the ones ``extra_webhook_sources`` adds included), whose type matches one of ``types``
+    (``fnmatch`` patterns, case-sensitive)."""
+
+    payload_version: str
+    types: tuple[str, ...]
+    reason: str = "informational_event"
+
+    def matches(self, envelope: Envelope) -> bool:
+        return envelope.payload_version == self.payload_version and any(
+            fnmatchcase(envelope.type, pattern) for pattern in self.types)
+
+
+INFORMATIONAL: tuple[Informational, ...] = (
+    # WhatsApp's reports on messages the business sent: sent, delivered, read, played (a voice message).
+    # Not ``failed`` (a message did not reach its recipient) nor ``warning``: someone should see those.
+    Informational("whatsapp.v1", ("whatsapp.status.sent", "whatsapp.status.delivered", "whatsapp.status.read",
+                                  "whatsapp.status.played")),
+)
+
+
+def informational(envelope: Envelope) -> Informational | None:
+    return next((rule for rule in INFORMATIONAL if rule.matches(envelope)), None)
 
 
 class WorkflowEngine(Protocol):
@@ -66,6 +98,19 @@ class Router:
         # function died before it could say so itself.
         self.store.mark_queued(envelope)
         workflow = route_for(envelope.source, envelope.type)
+        if workflow is None and (rule := informational(envelope)) is not None:
+            self.store.record(
+                envelope.run_id,
+                TimelineEntry(
+                    state=EntryState.IGNORED,
+                    step="router",
+                    details={"reason": rule.reason, "event_source": envelope.source, "event_type": envelope.type},
+                ),
+            )
+            count("RunsIgnored")
+            logger.info("informational event ignored", extra={"source": envelope.source,
+                                                              "event_type": envelope.type, "reason": rule.reason})
+            return
         if workflow is None:
             self.store.record(
                 envelope.run_id,

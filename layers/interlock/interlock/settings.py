@@ -62,6 +62,10 @@ class RouterSettings(TableSettings):
     approval_timeout_seconds: int = Field(default=72 * 3600, gt=0)
 
 
+class ReplaySettings(TableSettings):
+    ingest_queue_url: str = Field(min_length=1)
+
+
 class GuardrailSettings(TableSettings):
     approval_min_confidence: float = Field(default=0.75, ge=0, le=1)
 

@@ -7,13 +7,17 @@ item                   pk                           sk
 =====================  ===========================  =============================================
 run record             ``RUN#<run_id>``             ``#RUN``
 timeline entry         ``RUN#<run_id>``             ``TL#<ns since epoch, 20 digits>#<random>``
+kept event (envelope)  ``RUN#<run_id>``             ``~ENVELOPE``
 dedupe key             ``DEDUPE#<source>:<id>``     ``#DEDUPE``
 approval               ``APPROVAL#<sha256(token)>`` ``#APPROVAL``
 once marker            ``ONCE#<key>``               ``#ONCE``
 =====================  ===========================  =============================================
 
-A query on ``RUN#<run_id>`` returns the run record first and then its entries in time order.
-Details and payloads are stored as JSON strings so that any JSON (floats included) round-trips.
+A query on ``RUN#<run_id>`` returns the run record first, then its entries in time order, then the kept event
+(``~`` sorts after ``TL#``), which :meth:`DynamoTimelineStore.get` leaves out: reading a run never reads its
+payload. Details are stored as JSON strings so that any JSON (floats included) round-trips; the kept envelope
+as zlib-compressed JSON (a 128 KiB body fits DynamoDB's 400 KB item with room to spare, and costs less to
+write). Every item expires with the run (``INTERLOCK_RUN_RETENTION_DAYS``), dedupe keys sooner.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import json
 import os
 import secrets
 import time
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -30,6 +35,7 @@ from typing import Any, Protocol
 
 from interlock import aws
 from interlock.models import (
+    REPLAYABLE_STATUSES,
     STATUS_AFTER,
     TERMINAL_STATUSES,
     EntryState,
@@ -41,10 +47,20 @@ from interlock.models import (
 )
 
 RUN_RETENTION_SECONDS = int(os.environ.get("INTERLOCK_RUN_RETENTION_DAYS", "90")) * 24 * 3600
+# A kept envelope larger than this once compressed (DynamoDB's item limit is 400 KB, names included) is kept
+# without its payload, and cannot be replayed. A body within the ingest's limit (128 KiB at most) never is.
+MAX_KEPT_ENVELOPE_BYTES = 350_000
 
 
 class RunNotFound(LookupError):
     pass
+
+
+class ReplayConflict(StrEnum):
+    """Why :meth:`TimelineStore.create_replay` wrote nothing."""
+
+    NOT_REPLAYABLE = "not_replayable"  # the run is not failed or ignored (any more), or does not exist
+    ALREADY_REPLAYED = "already_replayed"  # the run was replayed already (by this replay or another)
 
 
 class RecordOnce(StrEnum):
@@ -92,6 +108,18 @@ class TimelineStore(Protocol):
         """:meth:`record`, at most once per ``key`` and only for a run that exists, atomically."""
 
     def get(self, run_id: str) -> RunView | None: ...
+
+    def envelope(self, run_id: str) -> Envelope | None:
+        """The event the run was started with, payload included; None if the run has none kept."""
+
+    def create_replay(self, original: str, replay: Envelope, received: TimelineEntry,
+                      replayed: TimelineEntry) -> ReplayConflict | None:
+        """Atomically: mark the run ``original`` replayed as ``replay.run_id`` (only if it is failed or ignored and
+        was never replayed), record the new run ``received`` (``replay_of`` the original) with its kept
+        envelope, and append ``received`` to the new run and ``replayed`` to the original. None when written."""
+
+    def forget_replay(self, original: str, replay: Envelope) -> None:
+        """Undo :meth:`create_replay` for a replay that could not be queued."""
 
 
 def run_pk(run_id: str) -> str:
@@ -167,6 +195,7 @@ class DynamoTimelineStore(aws.DynamoTable):
                         }
                     },
                     {"Put": {"TableName": self.table_name, "Item": self._entry_item(envelope.run_id, entry)}},
+                    {"Put": {"TableName": self.table_name, "Item": self._envelope_item(envelope)}},
                 ]
             )
         except self.client.exceptions.TransactionCanceledException as exc:
@@ -324,14 +353,130 @@ class DynamoTimelineStore(aws.DynamoTable):
             "expires_at": _n(int(time.time()) + RUN_RETENTION_SECONDS),
         }
 
+    # -- kept events and replays -------------------------------------------------------------------------
+
+    ENVELOPE_SK = "~ENVELOPE"
+
+    def _envelope_item(self, envelope: Envelope) -> dict[str, Any]:
+        """The run's kept event: its envelope as compressed JSON, without its payload if that cannot fit."""
+        kept = zlib.compress(envelope.model_dump_json().encode())
+        item: dict[str, Any] = {"pk": _s(run_pk(envelope.run_id)), "sk": _s(self.ENVELOPE_SK),
+                                "expires_at": _n(int(time.time()) + RUN_RETENTION_SECONDS)}
+        if len(kept) > MAX_KEPT_ENVELOPE_BYTES:
+            kept = zlib.compress(envelope.model_copy(update={"payload": {}}).model_dump_json().encode())
+            item["payload_omitted"] = {"BOOL": True}
+        item["envelope"] = {"B": kept}
+        return item
+
+    def envelope(self, run_id: str) -> Envelope | None:
+        item = self.client.get_item(TableName=self.table_name, ConsistentRead=True,
+                                    Key={"pk": _s(run_pk(run_id)), "sk": _s(self.ENVELOPE_SK)}).get("Item")
+        if not item or item.get("payload_omitted", {}).get("BOOL"):
+            return None
+        return Envelope.model_validate_json(zlib.decompress(item["envelope"]["B"]))
+
+    def create_replay(self, original: str, replay: Envelope, received: TimelineEntry,
+                      replayed: TimelineEntry) -> ReplayConflict | None:
+        now = replay.received_at.isoformat()
+        replayable = sorted(s.value for s in REPLAYABLE_STATUSES)
+        values: dict[str, Any] = {":new": _s(replay.run_id), ":now": _s(now)}
+        values.update({f":r{i}": _s(v) for i, v in enumerate(replayable)})
+        mark = {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": {"pk": _s(run_pk(original)), "sk": _s(self.RUN_SK)},
+                # The status stays: a terminal run never changes it; the link to its replay is what moves.
+                "UpdateExpression": "SET replayed_as = :new, updated_at = :now",
+                "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(replayed_as) AND #status IN ("
+                                       + ", ".join(f":r{i}" for i in range(len(replayable))) + ")",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": values,
+            }
+        }
+        new_run = {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": {
+                    "pk": _s(run_pk(replay.run_id)),
+                    "sk": _s(self.RUN_SK),
+                    "status": _s(RunStatus.RECEIVED.value),
+                    "source": _s(replay.source),
+                    "event_id": _s(replay.event_id),
+                    "event_type": _s(replay.type),
+                    "replay_of": _s(original),
+                    "created_at": _s(now),
+                    "updated_at": _s(now),
+                    "expires_at": _n(int(time.time()) + RUN_RETENTION_SECONDS),
+                },
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        items = [
+            mark,
+            new_run,
+            {"Put": {"TableName": self.table_name, "Item": self._envelope_item(replay)}},
+            {"Put": {"TableName": self.table_name, "Item": self._entry_item(replay.run_id, received)}},
+            {"Put": {"TableName": self.table_name, "Item": self._entry_item(original, replayed)}},
+        ]
+        try:
+            self.client.transact_write_items(TransactItems=items)
+        except self.client.exceptions.TransactionCanceledException as exc:
+            codes = [str(r.get("Code") or "None") for r in exc.response.get("CancellationReasons", [])]
+            if "ConditionalCheckFailed" not in codes:
+                raise
+            head = self.client.get_item(TableName=self.table_name, ConsistentRead=True,
+                                        Key={"pk": _s(run_pk(original)), "sk": _s(self.RUN_SK)}).get("Item") or {}
+            if "replayed_as" in head or codes[0] != "ConditionalCheckFailed":
+                return ReplayConflict.ALREADY_REPLAYED  # by another request (or its run exists already)
+            return ReplayConflict.NOT_REPLAYABLE
+        return None
+
+    def forget_replay(self, original: str, replay: Envelope) -> None:
+        for item in self._partition(replay.run_id, projection="pk, sk"):
+            self.client.delete_item(TableName=self.table_name, Key={"pk": item["pk"], "sk": item["sk"]})
+        for item in self._partition(original, sk_prefix="TL#"):
+            if (item["state"]["S"] == EntryState.REPLAYED.value
+                    and json.loads(item["details"]["S"]).get("replayed_as") == replay.run_id):
+                self.client.delete_item(TableName=self.table_name, Key={"pk": item["pk"], "sk": item["sk"]})
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": _s(run_pk(original)), "sk": _s(self.RUN_SK)},
+                UpdateExpression="REMOVE replayed_as",
+                ConditionExpression="replayed_as = :new",
+                ExpressionAttributeValues={":new": _s(replay.run_id)},
+            )
+
+    def _partition(self, run_id: str, *, projection: str | None = None,
+                   sk_prefix: str | None = None) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": _s(run_pk(run_id))},
+            "ConsistentRead": True,
+        }
+        if sk_prefix is not None:
+            kwargs["KeyConditionExpression"] += " AND begins_with(sk, :prefix)"
+            kwargs["ExpressionAttributeValues"][":prefix"] = _s(sk_prefix)
+        if projection is not None:
+            kwargs["ProjectionExpression"] = projection
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self.client.query(**kwargs)
+            items.extend(page["Items"])
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     # -- reads -------------------------------------------------------------------------------------------
 
     def get(self, run_id: str) -> RunView | None:
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": _s(run_pk(run_id))},
+            # The run record and its entries; not the kept event (~ENVELOPE sorts after them).
+            "KeyConditionExpression": "pk = :pk AND sk < :kept",
+            "ExpressionAttributeValues": {":pk": _s(run_pk(run_id)), ":kept": _s(self.ENVELOPE_SK)},
             "ConsistentRead": True,
         }
         while True:
@@ -351,6 +496,8 @@ class DynamoTimelineStore(aws.DynamoTable):
             event_id=head.get("event_id", {}).get("S"),
             created_at=datetime.fromisoformat(head["created_at"]["S"]),
             updated_at=datetime.fromisoformat(head["updated_at"]["S"]),
+            replay_of=head.get("replay_of", {}).get("S"),
+            replayed_as=head.get("replayed_as", {}).get("S"),
         )
         return RunView(
             run_id=run.run_id,
@@ -358,6 +505,8 @@ class DynamoTimelineStore(aws.DynamoTable):
             status=run.status,
             created_at=run.created_at,
             updated_at=run.updated_at,
+            replay_of=run.replay_of,
+            replayed_as=run.replayed_as,
             timeline=[
                 TimelineEntry(
                     state=EntryState(i["state"]["S"]),

@@ -386,9 +386,16 @@ def build() -> Topology:
         Function(
             name="runs_api",
             module="http_runs",
-            description="GET /runs/{run_id}: the run's status and ordered timeline",
+            description="GET /runs/{run_id}: the run's status and ordered timeline; /event: its kept event",
             grants=(_READ,),
             env=_env(),
+        ),
+        Function(
+            name="runs_replay",
+            module="http_replay",
+            description="POST /runs/{run_id}/replay: a failed or ignored run's kept event, queued again as a new run",
+            grants=(_READ, _WRITE, Grant(Access.QUEUE_SEND, INGEST_QUEUE)),
+            env=_env(INTERLOCK_INGEST_QUEUE_URL=Ref(RefKind.QUEUE_URL, INGEST_QUEUE)),
         ),
         Function(
             name="approvals_api",
@@ -445,6 +452,9 @@ def build() -> Topology:
         Route("POST", "/webhooks/{source}", "webhook_ingest"),
         Route("GET", "/webhooks/{source}", "webhook_ingest"),  # providers' setup handshakes (WhatsApp)
         Route("GET", "/runs/{run_id}", "runs_api", auth="iam"),
+        # The event's payload (personal data) and the replay are for operators alone: IAM (SigV4) on AWS.
+        Route("GET", "/runs/{run_id}/event", "runs_api", auth="iam"),
+        Route("POST", "/runs/{run_id}/replay", "runs_replay", auth="iam"),
         Route("GET", "/approvals/{token}", "approvals_api"),
         Route("HEAD", "/approvals/{token}", "approvals_api"),
         Route("POST", "/approvals/{token}", "approvals_api"),

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from interlock.connectors.crm import Crm
     from interlock.connectors.helpdesk import Helpdesk
     from interlock.ingest.service import IngestService
+    from interlock.replay import ReplayService
     from interlock.routing import Router
 
 
@@ -38,6 +39,15 @@ def ingest_service() -> IngestService:
         store=timeline_store(),
         queue=SqsEventQueue(settings.ingest_queue_url),
     )
+
+
+@cache
+def replay_service() -> ReplayService:
+    from interlock.ingest.ports import SqsEventQueue
+    from interlock.replay import ReplayService
+    from interlock.settings import ReplaySettings
+
+    return ReplayService(store=timeline_store(), queue=SqsEventQueue(load(ReplaySettings).ingest_queue_url))
 
 
 @cache
