@@ -162,7 +162,7 @@ def install_dependencies(reqs: list[str], *, force: bool = False) -> bool:
     """Install ``reqs`` for the Lambda platform into the layer; False when the cached install is current."""
     digest = requirements_hash(reqs)
     if not force and SITE_DIR.is_dir() and STAMP.is_file() and STAMP.read_text().strip() == digest:
-        _say(f"dependencies: cached ({digest[:12]}), {len(reqs)} requirements unchanged")
+        _say(f"dependencies: cached ({digest[:12]}), {LOCK.name} and the requirements unchanged")
         return False
     _say(f"dependencies: installing {LOCK.relative_to(REPO_ROOT)} ({len(read_pins())} pinned) for "
          f"python{PYTHON_VERSION} {PLATFORM}")

@@ -40,6 +40,7 @@ from test_stack import (
 
 from infra import build_layer
 from infra.app import build_app
+from infra.app import main as app_main
 from infra.constructs.queues import WorkQueue
 from infra.context import (
     InvalidSettingError,
@@ -273,6 +274,17 @@ def test_given_the_placeholder_addresses_when_the_app_is_built_then_it_refuses_t
         build_app()
     with pytest.raises(PlaceholderEmailError, match=re.escape("interlock:approver_email=approver@example.com")):
         build_app(context={"interlock:sender_email": "interlock@corp.io"})
+
+
+def test_given_the_placeholder_addresses_when_the_cdk_runs_the_app_then_it_exits_1_saying_why(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        app_main()
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert "[interlock] error: refusing to synthesise a deployable stack" in err
+    assert "Traceback" not in err
 
 
 def test_given_the_placeholder_addresses_allowed_when_synthesised_then_it_warns_that_it_must_not_be_deployed(
