@@ -7,7 +7,7 @@ TOOLS := .tools
 CDK_VERSION := 2.1148.1
 CDK := $(TOOLS)/node_modules/.bin/cdk
 CDK_ARGS ?=
-PY_STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+PY_STAMP := $(VENV)/.installed-$(shell cat pyproject.toml layers/constraints.txt | cksum | cut -d' ' -f1)
 CDK_STAMP := $(TOOLS)/.installed-$(CDK_VERSION)
 export PATH := $(abspath $(BIN)):$(PATH)
 
@@ -20,10 +20,10 @@ help:
 	@echo "make deploy  - cdk deploy to the AWS account of your current credentials (CDK_ARGS='-c interlock:approver_email=...')"
 	@echo "make bench   - cold-start benchmark of every function against the boto3 floor"
 
-$(PY_STAMP): pyproject.toml
+$(PY_STAMP): pyproject.toml layers/constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -c layers/constraints.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
 $(CDK_STAMP):
@@ -48,8 +48,9 @@ test: $(PY_STAMP) $(CDK_STAMP) lint typecheck
 layer: $(PY_STAMP)
 	$(BIN)/python -m infra.build_layer
 
+# A synthesis to look at, not to deploy: it may keep the placeholder email addresses (with a warning).
 synth: $(PY_STAMP) $(CDK_STAMP) layer
-	$(CDK) synth --quiet $(CDK_ARGS)
+	$(CDK) synth --quiet -c interlock:allow_placeholder_emails=true $(CDK_ARGS)
 
 deploy: $(PY_STAMP) $(CDK_STAMP) layer
 	$(CDK) deploy $(CDK_ARGS)

@@ -59,9 +59,10 @@ def _now() -> float:
     return time.time()
 
 
-# The token is a credential: no correlation path that could copy it into a log line.
+# The token is a credential: no correlation path that could copy it into a log line, and no response or error
+# (which may quote it) in a trace.
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app.resolve(event, context)

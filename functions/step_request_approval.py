@@ -17,7 +17,7 @@ _request = RequestSettings(
 
 
 @logger.inject_lambda_context(correlation_id_path="run_id", clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return approval_service().request(ApprovalRequestInput.model_validate(event), _request, SesMailer())

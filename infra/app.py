@@ -8,11 +8,13 @@ Solutions checks run on every synthesis and stop it on any finding that is not a
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from aws_cdk import App, Tags
 
+from infra.context import InvalidSettingError, UnknownSettingError
 from infra.nag import apply_checks
 from infra.stack import InterlockStack
 
@@ -37,7 +39,12 @@ def build_app(*, context: dict[str, Any] | None = None, **app_kwargs: Any) -> tu
 
 
 def main() -> None:
-    app, _ = build_app()
+    try:
+        app, _ = build_app()
+    except (InvalidSettingError, UnknownSettingError) as exc:
+        # A setting the stack refuses: say which and how to fix it, without a traceback.
+        print(f"[interlock] error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
     app.synth()
 
 

@@ -2,10 +2,17 @@
 
 Run it as ``python -m infra.build_layer`` (``make layer`` does). Two phases:
 
-1. **Runtime dependencies**: the ``[project].dependencies`` of ``pyproject.toml`` less boto3 (the Lambda
-   runtime ships it) are installed from wheels for the Lambda platform (Python 3.13 on arm64) with
-   ``pip install --target --platform``. Nothing is compiled here, so no Docker is needed. This phase is
-   skipped while a stamp holds the hash of the same requirement list and pip arguments.
+1. **Runtime dependencies**: exactly what ``layers/requirements.lock`` pins, each wheel checked against its
+   hash, for the Lambda platform (Python 3.13 on arm64), with ``pip install --require-hashes --no-deps
+   --target --platform``. Nothing is compiled here, so no Docker is needed. This phase is skipped while a
+   stamp holds the hash of the same lock and pip arguments.
+
+The lock is the resolution of the ``[project].dependencies`` of ``pyproject.toml`` less what the Lambda
+runtime ships (boto3, botocore, s3transfer), made by ``python -m infra.build_layer --lock`` (pip's resolver,
+``pip install --dry-run --report``, for the Lambda platform). ``layers/constraints.txt`` holds the same pins
+without hashes: ``make`` installs the test venv under it, so the versions CI tests are the versions deployed
+(the hashes are of the arm64 wheels, which a laptop's venv does not install). tests/infra checks that both
+files match pyproject.toml, and that the venv holds the locked versions.
 2. **The interlock package** is always copied afresh from ``layers/interlock/interlock``, less the code
    that only runs on a laptop (the embedded local cloud, the CLI and samples).
 """
@@ -18,12 +25,15 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = REPO_ROOT / "pyproject.toml"
+LOCK = REPO_ROOT / "layers" / "requirements.lock"
+CONSTRAINTS = REPO_ROOT / "layers" / "constraints.txt"
 PACKAGE_SRC = REPO_ROOT / "layers" / "interlock" / "interlock"
 BUILD_DIR = REPO_ROOT / ".build"
 LAYER_DIR = BUILD_DIR / "layer"  # the layer asset: Lambda unpacks it to /opt
@@ -75,8 +85,64 @@ def requirements(pyproject: Path = PYPROJECT) -> list[str]:
 
 
 def requirements_hash(reqs: list[str]) -> str:
-    material = json.dumps({"requirements": reqs, "pip": PIP_TARGET_ARGS, "prune": RUNTIME_PROVIDED})
+    material = json.dumps({"requirements": reqs, "pip": PIP_TARGET_ARGS, "prune": RUNTIME_PROVIDED,
+                           "lock": LOCK.read_text(encoding="utf-8") if LOCK.is_file() else ""})
     return hashlib.sha256(material.encode()).hexdigest()
+
+
+LOCK_HEADER = """\
+# The Lambda layer's dependencies, pinned with the hash of each arm64 / python3.13 wheel: what
+# infra/build_layer.py installs (pip --require-hashes --no-deps). Generated from pyproject.toml's
+# [project].dependencies (less boto3, botocore and s3transfer, which the Lambda runtime provides) by
+#   python -m infra.build_layer --lock
+# Do not edit by hand; regenerate after changing the dependencies, then `make setup` installs the same
+# versions in the venv (layers/constraints.txt).
+"""
+CONSTRAINTS_HEADER = """\
+# The pins of layers/requirements.lock without their (arm64) hashes: the venv `make` installs, so tests run
+# on the versions that deploy. Generated with the lock by `python -m infra.build_layer --lock`.
+"""
+
+
+def resolve_lock(reqs: list[str]) -> list[tuple[str, str, str]]:
+    """(name, version, sha256) of every distribution pip resolves ``reqs`` to for the Lambda platform, less what
+    the runtime provides."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--dry-run",
+               "--ignore-installed", "--report", str(report), *PIP_TARGET_ARGS, *reqs]
+        result = subprocess.run(cmd, check=False, capture_output=True, text=True)  # noqa: S603 - fixed argv
+        if result.returncode != 0:
+            raise LayerBuildError(f"pip could not resolve the layer dependencies (exit {result.returncode}):\n"
+                                  f"{result.stderr.strip()}")
+        installs = json.loads(report.read_text(encoding="utf-8"))["install"]
+    provided = {_canonical(n) for n in RUNTIME_PROVIDED}
+    pins = []
+    for item in installs:
+        name = _canonical(item["metadata"]["name"])
+        if name in provided:
+            continue
+        digest = item["download_info"].get("archive_info", {}).get("hashes", {}).get("sha256")
+        if not digest:
+            raise LayerBuildError(f"pip reported no sha256 for {name}: cannot pin it with a hash")
+        pins.append((name, item["metadata"]["version"], digest))
+    return sorted(pins)
+
+
+def write_lock(pins: list[tuple[str, str, str]]) -> None:
+    LOCK.write_text(LOCK_HEADER + "".join(f"{n}=={v} \\\n    --hash=sha256:{h}\n" for n, v, h in pins),
+                    encoding="utf-8")
+    CONSTRAINTS.write_text(CONSTRAINTS_HEADER + "".join(f"{n}=={v}\n" for n, v, _ in pins), encoding="utf-8")
+
+
+def read_pins(path: Path = LOCK) -> dict[str, str]:
+    """Canonical name -> pinned version, from the lock (or the constraints)."""
+    pins = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)", line)
+        if match:
+            pins[_canonical(match.group(1))] = match.group(2)
+    return pins
 
 
 def _prune_runtime_provided(site: Path) -> list[str]:
@@ -96,16 +162,19 @@ def install_dependencies(reqs: list[str], *, force: bool = False) -> bool:
     """Install ``reqs`` for the Lambda platform into the layer; False when the cached install is current."""
     digest = requirements_hash(reqs)
     if not force and SITE_DIR.is_dir() and STAMP.is_file() and STAMP.read_text().strip() == digest:
-        _say(f"dependencies: cached ({digest[:12]}), {len(reqs)} requirements unchanged")
+        _say(f"dependencies: cached ({digest[:12]}), {LOCK.name} and the requirements unchanged")
         return False
-    _say(f"dependencies: installing {', '.join(reqs)} for python{PYTHON_VERSION} {PLATFORM}")
+    _say(f"dependencies: installing {LOCK.relative_to(REPO_ROOT)} ({len(read_pins())} pinned) for "
+         f"python{PYTHON_VERSION} {PLATFORM}")
     started = time.monotonic()
     if SITE_DIR.exists():
         shutil.rmtree(SITE_DIR)
     STAMP.unlink(missing_ok=True)
     SITE_DIR.mkdir(parents=True)
+    if not LOCK.is_file():
+        raise LayerBuildError(f"{LOCK.relative_to(REPO_ROOT)} is missing: run python -m infra.build_layer --lock")
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-           "--target", str(SITE_DIR), *PIP_TARGET_ARGS, *reqs]
+           "--require-hashes", "--no-deps", "--target", str(SITE_DIR), *PIP_TARGET_ARGS, "-r", str(LOCK)]
     result = subprocess.run(cmd, check=False, capture_output=True, text=True)  # noqa: S603 - fixed argv
     if result.returncode != 0:
         shutil.rmtree(SITE_DIR, ignore_errors=True)
@@ -160,6 +229,12 @@ def build(*, force: bool = False) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     try:
+        if "--lock" in args:
+            pins = resolve_lock(requirements())
+            write_lock(pins)
+            _say(f"locked {len(pins)} distributions in {LOCK.relative_to(REPO_ROOT)} and "
+                 f"{CONSTRAINTS.relative_to(REPO_ROOT)}")
+            return 0
         build(force="--force" in args)
     except LayerBuildError as exc:
         print(f"[layer] error: {exc}", file=sys.stderr)

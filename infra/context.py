@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import fields
 
+from aws_cdk import Annotations
 from constructs import Construct, IConstruct
 from interlock.settings import AiSettings
 from interlock.topology import DeploymentSettings
@@ -83,3 +85,65 @@ def check_settings(scope: IConstruct) -> None:
                         f"with no query (e.g. https://<resource>.openai.azure.com/openai/v1/), not {base_url!r}")
     if problems:
         raise InvalidSettingError(f"invalid Interlock setting(s): {'; '.join(problems)}")
+
+
+# -- settings only the stack reads (alarms, the front door, deploying) -------------------------------------
+
+# Domains that never receive mail (RFC 2606 / RFC 6761): the defaults of sender_email and approver_email.
+PLACEHOLDER_DOMAINS = ("example.com", "example.net", "example.org")
+PLACEHOLDER_TLDS = ("example", "invalid", "localhost", "test")
+EMAIL_SETTINGS = ("sender_email", "approver_email")
+
+
+class PlaceholderEmailError(InvalidSettingError):
+    pass
+
+
+def is_placeholder_email(address: str) -> bool:
+    domain = address.strip().rpartition("@")[2].lower().rstrip(".")
+    return (domain in PLACEHOLDER_DOMAINS or domain.endswith(tuple(f".{d}" for d in PLACEHOLDER_DOMAINS))
+            or domain.rpartition(".")[2] in PLACEHOLDER_TLDS)
+
+
+def flag_setting(scope: IConstruct, name: str) -> bool:
+    value = deployment_setting(scope, name).strip().lower()
+    if value not in ("true", "false"):
+        raise InvalidSettingError(f"{context_key(name)}: must be true or false, not {value!r}")
+    return value == "true"
+
+
+def int_setting(scope: IConstruct, name: str, *, minimum: int, maximum: int) -> int | None:
+    """An integer setting within ``[minimum, maximum]``; None when it is empty."""
+    value = deployment_setting(scope, name).strip()
+    if not value:
+        return None
+    if not re.fullmatch(r"\d+", value) or not minimum <= int(value) <= maximum:
+        raise InvalidSettingError(f"{context_key(name)}: must be a whole number from {minimum} to {maximum}, "
+                                  f"not {value!r}")
+    return int(value)
+
+
+def warn(scope: IConstruct, warning_id: str, message: str) -> None:
+    """A warning both in the synthesis' annotations (``cdk synth`` and ``cdk deploy`` print them) and on stderr."""
+    Annotations.of(scope).add_warning_v2(f"interlock:{warning_id}", message)
+    print(f"[interlock] WARNING: {message}", file=sys.stderr, flush=True)
+
+
+def check_deployable(scope: IConstruct) -> None:
+    """Refuse placeholder addresses unless ``allow_placeholder_emails`` says this synthesis is not deployed
+    (tests, ``make synth``); warn about what a deployment would lack."""
+    placeholders = [f"{context_key(n)}={deployment_setting(scope, n)}" for n in EMAIL_SETTINGS
+                    if is_placeholder_email(deployment_setting(scope, n))]
+    if placeholders:
+        message = (f"placeholder email address(es) {', '.join(placeholders)}: approval emails would go nowhere. "
+                   "Pass real addresses (make deploy CDK_ARGS='-c interlock:sender_email=... "
+                   "-c interlock:approver_email=...')")
+        if not flag_setting(scope, "allow_placeholder_emails"):
+            raise PlaceholderEmailError(
+                f"refusing to synthesise a deployable stack: {message}; or, for a synthesis that is not deployed, "
+                f"-c {context_key('allow_placeholder_emails')}=true")
+        warn(scope, "placeholderEmails", f"{message}. This template must not be deployed.")
+    if not deployment_setting(scope, "alarm_email").strip():
+        warn(scope, "noAlarmSubscriber",
+             f"no {context_key('alarm_email')}: the alarms reach nobody. Pass -c {context_key('alarm_email')}="
+             "oncall@yourcompany.com, or subscribe another target to the AlarmTopicArn output (docs/deploy.md)")

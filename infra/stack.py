@@ -27,7 +27,7 @@ from infra.constructs.secrets import WebhookSecrets
 from infra.constructs.storage import TimelineStorage
 from infra.constructs.watchdog import ExecutionWatches
 from infra.constructs.workflows import Workflows
-from infra.context import check_context, check_settings, deployment_setting
+from infra.context import check_context, check_deployable, check_settings, deployment_setting
 from infra.naming import construct_id
 
 
@@ -41,6 +41,7 @@ class InterlockStack(Stack):
         super().__init__(scope, construct_id_, **kwargs)
         check_context(self)
         check_settings(self)
+        check_deployable(self)
         # Further webhook sources are configuration: declared before anything is built from the topology.
         topology = topology.with_extra_webhook_sources(deployment_setting(self, "extra_webhook_sources"))
         self.topology = topology
@@ -58,7 +59,8 @@ class InterlockStack(Stack):
         self.functions = LambdaFunctions(self, "Functions", topology=topology, layer_dir=layer_dir)
         for wq in self.queues:
             consumer = topology.function(wq.spec.consumer)
-            wq.connect_consumer(self.functions[consumer.name].function, consumer.timeout_seconds)
+            wq.connect_consumer(self.functions[consumer.name].function, consumer.timeout_seconds,
+                                consumer.reserved_concurrency)
         self.workflows = Workflows(self, "Workflows", specs=topology.state_machines, functions=self.functions)
         self.watches = ExecutionWatches(self, "ExecutionWatches", specs=topology.execution_watches,
                                         functions=self.functions, state_machines=self.workflows.state_machines)
@@ -83,6 +85,7 @@ class InterlockStack(Stack):
             workflows=self.workflows,
             watches=self.watches,
             api=self.api.api,
+            alarm_email=deployment_setting(self, "alarm_email").strip(),
         )
         self._outputs()
 

@@ -39,7 +39,7 @@ from infra.constructs.ai import AiKeySecret
 from infra.constructs.email import ApprovalEmail
 from infra.constructs.queues import WorkQueues
 from infra.constructs.secrets import WebhookSecrets
-from infra.context import deployment_setting
+from infra.context import deployment_setting, flag_setting
 from infra.nag import acknowledge
 from infra.naming import construct_id, physical_name
 
@@ -48,8 +48,13 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 CODE_EXCLUDES = ["__pycache__", "*.pyc", "*.pyo", ".pytest_cache", ".mypy_cache", ".ruff_cache"]
 
-TABLE_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem")
-TABLE_WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
+# What interlock/timeline.py and approvals.py call, nothing more: no Batch* (never used), and DeleteItem only for
+# TABLE_DELETE. TransactWriteItems is authorised per item, as the Put, Update or ConditionCheck it holds.
+TABLE_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem")
+TABLE_WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem")
+TABLE_DELETE_ACTIONS = ("dynamodb:DeleteItem",)
+# An approval decision, approved or rejected, is a SendTaskSuccess with the decision (interlock/approvals.py).
+TASK_RESPONSE_ACTIONS = ("states:SendTaskSuccess",)
 
 if RUNTIME.name != f"python{build_layer.PYTHON_VERSION}":
     raise RuntimeError("the layer (infra/build_layer.py) and the functions must target the same runtime")
@@ -76,7 +81,7 @@ class LambdaFunction(Construct):
     """One topology function: its log group, its own role, the function."""
 
     def __init__(self, scope: Construct, cid: str, *, spec: Function, layer: lambda_.ILayerVersion,
-                 code: lambda_.Code) -> None:
+                 code: lambda_.Code, reserve: bool = True) -> None:
         super().__init__(scope, cid)
         self.spec = spec
         name = physical_name(self, spec.name)
@@ -117,6 +122,7 @@ class LambdaFunction(Construct):
             timeout=Duration.seconds(spec.timeout_seconds),
             memory_size=spec.memory_mb,
             tracing=lambda_.Tracing.ACTIVE,
+            reserved_concurrent_executions=spec.reserved_concurrency if reserve else None,
             log_group=self.log_group,
             environment=environment,
         )
@@ -165,13 +171,18 @@ class LambdaFunction(Construct):
             case Access.TABLE_WRITE:
                 iam.Grant.add_to_principal(grantee=self.role, actions=list(TABLE_WRITE_ACTIONS),
                                            resource_arns=table_arns)
+            case Access.TABLE_DELETE:
+                iam.Grant.add_to_principal(grantee=self.role, actions=list(TABLE_DELETE_ACTIONS),
+                                           resource_arns=table_arns)
             case Access.QUEUE_SEND:
                 iam.Grant.add_to_principal(grantee=self.role, actions=["sqs:SendMessage"],
                                            resource_arns=[targets.queues[grant.target].queue.queue_arn])
             case Access.STATES_START:
                 _lookup(targets.state_machines, grant.target, "state machine").grant_start_execution(self.role)
             case Access.STATES_CALLBACK:
-                _lookup(targets.state_machines, grant.target, "state machine").grant_task_response(self.role)
+                machine = _lookup(targets.state_machines, grant.target, "state machine")
+                iam.Grant.add_to_principal(grantee=self.role, actions=list(TASK_RESPONSE_ACTIONS),
+                                           resource_arns=[machine.state_machine_arn])
             case Access.SES_SEND:
                 targets.email.grant_send(self.role)
             case Access.SECRETS_READ:
@@ -222,8 +233,10 @@ class LambdaFunctions(Construct):
             removal_policy=RemovalPolicy.DESTROY,
         )
         code = lambda_.Code.from_asset(str(functions_dir), exclude=CODE_EXCLUDES)
+        reserve = flag_setting(self, "reserved_concurrency")
         self.by_name: dict[str, LambdaFunction] = {
-            spec.name: LambdaFunction(self, construct_id(spec.name), spec=spec, layer=self.layer, code=code)
+            spec.name: LambdaFunction(self, construct_id(spec.name), spec=spec, layer=self.layer, code=code,
+                                      reserve=reserve)
             for spec in topology.functions
         }
 

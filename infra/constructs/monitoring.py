@@ -13,13 +13,14 @@ decisions (no key stored) escalate most tickets by design, and never fail.
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from aws_cdk import ArnFormat, Aws, Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 from interlock.topology import METRICS_NAMESPACE, Access, Topology
 
@@ -29,6 +30,15 @@ from infra.constructs.watchdog import ExecutionWatches
 from infra.constructs.workflows import Workflows
 from infra.naming import construct_id, physical_name
 
+# The front door (the API and the functions behind its routes), each summed over FRONT_DOOR_PERIOD: any 5xx the
+# API answers, any error or throttle of a function behind a route or of a queue consumer, any 503 of the ingest
+# (a secret it could not read, an event it could not queue: answered 503 so the sender retries, so no DLQ ever
+# sees them). FRONT_DOOR_PERIODS in a row: one provider's retry storm after a blip is over by then.
+FRONT_DOOR_PERIOD = Duration.minutes(5)
+FRONT_DOOR_PERIODS = 1
+API_5XX_ALARM_COUNT = 5
+# interlock/ingest/service.py counts each 503 it answers (dimension service = the ingest function's name).
+WEBHOOK_UNAVAILABLE_METRIC = "WebhookUnavailable"
 OLDEST_MESSAGE_ALARM_SECONDS = 15 * 60  # the router drains the ingest queue in seconds when healthy
 PERIOD = Duration.minutes(1)
 WIDTH = 8  # three widgets per dashboard row (24 columns)
@@ -60,18 +70,33 @@ AI_ESCALATION_ALARM_EXPRESSION = (
 class Monitoring(Construct):
     def __init__(self, scope: Construct, cid: str, *, topology: Topology, queues: WorkQueues,
                  functions: LambdaFunctions, workflows: Workflows, watches: ExecutionWatches,
-                 api: apigw.RestApi) -> None:
+                 api: apigw.RestApi, alarm_email: str = "") -> None:
         super().__init__(scope, cid)
-        # SNS encrypts with a customer key: CloudWatch cannot use the AWS-managed SNS key to publish.
+        stack = Stack.of(self)
+        # SNS encrypts with a customer key: CloudWatch cannot use the AWS-managed SNS key to publish. CloudWatch may
+        # use it only for this account's alarms of this stack (no confused deputy: another account's alarm
+        # cannot publish through it).
         self.key = kms.Key(
             self, "AlarmTopicKey", enable_key_rotation=True, description="Interlock alarm topic encryption"
         )
-        self.key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
+        self.key.grant(
+            iam.PrincipalWithConditions(iam.ServicePrincipal("cloudwatch.amazonaws.com"), {
+                "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                "ArnLike": {"aws:SourceArn": stack.format_arn(
+                    service="cloudwatch", resource="alarm", resource_name=f"{stack.stack_name}-*",
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME)},
+            }),
+            "kms:Decrypt", "kms:GenerateDataKey*",
+        )
         self.topic = sns.Topic(
             self, "AlarmTopic", display_name="Interlock alarms", master_key=self.key, enforce_ssl=True
         )
+        if alarm_email:
+            # SNS mails a confirmation link first: nothing arrives until it is clicked.
+            self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
         action = cw_actions.SnsAction(self.topic)
         self.alarms: list[cw.Alarm] = []
+        self._front_door(topology, functions, api)
 
         for wq in queues:
             dlq_alarm = cw.Alarm(
@@ -174,6 +199,40 @@ class Monitoring(Construct):
             default_interval=Duration.hours(3),
         )
         self._dashboard(topology, queues, functions, workflows, watches, api)
+
+    def _front_door(self, topology: Topology, functions: LambdaFunctions, api: apigw.RestApi) -> None:
+        def alarm(cid: str, name: str, description: str, metric: cw.IMetric, threshold: int) -> None:
+            self.alarms.append(cw.Alarm(
+                self, cid, alarm_name=physical_name(self, name), alarm_description=description, metric=metric,
+                threshold=threshold, evaluation_periods=FRONT_DOOR_PERIODS,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ))
+
+        minutes = int(FRONT_DOOR_PERIOD.to_minutes())
+        alarm("Api5xx", "api-5xx",
+              f"The API answered at least {API_5XX_ALARM_COUNT} 5xx in {minutes} minutes: a function behind a route "
+              "failed, timed out or was throttled, or the ingest could not read a secret or queue an event. The "
+              "access logs' status and integrationStatus, and the function's logs, say which.",
+              api.metric_server_error(period=FRONT_DOOR_PERIOD, statistic="Sum"), API_5XX_ALARM_COUNT)
+        watched = sorted({r.function for r in topology.routes} | {q.consumer for q in topology.queues})
+        for name in watched:
+            fn = functions[name].function
+            alarm(f"{construct_id(name)}Errors", f"{name}-errors",
+                  f"{name} failed (an unhandled error or a timeout) in the last {minutes} minutes: see its logs.",
+                  fn.metric_errors(period=FRONT_DOOR_PERIOD, statistic="Sum"), 1)
+            alarm(f"{construct_id(name)}Throttles", f"{name}-throttles",
+                  f"{name} was throttled in the last {minutes} minutes: its reserved concurrency or the account's "
+                  "concurrency is used up (a burst, or a flood of requests; docs/deploy.md, Concurrency).",
+                  fn.metric_throttles(period=FRONT_DOOR_PERIOD, statistic="Sum"), 1)
+        for name in topology.granted(Access.SECRETS_READ):
+            alarm(f"{construct_id(name)}Unavailable", f"{name}-unavailable",
+                  f"{name} answered 503 in the last {minutes} minutes: it could not read a webhook secret (a "
+                  "secret that is not valid JSON, a denied or throttled Secrets Manager) or could not queue an "
+                  "event. The sender retries, so nothing reaches a DLQ: its logs ('could not read the webhook "
+                  "secrets', 'could not queue the event') say why.",
+                  cw.Metric(namespace=METRICS_NAMESPACE, metric_name=WEBHOOK_UNAVAILABLE_METRIC,
+                            dimensions_map={"service": name}, period=FRONT_DOOR_PERIOD, statistic="Sum"), 1)
 
     def _dashboard(self, topology: Topology, queues: WorkQueues, functions: LambdaFunctions,
                    workflows: Workflows, watches: ExecutionWatches, api: apigw.RestApi) -> None:

@@ -44,7 +44,17 @@ class WorkQueue(Construct):
             dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=spec.max_receive_count, queue=self.dlq),
         )
 
-    def connect_consumer(self, consumer: lambda_.Function, consumer_timeout_seconds: int) -> None:
+    def connect_consumer(self, consumer: lambda_.Function, consumer_timeout_seconds: int,
+                         consumer_reserved_concurrency: int | None = None) -> None:
+        maximum = self.spec.maximum_concurrency
+        if maximum is not None and not 2 <= maximum <= 1000:
+            raise ValueError(f"queue {self.spec.name!r}: maximum_concurrency {maximum} is outside SQS event "
+                             "sources' 2..1000")
+        reserved = consumer_reserved_concurrency
+        if maximum is not None and reserved is not None and reserved < maximum:
+            # The event source would start invocations the reservation throttles: what the cap is there to avoid.
+            raise ValueError(f"queue {self.spec.name!r}: its consumer {self.spec.consumer!r}'s reserved concurrency "
+                             f"{consumer_reserved_concurrency} is below the queue's maximum_concurrency {maximum}")
         if self.spec.visibility_timeout_seconds < consumer_timeout_seconds:
             # Lambda refuses the mapping otherwise; say which topology values disagree.
             raise ValueError(
@@ -58,6 +68,7 @@ class WorkQueue(Construct):
                 batch_size=self.spec.batch_size,
                 max_batching_window=Duration.seconds(window) if window else None,
                 report_batch_item_failures=True,
+                max_concurrency=maximum,
             )
         )
 

@@ -25,4 +25,7 @@ class TimelineStorage(Construct):
             ),
             time_to_live_attribute=spec.ttl_attribute,
             removal_policy=RemovalPolicy.RETAIN,
+            # Every run's timeline: no delete (from the console, the API or a replacement) without first
+            # turning this off.
+            deletion_protection=True,
         )

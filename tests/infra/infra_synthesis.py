@@ -44,10 +44,14 @@ class Synthesis:
         return report
 
 
+# A test's synthesis is never deployed: it may keep the placeholder addresses (infra/context.py, check_deployable).
+TEST_CONTEXT = {"interlock:allow_placeholder_emails": "true"}
+
+
 def synthesize(outdir: Path, context: dict[str, Any] | None = None) -> Synthesis:
     build_layer.build()
     started = time.monotonic()
-    app, stack = build_app(context=context, outdir=str(outdir))
+    app, stack = build_app(context={**TEST_CONTEXT, **(context or {})}, outdir=str(outdir))
     error: Exception | None = None
     try:
         app.synth()

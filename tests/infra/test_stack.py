@@ -49,11 +49,13 @@ pytestmark = pytest.mark.infra
 
 BASE_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 GRANT_ACTIONS = {
-    Access.TABLE_READ: {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem"},
-    Access.TABLE_WRITE: {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"},
+    # What interlock/timeline.py calls: no Batch* anywhere, DeleteItem only where an acceptance is undone.
+    Access.TABLE_READ: {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem"},
+    Access.TABLE_WRITE: {"dynamodb:PutItem", "dynamodb:UpdateItem"},
+    Access.TABLE_DELETE: {"dynamodb:DeleteItem"},
     Access.QUEUE_SEND: {"sqs:SendMessage"},
     Access.STATES_START: {"states:StartExecution"},
-    Access.STATES_CALLBACK: {"states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"},
+    Access.STATES_CALLBACK: {"states:SendTaskSuccess"},  # a decision, approved or rejected, is a task success
     Access.SES_SEND: {"ses:SendRawEmail", "ses:SendEmail"},
     Access.SECRETS_READ: {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"},
     Access.AI_KEY_READ: {"secretsmanager:GetSecretValue"},  # what Powertools' get_secret calls, nothing more
@@ -70,6 +72,8 @@ ACTIONS_WITHOUT_RESOURCE_SCOPE = {  # AWS supports no resource-level permission 
     "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
     "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
 }
+# The warnings a synthesis with the placeholder addresses and no alarm_email raises (infra/context.py).
+EXPECTED_WARNINGS = {"Annotation::interlock:placeholderEmails", "Annotation::interlock:noAlarmSubscriber"}
 LAMBDA_RETRIED_ERRORS = {"Lambda.ServiceException", "Lambda.TooManyRequestsException"}
 
 
@@ -289,14 +293,15 @@ def test_given_head_route_when_synthesised_then_head_method_exists(synthesis: Sy
     assert heads, "the topology has a HEAD route (mail scanners prefetch approval links)"
 
 
-def test_given_api_when_synthesised_then_prod_stage_is_throttled_traced_and_access_logged_without_raw_paths(
+def test_given_api_when_synthesised_then_prod_stage_is_throttled_untraced_and_access_logged_without_raw_paths(
     synthesis: Synthesis,
 ) -> None:
     stages = synthesis.of_type("AWS::ApiGateway::Stage")
     assert len(stages) == 1
     props = next(iter(stages.values()))["Properties"]
     assert props["StageName"] == "prod"
-    assert props["TracingEnabled"] is True
+    # API Gateway's X-Ray segments record the full URL, so /approvals/{token}'s token: the stage is not traced.
+    assert props.get("TracingEnabled") is not True
     throttles = [ms for ms in props["MethodSettings"] if ms.get("ThrottlingRateLimit")]
     assert throttles and all(ms["ThrottlingBurstLimit"] > 0 for ms in throttles)
     log_format = props["AccessLogSetting"]["Format"]
@@ -882,6 +887,11 @@ def test_given_cdk_nag_when_synthesised_then_there_are_no_unacknowledged_finding
     assert report is not None, "cdk-nag did not run"
     for plugin in report["pluginReports"]:
         assert plugin["conclusion"] == "success", plugin["violations"]
+        if plugin["pluginName"] == "Construct Annotations":
+            # The stack's own warnings (infra/context.py), which a test's synthesis is expected to raise
+            assert {v["ruleName"] for v in plugin["violations"]} <= EXPECTED_WARNINGS, plugin["violations"]
+            assert {v["severity"] for v in plugin["violations"]} <= {"warning"}, plugin["violations"]
+            continue
         assert plugin["violations"] == []
         for acknowledged in plugin.get("suppressedViolations", []):
             assert len(acknowledged["reason"]) > 40, acknowledged["ruleName"]

@@ -57,6 +57,7 @@ class Ref:
 class Access(StrEnum):
     TABLE_READ = "table_read"
     TABLE_WRITE = "table_write"
+    TABLE_DELETE = "table_delete"  # deleting items: only what undoes an acceptance (the ingest)
     QUEUE_SEND = "queue_send"
     STATES_START = "states_start"
     STATES_CALLBACK = "states_callback"
@@ -80,6 +81,9 @@ class Function:
     env: dict[str, str | Ref] = field(default_factory=dict)
     timeout_seconds: int = 10
     memory_mb: int = 256
+    # Concurrent executions reserved for (and capped at) this function; None: from the account's shared pool.
+    # At least the maximum_concurrency of any queue it consumes (docs/deploy.md, Concurrency).
+    reserved_concurrency: int | None = None
 
     @property
     def handler(self) -> str:
@@ -107,6 +111,10 @@ class Queue:
     max_receive_count: int = 5  # receives before a message is moved to the DLQ
     retention_days: int = 4
     dlq_retention_days: int = 14
+    # The most concurrent invocations of the consumer the event source starts (SQS ESM ScalingConfig, 2..1000);
+    # None: no cap. Below the consumer's reserved concurrency, a burst waits in the queue instead of being
+    # throttled, which would count receives towards max_receive_count and push messages to the DLQ.
+    maximum_concurrency: int | None = None
 
     @property
     def dlq_name(self) -> str:
@@ -372,7 +380,8 @@ def build() -> Topology:
             name="webhook_ingest",
             module="http_webhook",
             description="POST /webhooks/{source}: verify, normalise, dedupe, record 'received', queue",
-            grants=(_READ, _WRITE, Grant(Access.QUEUE_SEND, INGEST_QUEUE), Grant(Access.SECRETS_READ)),
+            grants=(_READ, _WRITE, Grant(Access.TABLE_DELETE), Grant(Access.QUEUE_SEND, INGEST_QUEUE),
+                    Grant(Access.SECRETS_READ)),
             env=_env(
                 INTERLOCK_INGEST_QUEUE_URL=Ref(RefKind.QUEUE_URL, INGEST_QUEUE),
                 INTERLOCK_SECRET_PREFIX=Ref(RefKind.SECRET_PREFIX),
@@ -382,6 +391,8 @@ def build() -> Topology:
                 INTERLOCK_PUBLIC_BASE_URL=Ref(RefKind.API_URL),
                 INTERLOCK_LEGACY_SIGNATURE_SOURCES=Ref(RefKind.SETTING, "legacy_signature_sources"),
             ),
+            # A flood of (unsigned) webhooks cannot take the whole account's concurrency from the other functions.
+            reserved_concurrency=50,
         ),
         Function(
             name="runs_api",
@@ -403,6 +414,8 @@ def build() -> Topology:
             description="GET/HEAD/POST /approvals/{token}: show an approval, decide it once",
             grants=(_READ, _WRITE, Grant(Access.STATES_CALLBACK, SUPPORT_TRIAGE)),
             env=_env(),
+            # An approver's click is answered whatever else is busy.
+            reserved_concurrency=5,
         ),
         Function(
             name="ingest_router",
@@ -414,6 +427,7 @@ def build() -> Topology:
                 INTERLOCK_APPROVAL_TIMEOUT_SECONDS=Ref(RefKind.SETTING, "approval_timeout_seconds"),
             ),
             timeout_seconds=30,
+            reserved_concurrency=5,  # = the ingest queue's maximum_concurrency
         ),
         _step("triage_validate", "step_validate", "Triage: check the ticket has what the workflow needs"),
         replace(
@@ -461,7 +475,7 @@ def build() -> Topology:
     )
     queues = (
         Queue(name=INGEST_QUEUE, consumer="ingest_router", batch_size=10, visibility_timeout_seconds=180,
-              max_receive_count=5),
+              max_receive_count=5, maximum_concurrency=5),
     )
     state_machines = (
         StateMachine(
@@ -530,6 +544,21 @@ class DeploymentSettings:
     ai_prices: str = ""
     # An OpenAI-compatible endpoint (Azure OpenAI's v1 URL, vLLM, Ollama, a LiteLLM proxy); empty: OpenAI.
     openai_base_url: str = ""
+    # -- the AWS stack only (infra/; docs/deploy.md) --
+    # Who the alarm topic emails (an SNS email subscription, confirmed by a link); empty: nobody, and
+    # synthesis warns.
+    alarm_email: str = ""
+    # "true" lets a synthesis keep placeholder (example.com) sender/approver addresses, with a warning: for
+    # tests and `make synth`. A deployment with them is refused.
+    allow_placeholder_emails: str = "false"
+    # Steady requests per second per API method (the burst is twice that), by route group.
+    api_rate_webhooks: str = "50"
+    api_rate_approvals: str = "10"
+    api_rate_runs: str = "10"
+    # Requests per source IP per 5 minutes above which a WAF web ACL on the API stage blocks; empty: no WAF.
+    waf_rate_limit: str = ""
+    # "false" drops the functions' reserved concurrency (an account whose concurrency quota is too small).
+    reserved_concurrency: str = "true"
 
     def get(self, name: str) -> str:
         if not hasattr(self, name):

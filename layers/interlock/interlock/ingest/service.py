@@ -80,6 +80,7 @@ class IngestService:
             # The secret store failing (or a secret that cannot be read) is our outage: a 5xx makes the
             # sender retry, a 404 would not.
             logger.exception("could not read the webhook secrets", extra={"source": name})
+            count("WebhookUnavailable")
             return _error(503, "unavailable", "the request could not be verified right now; retry later")
         if not secrets:
             # Disabled: answered exactly like a source that does not exist, whatever the method or size.
@@ -167,6 +168,7 @@ class IngestService:
         except Exception:
             # Not queued means not accepted: undo the records so the sender's retry starts afresh.
             logger.exception("could not queue the event; asking the sender to retry")
+            count("WebhookUnavailable")
             self.store.forget_new_run(envelope)
             return _error(503, "unavailable", "the event could not be queued; retry later")
         try:
