@@ -361,7 +361,7 @@ def test_given_functions_when_synthesised_then_no_role_may_batch_and_only_the_in
         assert not {a for a in actions if a.startswith("dynamodb:Batch")}, fn.name
         assert ("dynamodb:DeleteItem" in actions) is (fn.name in TOPOLOGY.granted(Access.TABLE_DELETE)), fn.name
         assert not actions & {"states:SendTaskFailure", "states:SendTaskHeartbeat"}, fn.name
-    assert TOPOLOGY.granted(Access.TABLE_DELETE) == ["webhook_ingest"]
+    assert TOPOLOGY.granted(Access.TABLE_DELETE) == ["runs_replay", "webhook_ingest"]
     assert GRANT_ACTIONS[Access.STATES_CALLBACK] == {"states:SendTaskSuccess"}
 
 

@@ -57,7 +57,7 @@ class Ref:
 class Access(StrEnum):
     TABLE_READ = "table_read"
     TABLE_WRITE = "table_write"
-    TABLE_DELETE = "table_delete"  # deleting items: only what undoes an acceptance (the ingest)
+    TABLE_DELETE = "table_delete"  # deleting items: only what undoes an acceptance (the ingest, a replay)
     QUEUE_SEND = "queue_send"
     STATES_START = "states_start"
     STATES_CALLBACK = "states_callback"
@@ -405,7 +405,7 @@ def build() -> Topology:
             name="runs_replay",
             module="http_replay",
             description="POST /runs/{run_id}/replay: a failed or ignored run's kept event, queued again as a new run",
-            grants=(_READ, _WRITE, Grant(Access.QUEUE_SEND, INGEST_QUEUE)),
+            grants=(_READ, _WRITE, Grant(Access.TABLE_DELETE), Grant(Access.QUEUE_SEND, INGEST_QUEUE)),
             env=_env(INTERLOCK_INGEST_QUEUE_URL=Ref(RefKind.QUEUE_URL, INGEST_QUEUE)),
         ),
         Function(
