@@ -248,7 +248,7 @@ def test_malformed_requests_to_every_route_get_a_4xx_in_time_and_leave_nothing_b
                 continue
             if response.status_code >= 500:
                 failures.append(f"{response.status_code}: {case.what} {case.method} {case.path[:80]}: "
-                                f"{response.text[:200]}")
+                                f"{response.text[:120]!r}")
             elif response.status_code >= 400 and case.run_id:
                 refused.append(case)
         for data in RAW:
