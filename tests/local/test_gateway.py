@@ -448,3 +448,14 @@ def test_the_server_keeps_a_backlog_for_connections_made_while_the_runtime_boots
     finally:
         gateway.stop()
     assert all(answer.startswith(b"HTTP/1.0 404") for answer in answers)
+
+
+def test_a_requests_console_line_is_written_before_its_answer(served: Served, http: httpx.Client, caplog) -> None:
+    # whoever holds the answer (a test, an operator's second terminal) finds its line: none is missed
+    gateway, _ = served
+    seen: list[bool] = []
+    with caplog.at_level(logging.INFO, logger="localcloud.gateway"):
+        for n in range(200):
+            assert http.get(f"{gateway.url}/nope/{n}").status_code == 404  # read to its Content-Length, not the close
+            seen.append(any(f"/nope/{n} -> 404" in r.getMessage() for r in caplog.records))
+    assert all(seen), f"{seen.count(False)} of {len(seen)} lines came after their answer"

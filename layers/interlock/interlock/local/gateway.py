@@ -463,9 +463,9 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             self.close_connection = True
             if not getattr(self, "request_version", None) or self.request_version == "HTTP/0.9":
                 self.request_version = "HTTP/1.0"
-            self._write(json_response(status, {"message": HTTPStatus(status).phrase}))
             # Not the standard library's message: it quotes the request line, which may hold a token.
             log.info("a malformed request -> %d (%s)", status, HTTPStatus(code).phrase)
+            self._write(json_response(status, {"message": HTTPStatus(status).phrase}))
 
         def _dispatch(self) -> None:
             started = time.monotonic()
@@ -473,20 +473,21 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             shown = gateway.loggable(self.command, raw_path, raw_query)
             try:
                 body = self._read_body()
+            # Each console line is written before its answer, so that whoever has the answer can find its line.
             except _PayloadTooLarge:
                 self.close_connection = True
-                self._write(json_response(413, {"message": "Request Too Long"}))
                 log.info("%s -> 413 (the body is over %d bytes)", shown, MAX_BODY_BYTES)
+                self._write(json_response(413, {"message": "Request Too Long"}))
                 return
             except _BadRequest as exc:
                 self.close_connection = True
-                self._write(json_response(400, {"message": "Bad Request"}))
                 log.info("%s -> 400 (%s)", shown, exc)
+                self._write(json_response(400, {"message": "Bad Request"}))
                 return
             except TimeoutError:
                 self.close_connection = True
-                self._write(json_response(408, {"message": "Request Timeout"}))
                 log.info("%s -> 408 (the body did not arrive within %d s)", shown, READ_TIMEOUT_SECONDS)
+                self._write(json_response(408, {"message": "Request Timeout"}))
                 return
             request = Request(
                 method=self.command,
@@ -500,8 +501,8 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             except Exception:
                 log.exception("%s: the local gateway failed", shown)
                 response = json_response(500, {"message": "Internal server error"})
-            self._write(response)
             log.info("%s -> %d (%.0f ms)", shown, response.status, (time.monotonic() - started) * 1000)
+            self._write(response)
 
         def _read_body(self) -> bytes:
             codings = [c.strip().lower() for v in self.headers.get_all("Transfer-Encoding") or [] for c in v.split(",")]
