@@ -216,3 +216,25 @@ def test_given_a_form_field_payload_nested_deep_then_slack_and_github_refuse_it(
     assert github.FORM_CONTENT_TYPE
     with pytest.raises(PayloadError, match="nested"):
         github.read_payload(f"payload={quote(deep)}".encode(), github.FORM_CONTENT_TYPE)
+
+
+# -- numeric headers ------------------------------------------------------------------------------------------
+
+TIMESTAMP_HEADERS = {"standard-webhooks": "webhook-timestamp", "slack": "x-slack-request-timestamp",
+                     "hubspot": "x-hubspot-request-timestamp"}
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "+1700000000", " 17", "1_700_000_000", "1e9", "9" * 40, "\uff11\uff17",
+                                   "0x10", "NaN"])
+@pytest.mark.parametrize("scheme", [*sorted(TIMESTAMP_HEADERS), "stripe"])
+def test_given_a_timestamp_that_is_not_plain_digits_then_401_invalid_signature_not_a_traceback(scheme, value):
+    body = json.dumps(sample(scheme)).encode()
+    if scheme == "stripe":
+        extra = {"stripe_signature": f"t={value},v1=" + "0" * 64}
+    else:
+        extra = {TIMESTAMP_HEADERS[scheme].replace("-", "_"): value}
+
+    status, answer, store, queue = ingest(scheme, body, **extra)
+
+    assert (status, answer["error"]) == (401, "invalid_signature")
+    assert not store.created and not queue.sent
