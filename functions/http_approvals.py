@@ -1,11 +1,11 @@
 """API Gateway GET/HEAD/POST /approvals/{token}: show an approval; a POST decides it, once."""
 
 from typing import Any
-from urllib.parse import parse_qs
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from interlock import approval_pages as pages
-from interlock.approvals import Decision, Outcome
+from interlock.approval_form import read_decision
+from interlock.approvals import Outcome
 from interlock.observability import logger, metrics, tracer
 from interlock.wiring import approval_service
 
@@ -33,10 +33,9 @@ def show(token: str) -> Response:
 
 @app.post("/approvals/<token>")
 def decide(token: str) -> Response:
-    form = parse_qs(app.current_event.decoded_body or "")
-    try:
-        decision = Decision(form.get("decision", [""])[0])
-    except ValueError:
+    event = app.current_event
+    decision = read_decision(event.body, bool(event.is_base64_encoded))
+    if decision is None:
         return _html(400, pages.bad_decision())
     try:
         result = approval_service().decide(token, decision)

@@ -5,7 +5,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
-from interlock.http import json_response
+from interlock.http import can_name_a_record, json_response
 from interlock.models import is_run_id
 from interlock.observability import logger, metrics, tracer
 from interlock.wiring import timeline_store
@@ -15,9 +15,9 @@ app = APIGatewayRestResolver()
 
 @app.get("/runs/<run_id>")
 def get_run(run_id: str) -> Response:
-    view = timeline_store().get(run_id)
+    view = timeline_store().get(run_id) if can_name_a_record(run_id) else None
     if view is None:
-        return json_response(404, {"error": "unknown_run", "message": f"no run with id {run_id!r}"})
+        return json_response(404, {"error": "unknown_run", "message": f"no run with id {run_id[:100]!r}"})
     return json_response(200, view.model_dump(mode="json"))
 
 

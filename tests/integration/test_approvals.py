@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 import http_approvals
 import pytest
+from interlock import approval_pages as pages
 from interlock.approvals import (
     ApprovalRequestInput,
     ApprovalService,
@@ -491,6 +492,32 @@ def test_given_a_bad_decision_when_posted_then_400_and_nothing_changes(world, la
 
     assert response["statusCode"] == 400
     assert_security_headers(response)
+    assert world.callbacks.calls == []
+    assert sorted(map(repr, world.cloud.items())) == before
+
+
+@pytest.mark.parametrize(
+    ("raw_body", "is_base64"),
+    [("/w==", True),  # b"\xff": not UTF-8
+     ("ZGVjaXNpb249YXBwcm92ZSZub3RlPf8=", True),  # b"decision=approve&note=\\xff"
+     ("not base64!", True),
+     ("decision=approve&decision=reject", False),
+     ("decision=appro%ffve", False),
+     ("&".join(f"f{i}=1" for i in range(50)) + "&decision=approve", False),
+     ("decision=approve&pad=" + "x" * 10_000, False)],
+    ids=["not-utf8", "not-utf8-after-the-decision", "not-base64", "two-decisions", "bad-escape", "many-fields", "huge"],
+)
+def test_given_a_form_body_that_is_not_the_pages_form_then_400_with_the_error_page_and_nothing_changes(
+        world, lambda_context, raw_body, is_base64):
+    world.request()
+    token = world.token()
+    before = sorted(map(repr, world.cloud.items()))
+
+    response = call(lambda_context, "POST", token, raw_body=raw_body, is_base64=is_base64)
+
+    assert response["statusCode"] == 400
+    assert_security_headers(response)
+    assert response["body"] == pages.bad_decision()
     assert world.callbacks.calls == []
     assert sorted(map(repr, world.cloud.items())) == before
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -219,7 +220,7 @@ def test_a_failing_or_malformed_function_is_a_502(served: Served, http: httpx.Cl
     assert (failed.status_code, failed.json()) == (502, {"message": "Internal server error"})
     assert (malformed.status_code, malformed.json()) == (502, {"message": "Internal server error"})
     crash = next(r for r in caplog.records if "function fail failed" in r.getMessage())
-    assert crash.exc_info and "boom" in str(crash.exc_info[1])
+    assert "RuntimeError: boom" in crash.getMessage() and "Traceback" in crash.getMessage()
     assert any("malformed Lambda proxy response" in r.getMessage() for r in caplog.records)
 
 
@@ -294,3 +295,167 @@ def test_the_helpdesk_fake_records_a_reply_once_per_idempotency_key(served: Serv
     assert invalid.status_code == 400
     listed = http.get(replies).json()["replies"]
     assert [r["reply_id"] for r in listed] == [first.json()["reply_id"]]
+
+
+# -- what the server refuses itself, over raw sockets ---------------------------------------------------------------
+
+
+def _raw(gateway: Gateway, data: bytes, *, half_close: bool = True) -> bytes:
+    """Send ``data`` on a fresh connection and read the answer until the server closes it (5 s at most:
+    a hang fails the test)."""
+    with socket.create_connection((gateway.host, gateway.port), timeout=5) as conn:
+        conn.sendall(data)
+        if half_close:
+            conn.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+        return received
+
+
+def _status(answer: bytes) -> int:
+    assert answer.startswith(b"HTTP/1."), answer[:100]
+    return int(answer.split(b" ", 2)[1])
+
+
+@pytest.mark.parametrize("method", ["FOO", "PROPFIND", "TRACE", "CONNECT", "M-SEARCH", "G\x01T"])
+def test_a_method_without_a_route_is_405_with_allow_on_a_known_resource_and_404_elsewhere(
+        served: Served, method: str) -> None:
+    gateway, fake = served
+
+    known = _raw(gateway, f"{method} /echo/x HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    unknown = _raw(gateway, f"{method} /nope HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+
+    assert _status(known) == 405 and b"\r\nAllow: GET, HEAD\r\n" in known
+    assert _status(unknown) == 404
+    assert fake.events == []
+
+
+@pytest.mark.parametrize("headers", [
+    "Content-Length: abc", "Content-Length: -1", "Content-Length: +5", "Content-Length: 5, 6",
+    "Content-Length: 5\r\nContent-Length: 6", "Content-Length: 99999999999999999999",
+    "Transfer-Encoding: gzip", "Transfer-Encoding: chunked\r\nContent-Length: 5",
+], ids=["letters", "negative", "plus", "list", "two", "huge-digits", "gzip", "both"])
+def test_a_body_framing_that_cannot_be_read_is_answered_400_not_a_dropped_connection(
+        served: Served, headers: str) -> None:
+    gateway, fake = served
+
+    answer = _raw(gateway, f"POST /hooks/form HTTP/1.1\r\nHost: x\r\n{headers}\r\n\r\nhello".encode())
+
+    assert _status(answer) == 400
+    assert answer.endswith(b'{"message": "Bad Request"}')
+    assert fake.events == []
+
+
+@pytest.mark.parametrize("body", [b"zz\r\nhello\r\n0\r\n\r\n", b"-5\r\nhello\r\n0\r\n\r\n", b"5\r\nhel",
+                                  b"5\r\nhelloXX0\r\n\r\n", b"5\r\nhello\r\n0\r\n", b"1" * 2000 + b"\r\n"],
+                         ids=["not-hex", "negative", "cut-off", "no-crlf", "no-end", "size-line-too-long"])
+def test_a_malformed_chunked_body_is_answered_400(served: Served, body: bytes) -> None:
+    gateway, fake = served
+
+    answer = _raw(gateway, b"POST /hooks/form HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+
+    assert _status(answer) == 400
+    assert fake.events == []
+
+
+def test_a_well_formed_chunked_body_still_reaches_the_function(served: Served) -> None:
+    gateway, fake = served
+
+    answer = _raw(gateway, b"POST /hooks/form HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n")
+
+    assert _status(answer) == 200
+    assert fake.events[-1][1]["body"] == "hello world"
+
+
+def test_a_body_shorter_than_its_content_length_is_400_and_a_huge_one_413(served: Served) -> None:
+    gateway, fake = served
+
+    short = _raw(gateway, b"POST /hooks/form HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\nhello")
+    huge = _raw(gateway, b"POST /hooks/form HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\nhello")
+
+    assert (_status(short), _status(huge)) == (400, 413)
+    assert fake.events == []
+
+
+@pytest.mark.parametrize("line", [b"GET /\r\n", b"GET /approvals/tok-SECRET\r\n", b"POST /hooks/form\r\n"])
+def test_an_http_09_request_line_is_answered_400_at_once_not_left_hanging(served: Served, line: bytes) -> None:
+    gateway, _ = served
+
+    answer = _raw(gateway, line, half_close=False)  # a 0.9 client sends nothing more, and waits
+
+    assert answer.startswith(b"HTTP/1.0 400 ")
+
+
+@pytest.mark.parametrize("line", [b"GET / HTTP/2.0\r\n\r\n", b"GET / HTTP/1.x\r\n\r\n", b"GET / HTTP/1.1 x\r\n\r\n",
+                                  b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n"],
+                         ids=["http2", "bad-version", "four-words", "too-long"])
+def test_an_unreadable_request_line_is_a_4xx_never_a_5xx(served: Served, line: bytes) -> None:
+    gateway, _ = served
+
+    assert 400 <= _status(_raw(gateway, line)) < 500
+
+
+# -- the console ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", [
+    "PUT /approvals/tok-SECRET-1", "DELETE /approvals/tok-SECRET-1", "OPTIONS /approvals/tok-SECRET-1",
+    "FOO /approvals/tok-SECRET-1", "GET /approvals/tok-SECRET-1/x", "POST /approvals/tok-SECRET-1/x/y?z=SECRET",
+    "GET /APPROVALS/tok-SECRET-1", "GET //approvals//tok-SECRET-1", "GET /approvals%2Ftok-SECRET-1",
+    "GET /%61pprovals/tok-SECRET-1", "GET /approvals;x/tok-SECRET-1", "GET /approvals?tok-SECRET-1",
+    "GET http://x/approvals/tok-SECRET-1",
+])
+def test_the_console_never_shows_an_approval_token_whatever_the_method_or_shape(
+        http: httpx.Client, caplog, target: str) -> None:
+    from interlock.topology import TOPOLOGY
+
+    gateway = Gateway(TOPOLOGY, port=0)
+    gateway.start(FakeFunctions().invoke)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="localcloud.gateway"):
+            answer = _raw(gateway, f"{target} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
+    finally:
+        gateway.stop()
+
+    assert _status(answer) < 500
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "/approvals/…" in logged or "/APPROVALS" not in logged
+    assert "SECRET" not in logged
+
+
+def test_the_console_shows_what_an_outsider_sent_escaped_never_raw(served: Served, caplog) -> None:
+    gateway, _ = served
+
+    with caplog.at_level(logging.DEBUG, logger="localcloud.gateway"):
+        _raw(gateway, b"GET /echo/%1b[2Jhi\x1b[31m?q%0d%0a=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        _raw(gateway, b"G\x1bT\x7f /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "\\x1b[31m" in logged and "\\x1bT\\x7f /nope" in logged
+    assert not any((ord(c) < 0x20 and c != "\n") or ord(c) == 0x7f for c in logged)
+
+
+def test_the_server_keeps_a_backlog_for_connections_made_while_the_runtime_boots(topology: Topology) -> None:
+    gateway = Gateway(topology, port=0)  # bound, not yet serving: the runtime is still starting the cloud
+    try:
+        conns = [socket.create_connection((gateway.host, gateway.port), timeout=5) for _ in range(20)]
+        for conn in conns:
+            conn.sendall(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+        gateway.start(FakeFunctions().invoke)
+        answers = [conn.recv(100) for conn in conns]
+    finally:
+        gateway.stop()
+    assert all(answer.startswith(b"HTTP/1.0 404") for answer in answers)
+
+
+def test_a_requests_console_line_is_written_before_its_answer(served: Served, http: httpx.Client, caplog) -> None:
+    # whoever holds the answer (a test, an operator's second terminal) finds its line: none is missed
+    gateway, _ = served
+    seen: list[bool] = []
+    with caplog.at_level(logging.INFO, logger="localcloud.gateway"):
+        for n in range(200):
+            assert http.get(f"{gateway.url}/nope/{n}").status_code == 404  # read to its Content-Length, not the close
+            seen.append(any(f"/nope/{n} -> 404" in r.getMessage() for r in caplog.records))
+    assert all(seen), f"{seen.count(False)} of {len(seen)} lines came after their answer"

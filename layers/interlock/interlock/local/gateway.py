@@ -6,6 +6,19 @@ Requests are matched against the topology's routes and turned into the proxy eve
 answer is written back the way API Gateway does: ``headers`` and ``multiValueHeaders`` merged, a base64
 body decoded, and ``502 {"message": "Internal server error"}`` when the function fails or answers
 something that is not a proxy response. The local fakes are mounted under ``/_local/``.
+
+What the server itself refuses, before any function (docs/input-limits.md): a request line it cannot read,
+HTTP/0.9 (no headers, so no status line could follow: answered with an HTTP/1.0 400 at once and closed), an
+HTTP version past 1.x, a ``Content-Length`` that is not one decimal number or is shorter than the body sent,
+both ``Content-Length`` and ``Transfer-Encoding``, a transfer coding other than ``chunked``, a malformed chunk:
+each a 400 (JSON, as API Gateway answers), and the connection closed, since what follows on it cannot be
+trusted to be a request. A body over 10 MiB is a 413. A method the topology has no route for on a known
+resource is a 405 with ``Allow``, whatever the method (never the standard library's 501).
+
+The console line for each request never shows a credential: under a path prefix that routes to a credential
+parameter (``/approvals/``), everything after the prefix is hidden, whichever method and whether or not a
+route matched; every query value is hidden; and the method, path and query names are escaped
+(:func:`interlock.safe_log.printable`), so no terminal escape an outsider sends reaches the console raw.
 """
 
 from __future__ import annotations
@@ -19,6 +32,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -27,6 +41,7 @@ from interlock.local import get_logger
 from interlock.local.fakes import LocalFakes
 from interlock.local.functions import ACCOUNT_ID, Invocation
 from interlock.local.http_types import Request, Response, json_response
+from interlock.safe_log import printable
 from interlock.topology import Route, Topology
 
 log = get_logger(__name__)
@@ -34,7 +49,11 @@ log = get_logger(__name__)
 STAGE = "local"
 API_ID = "interlocal"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
-METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+READ_TIMEOUT_SECONDS = 30  # a client that stops sending mid-request holds a thread this long, no more
+BACKLOG = 128  # connections waiting while the runtime boots (the standard library's 5 drops a burst)
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,12}")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,8}")
+MAX_TRAILER_LINES = 100
 
 Invoke = Callable[[str, Any], Invocation]
 
@@ -256,9 +275,10 @@ class Gateway:
     def __init__(self, topology: Topology, host: str = "127.0.0.1", port: int = 8000,
                  fakes: LocalFakes | None = None) -> None:
         self.routes = RouteTable(topology.routes)
+        self._credential_prefixes = _credential_prefixes(topology.routes)
         self.fakes = fakes or LocalFakes()
         self._invoke: Invoke | None = None
-        self._server = ThreadingHTTPServer((host, port), _handler_class(self))
+        self._server = _Server((host, port), _handler_class(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -290,9 +310,15 @@ class Gateway:
     # -- request handling -----------------------------------------------------------------------------------
 
     def loggable(self, method: str, raw_path: str, query: str) -> str:
-        """The request's path for the console, with what may be a credential hidden: the value of a path
-        parameter named in :data:`CREDENTIAL_PARAMETERS` (an approval token) and every query value (WhatsApp's
+        """The request for the console: its method and path with what may be a credential hidden, escaped.
+
+        Hidden: everything after a prefix that leads to a credential parameter (``/approvals/`` + anything,
+        matched by the path's shape, decoded and case-insensitively, before and whatever route matching
+        says), the value of a credential parameter of a matched route, and every query value (WhatsApp's
         ``hub.verify_token``). The query's names stay, so the console still says what was asked."""
+        hidden_below = self._credential_prefix(raw_path)
+        if hidden_below is not None:  # the query too: nothing after the prefix is shown
+            return f"{printable(method, 20)} {hidden_below}{HIDDEN}{'?' + HIDDEN if query else ''}"
         shown = raw_path
         try:
             match = self.routes.match(method, raw_path)
@@ -304,7 +330,17 @@ class Gateway:
                            lambda m: HIDDEN if m[1] in CREDENTIAL_PARAMETERS else params.get(m[1], ""),
                            match.route.path)
         names = [name for name, _ in parse_qsl(query, keep_blank_values=True)]
-        return shown + ("?" + "&".join(f"{name}={HIDDEN}" for name in names) if names else "")
+        shown += "?" + "&".join(f"{name}={HIDDEN}" for name in names) if names else ""
+        return f"{printable(method, 20)} {printable(shown, 300)}"
+
+    def _credential_prefix(self, raw_path: str) -> str | None:
+        """``/approvals/`` when the path lies under a prefix whose next segment is a credential parameter."""
+        segments = [s for s in unquote(raw_path).split("/") if s]
+        for prefix in self._credential_prefixes:
+            head = [s.casefold() for s in segments[:len(prefix)]]
+            if len(head) == len(prefix) and all(have.startswith(want) for have, want in zip(head, prefix, strict=True)):
+                return "/" + "".join(f"{part}/" for part in prefix)
+        return None
 
     def respond(self, request: Request, raw_path: str, source_ip: str) -> Response:
         """The gateway's answer to one request (kept free of sockets so it is testable directly)."""
@@ -325,21 +361,57 @@ class Gateway:
         event = build_event(match, request, source_ip, request_id)
         invocation = self._invoke(match.route.function, event)
         amzn = [("x-amzn-RequestId", request_id), ("x-amz-apigw-id", secrets.token_urlsafe(12)[:16])]
+        method = printable(request.method, 20)
         if not invocation.ok:
             assert invocation.error is not None
-            log.error("%s %s: function %s failed: %s: %s", request.method, match.route.path, match.route.function,
-                      invocation.error.error_type, invocation.error.error_message, exc_info=invocation.exception)
+            # An exception's message and traceback may quote what the request held: escaped, line by line.
+            log.error("%s %s: function %s failed: %s: %s%s", method, match.route.path, match.route.function,
+                      printable(invocation.error.error_type, 100), printable(invocation.error.error_message, 500),
+                      _traceback(invocation.exception))
             return _internal_error(amzn)
         try:
             response = proxy_response(invocation.payload)
         except MalformedProxyResponse as exc:
-            log.error("%s %s: malformed Lambda proxy response from %s: %s", request.method, match.route.path,
-                      match.route.function, exc)
+            log.error("%s %s: malformed Lambda proxy response from %s: %s", method, match.route.path,
+                      match.route.function, printable(exc, 500))
             return _internal_error(amzn)
         headers = response.headers
         if not any(k.lower() == "content-type" for k, _ in headers):
             headers = [*headers, ("Content-Type", "application/json")]
         return Response(response.status, [*headers, *amzn], response.body)
+
+
+def _credential_prefixes(routes: tuple[Route, ...]) -> tuple[tuple[str, ...], ...]:
+    """The literal path segments before each credential parameter of a route (``("approvals",)``)."""
+    prefixes: set[tuple[str, ...]] = set()
+    for route in routes:
+        segments = [s for s in route.path.split("/") if s]
+        for index, segment in enumerate(segments):
+            param = _PARAM.match(segment)
+            if param and param.group(1) in CREDENTIAL_PARAMETERS:
+                prefixes.add(tuple(s.casefold() for s in segments[:index]))
+                break
+    return tuple(sorted(prefixes))
+
+
+def _traceback(exception: BaseException | None) -> str:
+    if exception is None:
+        return ""
+    import traceback
+
+    lines = traceback.format_exception(type(exception), exception, exception.__traceback__)
+    return "\n" + "\n".join(printable(line, 2000) for chunk in lines for line in chunk.rstrip("\n").split("\n"))
+
+
+def _split_target(target: str) -> tuple[str, str]:
+    """The request target's raw path and query string. An absolute-form target (``http://host/p``) is split
+    as a URL; any other is not parsed as one, so ``//approvals/x`` stays a path (urlsplit would take
+    ``approvals`` for a host)."""
+    if "://" in target.split("?", 1)[0]:
+        split = urlsplit(target)
+        return split.path or "/", split.query
+    path, _, query = target.partition("?")
+    return path.partition("#")[0] or "/", query.partition("#")[0]
 
 
 def _internal_error(extra: list[tuple[str, str]]) -> Response:
@@ -351,60 +423,135 @@ class _PayloadTooLarge(Exception):
     pass
 
 
+class _BadRequest(Exception):
+    """A request whose framing cannot be read: answered 400, and its connection closed."""
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = BACKLOG
+
+
 def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "interlock-local"
+        timeout = READ_TIMEOUT_SECONDS
 
         def version_string(self) -> str:
             return self.server_version
 
+        def __getattr__(self, name: str) -> Any:
+            # Every method reaches the gateway (a 405 with Allow on a known resource, as API Gateway answers),
+            # not the standard library's 501 for a method without a do_<METHOD>.
+            if name.startswith("do_"):
+                return self._dispatch
+            raise AttributeError(name)
+
+        def parse_request(self) -> bool:
+            words = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n").split()
+            if len(words) == 2:
+                # HTTP/0.9: the standard library would wait for headers that never come, then answer with no
+                # status line. Refused at once, with one.
+                self.command, self.request_version, self.close_connection = "", "HTTP/1.0", True
+                self.send_error(400, "HTTP/0.9 is not supported")
+                return False
+            return bool(super().parse_request())
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            # What the standard library refuses itself (an unreadable request line or version, headers too
+            # long): JSON like every other answer, never a 5xx (505 for HTTP/2.0 on an HTTP/1.1 port is a 400).
+            status = 400 if code >= 500 else code
+            self.close_connection = True
+            if not getattr(self, "request_version", None) or self.request_version == "HTTP/0.9":
+                self.request_version = "HTTP/1.0"
+            # Not the standard library's message: it quotes the request line, which may hold a token.
+            log.info("a malformed request -> %d (%s)", status, HTTPStatus(code).phrase)
+            self._write(json_response(status, {"message": HTTPStatus(status).phrase}))
+
         def _dispatch(self) -> None:
             started = time.monotonic()
-            split = urlsplit(self.path)
+            raw_path, raw_query = _split_target(self.path)
+            shown = gateway.loggable(self.command, raw_path, raw_query)
             try:
                 body = self._read_body()
+            # Each console line is written before its answer, so that whoever has the answer can find its line.
             except _PayloadTooLarge:
+                self.close_connection = True
+                log.info("%s -> 413 (the body is over %d bytes)", shown, MAX_BODY_BYTES)
                 self._write(json_response(413, {"message": "Request Too Long"}))
+                return
+            except _BadRequest as exc:
+                self.close_connection = True
+                log.info("%s -> 400 (%s)", shown, exc)
+                self._write(json_response(400, {"message": "Bad Request"}))
+                return
+            except TimeoutError:
+                self.close_connection = True
+                log.info("%s -> 408 (the body did not arrive within %d s)", shown, READ_TIMEOUT_SECONDS)
+                self._write(json_response(408, {"message": "Request Timeout"}))
                 return
             request = Request(
                 method=self.command,
-                path=unquote(split.path) or "/",
-                query=_parse_query(split.query),
+                path=unquote(raw_path) or "/",
+                query=_parse_query(raw_query),
                 headers=list(self.headers.items()),
                 body=body,
             )
             try:
-                response = gateway.respond(request, split.path or "/", self.client_address[0])
+                response = gateway.respond(request, raw_path, self.client_address[0])
             except Exception:
-                log.exception("%s %s: the local gateway failed", self.command,
-                              gateway.loggable(self.command, split.path, split.query))
+                log.exception("%s: the local gateway failed", shown)
                 response = json_response(500, {"message": "Internal server error"})
+            log.info("%s -> %d (%.0f ms)", shown, response.status, (time.monotonic() - started) * 1000)
             self._write(response)
-            log.info("%s %s -> %d (%.0f ms)", self.command, gateway.loggable(self.command, split.path, split.query),
-                     response.status, (time.monotonic() - started) * 1000)
 
         def _read_body(self) -> bytes:
-            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            codings = [c.strip().lower() for v in self.headers.get_all("Transfer-Encoding") or [] for c in v.split(",")]
+            lengths = {v.strip() for v in self.headers.get_all("Content-Length") or []}
+            if codings:
+                if lengths:
+                    raise _BadRequest("both Content-Length and Transfer-Encoding")
+                if codings != ["chunked"]:
+                    raise _BadRequest("a Transfer-Encoding other than chunked")
                 return self._read_chunked()
-            length = int(self.headers.get("Content-Length") or 0)
+            if not lengths:
+                return b""
+            (value,) = lengths if len(lengths) == 1 else ("",)
+            if not _CONTENT_LENGTH.fullmatch(value):
+                raise _BadRequest("a Content-Length that is not one decimal number")
+            length = int(value)
             if length > MAX_BODY_BYTES:
                 raise _PayloadTooLarge
-            return self.rfile.read(length) if length > 0 else b""
+            body = self.rfile.read(length) if length else b""
+            if len(body) < length:
+                raise _BadRequest("a body shorter than its Content-Length")
+            return body
 
         def _read_chunked(self) -> bytes:
             chunks: list[bytes] = []
             total = 0
             while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                line = self.rfile.readline(1024)
+                if not line.endswith(b"\n"):
+                    raise _BadRequest("a chunk size line that is cut off or too long")
+                size_text = line.split(b";", 1)[0].strip()
+                if not _CHUNK_SIZE.fullmatch(size_text):
+                    raise _BadRequest("a malformed chunk size")
+                size = int(size_text, 16)
                 if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
+                    for _ in range(MAX_TRAILER_LINES):
+                        trailer = self.rfile.readline(8192)
+                        if trailer in (b"\r\n", b"\n"):
+                            return b"".join(chunks)
+                        if not trailer.endswith(b"\n"):
+                            raise _BadRequest("a chunked body that is cut off")
+                    raise _BadRequest("too many trailer lines")
                 total += size
                 if total > MAX_BODY_BYTES:
                     raise _PayloadTooLarge
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
+                chunk = self.rfile.read(size)
+                if len(chunk) < size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                    raise _BadRequest("a chunk shorter than its size")
+                chunks.append(chunk)
 
         def _write(self, response: Response) -> None:
             try:
@@ -413,11 +560,13 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                     if key.lower() not in ("content-length", "connection", "date", "server"):
                         self.send_header(key, value)
                 self.send_header("Content-Length", str(len(response.body)))
+                if self.close_connection:
+                    self.send_header("Connection", "close")
                 self.end_headers()
                 if self.command != "HEAD" and response.body:
                     self.wfile.write(response.body)
             except (BrokenPipeError, ConnectionResetError):
-                log.debug("the client went away before the answer to %s", self.command)
+                log.debug("the client went away before the answer to %s", printable(self.command, 20))
 
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             pass  # its request line holds the raw path (an approval token): _dispatch logs a redacted one
@@ -425,8 +574,6 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("%s - %s", self.address_string(), format)  # not the args: they may hold the raw path
 
-    for method in METHODS:
-        setattr(Handler, f"do_{method}", Handler._dispatch)
     return Handler
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "SourceEvent",
     "SourceSecrets",
     "WebhookSource",
+    "check_id",
     "parse_secret",
     "read_json",
     "type_part",
@@ -40,6 +41,14 @@ __all__ = [
 
 DAY = 24 * 3600
 _TYPE_PART = re.compile(r"[A-Za-z0-9_]{1,100}")
+
+# The limits every source's input is held to (docs/input-limits.md). An event id is part of DynamoDB keys
+# (the dedupe key is ``<source>:<id>``; a key may hold 2,048 bytes); a type is a routing key and a metric
+# dimension. Nesting deeper than any provider sends is refused before anything recurses over it.
+MAX_ID_BYTES = 256
+MAX_TYPE_BYTES = 256
+MAX_JSON_DEPTH = 64
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def type_part(value: Any) -> str:
@@ -54,13 +63,89 @@ class PayloadError(ValueError):
 
 
 def read_json(raw: bytes | str, what: str = "the body") -> Any:
-    """``raw`` parsed as JSON, or :class:`PayloadError` saying why ``what`` cannot be."""
+    """``raw`` (UTF-8) parsed as JSON, or :class:`PayloadError` saying why ``what`` cannot be.
+
+    Every provider body is read here, so every source is held to the same limits: nesting at most
+    :data:`MAX_JSON_DEPTH` deep, and no lone surrogate (``"\\ud800"``) in any string or key, which would parse
+    but could never be written to the queue or a table as UTF-8.
+    """
     try:
-        return json.loads(raw)
+        text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError:
         raise PayloadError(f"{what} is not UTF-8") from None
+    if _too_deep(text):
+        raise PayloadError(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        value = json.loads(text)
+    except RecursionError:  # not reached with the depth check above; kept so no parse can become a 5xx
+        raise PayloadError(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep") from None
     except ValueError as exc:
         raise PayloadError(f"{what} is not valid JSON: {exc}") from None
+    if _has_surrogate(value):
+        raise PayloadError(f"{what} holds a lone surrogate escape (such as \\ud800), which is not text")
+    return value
+
+
+_STRUCTURE = re.compile(r'[\[\]{}"\\]')
+
+
+def _too_deep(text: str) -> bool:
+    """True if the JSON text opens more than :data:`MAX_JSON_DEPTH` arrays or objects inside one another.
+
+    Counted over the text, brackets inside strings skipped, before parsing, so that nothing (the parser
+    included) recurses over a deeper one; linear in the text. An unbalanced text is left to the parser.
+    """
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return False
+    depth = 0
+    in_string = False
+    escaped_at = -1  # the position of the character a backslash escapes
+    for match in _STRUCTURE.finditer(text):
+        char, at = match.group(), match.start()
+        if in_string:
+            if at == escaped_at:
+                continue
+            if char == "\\":
+                escaped_at = at + 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
+def _has_surrogate(value: Any) -> bool:
+    """True if a string anywhere in a parsed JSON value (keys included) holds a lone surrogate."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def check_id(value: str, what: str = "the event id") -> str:
+    """``value`` if it can be a provider's id here: 1 to :data:`MAX_ID_BYTES` bytes of UTF-8, printable
+    characters only (no control characters, no lone surrogates); else :class:`PayloadError`."""
+    if not value:
+        raise PayloadError(f"{what} is empty")
+    if not value.isprintable():
+        raise PayloadError(f"{what} holds characters that are not printable")
+    if len(value.encode("utf-8")) > MAX_ID_BYTES:
+        raise PayloadError(f"{what} is longer than {MAX_ID_BYTES} bytes")
+    return value
 
 
 @dataclass(frozen=True)
@@ -92,9 +177,18 @@ class SourceSecrets:
 
 @dataclass(frozen=True)
 class SourceEvent:
+    """One event a delivery carries. Made only with an id and a type within the shared limits
+    (:func:`check_id`): a source building one from a provider's field gets :class:`PayloadError`, a 400,
+    for one that is not."""
+
     event_id: str  # the provider's id for this event: the dedupe id
     type: str
     payload: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        check_id(self.event_id)
+        if not self.type or not self.type.isprintable() or len(self.type.encode("utf-8")) > MAX_TYPE_BYTES:
+            raise PayloadError(f"the event type must be 1 to {MAX_TYPE_BYTES} bytes of printable text")
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
@@ -68,7 +67,15 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 from interlock.observability import count, logger
 from interlock.settings import IngestSettings
 from interlock.webhooks import hmac_sha256
-from interlock.webhooks.base import DAY, Delivery, PayloadError, SignatureError, SourceEvent, WebhookSource
+from interlock.webhooks.base import (
+    DAY,
+    Delivery,
+    PayloadError,
+    SignatureError,
+    SourceEvent,
+    WebhookSource,
+    read_json,
+)
 
 SIGNATURE_V3_HEADER = "X-HubSpot-Signature-v3"
 TIMESTAMP_HEADER = "X-HubSpot-Request-Timestamp"
@@ -215,14 +222,7 @@ class HubSpotSource(WebhookSource):
     # -- events -----------------------------------------------------------------------------------------
 
     def events(self, delivery: Delivery) -> list[SourceEvent]:
-        try:
-            text = delivery.body.decode("utf-8")  # as HubSpot sends it (json.loads alone would guess UTF-16/32)
-        except UnicodeDecodeError as exc:
-            raise PayloadError("the body is not UTF-8") from exc
-        try:
-            body: Any = json.loads(text)
-        except ValueError as exc:
-            raise PayloadError(f"the body is not valid JSON: {exc}") from exc
+        body: Any = read_json(delivery.body)  # UTF-8, as HubSpot sends it (json.loads alone would guess UTF-16/32)
         if not isinstance(body, list):
             raise PayloadError(f"expected a JSON array of HubSpot events, got a JSON {type(body).__name__}")
         if not body:
@@ -235,11 +235,12 @@ class HubSpotSource(WebhookSource):
                 continue
             try:
                 event = HubSpotEvent.model_validate(element)
+                events.append(SourceEvent(event_id=event.dedupe_id(), type=f"hubspot.{event.subscriptionType}",
+                                          payload=element))
             except ValidationError as exc:
                 problems.append(f"event {index}: {_problems(exc)}")
-                continue
-            events.append(SourceEvent(event_id=event.dedupe_id(), type=f"hubspot.{event.subscriptionType}",
-                                      payload=element))
+            except PayloadError as exc:  # an id beyond the shared limits (a portalId of 3,000 characters)
+                problems.append(f"event {index}: {exc}")
         if problems and not events:
             raise PayloadError("; ".join(problems))
         if problems:

@@ -56,6 +56,7 @@ from interlock.webhooks.base import (
     SourceEvent,
     SourceSecrets,
     WebhookSource,
+    read_json,
     type_part,
 )
 
@@ -106,10 +107,7 @@ def _is_json(body: bytes) -> bool:
 
 
 def _json_object(text: str | bytes, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PayloadError(f"{what} is not valid JSON") from exc
+    data = read_json(text, what)
     if not isinstance(data, dict):
         raise PayloadError(f"{what} is not a JSON object")
     return data
@@ -157,8 +155,8 @@ class SlackSource(WebhookSource):
     def challenge(self, delivery: Delivery) -> Reply | None:
         if _is_json(delivery.body):
             try:
-                body = json.loads(delivery.body)
-            except (ValueError, UnicodeDecodeError):
+                body = read_json(delivery.body)
+            except PayloadError:
                 return None  # events() says why
             if isinstance(body, dict) and body.get("type") == "url_verification":
                 challenge = body.get("challenge")
@@ -173,8 +171,8 @@ class SlackSource(WebhookSource):
             return None
         if "payload" in form:
             try:
-                payload = json.loads(form["payload"])
-            except ValueError:
+                payload = read_json(form["payload"], "the payload field")
+            except PayloadError:
                 return None
             if isinstance(payload, dict) and payload.get("type") == "block_suggestion":
                 return Reply(200, json.dumps({"options": []}))

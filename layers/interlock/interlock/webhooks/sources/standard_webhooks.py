@@ -3,7 +3,6 @@ any further named sources configured with this scheme."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from interlock.settings import IngestSettings
 from interlock.webhooks import standard
-from interlock.webhooks.base import DAY, Delivery, PayloadError, SourceEvent, WebhookSource
+from interlock.webhooks.base import DAY, Delivery, PayloadError, SourceEvent, WebhookSource, read_json
 
 
 class StandardPayload(BaseModel):
@@ -35,10 +34,7 @@ def validation_message(exc: Exception) -> str:
 
 
 def json_body(delivery: Delivery) -> Any:
-    try:
-        return json.loads(delivery.body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PayloadError(validation_message(exc)) from exc
+    return read_json(delivery.body)
 
 
 class StandardWebhooksSource(WebhookSource):

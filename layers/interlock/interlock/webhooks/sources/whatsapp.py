@@ -52,6 +52,7 @@ from interlock.webhooks.base import (
     SourceEvent,
     SourceSecrets,
     WebhookSource,
+    read_json,
     type_part,
 )
 
@@ -119,10 +120,7 @@ class WhatsAppSource(WebhookSource):
         verify(secrets, delivery.headers, delivery.body)
 
     def events(self, delivery: Delivery) -> list[SourceEvent]:
-        try:
-            body = json.loads(delivery.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise PayloadError("the body is not valid JSON") from exc
+        body = read_json(delivery.body)
         if not isinstance(body, dict) or not isinstance(body.get("entry", []), list):
             raise PayloadError("expected a webhook notification: an object with an entry array")
         events: list[SourceEvent] = []
@@ -156,8 +154,11 @@ class WhatsAppSource(WebhookSource):
     def _message(message: Any, context: dict[str, Any]) -> SourceEvent | None:
         if not isinstance(message, dict) or not _text(message.get("id")):
             return None
-        return SourceEvent(event_id=message["id"], type=f"whatsapp.message.{type_part(message.get('type'))}",
-                           payload={**context, "message": message})
+        try:
+            return SourceEvent(event_id=message["id"], type=f"whatsapp.message.{type_part(message.get('type'))}",
+                               payload={**context, "message": message})
+        except PayloadError:  # an id beyond the shared limits: unreadable, like one without an id
+            return None
 
     @staticmethod
     def _change(entry: dict[str, Any], change: dict[str, Any], value: dict[str, Any],
@@ -174,8 +175,11 @@ class WhatsAppSource(WebhookSource):
         event_id = f"{status['id']}:{status['status']}"
         if _text(status.get("recipient_participant_id")):
             event_id += f":{status['recipient_participant_id']}"
-        return SourceEvent(event_id=event_id, type=f"whatsapp.status.{type_part(status.get('status'))}",
-                           payload={**context, "status": status})
+        try:
+            return SourceEvent(event_id=event_id, type=f"whatsapp.status.{type_part(status.get('status'))}",
+                               payload={**context, "status": status})
+        except PayloadError:  # an id beyond the shared limits: unreadable, like one without an id
+            return None
 
 
 SOURCE_CLASS = WhatsAppSource
