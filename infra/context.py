@@ -16,7 +16,7 @@ from dataclasses import fields
 
 from aws_cdk import Annotations
 from constructs import Construct, IConstruct
-from interlock.settings import AiSettings
+from interlock.settings import AiSettings, ApprovalWindow
 from interlock.topology import DeploymentSettings
 from pydantic import ValidationError
 
@@ -64,7 +64,7 @@ class InvalidSettingError(ValueError):
 
 # The settings models the functions validate at cold start whose fields are deployment settings: synthesis
 # validates those settings with the same model, so a value a function would refuse never deploys.
-VALIDATED_BY = (AiSettings,)
+VALIDATED_BY = (AiSettings, ApprovalWindow)
 # The openai SDK's base URL: an http(s) URL (Azure OpenAI's v1 endpoint, vLLM, Ollama, a LiteLLM proxy).
 _BASE_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
 

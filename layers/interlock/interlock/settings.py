@@ -10,7 +10,7 @@ import os
 from functools import cache
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PREFIX = "INTERLOCK_"
 
@@ -123,11 +123,28 @@ class HelpdeskSettings(TableSettings):
     helpdesk_timeout_seconds: float = Field(default=5.0, gt=0)
 
 
-class ApprovalRequestSettings(TableSettings):
+class ApprovalWindow(_Settings):
+    """How long an approval link works and how long the workflow waits for its decision. The link must outlive the
+    wait: a link that expired while the run still waited would tell the approver the run was escalated when it was
+    not, and leave nobody able to decide it. Both start when the approval is requested, so ttl >= timeout means a
+    link is only ever expired once the wait is over. Checked at synthesis, at ``make run`` and at cold start."""
+
+    approval_timeout_seconds: int = Field(default=72 * 3600, gt=0)
+    approval_ttl_seconds: int = Field(default=72 * 3600, gt=0)
+
+    @model_validator(mode="after")
+    def _link_outlives_the_wait(self) -> ApprovalWindow:
+        if self.approval_ttl_seconds < self.approval_timeout_seconds:
+            raise ValueError(
+                f"approval_ttl_seconds ({self.approval_ttl_seconds}) must be at least approval_timeout_seconds "
+                f"({self.approval_timeout_seconds}): an approval link must not expire while its run still waits")
+        return self
+
+
+class ApprovalRequestSettings(TableSettings, ApprovalWindow):
     public_base_url: str = Field(min_length=1)
     approver_email: str = Field(min_length=3)
     sender_email: str = Field(min_length=3)
-    approval_ttl_seconds: int = Field(default=72 * 3600, gt=0)
 
 
 S = TypeVar("S", bound=_Settings)
@@ -145,6 +162,7 @@ def load(cls: type[S]) -> S:
         return cls.model_validate(values)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{PREFIX}{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+            (f"{PREFIX}{'.'.join(str(p) for p in err['loc']).upper()}: " if err["loc"] else "") + err["msg"]
+            for err in exc.errors()
         )
         raise SettingsError(f"invalid settings for {cls.__name__}: {problems}") from exc
