@@ -374,7 +374,7 @@ def test_given_the_request_step_handler_when_invoked_then_the_approver_gets_the_
 
     boto3.client("ses", region_name=REGION).verify_email_identity(EmailAddress=SENDER)
     for name, value in {"PUBLIC_BASE_URL": BASE_URL, "APPROVER_EMAIL": APPROVER, "SENDER_EMAIL": SENDER,
-                        "APPROVAL_TTL_SECONDS": "600"}.items():
+                        "APPROVAL_TTL_SECONDS": "600", "APPROVAL_TIMEOUT_SECONDS": "600"}.items():
         monkeypatch.setenv(f"INTERLOCK_{name}", value)
     step_request_approval = fresh_import("step_request_approval")  # it reads its settings at import
     timeline = DynamoTimelineStore(TABLE_NAME)
