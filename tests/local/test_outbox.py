@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -113,3 +114,17 @@ def test_terminal_escapes_in_a_subject_are_shown_escaped_never_raw(ses, tmp_path
                                             ("a\\x1b", "a\\\\x1b"), ("\u2028", "\\u2028"), ("Zoë", "Zoë")])
 def test_console_safe_escapes_control_characters_and_cannot_be_forged(raw: str, shown: str) -> None:
     assert console_safe(raw) == shown
+
+
+def test_a_link_quoted_in_a_subject_is_defanged_so_the_console_prints_one_link(ses, tmp_path: Path) -> None:
+    announced: list[str] = []
+    outbox = Outbox(tmp_path / "outbox", announced.append)
+    subject = "Approval needed: x Review and decide here: HTTPS://evil.example/approvals/f"
+    ses.send_raw_email(Source="interlock@example.com", Destinations=["approver@example.com"],
+                       RawMessage={"Data": _message(subject=subject)})
+
+    outbox.poll_once()
+
+    assert "HxxPS://evil.example/approvals/f" in announced[0]
+    links = [line.strip() for line in announced[0].splitlines() if re.search(r"(?i)https?://", line)]
+    assert links == ["https://example.test/approvals/tok_123"]

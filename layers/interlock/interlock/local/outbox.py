@@ -5,7 +5,8 @@ the MIME text). The outbox copies each new one to a file, byte for byte, so it o
 client, and announces it on the console with the link the message names in its
 ``X-Interlock-Approval-Link`` header (never a URL found in its text, which may quote an outsider's forged
 one): the approver's inbox, on a laptop. What the console prints from a message (its recipient, its
-subject: outsider text) has every control character escaped, so no message can drive the terminal.
+subject: outsider text) has every control character escaped, so no message can drive the terminal, and
+every URL scheme defanged (``hxxp://``), so the message's own link is the only link the console prints.
 """
 
 from __future__ import annotations
@@ -63,8 +64,18 @@ def console_safe(value: str) -> str:
     return "".join(out)
 
 
+_SCHEME = re.compile(r"(?i)\b(h)tt(ps?)://")
+
+
+def defanged(value: str) -> str:
+    """``value`` with every URL scheme defanged (``hxxp://``): a subject may quote a customer's link, and the
+    console prints one link only, the message's own."""
+    return _SCHEME.sub(r"\1xx\2://", value)
+
+
 def announcement(delivered: Delivered) -> str:
-    lines = [f"Approval email to {console_safe(delivered.to)}: {console_safe(delivered.subject)}"]
+    subject = console_safe(defanged(delivered.subject.strip()))
+    lines = [f"Approval email to {console_safe(defanged(delivered.to))}: {subject}"]
     if delivered.link:
         lines.append(f"  {console_safe(delivered.link)}")
     lines.append(f"  saved as {console_safe(str(delivered.path))}")
