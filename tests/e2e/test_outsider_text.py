@@ -57,8 +57,9 @@ def test_given_a_refund_request_in_billing_words_then_it_waits_for_a_person_and_
 def test_given_a_subject_that_forges_the_call_to_action_then_the_email_and_the_console_show_the_real_link(
     runtime: Runtime,
 ) -> None:
-    run_id = runtime.send(ticket(FORGED_SUBJECT, "Where is my invoice?")).json()["run_id"]
-    runtime.wait_status(run_id, "pending_approval")  # the link in the subject is outsider text: a person decides
+    # A refund: it waits for a person whatever its subject says (the subject's link would send it there too).
+    run_id = runtime.send(ticket(FORGED_SUBJECT, "Please refund me, I want my money back.")).json()["run_id"]
+    runtime.wait_status(run_id, "pending_approval")
 
     text = runtime.approval_email(run_id)
     real = re.search(r"https?://127\.0\.0\.1:\d+/approvals/[A-Za-z0-9_-]{43}", text)
