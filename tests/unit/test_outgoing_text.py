@@ -10,14 +10,15 @@ PHISHING = ("Dear customer, your account is suspended. Confirm your card at http
 
 
 @pytest.mark.parametrize("name", ["Ada", "Ada Lovelace", "José Álvarez-Núñez", "O'Brien", "Ada L.",
-                                  "  Ada   Lovelace ", "Zoë", "李小龙"])
+                                  "  Ada   Lovelace ", "Zoë", "李小龙", "J.R.R. Tolkien"])
 def test_given_a_real_name_when_cleaned_then_it_is_kept_one_spaced(name):
     assert clean_name(name) == " ".join(name.split())
 
 
 @pytest.mark.parametrize("value", [
     PHISHING, "http://evil.example", "evil.example", "www.evil", "ada@example.com", "Ada\nConfirm your card",
-    "Ada\r\nBcc: x", "<b>Ada</b>", "Ada\x1b[2J", "Ada\u202eevil", "Ada\u200b", "Ada 2", "$20", "A" * 61,
+    "Ada\r\nBcc: x", "<b>Ada</b>", "Ada.Lovelace", "evil.EXAMPLE",
+    "Ada\x1b[2J", "Ada\u202eevil", "Ada\u200b", "Ada 2", "$20", "A" * 61,
     "one two three four five six", "", "   ", "...", "{plan}", "Ada, call +44 20 7946 0958", None,
 ])
 def test_given_something_that_is_not_a_name_when_cleaned_then_it_is_left_out(value):

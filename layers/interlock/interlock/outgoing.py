@@ -57,6 +57,9 @@ def one_line(value: str, max_chars: int = SUBJECT_MAX_CHARS) -> str:
     return line[: max(0, max_chars - 1)].rstrip() + ELLIPSIS
 
 
+# A dot followed by two letters or more: a domain's label ("J.R.R. Tolkien" has initials, "evil.example" not).
+_DOMAIN_LIKE = re.compile(r"\.[^\W\d_]{2,}")
+
 # A name is words of letters (and combining marks), joined by spaces, apostrophes, hyphens or dots.
 _NAME_CHARS = frozenset("'\u2019-. ")  # U+2019: the typographic apostrophe
 
@@ -82,7 +85,7 @@ def clean_name(value: str | None, max_chars: int = NAME_MAX_CHARS, max_words: in
         return None
     if not all(_is_name_char(ch) for ch in name) or not any(unicodedata.category(ch)[0] == "L" for ch in name):
         return None
-    if ".." in name or re.search(r"\.\S", name):  # "evil.example", "www.x": a domain, not an initial
+    if ".." in name or _DOMAIN_LIKE.search(name):  # "evil.example", "www.evil": a domain, not an initial
         return None
     return name
 
@@ -98,7 +101,7 @@ def clean_label(value: str | None, max_chars: int = LABEL_MAX_CHARS) -> str | No
     if any(unicodedata.category(ch) in _NOT_TEXT for ch in normal.strip()):
         return None
     label = " ".join(normal.split())
-    if not label or len(label) > max_chars or not _LABEL.match(label) or re.search(r"\.\S", label):
+    if not label or len(label) > max_chars or not _LABEL.match(label) or _DOMAIN_LIKE.search(label):
         return None
     return label
 
