@@ -32,8 +32,10 @@ DRAFT_TEXT = ("I can see the two charges on your last invoice. Our billing team 
               "and will confirm the correction to you; no action is needed on your side.")
 DRAFT = {"text": DRAFT_TEXT, "confidence": 0.88, "reasoning": "Acknowledge the duplicate charge."}
 # In a ticket's subject: the fake's confident draft makes a promise the policies forbid (a refund with a date).
-PROMISING = "[fake-promise]"
+PROMISING = "[fake-vow]"  # a marker the guardrail's rules do not trip in the subject
 PROMISE_TEXT = "The duplicate will be returned to your card within five business days."
+# In a ticket's subject: the fake classifies it billing, and reports a refund as a secondary category.
+ALSO_REFUND = "[fake-secondary-risk]"
 TOKENS = {"TicketClassificationOutput": (321, 45), "DraftReplyOutput": (654, 87)}
 
 
@@ -46,7 +48,9 @@ def _answer(body: dict[str, Any]) -> Reply:
             return Reply.error(500, message="the fake model is down")
         return Reply.answer("Sorry, I can only answer in prose today.", tokens_in=50, tokens_out=9, model=model)
     draft = {**DRAFT, "text": PROMISE_TEXT} if PROMISING in json.dumps(seen.messages) else DRAFT
-    content = {"TicketClassificationOutput": CLASSIFICATION, "DraftReplyOutput": draft}.get(seen.schema_name)
+    classification = ({**CLASSIFICATION, "confidence": 0.95, "secondary_categories": ["refund"]}
+                      if ALSO_REFUND in json.dumps(seen.messages) else CLASSIFICATION)
+    content = {"TicketClassificationOutput": classification, "DraftReplyOutput": draft}.get(seen.schema_name)
     if content is None:
         return Reply.error(400, message=f"the fake has no answer for schema {seen.schema_name!r}")
     tokens_in, tokens_out = TOKENS[seen.schema_name]
@@ -205,7 +209,7 @@ def test_given_a_confident_model_draft_that_makes_a_promise_then_a_person_reads_
     draft = _output(run, "draft_reply")
     assert (draft["decided_by"], draft["confidence"], draft["body"]) == (f"openai:{TIER_1}", 0.88,
                                                                          _letter(PROMISE_TEXT))
-    assert _output(run, "guardrail")["reasons"] == ["draft_mentions:commitment"]
+    assert _output(run, "guardrail")["reasons"] == ["outsider_text:reply:commitment"]
     assert runtime.replies(run_id) == []  # nothing reached the customer
     mail = " ".join(runtime.approval_email(run_id).split())
     assert "the AI-written reply makes a commitment (a refund, a credit, a timeframe)" in mail
@@ -234,3 +238,23 @@ def test_given_no_api_key_then_the_offline_provider_decides_and_the_run_complete
     expected = _letter(template_text("billing", "enterprise"))
     assert draft["body"] == expected
     assert [r["body"] for r in runtime.replies(run_id)] == [expected]
+
+
+def test_given_a_model_that_reports_a_refund_besides_billing_then_a_person_decides_and_nothing_is_sent(
+    with_model: WithModel,
+) -> None:
+    # No refund keyword in the ticket: only the model's secondary category says it.
+    subject = _unique(f"Charged twice {ALSO_REFUND}")
+    runtime = with_model.runtime
+    body = "I was charged twice on my last invoice and I want the second payment returned to me."
+    run_id = runtime.send(ticket(subject, body)).json()["run_id"]
+
+    run = runtime.wait_status(run_id, "pending_approval")
+
+    classification = _output(run, "classify")
+    assert (classification["category"], classification["confidence"]) == ("billing", 0.95)
+    assert classification["secondary_categories"] == ["refund"]
+    assert _output(run, "guardrail")["reasons"] == ["risk_signal:refund"]
+    assert runtime.replies(run_id) == []
+    mail = " ".join(runtime.approval_email(run_id).split())
+    assert "the ticket may also be a refund request" in mail

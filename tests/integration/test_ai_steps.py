@@ -137,7 +137,7 @@ def test_given_the_run_budget_spent_by_classify_when_drafting_then_the_draft_esc
 
     assert len(fake.requests) == 1  # the classification's; the draft was never asked for
     assert result["decision"]["escalation"] == "budget_exceeded"
-    assert result["template"] == "billing.v1"
+    assert result["template"] == "billing.not_found.v1"  # the CRM found no account
 
     import step_guardrail
 

@@ -194,12 +194,12 @@ def test_given_a_valid_structured_answer_when_deciding_then_it_is_the_decision_w
     assert attempt["latency_ms"] >= 0
     assert {k: v for k, v in attempt.items() if k != "latency_ms"} == {
         "kind": "decision_attempt", "decision": "classify_ticket", "tier": 1, "provider": "openai", "model": MINI,
-        "reported_model": MINI, "usage_estimated": False, "try_in_tier": 1, "prompt_version": "v1",
+        "reported_model": MINI, "usage_estimated": False, "try_in_tier": 1, "prompt_version": "v2",
         "prompt_hash": load_prompt("classify_ticket").sha256,
         "tokens_in": 120, "tokens_out": 30, "cost_usd": pytest.approx(MINI_COST), "outcome": "ok",
         "validation_errors": [], "output": json.dumps(GOOD), "retry_after_seconds": None}
     assert h.decision["decided_by"] == f"openai:{MINI}"
-    assert h.decision["output"] == GOOD
+    assert h.decision["output"] == {**GOOD, "secondary_categories": []}
     assert h.decision["escalation"] is None
     assert h.context["tiers"] == [MINI, NANO]
     assert totals() == attempt_metrics(1, tokens_in=120, tokens_out=30, cost=MINI_COST)
@@ -223,7 +223,8 @@ def test_given_a_decision_when_sent_then_the_request_carries_the_key_the_schema_
     json_schema = sent.body["response_format"]["json_schema"]
     assert json_schema["strict"] is True
     assert json_schema["schema"]["additionalProperties"] is False
-    assert set(json_schema["schema"]["required"]) == {"category", "summary", "confidence", "reasoning"}
+    assert set(json_schema["schema"]["required"]) == {"category", "summary", "secondary_categories", "confidence",
+                                                       "reasoning"}
     assert json_schema["schema"]["properties"]["category"]["enum"] == [
         "billing", "refund", "technical", "account", "legal", "security", "other"]
     assert sent.messages == h.context["messages"]
@@ -573,7 +574,7 @@ def test_given_a_valid_answer_below_the_confidence_threshold_when_deciding_then_
     assert decision.last_errors == ()
     assert h.outcomes() == [(1, MINI, 1, "ok")]
     assert h.decision["escalation"] == "low_confidence"
-    assert h.decision["output"] == {**GOOD, "confidence": 0.4}
+    assert h.decision["output"] == {**GOOD, "confidence": 0.4, "secondary_categories": []}
     assert totals() == attempt_metrics(1, tokens_in=120, tokens_out=30, cost=MINI_COST, AiEscalations=1)
 
 

@@ -16,6 +16,7 @@ from interlock.guardrail import evaluate
 from interlock.local.env import function_environment, setting
 from interlock.local.runtime import ai_line
 from interlock.models import run_id_for
+from interlock.outgoing import OutsiderPart
 from interlock.settings import AiSettings
 from interlock.topology import TOPOLOGY, DeploymentSettings
 from interlock.workflows import triage
@@ -81,6 +82,50 @@ def test_given_a_model_answer_when_classifying_then_the_classification_is_the_mo
     assert (result.category, result.confidence, result.summary) == ("billing", 0.93, "Invoice missing")
     assert result.decided_by == "openai:gpt-4.1-mini"
     assert result.decision is not None and result.decision["escalation"] is None
+
+
+REFUND_IN_BILLING_WORDS = triage.Ticket(
+    subject="Refund request for invoice 1042", customer_email="ada@example.com",
+    body="I was charged twice last month. Please refund the duplicate charge.")
+
+
+def guard(cls: Classification) -> list[str]:
+    return evaluate(cls, 0.75, None, []).reasons
+
+
+def test_given_a_model_that_reports_a_secondary_refund_when_classifying_then_a_person_decides():
+    # The ticket has no refund keyword: only the model's secondary category tells.
+    ticket = triage.Ticket(subject="Invoice 1042", body="I was charged twice. I want my money returned.",
+                           customer_email="ada@example.com")
+    provider = Scripted('{"category": "billing", "confidence": 0.95, "summary": "Charged twice", '
+                        '"secondary_categories": ["refund"], "reasoning": "asks for the money back"}')
+
+    result = triage.classify(triage.TicketInput(run_id=RUN_ID, ticket=ticket), runner(provider)[0], 0.75)
+
+    assert (result.category, result.secondary_categories) == ("billing", ["refund"])
+    assert guard(result) == ["risk_signal:refund"]
+
+
+def test_given_a_model_that_reports_no_secondary_category_when_the_ticket_asks_for_a_refund_then_a_person_decides():
+    # The keyword rules read the ticket whoever decided: a model that misses (or is steered past) the refund
+    # does not send it.
+    provider = Scripted('{"category": "billing", "confidence": 0.95, "summary": "Charged twice", '
+                        '"secondary_categories": [], "reasoning": "duplicate charge"}')
+
+    result = triage.classify(triage.TicketInput(run_id=RUN_ID, ticket=REFUND_IN_BILLING_WORDS),
+                             runner(provider)[0], 0.75)
+
+    assert "refund" in result.secondary_categories
+    assert guard(result) == ["risk_signal:refund"]
+
+
+def test_given_the_classify_prompt_when_loaded_then_it_asks_for_secondary_categories_and_the_schema_has_them():
+    from interlock.ai.prompts import load_prompt
+
+    prompt = load_prompt(CLASSIFY_TICKET.prompt)
+
+    assert prompt.version == "v2" and "secondary_categories" in prompt.text
+    assert "secondary_categories" in CLASSIFY_TICKET.output.model_json_schema()["properties"]
 
 
 def test_given_a_ticket_with_a_thread_when_classifying_then_the_turns_are_in_the_session_layer_and_the_email_is_not():
@@ -373,25 +418,25 @@ def test_given_a_key_stored_as_a_json_string_then_the_quotes_are_not_part_of_it(
 
 
 @pytest.mark.parametrize(("text", "findings"), [
-    ("The duplicate will be returned to your card within five business days.", ["draft_mentions:commitment"]),
-    ("We will refund the charge.", ["draft_mentions:commitment"]),
-    ("You get $20 off next month.", ["draft_mentions:amount"]),
-    ("We credited 10 EUR to your account.", ["draft_mentions:amount", "draft_mentions:commitment"]),
-    ("Reset it at https://example.com/reset or write to help@example.com.", ["draft_mentions:link"]),
-    ("We'll be back to you by Monday.", ["draft_mentions:commitment"]),
+    ("The duplicate will be returned to your card within five business days.", ["outsider_text:reply:commitment"]),
+    ("We will refund the charge.", ["outsider_text:reply:commitment"]),
+    ("You get $20 off next month.", ["outsider_text:reply:amount"]),
+    ("We credited 10 EUR to your account.", ["outsider_text:reply:amount", "outsider_text:reply:commitment"]),
+    ("Reset it at https://example.com/reset or write to help@example.com.", ["outsider_text:reply:link"]),
+    ("We'll be back to you by Monday.", ["outsider_text:reply:commitment"]),
     ("We have logged the problem and our engineers are looking into it.", []),
     ("Please use the 'Forgot password' link on the sign-in page.", []),
 ])
 def test_given_a_model_written_reply_when_guarded_then_amounts_links_and_commitments_need_a_person(text, findings):
-    result = evaluate(classification(), 0.75, {"decision": "draft_reply", "escalation": None}, text)
+    result = evaluate(classification(), 0.75, {"decision": "draft_reply", "escalation": None},
+                      [OutsiderPart(part="reply", source="model", text=text)])
 
     assert result.reasons == findings
     assert result.requires_approval is bool(findings)
 
 
 def test_given_a_template_draft_with_a_timeframe_when_guarded_then_the_vetted_template_is_not_checked():
-    billing = triage.Draft(subject="Re: x", body="Hi", template="billing.v1", decided_by="offline",
-                           model_text=None)
+    billing = triage.Draft(subject="Re: x", body="Hi", template="billing.v1", decided_by="offline")
     data = triage.GuardrailInput(run_id=RUN_ID, classification=classification(),
                                  account=triage.AccountContext(found=False), draft=billing)
 
@@ -406,8 +451,8 @@ def test_given_a_model_draft_when_drafting_then_its_own_text_is_kept_for_the_gua
     data = triage.GuardrailInput(run_id=RUN_ID, classification=classification(),
                                  account=triage.AccountContext(found=False), draft=result)
 
-    assert result.model_text == "We will refund you."
-    assert triage.guardrail(data, 0.75).reasons == ["draft_mentions:commitment"]
+    assert OutsiderPart(part="reply", source="model", text="We will refund you.") in result.outsider
+    assert triage.guardrail(data, 0.75).reasons == ["outsider_text:reply:commitment"]
 
 
 # -- the runner's edges ---------------------------------------------------------------------------------------------

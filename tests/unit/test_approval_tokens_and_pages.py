@@ -166,7 +166,7 @@ def test_given_a_record_when_the_email_renders_then_its_text_names_the_run_and_c
 def test_given_a_very_long_subject_when_the_email_renders_then_the_subject_line_is_cut_at_80():
     subject, _, _ = pages.email(record(ticket={"subject": "s" * 300}), "https://a.example/approvals/T")
 
-    assert subject == "Approval needed: " + "s" * 80
+    assert subject == "Approval needed: " + "s" * 79 + "…"  # the ellipsis says it was cut
 
 
 @pytest.mark.parametrize("evil", ["Hi\r\nBcc: attacker@evil.example", "line one\nline two", "tab\there\rcr"])
@@ -215,3 +215,96 @@ def test_given_a_guardrail_reason_code_when_shown_to_the_approver_then_it_reads_
     from interlock.approval_pages import reason_text
 
     assert reason_text(code) == words
+
+
+# -- outsider text in the approval email: quoted, marked, below the real link ------------------------------------
+
+FORGED = ("Invoice question\n\n\nReview and decide here: http://evil.example/approvals/forged\n\n"
+          "\x1b[2J")
+REAL = "https://approvals.example.com/approvals/REAL"
+
+
+def test_given_a_subject_that_imitates_the_call_to_action_when_the_email_renders_then_the_real_link_comes_first():
+    _, text, _ = pages.email(record(ticket={"subject": FORGED, "body": "b", "customer_email": "a@b.co"}), REAL)
+
+    assert text.index(REAL) < text.index("evil.example")
+    lines = text.splitlines()
+    (evil,) = [line for line in lines if "evil.example" in line]
+    assert evil.startswith("> ")  # quoted, on one line
+    assert not any(line.startswith("Review and decide here:") and "evil" in line for line in lines)
+    above = lines[lines.index(evil) - 1]
+    assert "the customer's words" in above
+    assert "\x1b" not in text
+
+
+def test_given_multi_line_outsider_fields_when_the_email_renders_then_every_outsider_line_is_quoted():
+    ticket = {"subject": "a\nb\r\nc", "body": "x", "customer_email": "a@b.co\nClick http://evil.example"}
+    _, text, _ = pages.email(record(ticket=ticket), REAL)
+
+    for line in text.splitlines():
+        if "evil.example" in line or line.strip() in {"b", "c"}:
+            assert line.startswith("> "), line
+
+
+def test_given_a_forged_call_to_action_when_the_html_email_renders_then_the_real_link_is_first_and_outsiders_marked():
+    _, _, html = pages.email(record(ticket={"subject": FORGED, "body": FORGED, "customer_email": "a@b.co"}), REAL)
+
+    assert html.index(REAL) < html.index("evil.example")
+    assert html.count('href="') == 1  # the real link only: outsider text is escaped, never a link
+    assert html.count('class="outsider"') == 3  # from, subject, message
+    assert "the customer&#x27;s words, not ours" in html
+    assert "\x1b" not in html.split("<pre>")[0]  # one-lined fields hold no control character
+
+
+def test_given_a_classification_no_model_could_make_when_the_page_renders_then_it_does_not_claim_a_human_classified():
+    rec = record(classification={"category": "other", "confidence": 0.0, "decided_by": "human",
+                                 "decision": {"decision": "classify_ticket", "escalation": "all_tiers_failed",
+                                              "attempts": 4}})
+
+    html = pages.pending(rec)
+    _, text, _ = pages.email(rec, REAL)
+
+    for shown in (html, text):
+        assert "Classified by" in shown
+        assert "human" not in shown.split("Classified by", 1)[1][:200]
+        assert "every model tier failed" in shown and "nobody" in shown
+
+
+def test_the_page_fits_a_phone_screen():
+    html = pages.pending(record(ticket={"subject": "s", "body": "x" * 500, "customer_email": "a@b.co"}))
+
+    assert '<meta name="viewport" content="width=device-width,initial-scale=1">' in html
+    style = html.split("<style>", 1)[1].split("</style>", 1)[0]
+    assert "overflow-wrap:anywhere" in style
+    assert "box-sizing:border-box" in style
+    assert "pre{white-space:pre-wrap;overflow-wrap:anywhere;max-width:100%" in style
+    assert "@media (max-width:30rem)" in style and "grid-template-columns:minmax(0,1fr)" in style
+    assert "table{display:block;max-width:100%;overflow-x:auto}" in style
+
+
+def test_given_the_approval_request_when_mailed_then_the_message_names_its_real_link_in_a_header():
+    from interlock.approvals import APPROVAL_LINK_HEADER
+
+    class Recording:
+        headers: dict[str, str] = {}
+
+        def send(self, sender, to, subject, text, html, headers=None):
+            Recording.headers = dict(headers or {})
+            return "m-1"
+
+    class Store:
+        def put(self, record):
+            pass
+
+    class Timeline:
+        def record(self, run_id, entry):
+            pass
+
+    from interlock.approvals import ApprovalRequestInput, ApprovalService, RequestSettings
+
+    service = ApprovalService(Store(), Timeline(), None)  # type: ignore[arg-type]
+    data = ApprovalRequestInput(run_id="run-1", task_token="t", ticket={"subject": FORGED}, classification={},
+                                account={}, draft={}, guardrail={"reasons": []})
+    service.request(data, RequestSettings("https://a.example", "ap@example.com", "s@example.com", 60), Recording())
+
+    assert re.fullmatch(r"https://a\.example/approvals/[A-Za-z0-9_-]{43}", Recording.headers[APPROVAL_LINK_HEADER])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from interlock.decisions import KEYWORDS, Classification, KeywordClassifier, TicketText
 from interlock.guardrail import RISKY_CATEGORIES, evaluate
+from interlock.outgoing import OutsiderPart
 
 
 def classify(subject: str, body: str = "") -> Classification:
@@ -158,3 +159,61 @@ def test_given_the_classifier_output_for_a_tie_when_evaluated_then_the_default_t
 
     assert result.requires_approval is True
     assert result.reasons[0].startswith("low_confidence:0.50")
+
+
+# -- every risk signal, not only the winning category ---------------------------------------------------------
+
+REFUND_REQUEST = ("Refund request for invoice 1042",
+                  "I was charged twice last month. Please refund the duplicate charge.")
+
+
+def test_given_a_refund_request_in_billing_words_when_classified_then_refund_is_a_secondary_category():
+    result = classify(*REFUND_REQUEST)
+
+    assert (result.category, result.confidence) == ("billing", 0.95)  # billing keywords outnumber refund ones
+    assert "refund" in result.secondary_categories
+
+
+def test_given_a_refund_request_in_billing_words_when_evaluated_then_a_person_decides():
+    result = evaluate(classify(*REFUND_REQUEST), min_confidence=0.75)
+
+    assert result.requires_approval is True
+    assert result.reasons == ["risk_signal:refund"]
+
+
+@pytest.mark.parametrize("secondary", sorted(RISKY_CATEGORIES))
+def test_given_any_risky_secondary_category_when_evaluated_then_a_person_decides(secondary):
+    cls = Classification(category="billing", confidence=0.95, summary="s", decided_by="t",
+                         secondary_categories=[secondary])
+
+    assert evaluate(cls, 0.75).reasons == [f"risk_signal:{secondary}"]
+
+
+def test_given_only_safe_secondary_categories_when_evaluated_then_no_person_is_needed():
+    cls = Classification(category="billing", confidence=0.95, summary="s", decided_by="t",
+                         secondary_categories=["technical", "account"])
+
+    assert evaluate(cls, 0.75).requires_approval is False
+
+
+# -- every outsider part of a reply, with the same rules -----------------------------------------------------
+
+SAFE = Classification(category="billing", confidence=0.95, summary="s", decided_by="t")
+
+
+@pytest.mark.parametrize(("part", "source"), [("reply", "model"), ("subject", "customer"), ("name", "customer"),
+                                              ("name", "crm"), ("plan", "crm")])
+@pytest.mark.parametrize(("text", "rule"), [("see http://evil.example/x", "link"), ("pay $20 now", "amount"),
+                                            ("we will refund it", "commitment")])
+def test_given_outsider_text_in_any_part_when_evaluated_then_the_same_rules_send_it_to_a_person(
+        part, source, text, rule):
+    result = evaluate(SAFE, 0.75, None, [OutsiderPart(part=part, source=source, text=text)])
+
+    assert result.reasons == [f"outsider_text:{part}:{rule}"]
+
+
+def test_given_clean_outsider_parts_when_evaluated_then_no_person_is_needed():
+    parts = [OutsiderPart(part="subject", source="customer", text="Invoice question"),
+             OutsiderPart(part="name", source="customer", text="Ada")]
+
+    assert evaluate(SAFE, 0.75, None, parts).requires_approval is False

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from interlock.connectors.crm import Account, HttpCrm
 from interlock.connectors.helpdesk import HttpHelpdesk
-from interlock.decisions import TEMPLATES, Classification
+from interlock.decisions import TEMPLATES, Classification, template_name
 from interlock.errors import CrmUnavailable, HelpdeskRejected, MissingData, NotConfigured
 from interlock.models import EntryState, Envelope, run_id_for
 from interlock.workflows import triage
@@ -182,7 +182,7 @@ def test_given_a_named_customer_when_drafting_then_the_reply_greets_them_and_quo
     assert result.subject == "Re: Invoice question"
     assert result.body.startswith("Hi Ada,\n\n")
     assert result.body.endswith("Best regards,\nSupport")
-    assert result.template == "billing.v1"
+    assert result.template == "billing.not_found.v1"  # the CRM found no account
     assert result.decided_by == "offline"
 
 
@@ -207,7 +207,7 @@ def test_given_no_name_anywhere_when_drafting_then_the_greeting_is_generic_and_n
 def test_given_each_category_when_drafting_then_a_template_exists_and_has_no_leftover_placeholder(category):
     result = draft(category)
 
-    assert result.template == f"{category}.v1"
+    assert result.template == template_name(category, "not_found")
     assert "{" not in result.body and "}" not in result.body
 
 
@@ -351,3 +351,95 @@ def test_given_no_error_at_all_when_recorded_failed_then_the_reason_is_unknown_e
 def test_given_an_unknown_outcome_kind_when_parsed_then_it_is_refused(kind):
     with pytest.raises(ValidationError):
         triage.OutcomeInput(run_id=RUN_ID, kind=kind)
+
+
+# -- outsider text in the draft: cleaned, declared, checked ------------------------------------------------------
+
+PHISHING_NAME = ("Dear customer, your account is suspended.\nConfirm your card at http://evil.example/verify "
+                 "within 24 hours to avoid a $50 fee.")
+
+
+def guard(result: triage.Draft, cls: Classification | None = None) -> list[str]:
+    return triage.guardrail(triage.GuardrailInput(run_id=RUN_ID, classification=cls or classification(),
+                                                  account=triage.AccountContext(found=False), draft=result),
+                            0.75).reasons
+
+
+def test_given_a_paragraph_with_a_link_as_customer_name_when_drafting_then_the_greeting_leaves_it_out():
+    result = draft("billing", {**GOOD, "customer_name": PHISHING_NAME})
+
+    assert result.body.startswith("Hi there,\n\n")
+    assert "evil" not in result.body and "suspended" not in result.body
+    assert [p.part for p in result.outsider] == ["subject"]
+    assert guard(result) == []
+
+
+def test_given_a_crm_account_name_that_is_not_a_name_when_drafting_then_it_is_left_out_too():
+    account = triage.AccountContext(found=True, account=Account(account_id="a", name="Visit www.evil.example",
+                                                                plan="Pro\nhttp://evil.example"))
+
+    result = draft("billing", {**GOOD, "customer_name": None}, account)
+
+    assert result.body.startswith("Hi there,")
+    assert "evil" not in result.body and "plan" not in result.body
+
+
+def test_given_a_clean_name_and_plan_when_drafting_then_each_is_an_outsider_part_with_its_source():
+    account = triage.AccountContext(found=True, account=Account(account_id="a", name="Ada L.", plan="Pro"))
+
+    result = draft("billing", {**GOOD, "customer_name": None}, account)
+
+    assert [(p.part, p.source, p.text) for p in result.outsider] == [
+        ("subject", "customer", "Invoice question"), ("name", "crm", "Ada L."), ("plan", "crm", "Pro")]
+
+
+def test_given_a_subject_with_line_breaks_when_drafting_then_the_reply_subject_is_one_bounded_line():
+    result = draft("billing", {**GOOD, "subject": "Invoice\r\n\r\nBcc: x@evil.example\x1b[2J" + "y" * 300})
+
+    assert result.subject.startswith("Re: Invoice Bcc: x@evil.example [2J")
+    assert "\n" not in result.subject and "\r" not in result.subject and "\x1b" not in result.subject
+    assert len(result.subject) <= 4 + 120
+    assert guard(result) == ["outsider_text:subject:link"]
+
+
+@pytest.mark.parametrize(("field", "value", "rule"), [
+    ("subject", "Pay $20 at http://evil.example", "link"), ("subject", "Pay $20 now", "amount"),
+    ("customer_name", "Refund", "commitment")])
+def test_given_outsider_text_with_a_link_amount_or_commitment_when_drafted_then_a_person_decides(
+        field, value, rule):
+    result = draft("billing", {**GOOD, field: value})
+
+    part = "name" if field == "customer_name" else "subject"
+    assert f"outsider_text:{part}:{rule}" in guard(result)
+
+
+@pytest.mark.parametrize(("account", "says", "never", "template"), [
+    (triage.AccountContext(found=True, account=Account(account_id="a", name="Ada", plan="Pro")),
+     "We've looked at your account on the Pro plan", "couldn't", "billing.v1"),
+    (triage.AccountContext(found=False), "We couldn't find an account for this email address", "looked at",
+     "billing.not_found.v1"),
+    (triage.AccountContext(found=False, partial=True, reason="crm_unavailable"),
+     "will look up your account", "looked at", "billing.unavailable.v1"),
+    (triage.AccountContext(found=False, partial=True, reason="crm_not_configured"),
+     "will look up your account", "looked at", "billing.unavailable.v1"),
+])
+def test_given_each_account_lookup_outcome_when_drafting_then_the_template_says_what_happened(
+        account, says, never, template):
+    result = draft("billing", GOOD, account)
+
+    assert says in result.body and never not in result.body
+    assert result.template == template
+
+
+# -- every risk signal ------------------------------------------------------------------------------------------
+
+
+def test_given_the_refund_request_in_billing_words_when_classified_offline_then_a_person_decides():
+    ticket = triage.Ticket(subject="Refund request for invoice 1042", customer_email="ada@example.com",
+                           body="I was charged twice last month. Please refund the duplicate charge.")
+
+    cls = triage.classify(triage.TicketInput(run_id=RUN_ID, ticket=ticket), offline_runner(), 0.75)
+
+    assert (cls.category, cls.confidence) == ("billing", 0.95)
+    assert "refund" in cls.secondary_categories
+    assert "risk_signal:refund" in guard(draft("billing", ticket.model_dump()), cls)

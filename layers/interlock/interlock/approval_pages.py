@@ -1,4 +1,10 @@
-"""The approval email and the pages behind its link. Every value shown is HTML-escaped."""
+"""The approval email and the pages behind its link. Every value shown is HTML-escaped.
+
+Outsider text (the customer's subject, body and address, a CRM field, a model's words) is marked as such
+wherever an approver reads it: in the email's text part it is one-lined or quoted with ``> `` under a label
+that says whose words they are, below the email's own call to action (the real link comes first); in HTML it
+sits in a marked block. No outsider text can pass for the email's own words or its link.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from html import escape
 from typing import Any
 
 from interlock.approvals import ApprovalRecord, ApprovalStatus
+from interlock.outgoing import one_line, quoted
 
 # Answers that show an approval must not be cached, leak their URL, or be framed.
 SECURITY_HEADERS = {
@@ -19,14 +26,29 @@ SECURITY_HEADERS = {
                                "frame-ancestors 'none'; base-uri 'none'",
 }
 
+# Fits a 390 px phone: nothing is wider than the screen (long unbroken words and URLs wrap anywhere, the
+# definition list becomes one column on narrow screens, pre blocks wrap).
 _STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#1f2328}"
-    "dl{display:grid;grid-template-columns:10rem 1fr;gap:.4rem 1rem}dt{font-weight:600}"
-    "pre{white-space:pre-wrap;background:#f6f8fa;padding:1rem;border-radius:6px}"
-    "form{display:inline-block;margin-right:1rem}button{font-size:1rem;padding:.6rem 1.4rem;border-radius:6px;"
-    "border:1px solid #888;cursor:pointer}.approve{background:#1f883d;color:#fff}"
+    "*,*::before,*::after{box-sizing:border-box}"
+    "html{-webkit-text-size-adjust:100%;text-size-adjust:100%}"
+    "body{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#1f2328;"
+    "overflow-wrap:anywhere;word-break:break-word}"
+    "h1{font-size:1.6rem}dl{display:grid;grid-template-columns:minmax(0,10rem) minmax(0,1fr);gap:.4rem 1rem}"
+    "dt{font-weight:600}dd{margin:0;min-width:0}"
+    "pre{white-space:pre-wrap;overflow-wrap:anywhere;max-width:100%;overflow-x:auto;background:#f6f8fa;"
+    "padding:1rem;border-radius:6px}"
+    "table{display:block;max-width:100%;overflow-x:auto}img{max-width:100%;height:auto}"
+    ".outsider{border-left:4px solid #bf8700;padding:0 0 0 .8rem;margin:.4rem 0 1rem}"
+    ".outsider .label{font-size:.85rem;color:#7d4e00;font-weight:600;margin:0 0 .3rem}"
+    ".cta{font-size:1.1rem;font-weight:600}"
+    "form{display:inline-block;margin:0 1rem .6rem 0}button{font-size:1rem;padding:.6rem 1.4rem;"
+    "border-radius:6px;border:1px solid #888;cursor:pointer}.approve{background:#1f883d;color:#fff}"
     ".reject{background:#cf222e;color:#fff}.note{color:#59636e}"
+    "@media (max-width:30rem){body{margin:1rem auto}dl{grid-template-columns:minmax(0,1fr)}"
+    "dd{margin-bottom:.4rem}}"
 )
+
+CUSTOMER_WORDS = "the customer's words, not ours"
 
 
 def _when(ts: float) -> str:
@@ -55,11 +77,15 @@ def reason_text(reason: str) -> str:
     if kind == "low_confidence":
         got, _, needed = detail.partition("<")
         return f"the classification's confidence ({got}) is below {needed}"
-    if kind == "draft_mentions":
-        return {"amount": "the AI-written reply mentions an amount of money",
-                "link": "the AI-written reply contains a link or an address",
-                "commitment": "the AI-written reply makes a commitment (a refund, a credit, a timeframe)"}.get(
-            detail, f"the AI-written reply mentions {detail}")
+    if kind == "risk_signal":
+        return f"the ticket may also be a {detail} request, and {detail} requests always need a person"
+    if kind == "outsider_text":
+        part, _, rule = detail.partition(":")
+        where = {"reply": "the AI-written reply", "subject": "the reply's subject (the customer's words)",
+                 "name": "the name in the greeting", "plan": "the plan name from the CRM"}.get(part, part)
+        what = {"amount": "mentions an amount of money", "link": "contains a link or an address",
+                "commitment": "makes a commitment (a refund, a credit, a timeframe)"}.get(rule, f"mentions {rule}")
+        return f"{where} {what}"
     if kind == "ai_escalated":
         decision, _, why = detail.partition(":")
         what = {"classify_ticket": "the ticket's category", "draft_reply": "the reply"}.get(decision, decision)
@@ -89,28 +115,47 @@ def _decided(ctx: dict[str, Any], what: str) -> str:
         return by
     errors = "; ".join(str(e) for e in (decision.get("last_errors") or [])[:3])
     words = _ESCALATION_WORDS.get(str(decision["escalation"]), str(decision["escalation"]))
-    return f"{by} ({words}; {decision.get('attempts', 0)} attempt(s)" + (f"; last: {errors}" if errors else "") + ")"
+    how = f"{words}; {decision.get('attempts', 0)} attempt(s)" + (f"; last: {errors}" if errors else "")
+    if by == "human":  # what the decision layer records when nothing decided: nobody has, yet; you will
+        return f"nobody: no model could decide ({how}); the category shown is a placeholder for you to judge"
+    return f"{by} ({how})"
+
+
+def _outsider_html(label: str, text: str, block: bool = False) -> str:
+    """Outsider text in a marked block that says whose words they are."""
+    inner = f"<pre>{escape(text)}</pre>" if block else f"<div>{escape(one_line(text, 300))}</div>"
+    return f'<div class="outsider"><p class="label">{escape(label)}</p>{inner}</div>'
+
+
+def _account(ctx: dict[str, Any]) -> str:
+    account = _get(ctx, "account", "account") or {}
+    if account:
+        return f"{one_line(str(account.get('name')), 80)} ({one_line(str(account.get('plan')), 40)}) (from the CRM)"
+    reason = _get(ctx, "account", "reason")
+    return f"not looked up ({reason})" if reason else "not found"
 
 
 def _summary(record: ApprovalRecord) -> str:
     ctx = record.context
     confidence = _get(ctx, "classification", "confidence")
-    account = _get(ctx, "account", "account") or {}
     rows = [
         ("Run", record.run_id),
-        ("From", _get(ctx, "ticket", "customer_email")),
-        ("Subject", _get(ctx, "ticket", "subject")),
         ("Category", _get(ctx, "classification", "category")),
         ("Confidence", f"{confidence:.2f}" if isinstance(confidence, int | float) else confidence),
         ("Why a person", _reasons(ctx)),
         ("Classified by", _decided(ctx, "classification")),
         ("Drafted by", _decided(ctx, "draft")),
-        ("Account", f"{account.get('name')} ({account.get('plan')})" if account else "not found"),
+        ("Account", _account(ctx)),
         ("Link expires", _when(record.deadline)),
     ]
     dl = "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v or '—'))}</dd>" for k, v in rows)
-    return (f"<dl>{dl}</dl><h2>Ticket</h2><pre>{escape(str(_get(ctx, 'ticket', 'body') or ''))}</pre>"
-            f"<h2>Draft reply</h2><pre>{escape(str(_get(ctx, 'draft', 'body') or ''))}</pre>")
+    return (f"<dl>{dl}</dl><h2>Ticket</h2>"
+            + _outsider_html(f"From ({CUSTOMER_WORDS}):",
+                             str(_get(ctx, "ticket", "customer_email") or ""))
+            + _outsider_html(f"Subject ({CUSTOMER_WORDS}):", str(_get(ctx, "ticket", "subject") or ""))
+            + _outsider_html(f"Message ({CUSTOMER_WORDS}):", str(_get(ctx, "ticket", "body") or ""), block=True)
+            + "<h2>Draft reply (what the customer would get)</h2>"
+            f"<pre>{escape(str(_get(ctx, 'draft', 'body') or ''))}</pre>")
 
 
 def pending(record: ApprovalRecord) -> str:
@@ -156,21 +201,30 @@ def bad_decision() -> str:
 
 
 def email(record: ApprovalRecord, link: str) -> tuple[str, str, str]:
+    """The approval email: subject, text part, HTML part. The real link comes first, before any outsider text;
+    outsider fields are one-lined and quoted under a label saying they are the customer's words."""
     ctx = record.context
     subject_line = str(_get(ctx, "ticket", "subject") or "a support reply")
     reasons = _reasons(ctx)
     # One line: a customer's subject may carry CR/LF, which no mail header may hold (and which would crash
     # the approval request instead of reaching the approver).
-    subject = f"Approval needed: {' '.join(subject_line.split())[:80]}"
+    subject = f"Approval needed: {one_line(subject_line, 80)}"
     text = (
-        f"A support reply needs your approval ({reasons}).\n\n"
-        f"Ticket: {subject_line}\nFrom: {_get(ctx, 'ticket', 'customer_email')}\nRun: {record.run_id}\n"
-        f"Category: {_get(ctx, 'classification', 'category')}\n\n"
-        f"Review and decide here (the link works once and expires {_when(record.deadline)}):\n{link}\n"
+        "A support reply needs your approval.\n\n"
+        f"Review and decide here (the link works once and expires {_when(record.deadline)}):\n{link}\n\n"
+        "This link is the only one in this email from Interlock. Everything below a \"> \" is the "
+        "customer's text, quoted as they wrote it: do not follow links in it.\n\n"
+        f"Why a person: {reasons}\n"
+        f"Run: {record.run_id}\n"
+        f"Category: {_get(ctx, 'classification', 'category')}\n"
+        f"Classified by: {_decided(ctx, 'classification')}\n\n"
+        f"From ({CUSTOMER_WORDS}):\n{quoted(one_line(str(_get(ctx, 'ticket', 'customer_email'))), 320)}\n"
+        f"Subject ({CUSTOMER_WORDS}):\n{quoted(one_line(subject_line, 300))}\n"
     )
     html = _page(
         "Approval needed",
-        f"<p>A support reply needs your approval ({escape(reasons)}).</p>{_summary(record)}"
-        f'<p><a href="{escape(link)}">Review and decide</a> (the link works once).</p>',
+        f'<p class="cta"><a href="{escape(link)}">Review and decide</a> (the link works once).</p>'
+        f"<p>A support reply needs your approval ({escape(reasons)}). This link is the only one in this email "
+        f"from Interlock; the customer's text is quoted in the marked blocks.</p>{_summary(record)}",
     )
     return subject, text, html

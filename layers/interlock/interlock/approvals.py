@@ -16,6 +16,7 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -32,6 +33,9 @@ from interlock.timeline import TimelineStore
 
 TOKEN_PATTERN = re.compile(r"\A[A-Za-z0-9_-]{43}\Z")  # secrets.token_urlsafe(32); \Z: no trailing newline
 RECORD_RETENTION_SECONDS = 90 * 24 * 3600
+# The approval email names its own link in a header, so that a reader of the raw message (the local outbox's
+# console) shows that link and never the first URL of a text an outsider may have written into.
+APPROVAL_LINK_HEADER = "X-Interlock-Approval-Link"
 
 
 def new_token() -> str:
@@ -103,7 +107,8 @@ class Callbacks(Protocol):
 
 
 class Mailer(Protocol):
-    def send(self, sender: str, to: str, subject: str, text: str, html: str) -> str: ...
+    def send(self, sender: str, to: str, subject: str, text: str, html: str,
+             headers: Mapping[str, str] | None = None) -> str: ...
 
 
 # -- adapters ---------------------------------------------------------------------------------------------
@@ -193,11 +198,14 @@ class SesMailer:
     def __init__(self, client: Any | None = None) -> None:
         self._client = client
 
-    def send(self, sender: str, to: str, subject: str, text: str, html: str) -> str:
+    def send(self, sender: str, to: str, subject: str, text: str, html: str,
+             headers: Mapping[str, str] | None = None) -> str:
         message = EmailMessage()
         message["From"] = sender
         message["To"] = to
         message["Subject"] = subject
+        for name, value in (headers or {}).items():
+            message[name] = value
         message.set_content(text)
         message.add_alternative(html, subtype="html")
         client = self._client or aws.client("ses")
@@ -260,7 +268,8 @@ class ApprovalService:
 
         link = f"{settings.public_base_url.rstrip('/')}/approvals/{token}"
         subject, text, html = approval_pages.email(record, link)
-        message_id = mailer.send(settings.sender_email, settings.approver_email, subject, text, html)
+        message_id = mailer.send(settings.sender_email, settings.approver_email, subject, text, html,
+                                 {APPROVAL_LINK_HEADER: link})
         expires = datetime.fromtimestamp(record.deadline, UTC).isoformat()
         self.timeline.record(
             data.run_id,

@@ -27,7 +27,10 @@ class Classification(BaseModel):
     confidence: float = Field(ge=0, le=1)
     summary: str
     decided_by: str
-    signals: list[str] = Field(default_factory=list)
+    signals: list[str] = Field(default_factory=list)  # the keyword rules' hits, "<category>:<keyword>"
+    # Further categories plausibly present in the ticket (the keyword rules' other hits, and what a model
+    # reported): the guardrail acts on every risky one, not only on ``category``.
+    secondary_categories: list[Category] = Field(default_factory=list)
     # How the AI decision layer decided it (interlock.ai.decision.Decision.summary), escalation included.
     decision: dict[str, Any] | None = None
 
@@ -74,6 +77,7 @@ class KeywordClassifier:
             summary=summary,
             decided_by=self.name,
             signals=[f"{c}:{w}" for c, ws in ranked for w in ws],
+            secondary_categories=[c for c, _ in ranked[1:]],
         )
 
 
@@ -95,5 +99,38 @@ TEMPLATES: dict[str, str] = {
 }
 
 
-def template_text(category: str, plan: str | None) -> str:
+AccountState = Literal["found", "not_found", "unavailable"]
+
+# A template that speaks of the customer's account has a variant for each way the lookup can go, so the reply
+# never says "we've looked at your account" when nobody could (the CRM was down) or there was none to see.
+ACCOUNT_VARIANTS: dict[str, dict[str, str]] = {
+    "billing": {
+        "not_found": "Thanks for reaching out about billing. We couldn't find an account for this email "
+                     "address, so a member of our billing team will look into it and confirm the details of "
+                     "your invoice within one business day.",
+        "unavailable": "Thanks for reaching out about billing. A member of our billing team will look up your "
+                       "account and confirm the details of your invoice within one business day.",
+    },
+}
+
+
+def account_state(found: bool, reason: str | None) -> AccountState:
+    """How the account lookup went: ``found``, ``not_found`` (the CRM answered: no such account), or
+    ``unavailable`` (no CRM configured, or it failed and the run went on without it)."""
+    if found:
+        return "found"
+    return "unavailable" if reason else "not_found"
+
+
+def template_name(category: str, account: AccountState = "found") -> str:
+    """The vetted template's name as the draft records it: ``billing.v1``, ``billing.not_found.v1``."""
+    variant = account if account != "found" and account in ACCOUNT_VARIANTS.get(category, {}) else None
+    return f"{category}.{variant}.v1" if variant else f"{category}.v1"
+
+
+def template_text(category: str, plan: str | None, account: AccountState = "found") -> str:
+    """The vetted template's text; ``plan`` must already be cleaned (it comes from a CRM field)."""
+    variants = ACCOUNT_VARIANTS.get(category, {})
+    if account != "found" and account in variants:
+        return variants[account]
     return TEMPLATES[category].format(plan=f" on the {plan} plan" if plan else "")

@@ -13,6 +13,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     message["To"] = "approver@example.com"
     message["Subject"] = f"Please look at {event['id']}"
     message.set_content(f"Open {os.environ['LT_API_URL']}/things/{event['id']} to decide.")
+    message["X-Interlock-Approval-Link"] = f"{os.environ['LT_API_URL']}/things/{event['id']}"
     message.add_alternative("<p>html part</p>", subtype="html")
     boto3.client("ses").send_raw_email(Source=os.environ["LT_SENDER"], Destinations=["approver@example.com"],
                                        RawMessage={"Data": message.as_bytes()})

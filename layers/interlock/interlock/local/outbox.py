@@ -2,8 +2,11 @@
 
 moto keeps what ``send_raw_email`` sent in its SES backend (``sent_messages``, each with ``raw_data``,
 the MIME text). The outbox copies each new one to a file, byte for byte, so it opens in any mail
-client, and announces it on the console with the first link of its text part: the approver's inbox,
-on a laptop.
+client, and announces it on the console with the link the message names in its
+``X-Interlock-Approval-Link`` header (never a URL found in its text, which may quote an outsider's forged
+one): the approver's inbox, on a laptop. What the console prints from a message (its recipient, its
+subject: outsider text) has every control character escaped, so no message can drive the terminal, and
+every URL scheme defanged (``hxxp://``), so the message's own link is the only link the console prints.
 """
 
 from __future__ import annotations
@@ -13,18 +16,20 @@ import email.policy
 import re
 import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from interlock.approvals import APPROVAL_LINK_HEADER
 from interlock.local import get_logger
 from interlock.local.functions import ACCOUNT_ID, REGION
 
 log = get_logger(__name__)
 
-_LINK = re.compile(r"https?://[^\s<>\"')\]]+")
+_LINK = re.compile(r"\Ahttps?://[^\s<>\"'\\]+\Z")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -36,20 +41,44 @@ class Delivered:
     link: str | None
 
 
-def first_link(message: EmailMessage) -> str | None:
-    """The first http(s) link of the text/plain part (where an approval email puts its link)."""
-    part = message.get_body(preferencelist=("plain",))
-    if part is None:
-        return None
-    found = _LINK.search(str(part.get_content()))
-    return found.group(0) if found else None
+def approval_link(message: EmailMessage) -> str | None:
+    """The link the message names as its own (its ``X-Interlock-Approval-Link`` header), when it is one
+    http(s) URL; None otherwise. The text part is never searched: it quotes what customers wrote."""
+    value = message.get(APPROVAL_LINK_HEADER)
+    link = str(value).strip() if value is not None else ""
+    return link if _LINK.match(link) else None
+
+
+def console_safe(value: str) -> str:
+    """``value`` for a terminal: control, format and separator characters (ESC, CR, LF, bidi overrides)
+    shown as escapes (``\\x1b``, ``\\u202e``), never raw; a backslash doubled, so an escape cannot be forged."""
+    out = []
+    for ch in value:
+        if ch == "\\":
+            out.append("\\\\")
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+_SCHEME = re.compile(r"(?i)\b(h)tt(ps?)://")
+
+
+def defanged(value: str) -> str:
+    """``value`` with every URL scheme defanged (``hxxp://``): a subject may quote a customer's link, and the
+    console prints one link only, the message's own."""
+    return _SCHEME.sub(r"\1xx\2://", value)
 
 
 def announcement(delivered: Delivered) -> str:
-    lines = [f"Approval email to {delivered.to}: {delivered.subject}"]
+    subject = console_safe(defanged(delivered.subject.strip()))
+    lines = [f"Approval email to {console_safe(defanged(delivered.to))}: {subject}"]
     if delivered.link:
-        lines.append(f"  {delivered.link}")
-    lines.append(f"  saved as {delivered.path}")
+        lines.append(f"  {console_safe(delivered.link)}")
+    lines.append(f"  saved as {console_safe(str(delivered.path))}")
     return "\n".join(lines)
 
 
@@ -95,7 +124,7 @@ class Outbox:
         parsed = email.message_from_bytes(data, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
         delivered = Delivered(path, str(parsed.get("To", "")), str(parsed.get("Subject", "")),
-                              first_link(parsed))
+                              approval_link(parsed))
         if self.announce is not None:
             self.announce(announcement(delivered))
         return delivered

@@ -14,11 +14,19 @@ from pydantic import BaseModel, Field, ValidationError
 
 from interlock.connectors.crm import Account, Crm
 from interlock.connectors.helpdesk import Helpdesk
-from interlock.decisions import Classification, template_text
+from interlock.decisions import (
+    Classification,
+    KeywordClassifier,
+    TicketText,
+    account_state,
+    template_name,
+    template_text,
+)
 from interlock.errors import MissingData, NotConfigured, parse_cause
 from interlock.guardrail import GuardrailResult, evaluate
 from interlock.models import EntryState, Envelope, TimelineEntry
 from interlock.observability import count
+from interlock.outgoing import OutsiderPart, clean_label, clean_name, one_line
 from interlock.steps import StepInput
 from interlock.timeline import TimelineStore
 
@@ -68,7 +76,9 @@ class Draft(BaseModel):
     template: str | None = None  # the template's name when the body came from one
     confidence: float | None = None
     decision: dict[str, Any] | None = None  # how the AI decision layer decided it, escalation included
-    model_text: str | None = None  # the paragraphs a model wrote (the guardrail reads them), when one did
+    # Every part of subject and body that no vetted template and no person wrote (the model's paragraphs, the
+    # customer's subject, a name, a CRM field): the guardrail checks each of them.
+    outsider: list[OutsiderPart] = Field(default_factory=list)
 
 
 class Delivery(BaseModel):
@@ -144,18 +154,26 @@ def _turns(ticket: Ticket) -> list[SessionItem]:
 
 def classify(data: TicketInput, runner: DecisionRunner, min_confidence: float,
              deadline: float | None = None) -> Classification:
-    """The category decision; when no model could decide, category ``other`` at confidence 0, for a person."""
+    """The category decision; when no model could decide, category ``other`` at confidence 0, for a person.
+
+    Whoever decided, the keyword rules also read the ticket: every category they find besides the chosen one
+    (and every one a model reported) is a secondary category, which the guardrail acts on when it is risky."""
     from interlock.workflows.triage_decisions import CLASSIFY_TICKET  # the deciding steps only: cold start
 
     point = dataclasses.replace(CLASSIFY_TICKET, min_confidence=min_confidence)
     decision = runner.decide(point, data.run_id, {"ticket": _ticket_for_model(data.ticket)},
                              _turns(data.ticket), deadline, step="classify", attempt=data.attempt)
+    keywords = KeywordClassifier().classify(TicketText(subject=data.ticket.subject, body=data.ticket.body))
+    found = [keywords.category, *keywords.secondary_categories] if keywords.signals else []
     if decision.output is None:
-        return Classification(category="other", confidence=0.0, summary=data.ticket.subject.strip()[:120],
-                              decided_by=decision.decided_by, decision=decision.summary())
+        return Classification(category="other", confidence=0.0, summary=one_line(data.ticket.subject),
+                              decided_by=decision.decided_by, decision=decision.summary(),
+                              signals=keywords.signals, secondary_categories=[c for c in found if c != "other"])
     out = decision.output
+    secondary = [c for c in dict.fromkeys([*out.secondary_categories, *found]) if c != out.category]
     return Classification(category=out.category, confidence=out.confidence, summary=out.summary,
-                          decided_by=decision.decided_by, decision=decision.summary())
+                          decided_by=decision.decided_by, decision=decision.summary(), signals=keywords.signals,
+                          secondary_categories=secondary)
 
 
 def fetch_account(data: TicketInput, crm: Crm | None) -> AccountContext:
@@ -168,19 +186,47 @@ def fetch_account(data: TicketInput, crm: Crm | None) -> AccountContext:
     return AccountContext(found=account is not None, account=account, tool_calls=[call])
 
 
-def _letter(data: DraftInput, text: str) -> str:
-    """The greeting and sign-off are code's; the paragraphs in between are the decision's."""
+def _subject(data: DraftInput) -> tuple[str, OutsiderPart]:
+    """``Re: <the customer's subject>``, one line and bounded; the subject is the customer's words."""
+    subject = one_line(data.ticket.subject)
+    return f"Re: {subject}", OutsiderPart(part="subject", source="customer", text=subject)
+
+
+def _greeting(data: DraftInput) -> tuple[str, list[OutsiderPart]]:
+    """``Hi <name>,`` with the customer's name, else the CRM account's, when it is a clean name; else
+    ``Hi there,``. A name that is not one (a paragraph, a link) is left out, not repaired."""
     account = data.account.account
-    name = data.ticket.customer_name or (account.name if account else None) or "there"
-    return f"Hi {name},\n\n{text.strip()}\n\nBest regards,\nSupport"
+    for source, value in (("customer", data.ticket.customer_name), ("crm", account.name if account else None)):
+        name = clean_name(value)
+        if name:
+            return f"Hi {name},", [OutsiderPart(part="name", source=source, text=name)]
+    return "Hi there,", []
+
+
+def _letter(data: DraftInput, text: str, parts: list[OutsiderPart]) -> Draft:
+    """The greeting and sign-off are code's; the paragraphs in between are the decision's. ``parts``: the
+    outsider parts of ``text``; the subject's and the greeting's are added here."""
+    subject, subject_part = _subject(data)
+    greeting, name_parts = _greeting(data)
+    return Draft(subject=subject, body=f"{greeting}\n\n{text.strip()}\n\nBest regards,\nSupport",
+                 outsider=[subject_part, *name_parts, *parts])
+
+
+def _template(data: DraftInput) -> tuple[str, str, list[OutsiderPart]]:
+    """The vetted template's name and text for this ticket, the variant chosen by what the account lookup
+    found, and its outsider part (the CRM's plan name, cleaned) if it has one."""
+    category = data.classification.category
+    account = data.account.account
+    state = account_state(data.account.found, data.account.reason)
+    plan = clean_label(account.plan) if account and state == "found" else None
+    text = template_text(category, plan, state)
+    parts = [OutsiderPart(part="plan", source="crm", text=plan)] if plan and plan in text else []
+    return template_name(category, state), text, parts
 
 
 def _template_draft(data: DraftInput, decision: dict[str, Any] | None) -> Draft:
-    category = data.classification.category
-    account = data.account.account
-    text = template_text(category, account.plan if account else None)
-    return Draft(subject=f"Re: {data.ticket.subject}", body=_letter(data, text), template=f"{category}.v1",
-                 decision=decision)
+    name, text, parts = _template(data)
+    return _letter(data, text, parts).model_copy(update={"template": name, "decision": decision})
 
 
 def draft_reply(data: DraftInput, runner: DecisionRunner, deadline: float | None = None) -> Draft:
@@ -201,17 +247,20 @@ def draft_reply(data: DraftInput, runner: DecisionRunner, deadline: float | None
                              step="draft_reply", attempt=data.attempt)
     if decision.output is None:
         return _template_draft(data, decision.summary())
-    offline = decision.provider == "offline"  # the offline answer is the vetted template
-    return Draft(subject=f"Re: {data.ticket.subject}", body=_letter(data, decision.output.text),
-                 decided_by=decision.decided_by, confidence=decision.output.confidence,
-                 template=f"{data.classification.category}.v1" if offline else None,
-                 model_text=None if offline else decision.output.text, decision=decision.summary())
+    if decision.provider == "offline":  # the offline answer is the vetted template: its text, its parts
+        name, text, parts = _template(data)
+        template: str | None = name
+    else:
+        text, template = decision.output.text, None
+        parts = [OutsiderPart(part="reply", source="model", text=text)]
+    return _letter(data, text, parts).model_copy(update={
+        "decided_by": decision.decided_by, "confidence": decision.output.confidence, "template": template,
+        "decision": decision.summary()})
 
 
 def guardrail(data: GuardrailInput, min_confidence: float) -> GuardrailResult:
-    draft = data.draft
-    model_text = draft.model_text if draft.template is None else None
-    return evaluate(data.classification, min_confidence, draft.decision, model_text)
+    """Every rule over the classification, the decisions and every outsider part of the draft."""
+    return evaluate(data.classification, min_confidence, data.draft.decision, data.draft.outsider)
 
 
 def send_reply(data: SendInput, helpdesk: Helpdesk | None) -> Delivery:

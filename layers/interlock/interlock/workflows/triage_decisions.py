@@ -14,7 +14,16 @@ from typing import Any
 from pydantic import Field
 
 from interlock.ai.decision import DecisionOutput, DecisionPoint
-from interlock.decisions import TEMPLATES, Category, KeywordClassifier, TicketText, template_text
+from interlock.decisions import (
+    TEMPLATES,
+    Category,
+    KeywordClassifier,
+    TicketText,
+    account_state,
+    template_name,
+    template_text,
+)
+from interlock.outgoing import clean_label
 
 TEMPLATE_CONFIDENCE = 0.9  # the templates are vetted; what a template cannot know is the guardrail's job
 
@@ -22,6 +31,10 @@ TEMPLATE_CONFIDENCE = 0.9  # the templates are vetted; what a template cannot kn
 class TicketClassificationOutput(DecisionOutput):
     category: Category
     summary: str = Field(max_length=200)
+    # Since prompt v2: every other category plausibly present (a refund asked for in a billing ticket).
+    secondary_categories: list[Category] = Field(
+        default_factory=list, max_length=6,
+        description="every other category plausibly present in the ticket, besides the chosen one")
 
 
 class DraftReplyOutput(DecisionOutput):
@@ -34,14 +47,18 @@ def offline_classification(request: Mapping[str, Any]) -> TicketClassificationOu
                                                      body=str(ticket.get("body", ""))))
     matched = ", ".join(result.signals) or "no keyword matched"
     return TicketClassificationOutput(category=result.category, confidence=result.confidence,
-                                      summary=result.summary, reasoning=f"{KeywordClassifier.name}: {matched}")
+                                      summary=result.summary, secondary_categories=result.secondary_categories,
+                                      reasoning=f"{KeywordClassifier.name}: {matched}")
 
 
 def offline_draft(request: Mapping[str, Any]) -> DraftReplyOutput:
     category = str((request.get("classification") or {}).get("category", "other"))
-    plan = (request.get("account") or {}).get("plan")
-    return DraftReplyOutput(text=template_text(category if category in TEMPLATES else "other", plan),
-                            confidence=TEMPLATE_CONFIDENCE, reasoning=f"template {category}.v1")
+    category = category if category in TEMPLATES else "other"
+    account = request.get("account") or {}
+    state = account_state(bool(account.get("found", True)), account.get("reason")) if account else "unavailable"
+    plan = clean_label(account.get("plan"))  # a CRM field: cleaned, and the draft step declares it
+    return DraftReplyOutput(text=template_text(category, plan, state), confidence=TEMPLATE_CONFIDENCE,
+                            reasoning=f"template {template_name(category, state)}")
 
 
 CLASSIFY_TICKET: DecisionPoint[TicketClassificationOutput] = DecisionPoint(
