@@ -152,7 +152,7 @@ def test_given_a_record_when_the_email_renders_then_the_task_token_is_nowhere_in
     subject, text, html = pages.email(record(), "https://a.example/approvals/T")
 
     assert "TASK-TOKEN-SECRET" not in subject + text + html
-    assert subject == "Approval needed: Refund please"
+    assert subject == "Approval needed: \u201cRefund please\u201d"  # quoted: the customer's words
 
 
 def test_given_a_record_when_the_email_renders_then_its_text_names_the_run_and_carries_the_link():
@@ -166,7 +166,7 @@ def test_given_a_record_when_the_email_renders_then_its_text_names_the_run_and_c
 def test_given_a_very_long_subject_when_the_email_renders_then_the_subject_line_is_cut_at_80():
     subject, _, _ = pages.email(record(ticket={"subject": "s" * 300}), "https://a.example/approvals/T")
 
-    assert subject == "Approval needed: " + "s" * 79 + "…"  # the ellipsis says it was cut
+    assert subject == "Approval needed: \u201c" + "s" * 79 + "…\u201d"  # the ellipsis says it was cut
 
 
 @pytest.mark.parametrize("evil", ["Hi\r\nBcc: attacker@evil.example", "line one\nline two", "tab\there\rcr"])

@@ -207,8 +207,8 @@ def email(record: ApprovalRecord, link: str) -> tuple[str, str, str]:
     subject_line = str(_get(ctx, "ticket", "subject") or "a support reply")
     reasons = _reasons(ctx)
     # One line: a customer's subject may carry CR/LF, which no mail header may hold (and which would crash
-    # the approval request instead of reaching the approver).
-    subject = f"Approval needed: {one_line(subject_line, 80)}"
+    # the approval request instead of reaching the approver). In quotes: the customer's words, not ours.
+    subject = f"Approval needed: “{one_line(subject_line, 80)}”"
     text = (
         "A support reply needs your approval.\n\n"
         f"Review and decide here (the link works once and expires {_when(record.deadline)}):\n{link}\n\n"
