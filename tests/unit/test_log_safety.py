@@ -155,3 +155,31 @@ def test_powertools_json_lines_escape_every_control_character_and_read_back_unch
     assert not any(ch in line for ch in "\x1b\x07\r\x9b\x7f\u202e")  # JSON escapes C0; the rest escaped too
     document = json.loads(line)
     assert document["message"] == f"subject: {HOSTILE}" and document["subject"] == HOSTILE
+
+
+# -- events ---------------------------------------------------------------------------------------------------
+
+
+def test_given_powertools_event_logging_switched_on_when_a_handler_runs_then_its_event_is_not_logged(
+    caplog, monkeypatch, lambda_context,
+):
+    from interlock.observability import logger
+
+    monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")
+    token = "tok_" + "q" * 40
+
+    @logger.inject_lambda_context(clear_state=True)
+    def handler(event, context):
+        logger.info("handled")
+        return {}
+
+    @logger.inject_lambda_context
+    def bare(event, context):
+        return {}
+
+    with everything_at_debug(caplog) as logs:
+        handler({"path": f"/approvals/{token}", "body": EMAIL}, lambda_context)
+        bare({"path": f"/approvals/{token}"}, lambda_context)
+
+    assert logs.leaks([token, EMAIL]) == []
+    assert "handled" in logs.json_lines.getvalue()

@@ -62,12 +62,25 @@ class InvocationKeysFormatter(LambdaPowertoolsFormatter):
         return escape_json_controls(super().serialize(log))
 
 
+class InterlockLogger(Logger):
+    """Powertools' Logger, whose ``inject_lambda_context`` never logs the event (``POWERTOOLS_LOGGER_LOG_EVENT``
+    is ignored): an event holds webhook bodies, approval paths with their tokens and customers' data."""
+
+    def inject_lambda_context(self, lambda_handler: Any = None, log_event: bool | None = None,
+                              correlation_id_path: str | None = None, clear_state: bool | None = False,
+                              flush_buffer_on_uncaught_error: bool = False) -> Any:
+        return super().inject_lambda_context(lambda_handler, log_event=False, correlation_id_path=correlation_id_path,
+                                             clear_state=clear_state,
+                                             flush_buffer_on_uncaught_error=flush_buffer_on_uncaught_error)
+
+
 _SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "interlock")
-logger = Logger(service=_SERVICE, logger_formatter=InvocationKeysFormatter(service=_SERVICE))
+logger = InterlockLogger(service=_SERVICE, logger_formatter=InvocationKeysFormatter(service=_SERVICE))
 hold_wire_loggers()
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Interlock"), service=_SERVICE)
 
-__all__ = ["InvocationKeysFormatter", "MetricUnit", "count", "logger", "metrics", "sdk_tracing_enabled", "tracer"]
+__all__ = ["InterlockLogger", "InvocationKeysFormatter", "MetricUnit", "count", "logger", "metrics",
+           "sdk_tracing_enabled", "tracer"]
 
 
 def sdk_tracing_enabled() -> bool:
