@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import subprocess
 import uuid
 from collections.abc import Iterator
 from importlib import resources
@@ -114,3 +116,19 @@ def test_given_an_event_type_with_control_characters_when_it_is_logged_then_ever
     logs = debug_runtime.log_path.read_text(errors="replace")
     assert "\x1b" not in logs and "\x9b" not in logs and "\u202e" not in logs
     assert "support.ticket\\u001b[2J\\u009b31m\\u202eevil" in logs  # JSON-escaped, every character of it
+
+
+def test_the_banner_s_send_command_works_as_printed(debug_runtime: Runtime) -> None:
+    # Given the command the banner prints (run from another terminal, whose PATH need not hold `interlock`)
+    banner = debug_runtime.log_path.read_text(errors="replace")
+    try_it = next(line for line in banner.splitlines() if line.startswith("Try it:"))
+    command = try_it.removeprefix("Try it:").split("(Ctrl-C stops)")[0].strip()
+    environ = {**debug_runtime.env, "PATH": "/usr/bin:/bin"}
+    environ.pop("VIRTUAL_ENV", None)
+
+    # When it is run as printed
+    done = subprocess.run(shlex.split(command), capture_output=True, text=True, env=environ, timeout=60)
+
+    # Then it signs and posts the sample, which the runtime accepts
+    assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+    assert "-> 202 Accepted" in done.stdout
