@@ -20,29 +20,40 @@ help:
 	@echo "make deploy  - cdk deploy to the AWS account of your current credentials (CDK_ARGS='-c interlock:approver_email=...')"
 	@echo "make bench   - cold-start benchmark of every function against the boto3 floor"
 
+# Each stage says what it does; pip shows each package it fetches (a first install takes a few minutes).
+STAGE = @printf '\n==> %s\n'
+
 $(PY_STAMP): pyproject.toml layers/constraints.txt
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]' -c layers/constraints.txt
+	@test -x $(BIN)/python || { printf '\n==> %s\n' "creating the virtualenv $(VENV)/"; $(PYTHON) -m venv $(VENV); }
+	$(STAGE) "updating pip"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(STAGE) "installing Interlock and its dependencies into $(VENV)/ (a few minutes the first time, then only when pyproject.toml or layers/constraints.txt changes)"
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar on -e '.[dev]' -c layers/constraints.txt
 	@rm -f $(VENV)/.installed-* && touch $@
+	$(STAGE) "installed into $(VENV)/"
 
 $(CDK_STAMP):
+	$(STAGE) "installing the AWS CDK CLI $(CDK_VERSION) into $(TOOLS)/ (once; npm is quiet for a minute or two)"
 	@mkdir -p $(TOOLS)
-	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error aws-cdk@$(CDK_VERSION)
+	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error --progress=true aws-cdk@$(CDK_VERSION)
 	@rm -f $(TOOLS)/.installed-* && touch $@
 
 setup: $(PY_STAMP)
 
 run: $(PY_STAMP)
+	$(STAGE) "starting Interlock (the embedded local cloud takes a few seconds)"
 	$(BIN)/interlock run
 
 lint: $(PY_STAMP)
+	$(STAGE) "lint: ruff"
 	$(BIN)/ruff check .
 
 typecheck: $(PY_STAMP)
+	$(STAGE) "typecheck: mypy"
 	$(BIN)/mypy layers/interlock/interlock functions infra
 
 test: $(PY_STAMP) $(CDK_STAMP) lint typecheck
+	$(STAGE) "tests: unit, integration, infra, end-to-end"
 	$(BIN)/python -m pytest
 
 layer: $(PY_STAMP)

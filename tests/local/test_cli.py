@@ -441,3 +441,35 @@ def test_send_hubspot_explains_a_401_by_the_url_it_signed(receiver, provider_sec
     # When it posts to the public URL itself: accepted, no hint
     assert cli.main(["send", "hubspot", "--url", url]) == 0
     assert "HubSpot signs the URL" not in capsys.readouterr().out
+
+
+# -- interlock run's console logging -------------------------------------------------------------------------
+
+
+def test_run_logs_one_escaped_line_per_record_with_the_wire_loggers_held_even_at_debug(monkeypatch) -> None:
+    import io
+    import logging
+
+    monkeypatch.setenv("INTERLOCK_LOG_LEVEL", "DEBUG")
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        cli._configure_logging()
+        (console,) = [h for h in root.handlers if h not in handlers]
+        stream = io.StringIO()
+        console.setStream(stream)  # type: ignore[attr-defined]
+
+        logging.getLogger("localcloud.functions").warning("interlock-x raised ValueError: %s",
+                                                          "subject\x1b[2J\r\nFAKE line")
+        logging.getLogger("botocore.endpoint").debug("Response body: %s", "whsec_topsecret")
+        logging.getLogger("httpx").info("HTTP Request: POST https://crm.example.com/accounts/search")
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(level)
+
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].endswith("WARNING localcloud.functions: interlock-x raised ValueError: "
+                             "subject\\x1b[2J\\r\\nFAKE line")

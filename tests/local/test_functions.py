@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
+import sys
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
 
 from interlock.local.functions import LocalLambda
+from interlock.topology import Function, Topology
+
+from .conftest import HANDLERS
+
+LOGGING_FUNCTIONS = (
+    Function(name="log_first", module="lt_log_first", description="test: logs around another's invocation",
+             timeout_seconds=10),
+    Function(name="log_second", module="lt_log_second", description="test: logs while another runs",
+             timeout_seconds=10),
+)
 
 
 def test_invoke_passes_a_json_copy_and_a_lambda_context(functions: LocalLambda, monkeypatch) -> None:
@@ -71,3 +90,62 @@ def test_a_closed_runtime_refuses_new_invocations(functions: LocalLambda) -> Non
     assert functions.close(timeout=1)
 
     assert functions.invoke("echo", {}).error.error_type == "Lambda.ServiceException"
+
+
+# -- log lines name the invocation that wrote them ------------------------------------------------------------
+
+
+@contextmanager
+def powertools_lines() -> Iterator[list[dict[str, Any]]]:
+    """The JSON lines Interlock's Powertools logger writes, parsed, while the block runs (at INFO)."""
+    from interlock.observability import logger
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logger.registered_formatter)
+    service = logging.getLogger(logger.name)
+    level = service.level
+    service.addHandler(handler)
+    service.setLevel(logging.INFO)
+    lines: list[dict[str, Any]] = []
+    try:
+        yield lines
+    finally:
+        service.removeHandler(handler)
+        service.setLevel(level)
+        lines.extend(json.loads(line) for line in stream.getvalue().splitlines())
+
+
+def test_concurrent_invocations_of_two_functions_each_log_with_their_own_function_run_and_cold_start(
+    topology: Topology,
+) -> None:
+    # Given two functions whose invocations overlap: the second starts (and appends its keys) while the first runs
+    functions = LocalLambda(replace(topology, functions=(*topology.functions, *LOGGING_FUNCTIONS)),
+                            functions_dir=HANDLERS)
+    sys.path.insert(0, str(HANDLERS))
+    import lt_sync
+
+    lt_sync.reset()
+    with powertools_lines() as lines, ThreadPoolExecutor(2) as pool:
+        # When both are invoked at once
+        first = pool.submit(functions.invoke, "log_first", {"run_id": "run-first"})
+        second = pool.submit(functions.invoke, "log_second", {"run_id": "run-second"})
+        first_done, second_done = first.result(timeout=30), second.result(timeout=30)
+        # ... and the first once more, after both finished
+        again = functions.invoke("log_first", {"run_id": "run-again", "wait": False})
+    functions.close(timeout=2)
+
+    # Then every line carries the function, request, run and cold start of the invocation that wrote it
+    assert first_done.ok and second_done.ok and again.ok, (first_done.error, second_done.error, again.error)
+    by_message = {(line["message"], line["correlation_id"]): line for line in lines}
+    keys = ("function_name", "function_request_id", "correlation_id", "cold_start")
+    expected = {
+        ("first: before", "run-first"): ("interlock-log_first", first_done.request_id, "run-first", True),
+        ("second", "run-second"): ("interlock-log_second", second_done.request_id, "run-second", True),
+        ("first: after", "run-first"): ("interlock-log_first", first_done.request_id, "run-first", True),
+        ("first: before", "run-again"): ("interlock-log_first", again.request_id, "run-again", False),
+    }
+    assert {key: tuple(by_message[key].get(k) for k in keys) for key in expected} == expected
+    assert "step" not in by_message[("first: after", "run-first")]  # the second's own key stayed its own
+    assert by_message[("second", "run-second")]["step"] == "second"
+    assert all(line["service"] == "interlock" for line in lines)

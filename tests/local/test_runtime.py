@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from interlock.local.functions import LocalLambda
-from interlock.local.runtime import LocalRuntime
+from interlock.local.runtime import LocalRuntime, send_command
 from interlock.topology import Topology
 
 from .conftest import HANDLERS
@@ -102,3 +102,69 @@ def test_stop_frees_the_port_and_restores_the_environment(topology: Topology, tm
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/hooks/form")
     assert dict(os.environ) == before
+
+
+# -- the banner's `interlock send`: a command that works from another terminal -----------------------------------
+
+
+def _scripts(tmp_path: Path, with_script: bool = True) -> tuple[Path, Path]:
+    """A virtualenv-shaped directory: ``<prefix>/bin/python`` and, if asked, ``<prefix>/bin/interlock``."""
+    prefix = tmp_path / "project" / ".venv"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "bin" / "python").write_text("")
+    if with_script:
+        script = prefix / "bin" / "interlock"
+        script.write_text("#!/bin/sh\n")
+        script.chmod(0o755)
+    return prefix, prefix / "bin" / "python"
+
+
+def test_under_make_run_the_venv_is_on_make_s_path_only_so_the_hint_names_the_script(tmp_path: Path) -> None:
+    prefix, python = _scripts(tmp_path)
+    environ = {"PATH": f"{prefix / 'bin'}:/usr/bin:/bin"}  # what the Makefile exports to `interlock run`
+
+    command = send_command(environ, str(python), str(prefix), "/usr", cwd=tmp_path / "project")
+
+    assert command == ".venv/bin/interlock"
+
+
+def test_outside_the_project_directory_the_hint_names_the_script_by_its_absolute_path(tmp_path: Path) -> None:
+    prefix, python = _scripts(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+
+    assert send_command({"PATH": "/usr/bin"}, str(python), str(prefix), "/usr", cwd=tmp_path / "elsewhere") == \
+        str(prefix / "bin" / "interlock")
+
+
+def test_in_an_activated_virtualenv_or_a_plain_install_on_the_path_the_hint_is_interlock(tmp_path: Path) -> None:
+    prefix, python = _scripts(tmp_path)
+    path = f"{prefix / 'bin'}:/usr/bin"
+
+    activated = send_command({"PATH": path, "VIRTUAL_ENV": str(prefix)}, str(python), str(prefix), "/usr")
+    installed = send_command({"PATH": path}, str(python), "/usr", "/usr")  # not a virtualenv: on the PATH for good
+
+    assert (activated, installed) == ("interlock", "interlock")
+
+
+def test_without_an_interlock_script_the_hint_runs_the_module_with_this_interpreter(tmp_path: Path) -> None:
+    prefix, python = _scripts(tmp_path, with_script=False)
+
+    assert send_command({"PATH": "/usr/bin"}, str(python), str(prefix), "/usr", cwd=tmp_path / "project") == \
+        ".venv/bin/python -m interlock.cli"
+
+
+def test_the_banner_prints_a_send_command_that_exists_when_interlock_is_not_on_the_path(
+    topology: Topology, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    console: list[str] = []
+    with LocalRuntime(port=0, state_dir=tmp_path / "state", topology=topology, echo=console.append,
+                      functions=LocalLambda(topology, functions_dir=HANDLERS)):
+        pass
+
+    try_it = next(line for line in console[0].splitlines() if line.startswith("Try it:"))
+    program = try_it.removeprefix("Try it:").split()[0]
+    assert program != "interlock"
+    assert Path(program).is_file() or Path(program).resolve().is_file()
+    assert f"{send_command()} send form support_ticket" in try_it

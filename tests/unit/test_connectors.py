@@ -36,9 +36,9 @@ def test_given_the_crm_has_the_account_when_looked_up_then_it_is_returned():
     assert account == Account(account_id="acc_1", name="Ada Lovelace", plan="pro", tier="gold", open_tickets=2,
                               lifetime_value=1234.5)
     assert len(seen) == 1
-    assert seen[0].method == "GET"
-    assert seen[0].url.path == "/api/accounts"
-    assert seen[0].url.params["email"] == "ada+test@example.com"  # query-encoded, not spliced
+    assert seen[0].method == "POST"
+    assert str(seen[0].url) == "https://crm.example.com/api/accounts/search"  # the address is not in the URL
+    assert json.loads(seen[0].content) == {"email": "ada+test@example.com"}
 
 
 def test_given_the_crm_has_no_such_account_when_looked_up_then_none_is_returned():

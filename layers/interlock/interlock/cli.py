@@ -58,8 +58,10 @@ def _configure_logging() -> None:
     level = os.environ.get("INTERLOCK_LOG_LEVEL", "WARNING").upper()
     if not isinstance(logging.getLevelName(level), int):
         raise CliError(f"INTERLOCK_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {level!r}")
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
+    from interlock.log_safety import configure_console
+
+    # One escaped line per record; the network libraries held at WARNING whatever the level (docs/logging.md).
+    configure_console(level)
     # One line per request on the console, whatever the level of the rest.
     logging.getLogger("localcloud.gateway").setLevel(min(logging.INFO, logging.getLogger().level))
 

@@ -2,7 +2,8 @@
 
 Protocol: ``POST {base}/replies`` with JSON ``{run_id, to, subject, body}`` and an ``Idempotency-Key``
 (the run id, so a retried send is recorded once) answers 200/201 ``{"reply_id"}``; 5xx and transport
-errors are retried, other 4xx fail the run.
+errors are retried, other 4xx fail the run. Its errors name a status or an exception's class, never the
+request (the customer's address, the reply): they are logged and recorded on the run's timeline.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ class HttpHelpdesk:
                     json={"run_id": run_id, "to": to, "subject": subject, "body": body},
                     headers={"Idempotency-Key": run_id},
                 )
-        except httpx.HTTPError as exc:
-            raise HelpdeskUnavailable(f"helpdesk request failed: {type(exc).__name__}", step="send_reply") from exc
+        except httpx.HTTPError as exc:  # not chained: an exception's text may quote the request (the reply in it)
+            raise HelpdeskUnavailable(f"helpdesk request failed: {type(exc).__name__}", step="send_reply") from None
         if response.status_code >= 500 or response.status_code == 429:
             raise HelpdeskUnavailable(f"helpdesk answered {response.status_code}", step="send_reply")
         if response.status_code not in (200, 201):
@@ -45,6 +46,6 @@ class HttpHelpdesk:
                                    status=response.status_code)
         try:
             return str(response.json()["reply_id"])
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError):
             raise HelpdeskRejected("helpdesk accepted the reply but returned no reply_id", step="send_reply",
-                                   status=response.status_code) from exc
+                                   status=response.status_code) from None

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from interlock.topology import (
+    APP_NAME,
     UNSET_WHEN_EMPTY,
     DeploymentSettings,
     Function,
@@ -126,7 +127,7 @@ def process_environment(environ: Mapping[str, str], region: str) -> dict[str, st
         "AWS_ACCESS_KEY_ID": "interlock-local",
         "AWS_SECRET_ACCESS_KEY": "interlock-local",
         "AWS_SESSION_TOKEN": "interlock-local",
-        "POWERTOOLS_SERVICE_NAME": "interlock",
+        "POWERTOOLS_SERVICE_NAME": APP_NAME,  # the Powertools logger's name (local.functions stamps its records)
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": environ.get("INTERLOCK_LOG_LEVEL", "WARNING").upper(),
     }

@@ -1,7 +1,8 @@
 """Fakes of the external systems, as real HTTP endpoints under ``/_local/`` on the local gateway.
 
 They speak the protocols the connectors speak (``interlock.connectors``), so the connectors run
-unchanged: the CRM answers ``GET /accounts?email=`` with 200 or 404, the helpdesk takes
+unchanged: the CRM answers ``POST /accounts/search {"email"}`` with 200 or 404 (and, for a person trying it
+in a browser, ``GET /accounts?email=``), the helpdesk takes
 ``POST /replies`` with an ``Idempotency-Key``. Each has an outage switch
 (``POST /_local/<system>/outage {"enabled": true}``) that makes it answer 503, which is how the
 retried and partial paths of a run are shown and tested without mocking anything.
@@ -53,7 +54,8 @@ class _Outage:
 
 
 class FakeCrm:
-    """``GET /accounts?email=<email>``: the account, or 404 ``{"error": "not_found"}``."""
+    """``POST /accounts/search {"email": …}`` (or ``GET /accounts?email=``): the account, or 404
+    ``{"error": "not_found"}``."""
 
     def __init__(self, accounts: tuple[dict[str, Any], ...] = SEED_ACCOUNTS) -> None:
         self.accounts = {a["email"].lower(): dict(a) for a in accounts}
@@ -64,11 +66,23 @@ class FakeCrm:
             return self.outage.handle(request)
         if self.outage.enabled:
             return self.outage.unavailable()
+        if path == "/accounts/search":  # what the connector calls: the address in the body, not the URL
+            if request.method != "POST":
+                return _method_not_allowed("POST")
+            try:
+                body = request.json()
+            except ValueError:
+                body = None
+            email = str(body.get("email") or "") if isinstance(body, dict) else ""
+            return self._lookup(email)
         if path != "/accounts":
             return _not_found()
         if request.method != "GET":
             return _method_not_allowed("GET")
-        email = (request.query_value("email") or "").strip().lower()
+        return self._lookup(request.query_value("email") or "")
+
+    def _lookup(self, email: str) -> Response:
+        email = email.strip().lower()
         if not email:
             return json_response(400, {"error": "invalid_request", "message": "the email parameter is required"})
         account = self.accounts.get(email)

@@ -15,12 +15,17 @@ What is emulated, because handlers and their callers depend on it:
 
 What is not: process isolation. Every function shares one interpreter, so module-level state and
 ``os.environ`` are shared (the cloud checks that no two functions want different environment values).
+Log lines still name the function that wrote them: each invocation runs in a thread of its own, the
+Powertools keys an invocation appends are that thread's (:mod:`interlock.observability`), and its
+``cold_start`` is told as Lambda tells it (a new execution environment per concurrent invocation, kept
+warm after) rather than once per process.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import logging
 import sys
 import threading
 import time
@@ -28,6 +33,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -42,6 +48,29 @@ ACCOUNT_ID = "123456789012"  # moto's default account: ARNs built here match the
 REGION = "us-east-1"
 
 Handler = Callable[[Any, Any], Any]
+
+# Whether the invocation the current thread serves started a new execution environment (None: no invocation).
+_cold_start: ContextVar[bool | None] = ContextVar("local_lambda_cold_start", default=None)
+
+
+class _ColdStartFilter(logging.Filter):
+    """Stamps the Powertools logger's records with the current invocation's own ``cold_start`` (a record's
+    extra attributes override the formatter's keys): Powertools keeps one cold-start flag per process."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        cold = _cold_start.get()
+        if cold is not None:
+            record.cold_start = cold
+        return True
+
+
+_COLD_START_FILTER = _ColdStartFilter()
+
+
+def _stamp_cold_starts() -> None:
+    service = logging.getLogger(APP_NAME)  # the Powertools logger: POWERTOOLS_SERVICE_NAME (env.py)
+    if _COLD_START_FILTER not in service.filters:
+        service.addFilter(_COLD_START_FILTER)
 
 
 def physical_name(function: str) -> str:
@@ -142,6 +171,9 @@ class LocalLambda:
         self._in_flight = 0
         self._idle = threading.Condition()
         self._closed = False
+        self._warm: dict[str, int] = {}  # function -> execution environments that are warm and free
+        self._warm_lock = threading.Lock()
+        _stamp_cold_starts()
 
     # -- naming ---------------------------------------------------------------------------------------------
 
@@ -238,12 +270,15 @@ class LocalLambda:
             return Invocation(fn.name, request_id, payload, error, (time.monotonic() - started) * 1000, exception)
 
         context = LambdaContext(fn, request_id, self.region, self.account)
+        _cold_start.set(self._take_environment(fn.name))
         try:
             result = handler(event, context)
         except BaseException as exc:  # even SystemExit: in Lambda it ends the invocation, not the runtime
             log.warning("%s raised %s: %s", physical_name(fn.name), type(exc).__name__, exc)
             log.debug("traceback of %s", request_id, exc_info=exc)
             return done(error=LambdaError.from_exception(exc, request_id), exception=exc)
+        finally:
+            self._release_environment(fn.name)
         try:
             payload = json.loads(json.dumps(result))
         except (TypeError, ValueError) as exc:
@@ -251,6 +286,18 @@ class LocalLambda:
         return done(payload)
 
     # -- cold start -----------------------------------------------------------------------------------------
+
+    def _take_environment(self, function: str) -> bool:
+        """Take a warm, free execution environment of ``function``; True (a cold start) if there is none."""
+        with self._warm_lock:
+            free = self._warm.get(function, 0)
+            if free:
+                self._warm[function] = free - 1
+            return not free
+
+    def _release_environment(self, function: str) -> None:
+        with self._warm_lock:
+            self._warm[function] = self._warm.get(function, 0) + 1
 
     def _handler(self, fn: Function) -> Handler:
         handler = self._handlers.get(fn.name)

@@ -15,7 +15,9 @@ executions the runtime itself aborts on its way out are not announced to the wat
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -240,9 +242,36 @@ class LocalRuntime:
 
     def _send_hint(self, what: str) -> str:
         assert self.gateway is not None
-        hint = f"interlock send {what}"
+        hint = f"{send_command()} send {what}"
         if self.gateway.port != DEFAULT_PORT:
             hint += f" --url {self.url}"
         if self.state_dir != Path(DEFAULT_STATE_DIR):
             hint += f" --state-dir {self.state_dir}"
         return hint
+
+
+def send_command(environ: Mapping[str, str] = os.environ, executable: str = sys.executable,
+                 prefix: str = sys.prefix, base_prefix: str = sys.base_prefix, cwd: Path | None = None) -> str:
+    """How to run ``interlock`` from another terminal: ``interlock`` only where that finds this very script in a
+    shell of the user's (an activated virtualenv, or an install outside any), else the script's path
+    (``.venv/bin/interlock``: ``make run`` puts ``.venv/bin`` on its own PATH, not on the user's), or
+    ``python -m interlock.cli`` when there is no script (running from a source tree)."""
+    script = Path(executable).parent / "interlock"  # the interpreter's own scripts directory (not resolved)
+    if not script.is_file():
+        return f"{_shortest(Path(executable), cwd)} -m interlock.cli"
+    found = shutil.which("interlock", path=environ.get("PATH"))
+    in_venv = Path(prefix) != Path(base_prefix)
+    activated = bool(environ.get("VIRTUAL_ENV")) and Path(environ["VIRTUAL_ENV"]).resolve() == Path(prefix).resolve()
+    if found and Path(found).resolve() == script.resolve() and (activated or not in_venv):
+        return "interlock"
+    return _shortest(script, cwd)
+
+
+def _shortest(path: Path, cwd: Path | None) -> str:
+    """``path`` relative to the working directory when it is inside it (``.venv/bin/interlock``), else absolute."""
+    base = (cwd or Path.cwd()).resolve()
+    absolute = path if path.is_absolute() else base / path
+    try:
+        return str(absolute.relative_to(base))
+    except ValueError:
+        return str(absolute)
