@@ -183,3 +183,19 @@ def test_given_powertools_event_logging_switched_on_when_a_handler_runs_then_its
 
     assert logs.leaks([token, EMAIL]) == []
     assert "handled" in logs.json_lines.getvalue()
+
+
+def test_given_a_step_input_that_fails_validation_then_the_error_names_the_field_not_the_value() -> None:
+    from interlock.steps import StepInput
+    from pydantic import BaseModel, ValidationError
+
+    class Email(BaseModel):
+        count: int
+
+    class Step(StepInput):
+        ticket: Email
+
+    with pytest.raises(ValidationError) as refused:
+        Step.model_validate({"run_id": "r", "ticket": {"count": "grace@example.com"}})
+    assert "ticket.count" in str(refused.value)
+    assert "grace@example.com" not in str(refused.value)

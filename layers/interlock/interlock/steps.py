@@ -22,7 +22,9 @@ from interlock.timeline import TimelineStore
 
 
 class StepInput(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # A refused input's error names the field and the rule, never the value: the error reaches logs and the
+    # execution's history, and the value may be a customer's personal data.
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
 
     run_id: str
     attempt: int = 0
