@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from interlock.models import Envelope, RunView, TimelineEntry
-from interlock.timeline import DedupeRecord, DedupeState
+from interlock.timeline import DedupeRecord, DedupeState, RecordOnce
 from interlock.webhooks.base import SourceSecrets
 
 
@@ -22,6 +22,7 @@ class RecordingTimeline:
     accepting: dict[str, tuple[str, float]] = field(default_factory=dict)
     queued_keys: set[str] = field(default_factory=set)
     taken_over: list[Envelope] = field(default_factory=list)
+    once_keys: set[str] = field(default_factory=set)
 
     def create_run_once(self, envelope: Envelope, dedupe_ttl_seconds: int) -> bool:
         if envelope.dedupe_key in self.existing_dedupe_keys or envelope.dedupe_key in self.accepting:
@@ -55,6 +56,13 @@ class RecordingTimeline:
 
     def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None) -> None:
         self.entries.append((run_id, entry, workflow))
+
+    def record_once(self, run_id: str, entry: TimelineEntry, key: str) -> RecordOnce:
+        if key in self.once_keys:
+            return RecordOnce.DUPLICATE
+        self.once_keys.add(key)
+        self.record(run_id, entry)
+        return RecordOnce.RECORDED
 
     def get(self, run_id: str) -> RunView | None:
         return None
