@@ -81,7 +81,10 @@ def test_given_a_signed_ticket_when_posted_then_202_the_run_is_received_and_one_
     assert envelope.dedupe_key == "form:msg_abc"
     assert envelope.payload == TICKET
     attributes = {k: v["StringValue"] for k, v in messages[0]["MessageAttributes"].items()}
-    assert attributes == {"source": "form", "type": "support.ticket", "run_id": run_id}
+    # The message carries the token of the acceptance that queued it (the router drops superseded ones).
+    acceptance = store().dedupe_record("form:msg_abc").token
+    assert acceptance
+    assert attributes == {"source": "form", "type": "support.ticket", "run_id": run_id, "acceptance": acceptance}
 
 
 def test_given_the_same_webhook_id_twice_when_posted_then_the_second_is_a_duplicate_with_the_same_run(
@@ -488,9 +491,14 @@ def test_given_an_acceptance_that_died_before_queueing_when_the_sender_retries_t
     status, answer, _ = post(lambda_context, body=body, headers=headers)
     assert status == 202 and answer == {"run_id": run_id, "event_id": "msg_crashed", "duplicate": False}
     assert cloud.queue_depth() == 1
+    (message,) = cloud.messages()
+    assert message["MessageAttributes"]["acceptance"]["StringValue"] == store().dedupe_record("form:msg_crashed").token
 
     # And from then on it is a plain duplicate.
     status, answer, _ = post(lambda_context, body=body, headers=headers)
     assert status == 202 and answer["duplicate"] is True
     assert cloud.queue_depth() == 1
-    assert [e.state.value for e in store().get(run_id).timeline] == ["received", "duplicate"]
+    # The run's records were kept through the takeover, which left an entry of its own.
+    timeline = store().get(run_id).timeline
+    assert [e.state.value for e in timeline] == ["received", "retried", "duplicate"]
+    assert timeline[1].details["reason"] == "acceptance_taken_over"

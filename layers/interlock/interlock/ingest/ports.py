@@ -21,7 +21,8 @@ class WebhookSecrets(Protocol):
 
 
 class EventQueue(Protocol):
-    def send(self, envelope: Envelope) -> None: ...
+    def send(self, envelope: Envelope, acceptance: str | None = None) -> None:
+        """Queue the envelope; ``acceptance``, the token of the delivery that holds it, travels with it."""
 
 
 class SecretsManagerWebhookSecrets:
@@ -95,14 +96,14 @@ class SqsEventQueue:
         self.queue_url = queue_url
         self._client = client
 
-    def send(self, envelope: Envelope) -> None:
+    def send(self, envelope: Envelope, acceptance: str | None = None) -> None:
         client = self._client or aws.client("sqs")
-        client.send_message(
-            QueueUrl=self.queue_url,
-            MessageBody=envelope.model_dump_json(),
-            MessageAttributes={
-                "source": {"DataType": "String", "StringValue": envelope.source},
-                "type": {"DataType": "String", "StringValue": envelope.type},
-                "run_id": {"DataType": "String", "StringValue": envelope.run_id},
-            },
-        )
+        attributes = {
+            "source": {"DataType": "String", "StringValue": envelope.source},
+            "type": {"DataType": "String", "StringValue": envelope.type},
+            "run_id": {"DataType": "String", "StringValue": envelope.run_id},
+        }
+        if acceptance:
+            attributes["acceptance"] = {"DataType": "String", "StringValue": acceptance}
+        client.send_message(QueueUrl=self.queue_url, MessageBody=envelope.model_dump_json(),
+                            MessageAttributes=attributes)
