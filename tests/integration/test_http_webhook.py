@@ -305,6 +305,24 @@ def test_given_the_queue_does_not_exist_when_posted_then_503_and_nothing_is_left
     assert_nothing_stored_or_queued(cloud)
 
 
+def test_given_an_invocation_nearly_out_of_time_when_posted_then_503_and_nothing_is_kept(cloud, secret):
+    # The handler hands the Lambda context's remaining time to the ingest as its deadline: with one second left,
+    # there is no room to record, queue and (should queueing fail) undo the event.
+    from tests.conftest import FakeLambdaContext
+
+    class NearlyOut(FakeLambdaContext):
+        def get_remaining_time_in_millis(self) -> int:
+            return 1_000
+
+    body = body_of(TICKET)
+    headers = signed_headers(secret, "msg_late", int(time.time()), body)
+
+    status, answer, _ = post(NearlyOut(), body=body, headers=headers)
+
+    assert (status, answer["error"]) == (503, "unavailable")
+    assert_nothing_stored_or_queued(cloud)
+
+
 def test_given_the_queue_failed_once_when_the_sender_retries_then_the_event_is_accepted_afresh(
     cloud, secret, lambda_context, monkeypatch
 ):
