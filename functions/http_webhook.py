@@ -1,5 +1,6 @@
 """API Gateway POST /webhooks/{source} (and GET, for providers' handshakes): the ingest function."""
 
+import time
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -16,10 +17,13 @@ app = APIGatewayRestResolver()
 @app.get("/webhooks/<source>")
 def receive(source: str) -> Response:
     event = app.current_event
+    # The invocation's end (the same context locally): the service finishes, or undoes and answers 503, before it.
+    remaining = getattr(app.lambda_context, "get_remaining_time_in_millis", None)
     outcome = ingest_service().accept(
         RawRequest(source=source, headers=lower_headers(event.headers), body=event.body,
                    is_base64=bool(event.is_base64_encoded), method=event.http_method,
-                   query=dict(event.query_string_parameters or {}), path=event.path)
+                   query=dict(event.query_string_parameters or {}), path=event.path),
+        deadline=time.monotonic() + remaining() / 1000 if callable(remaining) else None,
     )
     if isinstance(outcome.body, str):
         return Response(status_code=outcome.status, content_type=outcome.content_type, body=outcome.body,

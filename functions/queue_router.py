@@ -13,7 +13,9 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def route_record(record: SQSRecord) -> None:
-    router().route(Envelope.model_validate_json(record.body))
+    attribute = record.message_attributes.get("acceptance")  # the token of the ingest delivery that queued it
+    acceptance = attribute["stringValue"] if attribute else None
+    router().route(Envelope.model_validate_json(record.body), acceptance)
 
 
 @logger.inject_lambda_context(clear_state=True)

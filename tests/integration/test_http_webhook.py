@@ -81,7 +81,10 @@ def test_given_a_signed_ticket_when_posted_then_202_the_run_is_received_and_one_
     assert envelope.dedupe_key == "form:msg_abc"
     assert envelope.payload == TICKET
     attributes = {k: v["StringValue"] for k, v in messages[0]["MessageAttributes"].items()}
-    assert attributes == {"source": "form", "type": "support.ticket", "run_id": run_id}
+    # The message carries the token of the acceptance that queued it (the router drops superseded ones).
+    acceptance = store().dedupe_record("form:msg_abc").token
+    assert acceptance
+    assert attributes == {"source": "form", "type": "support.ticket", "run_id": run_id, "acceptance": acceptance}
 
 
 def test_given_the_same_webhook_id_twice_when_posted_then_the_second_is_a_duplicate_with_the_same_run(
@@ -302,6 +305,24 @@ def test_given_the_queue_does_not_exist_when_posted_then_503_and_nothing_is_left
     assert_nothing_stored_or_queued(cloud)
 
 
+def test_given_an_invocation_nearly_out_of_time_when_posted_then_503_and_nothing_is_kept(cloud, secret):
+    # The handler hands the Lambda context's remaining time to the ingest as its deadline: with one second left,
+    # there is no room to record, queue and (should queueing fail) undo the event.
+    from tests.conftest import FakeLambdaContext
+
+    class NearlyOut(FakeLambdaContext):
+        def get_remaining_time_in_millis(self) -> int:
+            return 1_000
+
+    body = body_of(TICKET)
+    headers = signed_headers(secret, "msg_late", int(time.time()), body)
+
+    status, answer, _ = post(NearlyOut(), body=body, headers=headers)
+
+    assert (status, answer["error"]) == (503, "unavailable")
+    assert_nothing_stored_or_queued(cloud)
+
+
 def test_given_the_queue_failed_once_when_the_sender_retries_then_the_event_is_accepted_afresh(
     cloud, secret, lambda_context, monkeypatch
 ):
@@ -488,9 +509,14 @@ def test_given_an_acceptance_that_died_before_queueing_when_the_sender_retries_t
     status, answer, _ = post(lambda_context, body=body, headers=headers)
     assert status == 202 and answer == {"run_id": run_id, "event_id": "msg_crashed", "duplicate": False}
     assert cloud.queue_depth() == 1
+    (message,) = cloud.messages()
+    assert message["MessageAttributes"]["acceptance"]["StringValue"] == store().dedupe_record("form:msg_crashed").token
 
     # And from then on it is a plain duplicate.
     status, answer, _ = post(lambda_context, body=body, headers=headers)
     assert status == 202 and answer["duplicate"] is True
     assert cloud.queue_depth() == 1
-    assert [e.state.value for e in store().get(run_id).timeline] == ["received", "duplicate"]
+    # The run's records were kept through the takeover, which left an entry of its own.
+    timeline = store().get(run_id).timeline
+    assert [e.state.value for e in timeline] == ["received", "retried", "duplicate"]
+    assert timeline[1].details["reason"] == "acceptance_taken_over"

@@ -47,14 +47,16 @@ def new_run(event_type: str = "support.ticket", source: str = "form") -> Envelop
     return envelope
 
 
-def sqs_record(body: str, message_id: str | None = None, receive_count: int = 1) -> dict[str, Any]:
+def sqs_record(body: str, message_id: str | None = None, receive_count: int = 1,
+               acceptance: str | None = None) -> dict[str, Any]:
     return {
         "messageId": message_id or str(uuid.uuid4()),
         "receiptHandle": "AQEB" + uuid.uuid4().hex,
         "body": body,
         "attributes": {"ApproximateReceiveCount": str(receive_count), "SentTimestamp": "1700000000000",
                        "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1700000000000"},
-        "messageAttributes": {},
+        "messageAttributes": ({"acceptance": {"stringValue": acceptance, "dataType": "String"}} if acceptance
+                              else {}),
         "md5OfBody": "0" * 32,
         "eventSource": "aws:sqs",
         "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:interlock-test-ingest",
@@ -229,3 +231,35 @@ def test_given_an_envelope_whose_ingest_died_before_marking_it_when_routed_then_
     assert deliver(lambda_context, sqs_record(envelope.model_dump_json())) == {"batchItemFailures": []}
 
     assert store.dedupe_record(envelope.dedupe_key).state is DedupeState.QUEUED
+
+
+def test_given_an_acceptance_taken_over_when_the_late_original_message_arrives_then_it_is_dropped(
+    state_machine, lambda_context
+):
+    # Given an acceptance that the sender's retry took over while the original's message sat on the queue
+    sfn, arn = state_machine
+    msg_id = f"msg_{uuid.uuid4().hex[:12]}"
+    key = f"form:{msg_id}"
+    envelope = Envelope(event_id=msg_id, source="form", type="support.ticket", payload_version="standard-webhooks.v1",
+                        received_at=utcnow(), dedupe_key=key, run_id=run_id_for(key),
+                        payload={"type": "support.ticket", "data": {"subject": "s", "body": "b",
+                                                                    "customer_email": "ada@example.com"}})
+    store = DynamoTimelineStore(TABLE_NAME)
+    assert store.create_run_once(envelope, 3600, token="original")
+    assert store.take_over(envelope, store.dedupe_record(key), "takeover")
+
+    # When the original's message is delivered first, then the takeover's
+    first = deliver(lambda_context, sqs_record(envelope.model_dump_json(), acceptance="original"))
+
+    # Then the original's is dropped: nothing started, nothing recorded, the acceptance still the takeover's
+    assert first == {"batchItemFailures": []}
+    assert sfn.list_executions(stateMachineArn=arn)["executions"] == []
+    assert [s for s, _, _ in timeline(envelope.run_id)] == ["received", "retried"]
+    assert store.dedupe_record(key).state is DedupeState.ACCEPTING
+
+    # And the takeover's message runs the event, once
+    assert deliver(lambda_context, sqs_record(envelope.model_dump_json(), acceptance="takeover")) == {
+        "batchItemFailures": []}
+    assert [e["name"] for e in sfn.list_executions(stateMachineArn=arn)["executions"]] == [envelope.run_id]
+    assert [s for s, _, _ in timeline(envelope.run_id)] == ["received", "retried", "processing"]
+    assert store.dedupe_record(key).state is DedupeState.QUEUED

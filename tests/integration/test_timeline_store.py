@@ -226,15 +226,78 @@ def test_given_a_new_run_then_its_dedupe_key_is_accepting_until_marked_queued(st
     assert store.dedupe_record("form:never") is None
 
 
-def test_given_an_abandoned_acceptance_when_taken_over_then_it_is_gone_and_can_be_created_afresh(store, cloud):
+def test_given_an_abandoned_acceptance_when_taken_over_then_it_passes_to_the_new_token_and_nothing_is_deleted(
+    store, cloud,
+):
     env = envelope("msg_abandoned")
-    store.create_run_once(env, 3600)
+    store.create_run_once(env, 3600, token="original")
     stale = store.dedupe_record(env.dedupe_key)
+    assert stale.token == "original"
 
-    assert store.take_over(env, stale) is True
+    assert store.take_over(env, stale, "takeover") is True
+
+    now = store.dedupe_record(env.dedupe_key)
+    assert (now.state, now.token, now.run_id) == (DedupeState.ACCEPTING, "takeover", env.run_id)
+    run = store.get(env.run_id)
+    assert run.status is RunStatus.RECEIVED
+    assert [(e.state, e.details.get("reason")) for e in run.timeline] == [
+        (EntryState.RECEIVED, None), (EntryState.RETRIED, "acceptance_taken_over")]
+
+
+def test_given_a_takeover_when_the_late_original_marks_queued_or_undoes_then_it_writes_nothing(store, cloud):
+    # Given an acceptance taken over from the original (which is still running, late)
+    env = envelope("msg_late")
+    store.create_run_once(env, 3600, token="original")
+    assert store.take_over(env, store.dedupe_record(env.dedupe_key), "takeover")
+    before = sorted((i["pk"]["S"], i["sk"]["S"]) for i in cloud.items())
+
+    # When the late original undoes its acceptance (it could not queue), or marks it queued (it could)
+    store.forget_new_run(env, "original")
+    marked = store.mark_queued(env, "original")
+
+    # Then neither touched the new owner's records: its run, its entries and its acceptance stand
+    assert marked is False
+    assert sorted((i["pk"]["S"], i["sk"]["S"]) for i in cloud.items()) == before
+    record = store.dedupe_record(env.dedupe_key)
+    assert (record.state, record.token) == (DedupeState.ACCEPTING, "takeover")
+    # And the owner's own mark and undo still work
+    assert store.mark_queued(env, "takeover") is True
+    assert store.dedupe_record(env.dedupe_key).state is DedupeState.QUEUED
+
+
+def test_given_an_acceptance_when_its_owner_undoes_it_then_the_run_and_its_dedupe_key_are_gone(store, cloud):
+    env = envelope("msg_undo")
+    store.create_run_once(env, 3600, token="mine")
+
+    store.forget_new_run(env, "other")
+    assert store.dedupe_record(env.dedupe_key) is not None
+    store.forget_new_run(env, "mine")
 
     assert cloud.items() == []
-    assert store.create_run_once(env, 3600) is True
+    assert store.create_run_once(env, 3600, token="again") is True
+
+
+def test_given_the_original_queued_first_when_a_takeover_is_tried_then_it_fails_and_the_original_holds(store):
+    env = envelope("msg_race")
+    store.create_run_once(env, 3600, token="original")
+    stale = store.dedupe_record(env.dedupe_key)
+
+    assert store.mark_queued(env, "original") is True
+    assert store.take_over(env, stale, "takeover") is False
+
+    record = store.dedupe_record(env.dedupe_key)
+    assert (record.state, record.token) == (DedupeState.QUEUED, "original")
+
+
+def test_given_a_record_without_a_token_when_taken_over_then_the_time_it_was_seen_decides(store):
+    env = envelope("msg_legacy")
+    store.create_run_once(env, 3600)  # as written before acceptance tokens existed
+    stale = store.dedupe_record(env.dedupe_key)
+    assert stale.token is None
+
+    assert store.take_over(env, DedupeRecord(stale.run_id, stale.state, stale.accepted_at - 1), "t") is False
+    assert store.take_over(env, stale, "t") is True
+    assert store.dedupe_record(env.dedupe_key).token == "t"
 
 
 def test_given_a_queued_or_changed_record_when_taken_over_then_it_is_left_alone(store, cloud):
@@ -243,10 +306,10 @@ def test_given_a_queued_or_changed_record_when_taken_over_then_it_is_left_alone(
     stale = store.dedupe_record(env.dedupe_key)
     store.mark_queued(env)
 
-    assert store.take_over(env, stale) is False
+    assert store.take_over(env, stale, "t1") is False
     other = envelope("msg_other")
-    store.create_run_once(other, 3600)
+    store.create_run_once(other, 3600, token="first")
     seen = store.dedupe_record(other.dedupe_key)
-    assert store.take_over(other, DedupeRecord(seen.run_id, seen.state, seen.accepted_at - 1)) is False
+    assert store.take_over(other, DedupeRecord(seen.run_id, seen.state, seen.accepted_at, "not-first"), "t2") is False
     assert {i["pk"]["S"] for i in cloud.items() if i["sk"]["S"] == "#DEDUPE"} == {
         "DEDUPE#form:msg_queued", "DEDUPE#form:msg_other"}

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from interlock.models import Envelope, RunView, TimelineEntry
-from interlock.timeline import DedupeRecord, DedupeState
+from interlock.timeline import DedupeRecord, DedupeState, RecordOnce
 from interlock.webhooks.base import SourceSecrets
 
 
@@ -22,16 +22,18 @@ class RecordingTimeline:
     accepting: dict[str, tuple[str, float]] = field(default_factory=dict)
     queued_keys: set[str] = field(default_factory=set)
     taken_over: list[Envelope] = field(default_factory=list)
+    once_keys: set[str] = field(default_factory=set)
 
-    def create_run_once(self, envelope: Envelope, dedupe_ttl_seconds: int) -> bool:
+    def create_run_once(self, envelope: Envelope, dedupe_ttl_seconds: int, token: str | None = None) -> bool:
         if envelope.dedupe_key in self.existing_dedupe_keys or envelope.dedupe_key in self.accepting:
             return False
         self.existing_dedupe_keys.add(envelope.dedupe_key)
         self.created.append(envelope)
         return True
 
-    def mark_queued(self, envelope: Envelope) -> None:
+    def mark_queued(self, envelope: Envelope, token: str | None = None) -> bool:
         self.queued_keys.add(envelope.dedupe_key)
+        return True
 
     def dedupe_record(self, dedupe_key: str) -> DedupeRecord | None:
         if dedupe_key in self.accepting:
@@ -41,20 +43,27 @@ class RecordingTimeline:
             return DedupeRecord("run", DedupeState.QUEUED, 0.0)
         return None
 
-    def take_over(self, envelope: Envelope, stale: DedupeRecord) -> bool:
+    def take_over(self, envelope: Envelope, stale: DedupeRecord, token: str) -> bool:
         if self.accepting.get(envelope.dedupe_key, (None, None))[1] != stale.accepted_at:
             return False
         del self.accepting[envelope.dedupe_key]
+        self.existing_dedupe_keys.add(envelope.dedupe_key)
         self.taken_over.append(envelope)
-        self.forget_new_run(envelope)
         return True
 
-    def forget_new_run(self, envelope: Envelope) -> None:
+    def forget_new_run(self, envelope: Envelope, token: str | None = None) -> None:
         self.forgotten.append(envelope)
         self.existing_dedupe_keys.discard(envelope.dedupe_key)
 
     def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None) -> None:
         self.entries.append((run_id, entry, workflow))
+
+    def record_once(self, run_id: str, entry: TimelineEntry, key: str) -> RecordOnce:
+        if key in self.once_keys:
+            return RecordOnce.DUPLICATE
+        self.once_keys.add(key)
+        self.record(run_id, entry)
+        return RecordOnce.RECORDED
 
     def get(self, run_id: str) -> RunView | None:
         return None
@@ -68,11 +77,13 @@ class RecordingTimeline:
 class RecordingQueue:
     sent: list[Envelope] = field(default_factory=list)
     fail_with: Exception | None = None
+    acceptances: list[str | None] = field(default_factory=list)
 
-    def send(self, envelope: Envelope) -> None:
+    def send(self, envelope: Envelope, acceptance: str | None = None) -> None:
         if self.fail_with is not None:
             raise self.fail_with
         self.sent.append(envelope)
+        self.acceptances.append(acceptance)
 
 
 @dataclass

@@ -45,3 +45,12 @@ def test_given_an_accepted_event_then_nothing_is_counted_as_unavailable() -> Non
 
     assert outcome.status == 202
     assert WEBHOOK_UNAVAILABLE_METRIC not in counted()
+
+
+def test_given_no_time_left_when_accepted_then_the_503_is_counted_as_unavailable() -> None:
+    from interlock.ingest.service import _out_of_time
+
+    outcome = _out_of_time("before_recording")
+
+    assert outcome.status == 503
+    assert counted().get(WEBHOOK_UNAVAILABLE_METRIC) == 1

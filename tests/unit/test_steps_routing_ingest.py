@@ -33,7 +33,7 @@ class NumberInput(StepInput):
 
 
 def test_given_a_step_that_succeeds_when_run_then_its_output_is_returned_and_a_processing_entry_recorded():
-    store = RecordingTimeline()
+    store = RecordingTimeline(once_keys={"retried:r1:double:0"})  # attempt 0 left its own retried entry
 
     out = run_step("double", {"run_id": "r1", "attempt": 1, "number": 21, "ignored": True}, NumberInput,
                    lambda d: Doubled(value=d.number * 2), store)
@@ -55,7 +55,7 @@ def test_given_a_summary_and_state_when_run_then_the_entry_uses_them():
 
 
 def test_given_a_retryable_error_when_run_then_a_retried_entry_is_left_and_the_error_propagates():
-    store = RecordingTimeline()
+    store = RecordingTimeline(once_keys={"retried:r1:fetch_account:1"})  # attempt 1 left its own entry
 
     def work(data: NumberInput) -> Doubled:
         raise CrmUnavailable("CRM answered 503", step="fetch_account", status=503)
@@ -68,6 +68,36 @@ def test_given_a_retryable_error_when_run_then_a_retried_entry_is_left_and_the_e
     assert entry.attempt == 2
     assert entry.details == {"reason": "crm_unavailable", "message": "CRM answered 503", "retry_count": 2,
                              "status": 503}
+
+
+def test_given_an_attempt_that_timed_out_when_the_retry_runs_then_it_leaves_the_retried_entry_first():
+    store = RecordingTimeline()
+
+    # Given attempt 0 timed out (killed: it recorded nothing), when Step Functions runs attempt 1
+    run_step("double", {"run_id": "r1", "attempt": 1, "number": 21}, NumberInput,
+             lambda d: Doubled(value=d.number * 2), store)
+
+    # Then the timeline says attempt 0 was retried, then what attempt 1 did
+    (_, retried, _), (_, done, _) = store.entries
+    assert (retried.state, retried.step, retried.attempt) == (EntryState.RETRIED, "double", 0)
+    assert retried.details["reason"] == "no_answer" and retried.details["retry_count"] == 0
+    assert (done.state, done.attempt) == (EntryState.PROCESSING, 1)
+
+
+def test_given_an_attempt_that_recorded_its_retryable_error_when_the_retry_runs_then_one_retried_entry_stands():
+    store = RecordingTimeline()
+
+    def flaky(data: NumberInput) -> Doubled:
+        if data.attempt == 0:
+            raise CrmUnavailable("CRM answered 503", step="fetch_account", status=503)
+        return Doubled(value=1)
+
+    with pytest.raises(CrmUnavailable):
+        run_step("fetch_account", {"run_id": "r1", "attempt": 0, "number": 1}, NumberInput, flaky, store)
+    run_step("fetch_account", {"run_id": "r1", "attempt": 1, "number": 1}, NumberInput, flaky, store)
+
+    assert [(e.state, e.attempt, e.details.get("reason")) for _, e, _ in store.entries] == [
+        (EntryState.RETRIED, 0, "crm_unavailable"), (EntryState.PROCESSING, 1, None)]
 
 
 def test_given_a_non_retryable_error_when_run_then_nothing_is_recorded_and_the_error_propagates():

@@ -92,11 +92,18 @@ class Router:
         self.store = store
         self.policy = policy
 
-    def route(self, envelope: Envelope) -> None:
+    def route(self, envelope: Envelope, acceptance: str | None = None) -> None:
+        """Start the envelope's workflow. ``acceptance`` is the token of the ingest delivery that queued it (the
+        message's ``acceptance`` attribute): a message whose acceptance another delivery took over is superseded
+        by that delivery's own message, and dropped (the execution name, the run id, makes a second start a
+        no-op anyway; this keeps the superseded one from touching the run at all)."""
         logger.append_keys(correlation_id=envelope.run_id)
         # It reached the queue: later deliveries of the same event are duplicates, even if the ingest
         # function died before it could say so itself.
-        self.store.mark_queued(envelope)
+        if not self.store.mark_queued(envelope, acceptance):
+            count("MessagesSuperseded")
+            logger.info("message superseded: a later delivery took the event's acceptance over")
+            return
         workflow = route_for(envelope.source, envelope.type)
         if workflow is None and (rule := informational(envelope)) is not None:
             self.store.record(

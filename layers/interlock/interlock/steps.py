@@ -3,7 +3,10 @@
 A task's Lambda event is the ``Parameters`` object of its ASL state: always ``run_id`` and ``attempt``
 (``$$.State.RetryCount``) plus the step's own fields. The step's result becomes the task's output
 (``ResultPath`` in the ASL) and a ``processing`` entry on the run's timeline with the step's summary.
-A retryable error leaves a ``retried`` entry before the state machine retries it.
+A retryable error leaves a ``retried`` entry before the state machine retries it. An attempt that ended without
+an answer (its Lambda timed out, ran out of memory or crashed: ``Sandbox.Timedout``, ``Lambda.Unknown``) could not
+leave one, so the next attempt does, reason ``no_answer``: each attempt's ``retried`` entry is recorded once
+(keyed by run, step and attempt), by whichever of the two gets there.
 """
 
 from __future__ import annotations
@@ -57,25 +60,30 @@ def run_step(
     state: EntryState = EntryState.PROCESSING,
 ) -> dict[str, Any]:
     data = input_model.model_validate(event)
+    if data.attempt > 0:
+        previous = data.attempt - 1
+        _retried_once(store, data.run_id, step, previous, {
+            "reason": "no_answer",
+            "message": f"attempt {previous} ended without an answer (the function timed out, ran out of memory or "
+                       "crashed); retried",
+            "retry_count": previous,
+        })
     try:
         result = work(data)
     except StepError as exc:
         if exc.retryable:
-            store.record(
-                data.run_id,
-                TimelineEntry(
-                    state=EntryState.RETRIED,
-                    step=step,
-                    attempt=data.attempt,
-                    details={"reason": exc.reason, "message": exc.message, "retry_count": data.attempt,
-                             **exc.details},
-                ),
-            )
+            _retried_once(store, data.run_id, step, data.attempt, {
+                "reason": exc.reason, "message": exc.message, "retry_count": data.attempt, **exc.details})
         logger.warning("step failed", extra={"step": step, "reason": exc.reason, "attempt": data.attempt})
         raise
     details = summary(result) if summary else result.model_dump(mode="json")
     store.record(data.run_id, TimelineEntry(state=state, step=step, attempt=data.attempt, details=details))
     return result.model_dump(mode="json")
+
+
+def _retried_once(store: TimelineStore, run_id: str, step: str, attempt: int, details: dict[str, Any]) -> None:
+    entry = TimelineEntry(state=EntryState.RETRIED, step=step, attempt=attempt, details=details)
+    store.record_once(run_id, entry, key=f"retried:{run_id}:{step}:{attempt}")
 
 
 def step_handler(

@@ -44,6 +44,7 @@ from interlock.models import (
     RunStatus,
     RunView,
     TimelineEntry,
+    utcnow,
 )
 
 RUN_RETENTION_SECONDS = int(os.environ.get("INTERLOCK_RUN_RETENTION_DAYS", "90")) * 24 * 3600
@@ -82,24 +83,32 @@ class DedupeRecord:
     run_id: str
     state: DedupeState
     accepted_at: float
+    # Which acceptance holds the event: a random token per delivery that recorded or took it over (None on
+    # records written before tokens existed). Every later write of the acceptance is conditioned on it.
+    token: str | None = None
 
 
 class TimelineStore(Protocol):
-    def create_run_once(self, envelope: Envelope, dedupe_ttl_seconds: int) -> bool:
-        """Record a new run as ``received`` and its dedupe key as ``accepting``; False (and nothing
-        written) when the dedupe key exists."""
+    def create_run_once(self, envelope: Envelope, dedupe_ttl_seconds: int, token: str | None = None) -> bool:
+        """Record a new run as ``received`` and its dedupe key as ``accepting`` by the acceptance ``token``;
+        False (and nothing written) when the dedupe key exists."""
 
-    def mark_queued(self, envelope: Envelope) -> None:
-        """The envelope is on the queue: from now on a delivery with its dedupe key is a duplicate."""
+    def mark_queued(self, envelope: Envelope, token: str | None = None) -> bool:
+        """The envelope is on the queue: from now on a delivery with its dedupe key is a duplicate.
+
+        With a ``token``, only if that acceptance still holds the event: False (nothing written) when another
+        delivery took it over, so its message is superseded. True too when the record is gone (expired)."""
 
     def dedupe_record(self, dedupe_key: str) -> DedupeRecord | None: ...
 
-    def take_over(self, envelope: Envelope, stale: DedupeRecord) -> bool:
-        """Remove an abandoned acceptance (still ``accepting`` as ``stale`` was) so a retry can accept
-        the event afresh; False if it changed meanwhile (queued, or taken over by another retry)."""
+    def take_over(self, envelope: Envelope, stale: DedupeRecord, token: str) -> bool:
+        """Hand an abandoned acceptance (still ``accepting`` by ``stale``'s token) to the acceptance ``token``,
+        by a conditional write that deletes nothing; False if it changed meanwhile (queued, or taken over by
+        another retry). The run's records stay (a ``retried`` entry says the acceptance was taken over)."""
 
-    def forget_new_run(self, envelope: Envelope) -> None:
-        """Undo :meth:`create_run_once` for a run that could not be queued."""
+    def forget_new_run(self, envelope: Envelope, token: str | None = None) -> None:
+        """Undo :meth:`create_run_once` for a run that could not be queued; with a ``token``, only while that
+        acceptance still holds the event (a late original never undoes the records of the one that took over)."""
 
     def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None) -> None:
         """Append an entry; move the run's status as the entry says, never out of a terminal status."""
@@ -146,7 +155,7 @@ class DynamoTimelineStore(aws.DynamoTable):
 
     # -- writes ------------------------------------------------------------------------------------------
 
-    def create_run_once(self, envelope: Envelope, dedupe_ttl_seconds: int) -> bool:
+    def create_run_once(self, envelope: Envelope, dedupe_ttl_seconds: int, token: str | None = None) -> bool:
         now = envelope.received_at
         expires = int(time.time()) + RUN_RETENTION_SECONDS
         entry = TimelineEntry(
@@ -173,6 +182,7 @@ class DynamoTimelineStore(aws.DynamoTable):
                                 "state": _s(DedupeState.ACCEPTING.value),
                                 "accepted_at": _n(time.time()),
                                 "expires_at": _n(int(time.time()) + dedupe_ttl_seconds),
+                                **({"token": _s(token)} if token else {}),
                             },
                             "ConditionExpression": "attribute_not_exists(pk)",
                         }
@@ -208,16 +218,25 @@ class DynamoTimelineStore(aws.DynamoTable):
     def _dedupe_key(self, dedupe_key: str) -> dict[str, Any]:
         return {"pk": _s(f"DEDUPE#{dedupe_key}"), "sk": _s(self.DEDUPE_SK)}
 
-    def mark_queued(self, envelope: Envelope) -> None:
-        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+    def mark_queued(self, envelope: Envelope, token: str | None = None) -> bool:
+        condition, values = "attribute_exists(pk)", {":queued": _s(DedupeState.QUEUED.value)}
+        if token:
+            condition += " AND (#token = :token OR attribute_not_exists(#token))"
+            values[":token"] = _s(token)
+        try:
             self.client.update_item(
                 TableName=self.table_name,
                 Key=self._dedupe_key(envelope.dedupe_key),
                 UpdateExpression="SET #state = :queued",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":queued": _s(DedupeState.QUEUED.value)},
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#state": "state", **({"#token": "token"} if token else {})},
+                ExpressionAttributeValues=values,
             )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            # Gone (expired, or undone by the delivery that took it over) or held by another acceptance.
+            current = self.dedupe_record(envelope.dedupe_key) if token else None
+            return current is None or current.token == token
+        return True
 
     def dedupe_record(self, dedupe_key: str) -> DedupeRecord | None:
         item = self.client.get_item(TableName=self.table_name, Key=self._dedupe_key(dedupe_key),
@@ -229,34 +248,86 @@ class DynamoTimelineStore(aws.DynamoTable):
             # Records written before the two-phase acceptance existed were only written once queued.
             state=DedupeState(item.get("state", {}).get("S", DedupeState.QUEUED.value)),
             accepted_at=float(item.get("accepted_at", {}).get("N", "0")),
+            token=item.get("token", {}).get("S"),
         )
 
-    def take_over(self, envelope: Envelope, stale: DedupeRecord) -> bool:
-        try:
-            self.client.delete_item(
-                TableName=self.table_name,
-                Key=self._dedupe_key(envelope.dedupe_key),
-                ConditionExpression="#state = :accepting AND accepted_at = :seen",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":accepting": _s(DedupeState.ACCEPTING.value),
-                                           ":seen": _n(stale.accepted_at)},
-            )
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return False
-        self.forget_new_run(envelope)
-        return True
+    def take_over(self, envelope: Envelope, stale: DedupeRecord, token: str) -> bool:
+        """One transaction: the dedupe record passes to ``token`` (only while still ``accepting`` by the stale
+        acceptance), the run record is kept (or rebuilt, should an older undo have removed it), and a ``retried``
+        entry says so. Nothing is deleted, so an original that turns up late finds its token gone: its
+        ``mark_queued`` and ``forget_new_run`` write nothing, and the router drops its message."""
+        now = utcnow()
+        if stale.token:
+            held = "#token = :old"
+            values: dict[str, Any] = {":old": _s(stale.token)}
+        else:
+            held = "attribute_not_exists(#token) AND accepted_at = :seen"
+            values = {":seen": _n(stale.accepted_at)}
+        entry = TimelineEntry(state=EntryState.RETRIED, step="ingest", at=now,
+                              details={"reason": "acceptance_taken_over",
+                                       "message": "an earlier delivery was recorded but never confirmed on the "
+                                                  "queue; this delivery took the event over"})
+        reasons = self._transact([
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": self._dedupe_key(envelope.dedupe_key),
+                    "UpdateExpression": "SET #token = :new, accepted_at = :now",
+                    "ConditionExpression": f"#state = :accepting AND {held}",
+                    "ExpressionAttributeNames": {"#state": "state", "#token": "token"},
+                    "ExpressionAttributeValues": {**values, ":new": _s(token), ":now": _n(time.time()),
+                                                  ":accepting": _s(DedupeState.ACCEPTING.value)},
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": {"pk": _s(run_pk(envelope.run_id)), "sk": _s(self.RUN_SK)},
+                    "UpdateExpression": "SET #status = if_not_exists(#status, :received), "
+                                        "#source = if_not_exists(#source, :source), "
+                                        "event_id = if_not_exists(event_id, :event_id), "
+                                        "event_type = if_not_exists(event_type, :event_type), "
+                                        "created_at = if_not_exists(created_at, :now), updated_at = :now, "
+                                        "expires_at = if_not_exists(expires_at, :expires)",
+                    "ExpressionAttributeNames": {"#status": "status", "#source": "source"},
+                    "ExpressionAttributeValues": {
+                        ":received": _s(RunStatus.RECEIVED.value), ":source": _s(envelope.source),
+                        ":event_id": _s(envelope.event_id), ":event_type": _s(envelope.type),
+                        ":now": _s(now.isoformat()), ":expires": _n(int(time.time()) + RUN_RETENTION_SECONDS),
+                    },
+                }
+            },
+            {"Put": {"TableName": self.table_name, "Item": self._entry_item(envelope.run_id, entry)}},
+        ])
+        return reasons is None
 
-    def forget_new_run(self, envelope: Envelope) -> None:
+    def forget_new_run(self, envelope: Envelope, token: str | None = None) -> None:
         items = self.client.query(
             TableName=self.table_name,
             KeyConditionExpression="pk = :pk",
             ExpressionAttributeValues={":pk": _s(run_pk(envelope.run_id))},
             ProjectionExpression="pk, sk",
+            ConsistentRead=True,
         )["Items"]
         keys = [{"pk": i["pk"], "sk": i["sk"]} for i in items]
-        keys.append(self._dedupe_key(envelope.dedupe_key))
-        for key in keys:
-            self.client.delete_item(TableName=self.table_name, Key=key)
+        if token is None:
+            keys.append(self._dedupe_key(envelope.dedupe_key))
+            for key in keys:
+                self.client.delete_item(TableName=self.table_name, Key=key)
+            return
+        # All or nothing, and only while this acceptance holds the event (a transaction takes 100 items; a run
+        # not yet queued has a handful).
+        release = {
+            "Delete": {
+                "TableName": self.table_name,
+                "Key": self._dedupe_key(envelope.dedupe_key),
+                "ConditionExpression": "#state = :accepting AND #token = :token",
+                "ExpressionAttributeNames": {"#state": "state", "#token": "token"},
+                "ExpressionAttributeValues": {":accepting": _s(DedupeState.ACCEPTING.value), ":token": _s(token)},
+            }
+        }
+        # A failed condition (another delivery holds the event now) leaves everything as it is.
+        self._transact([release, *({"Delete": {"TableName": self.table_name, "Key": k}} for k in keys[:99])])
 
     def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None) -> None:
         self.client.put_item(TableName=self.table_name, Item=self._entry_item(run_id, entry))

@@ -1,13 +1,14 @@
 """Adapters built once per process from validated settings (so once per cold start, lazily).
 
-Handlers call these factories; tests build the services directly with fakes instead.
+Handlers call these factories; tests build the services directly with fakes instead. Each is built once even
+when a burst's first requests ask for it at the same time (:func:`interlock.aws.once_per_process`).
 """
 
 from __future__ import annotations
 
-from functools import cache
 from typing import TYPE_CHECKING
 
+from interlock.aws import once_per_process as cache
 from interlock.settings import TableSettings, load
 from interlock.timeline import DynamoTimelineStore, TimelineStore
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any, Protocol
 
 from interlock import aws
@@ -20,13 +21,15 @@ class WebhookSecrets(Protocol):
 
 
 class EventQueue(Protocol):
-    def send(self, envelope: Envelope) -> None: ...
+    def send(self, envelope: Envelope, acceptance: str | None = None) -> None:
+        """Queue the envelope; ``acceptance``, the token of the delivery that holds it, travels with it."""
 
 
 class SecretsManagerWebhookSecrets:
     """Secrets Manager secret ``<prefix><source>`` holding the source's secrets (:func:`parse_secret`).
 
-    Read through Powertools Parameters, cached for ``max_age`` seconds per warm container.
+    Read through Powertools Parameters (the process's one :func:`secrets_provider`), cached for ``max_age``
+    seconds per warm container.
     """
 
     def __init__(self, prefix: str, max_age: int = 300) -> None:
@@ -37,12 +40,36 @@ class SecretsManagerWebhookSecrets:
         from aws_lambda_powertools.utilities import parameters
 
         try:
-            value = parameters.get_secret(f"{self.prefix}{source}", max_age=self.max_age)
+            value = secrets_provider().get(f"{self.prefix}{source}", max_age=self.max_age)
         except parameters.exceptions.GetParameterError as exc:
             if _secret_gone(exc):
                 return SourceSecrets(signing=())
             raise  # throttled, denied, unreachable: our outage, not "no such source"
         return parse_secret(value.decode() if isinstance(value, bytes) else str(value), free_text=free_text)
+
+
+_provider_lock = threading.Lock()
+
+
+def secrets_provider() -> Any:
+    """The process's Powertools ``SecretsProvider`` (the one ``parameters.get_secret`` uses too), created once.
+
+    Powertools creates it on first use without a lock, so every request of a burst reaching a fresh container
+    built its own, each with a new boto3 session and Secrets Manager client: seconds of work per request while
+    the first requests waited. Here it is created once, on the process's one client
+    (:func:`interlock.aws.client`), and registered where Powertools looks for it (so ``clear_caches`` and the
+    local runtime's cold-start reset still reach it).
+    """
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider, base
+
+    provider = base.DEFAULT_PROVIDERS.get("secrets")
+    if provider is None:
+        with _provider_lock:
+            provider = base.DEFAULT_PROVIDERS.get("secrets")
+            if provider is None:
+                provider = SecretsProvider(boto3_client=aws.client("secretsmanager"))
+                base.DEFAULT_PROVIDERS["secrets"] = provider
+    return provider
 
 
 _SCHEDULED_FOR_DELETION = re.compile(r"marked (for )?delet")
@@ -69,14 +96,14 @@ class SqsEventQueue:
         self.queue_url = queue_url
         self._client = client
 
-    def send(self, envelope: Envelope) -> None:
+    def send(self, envelope: Envelope, acceptance: str | None = None) -> None:
         client = self._client or aws.client("sqs")
-        client.send_message(
-            QueueUrl=self.queue_url,
-            MessageBody=envelope.model_dump_json(),
-            MessageAttributes={
-                "source": {"DataType": "String", "StringValue": envelope.source},
-                "type": {"DataType": "String", "StringValue": envelope.type},
-                "run_id": {"DataType": "String", "StringValue": envelope.run_id},
-            },
-        )
+        attributes = {
+            "source": {"DataType": "String", "StringValue": envelope.source},
+            "type": {"DataType": "String", "StringValue": envelope.type},
+            "run_id": {"DataType": "String", "StringValue": envelope.run_id},
+        }
+        if acceptance:
+            attributes["acceptance"] = {"DataType": "String", "StringValue": acceptance}
+        client.send_message(QueueUrl=self.queue_url, MessageBody=envelope.model_dump_json(),
+                            MessageAttributes=attributes)
