@@ -312,8 +312,9 @@ def _keep_identity(saved: InterruptedExecution) -> None:
             continue
         for execution in machine.executions:
             if execution.exec_arn == saved.execution_arn:
-                execution.input_data = saved.input if isinstance(execution.input_data, str) \
-                    else json.loads(saved.input)
+                for attribute in ("input_data", "execution_input"):  # moto's two views of it
+                    current = getattr(execution, attribute, None)
+                    setattr(execution, attribute, saved.input if isinstance(current, str) else json.loads(saved.input))
                 execution.start_date = saved.start_date
 
 
