@@ -45,7 +45,7 @@ log = get_logger(__name__)
 
 STATE_DIR = "state"
 STATE_FILE = "local-state.json"
-FORMAT = "interlock-local-state"
+FORMAT: Literal["interlock-local-state"] = "interlock-local-state"
 VERSION = 1
 FRESH_HINT = "start clean with `interlock run --fresh` (or delete {path})"
 

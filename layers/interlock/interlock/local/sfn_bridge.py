@@ -176,8 +176,8 @@ def install(functions: LocalLambda, on_change: Callable[[], None] | None = None)
             data["Task"] = {"Token": token}
             return token
 
-        ExecutionWorker._get_evaluation_entrypoint = entrypoint  # type: ignore[method-assign]
-        ContextObject.update_task_token = update_task_token  # type: ignore[method-assign]
+        ExecutionWorker._get_evaluation_entrypoint = entrypoint  # type: ignore[method-assign,assignment]
+        ContextObject.update_task_token = update_task_token  # type: ignore[method-assign,assignment]
 
     def uninstall() -> None:
         with _install_lock:
