@@ -183,3 +183,69 @@ def test_items_messages_and_a_waiting_execution_survive_a_restart(
         assert len(_approval_tokens()) == invoked
     finally:
         second.stop()
+
+
+# -- starting clean, or not at all ------------------------------------------------------------------------------
+
+
+def test_interlock_run_with_an_unreadable_state_file_stops_with_a_clear_message(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from interlock import cli
+
+    path = persistence.state_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text('{"format": "interlock-local-state", "version": 0}')
+
+    status = cli.main(["run", "--state-dir", str(tmp_path), "--port", "0"])
+
+    error = capsys.readouterr().err
+    assert status == 1
+    assert error.startswith("interlock: error: ") and "Traceback" not in error
+    assert "interlock run --fresh" in error
+    assert path.exists()
+
+
+def test_a_fresh_start_discards_the_saved_state_and_a_stop_saves_the_new_one(
+        tmp_path: Path, topology: Topology) -> None:
+    from interlock.local.runtime import LocalRuntime
+
+    from .conftest import HANDLERS
+
+    path = persistence.state_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text("not the state of anything")
+    local = LocalRuntime(port=0, state_dir=tmp_path, topology=topology, fresh=True,
+                         functions=LocalLambda(topology, functions_dir=HANDLERS), echo=None)
+
+    with local:
+        local.cloud.client("dynamodb").put_item(TableName=TABLE, Item={"pk": {"S": "a"}, "sk": {"S": "b"}})
+
+    saved = persistence.read(path)
+    assert saved is not None
+    assert saved.tables[TABLE] == [{"pk": {"S": "a"}, "sk": {"S": "b"}}]
+
+
+def test_a_change_is_saved_soon_after_it_without_a_stop(
+        tmp_path: Path, topology: Topology, functions: LocalLambda) -> None:
+    # Given a cloud whose state is kept by the flusher (what a crash, kill -9, would leave on disk)
+    state = LocalState(tmp_path, interval=0.05)
+    state.load()
+    cloud = _cloud(topology, functions, state)
+    cloud.start()
+    state.attach(cloud.capture)
+    state.start()
+    try:
+        # When an item is written and a message queued
+        cloud.client("dynamodb").put_item(TableName=TABLE, Item={"pk": {"S": "run#9"}, "sk": {"S": "run"}})
+        cloud.client("sqs").send_message(QueueUrl=cloud.deployed.queue_urls["work"], MessageBody="queued")
+
+        # Then the file soon holds both, with no stop in between
+        def saved() -> Snapshot | None:
+            found = persistence.read(state.path)
+            ok = found and found.tables[TABLE] and [m.body for m in found.queues["interlock-work"]] == ["queued"]
+            return found if ok else None
+
+        assert _until("the change is saved", saved).tables[TABLE] == [{"pk": {"S": "run#9"}, "sk": {"S": "run"}}]
+    finally:
+        state.stop(final=False)
+        cloud.stop()
