@@ -218,6 +218,9 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+_resuming: dict[str, InterruptedExecution] = {}  # execution ARN -> what it was resumed from, until it has moved
+
+
 def interrupted(execution: Any, state_machine_arn: str) -> InterruptedExecution | None:
     """What resuming ``execution`` (moto's, RUNNING) needs, from its history; None if it cannot be resumed
     (several states open at once: a Parallel or Map state), or need not be (its last state has exited)."""
@@ -225,7 +228,7 @@ def interrupted(execution: Any, state_machine_arn: str) -> InterruptedExecution 
         state_machine_arn=state_machine_arn, execution_arn=execution.exec_arn, name=execution.name,
         input=_text(execution.input_data), start_date=_when(execution.start_date))
     if execution.exec_worker is None or execution.exec_worker.env is None:
-        return base  # created, not started yet
+        return _resuming.get(execution.exec_arn, base)  # created, not started yet
     events = execution.to_history_output()["events"]
     open_states: dict[str, tuple[str, datetime]] = {}
     entered_any = False
@@ -245,6 +248,9 @@ def interrupted(execution: Any, state_machine_arn: str) -> InterruptedExecution 
             submitted = False
         elif kind == "TaskSubmitted":
             submitted = True
+    if not entered_any and execution.exec_arn in _resuming:
+        return _resuming[execution.exec_arn]  # resumed a moment ago, not in its state yet: as it was saved
+    _resuming.pop(execution.exec_arn, None)
     if not open_states:
         return None if entered_any else base  # finishing, or not started: run it from the start
     if len(open_states) > 1:
@@ -298,6 +304,7 @@ def resume_executions(sfn: Any, executions: list[InterruptedExecution], now: dat
                             saved.name, saved.state)
                 continue
             resume(ResumePlan(saved.execution_arn, plan_definition, saved.state, saved.task_token))
+            _resuming[saved.execution_arn] = saved
             start_input = saved.state_input or "{}"
         sfn.start_execution(stateMachineArn=saved.state_machine_arn, name=saved.name, input=start_input)
         _keep_identity(saved)
