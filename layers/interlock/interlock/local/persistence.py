@@ -136,11 +136,21 @@ def _dynamodb() -> Any:
 
 
 def capture_tables(names: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """Every item of each table, at one instant (no DynamoDB call runs meanwhile)."""
+    """Every item of each table, at one instant (no DynamoDB call runs meanwhile).
+
+    Under the lock only each item's attributes are copied (shallow: moto replaces a top-level attribute it
+    updates); turning them into DynamoDB JSON, which costs most, is done after, so the tables are not held
+    while a large state is saved. A nested attribute changed meanwhile (moto changes maps in place) was
+    changed by a write that marks the state dirty again: the next save has it."""
+    from types import SimpleNamespace
+
+    from moto.dynamodb.models.dynamo_type import Item
+
     backend = _dynamodb()
     with dynamodb_lock.lock:
-        return {name: [item.to_json()["Attributes"] for item in backend.get_table(name).all_items()]
-                for name in names}
+        copied = {name: [dict(item.attrs) for item in backend.get_table(name).all_items()] for name in names}
+    return {name: [Item.to_json(SimpleNamespace(attrs=attrs))["Attributes"] for attrs in items]  # type: ignore[arg-type]
+            for name, items in copied.items()}
 
 
 def restore_tables(tables: Mapping[str, list[dict[str, Any]]], ttl_attributes: Mapping[str, str],
@@ -158,7 +168,7 @@ def restore_tables(tables: Mapping[str, list[dict[str, Any]]], ttl_attributes: M
             for item in items:
                 if ttl and _expired(item.get(ttl), now):
                     continue
-                backend.put_item(name, item)
+                backend.put_item(name, item, overwrite=True)
                 restored += 1
     return restored
 
@@ -285,7 +295,7 @@ def capture_executions(state_machine_arns: list[str]) -> list[InterruptedExecuti
 
 def resume_executions(sfn: Any, executions: list[InterruptedExecution], now: datetime | None = None) -> int:
     """Start each execution again where it was (see the module's docstring); the number resumed."""
-    from interlock.local.sfn_bridge import ResumePlan, resume, resume_definition
+    from interlock.local.sfn_bridge import ResumePlan, resume, resume_definition, wait_until_waiting
 
     now = now or datetime.now(UTC)
     resumed = 0
@@ -309,6 +319,8 @@ def resume_executions(sfn: Any, executions: list[InterruptedExecution], now: dat
         sfn.start_execution(stateMachineArn=saved.state_machine_arn, name=saved.name, input=start_input)
         _keep_identity(saved)
         resumed += 1
+    if not wait_until_waiting():
+        log.warning("some resumed executions are not waiting for their callback yet")
     return resumed
 
 

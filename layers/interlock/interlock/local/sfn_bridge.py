@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +52,18 @@ def resume(plan: ResumePlan) -> None:
     """Register ``plan``; the next ``StartExecution`` that creates ``plan.execution_arn`` follows it."""
     with _plans_lock:
         _plans[plan.execution_arn] = plan
+
+
+def wait_until_waiting(timeout: float = 10.0) -> bool:
+    """Wait until every resumed execution that had a token waits for it again (so a callback sent with it
+    now finds it); False if some did not within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with _plans_lock:
+            if not _resumed_tokens and not any(plan.task_token for plan in _plans.values()):
+                return True
+        time.sleep(0.01)
+    return False
 
 
 def resume_definition(definition: str, state: str, timeout_seconds: int | None = None) -> str:
