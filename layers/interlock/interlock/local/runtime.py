@@ -5,9 +5,9 @@ Start order matters and is the reverse of stop order:
 0. the saved local state is read (an unusable file stops here, before anything started; see
 :mod:`interlock.local.persistence`), 1. secrets (so the Secrets Manager secrets can be created), 2. the
 HTTP socket (so the port, even an ephemeral one, is known before ``INTERLOCK_PUBLIC_BASE_URL`` and the
-fakes' URLs are resolved), 3. moto and every resource, with the saved items and messages put back,
-4. serving HTTP, then the saved executions resumed and the local state's flusher started, 5. the SQS
-pollers and the execution watches' pollers, 6. the outbox.
+fakes' URLs are resolved), 3. moto and every resource, with the saved items and messages put back, then
+the saved executions resumed and the local state's flusher started, 4. serving HTTP, 5. the SQS pollers
+and the execution watches' pollers, 6. the outbox.
 
 Stopping first closes the doors (HTTP, pollers), lets running invocations finish, stops running
 executions and only then stops moto, so no handler is left talking to an AWS that is gone (and the
@@ -132,8 +132,10 @@ class LocalRuntime:
             self.cloud = LocalCloud(self.topology, self.functions, self.gateway.url, self.secrets,
                                     state=self.local_state)
             deployed = self.cloud.start()
-            self.gateway.start(self.functions.invoke)
+            # Resumed before serving: an approval posted at once finds its execution waiting for its token
+            # (the socket listens already, so a resumed step's call to a local fake waits in its backlog).
             self._resume()
+            self.gateway.start(self.functions.invoke)
             sqs = self.cloud.client("sqs")
             for queue in self.topology.queues:
                 source = SqsEventSource(queue, deployed.queue_urls[queue.name], self.cloud.queue_arns[queue.name],
