@@ -200,12 +200,13 @@ class Runtime:
 
     # -- restarts ----------------------------------------------------------------------------------------
 
-    def restart(self) -> None:
-        """Stop ``interlock run`` as Ctrl-C does, then start it again on the same port and state directory
-        (so the links already emailed point at it)."""
-        self.process.send_signal(signal.SIGINT)
+    def restart(self, crash: bool = False) -> None:
+        """Stop ``interlock run`` as Ctrl-C does (or kill it, ``crash``), then start it again on the same port
+        and state directory (so the links already emailed point at it)."""
+        self.process.send_signal(signal.SIGKILL if crash else signal.SIGINT)
         self.process.wait(timeout=30)
-        assert self.process.returncode == 0, f"interlock run exited with {self.process.returncode}:\n{self.log_tail()}"
+        if not crash:
+            assert self.process.returncode == 0, f"interlock run exited {self.process.returncode}:\n{self.log_tail()}"
         with self.log_path.open("ab") as log:
             self.process = _spawn(self.env, log)
         _wait_until_answering(self)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -20,6 +22,12 @@ class Restarted:
     completed_id: str  # the webhook-id it was delivered with
     waiting_id: str  # a refund request's run, pending approval at the restart
     waiting_emails: int  # the approval emails for it before the restart
+
+
+def _words(text: str) -> set[str]:
+    """What the state file holds that the crash test looks for: quoted strings, and the run ids in them."""
+    quoted = set(re.findall(r'"[^"\\]*"', text))
+    return quoted | {q.strip('"') for q in quoted}
 
 
 def _emails_for(rt: Runtime, run_id: str) -> int:
@@ -87,3 +95,23 @@ def test_redelivering_a_completed_event_after_the_restart_is_a_duplicate(restart
     after = rt.run(before["run_id"])
     assert after["status"] == "completed"
     assert rt.replies(before["run_id"]) == []  # this process's helpdesk: no second reply since the restart
+
+
+def test_after_a_crash_what_was_saved_is_there(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Given a completed run, once the state file holds it (saved shortly after each change, with no stop)
+    for rt in _start(tmp_path_factory.mktemp("crash")):
+        run_id = rt.send(LOW_RISK, msg_id="msg_crash_completed").json()["run_id"]
+        before = rt.wait_status(run_id, "completed")
+        state_file = rt.state_dir / "state" / "local-state.json"
+        deadline = time.monotonic() + 30
+        while not (state_file.exists() and {'"completed"', run_id} <= _words(state_file.read_text())):
+            assert time.monotonic() < deadline, "the completed run was never saved"
+            time.sleep(0.1)
+
+        # When the runtime is killed (kill -9) and started again
+        rt.restart(crash=True)
+
+        # Then the run is there, and its redelivery is a duplicate
+        assert rt.run(run_id)["timeline"] == before["timeline"]
+        again = rt.send(LOW_RISK, msg_id="msg_crash_completed").json()
+        assert (again["duplicate"], again["run_id"]) == (True, run_id)
