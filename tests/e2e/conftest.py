@@ -198,6 +198,19 @@ class Runtime:
         replies = httpx.get(f"{self.url}/_local/helpdesk/replies", timeout=10).json()["replies"]
         return [r for r in replies if r["run_id"] == run_id]
 
+    # -- restarts ----------------------------------------------------------------------------------------
+
+    def restart(self, crash: bool = False) -> None:
+        """Stop ``interlock run`` as Ctrl-C does (or kill it, ``crash``), then start it again on the same port
+        and state directory (so the links already emailed point at it)."""
+        self.process.send_signal(signal.SIGKILL if crash else signal.SIGINT)
+        self.process.wait(timeout=30)
+        if not crash:
+            assert self.process.returncode == 0, f"interlock run exited {self.process.returncode}:\n{self.log_tail()}"
+        with self.log_path.open("ab") as log:
+            self.process = _spawn(self.env, log)
+        _wait_until_answering(self)
+
     def log_tail(self, lines: int = 60) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -219,12 +232,33 @@ def _start(tmp: Path, **settings: str) -> Iterator[Runtime]:
         **settings,
     })
     log = log_path.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "interlock.cli", "run", "--port", str(port), "--state-dir", str(state_dir)],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
-    )
+    process = _spawn(env, log)
     runtime = Runtime(url=f"http://127.0.0.1:{port}", state_dir=state_dir, process=process, log_path=log_path,
                       env=env)
+    _wait_until_answering(runtime)
+    try:
+        yield runtime
+    finally:
+        runtime.process.send_signal(signal.SIGINT)
+        try:
+            runtime.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            runtime.process.kill()
+            runtime.process.wait()
+        log.close()
+
+
+def _spawn(env: dict[str, str], log: Any) -> subprocess.Popen[bytes]:
+    """``interlock run`` on the port and state directory of ``env``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "interlock.cli", "run", "--port", env["INTERLOCK_PORT"],
+         "--state-dir", env["INTERLOCK_STATE_DIR"]],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )
+
+
+def _wait_until_answering(runtime: Runtime) -> None:
+    process = runtime.process
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while True:
         if process.poll() is not None:
@@ -238,16 +272,6 @@ def _start(tmp: Path, **settings: str) -> Iterator[Runtime]:
             process.kill()
             raise RuntimeError(f"interlock run did not answer within {STARTUP_TIMEOUT}s:\n{runtime.log_tail()}")
         time.sleep(0.2)
-    try:
-        yield runtime
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 @pytest.fixture(scope="session")

@@ -69,6 +69,7 @@ def _configure_logging() -> None:
 def run(args: argparse.Namespace) -> int:
     _configure_logging()
     from interlock.local.env import EnvironmentConflict
+    from interlock.local.persistence import StateFileError
     from interlock.local.runtime import LocalRuntime
     from interlock.local.secrets import SecretConfigError
     from interlock.topology import InvalidPublicBaseUrl, InvalidWebhookSource, UnknownWebhookSource
@@ -76,12 +77,12 @@ def run(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else _default_port()
     state_dir = args.state_dir or _default_state_dir()
     try:
-        LocalRuntime(port=port, state_dir=state_dir).serve_forever()
+        LocalRuntime(port=port, state_dir=state_dir, fresh=getattr(args, "fresh", False)).serve_forever()
     except OSError as exc:
         raise CliError(f"could not listen on 127.0.0.1:{port}: {exc.strerror or exc}. Is Interlock already "
                        "running? Pick another port with --port or INTERLOCK_PORT.") from exc
     except (SecretConfigError, EnvironmentConflict, UnknownWebhookSource, InvalidWebhookSource,
-            InvalidPublicBaseUrl) as exc:
+            InvalidPublicBaseUrl, StateFileError) as exc:
         raise CliError(str(exc)) from exc
     return 0
 
@@ -379,8 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("--port", type=int, default=None,
                          help=f"port to listen on (default: INTERLOCK_PORT or {DEFAULT_PORT})")
     run_cmd.add_argument("--state-dir", type=Path, default=None,
-                         help=f"where secrets and the mail outbox live (default: INTERLOCK_STATE_DIR or "
-                              f"{DEFAULT_STATE_DIR})")
+                         help=f"where secrets, the mail outbox and the saved runs live (default: INTERLOCK_STATE_DIR "
+                              f"or {DEFAULT_STATE_DIR})")
+    run_cmd.add_argument("--fresh", action="store_true",
+                         help="start clean: discard the saved runs, approvals and queued events (state/ in the state "
+                              "directory); secrets and the outbox are kept")
     run_cmd.set_defaults(func=run)
 
     send_cmd = commands.add_parser(

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from interlock.local import env as local_env
-from interlock.local import get_logger
+from interlock.local import get_logger, persistence
 from interlock.local.functions import ACCOUNT_ID, REGION, LocalLambda, cold_start_reset
 from interlock.local.secrets import render as render_secret
 from interlock.topology import APP_NAME, ExecutionWatch, Queue, StateMachine, Topology
@@ -79,8 +79,10 @@ class LocalCloud:
         api_url: str,
         webhook_secrets: Mapping[str, SourceSecrets],
         environ: Mapping[str, str] | None = None,
+        state: persistence.LocalState | None = None,
     ) -> None:
         self.topology = topology
+        self.state = state  # the saved local state to restore at start and keep saved; None: nothing kept
         self.functions = functions
         self.api_url = api_url
         self.webhook_secrets = dict(webhook_secrets)
@@ -94,6 +96,9 @@ class LocalCloud:
         self._env = EnvironmentPatch()
         self._uninstall_bridge: Any = None
         self._uninstall_dynamodb_lock: Any = None
+        self._uninstall_sqs_hook: Any = None
+        self.queue_urls_by_name: dict[str, str] = {}  # physical queue name -> URL, DLQs included
+        self.restored: dict[str, int] = {}  # what start put back from the saved state
         self._clients: dict[str, Any] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -112,11 +117,15 @@ class LocalCloud:
         try:
             self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
             self._mock.start()
-            self._uninstall_dynamodb_lock = dynamodb_lock.install()
+            on_change = self.state.mark_dirty if self.state is not None else None
+            self._uninstall_dynamodb_lock = dynamodb_lock.install(on_change)
+            if on_change is not None:
+                self._uninstall_sqs_hook = persistence.install_sqs_hook(on_change)
             cold_start_reset()
             self.deployed = self._create_resources()
+            self._restore()
             self._env.apply(local_env.merged_environment(self.topology, self.deployed, self.environ))
-            self._uninstall_bridge = sfn_bridge.install(self.functions)
+            self._uninstall_bridge = sfn_bridge.install(self.functions, on_change)
         except BaseException:
             self.stop()
             raise
@@ -131,6 +140,9 @@ class LocalCloud:
             if self._uninstall_bridge is not None:
                 self._uninstall_bridge()
                 self._uninstall_bridge = None
+            if self._uninstall_sqs_hook is not None:
+                self._uninstall_sqs_hook()
+                self._uninstall_sqs_hook = None
             if self._uninstall_dynamodb_lock is not None:
                 self._uninstall_dynamodb_lock()
                 self._uninstall_dynamodb_lock = None
@@ -140,6 +152,41 @@ class LocalCloud:
             self.deployed = None
             self._clients.clear()
             self._env.restore()
+
+    # -- the saved local state ------------------------------------------------------------------------------
+
+    def _table_names(self) -> list[str]:
+        return [resource_name(self.topology.table.name)]
+
+    def _restore(self) -> None:
+        """Put the saved items and messages back (before anything polls or serves)."""
+        saved = self.state.saved if self.state is not None else None
+        if saved is None:
+            return
+        ttl = {name: self.topology.table.ttl_attribute for name in self._table_names()}
+        self.restored["items"] = persistence.restore_tables(saved.tables, ttl)
+        self.restored["messages"] = persistence.restore_queues(self.client("sqs"), self.queue_urls_by_name,
+                                                              saved.queues)
+
+    def resume_executions(self) -> int:
+        """Resume the executions the saved state says were running (once the functions can be invoked)."""
+        saved = self.state.saved if self.state is not None else None
+        if saved is None or not saved.executions:
+            return 0
+        self.restored["executions"] = persistence.resume_executions(self.client("stepfunctions"), saved.executions)
+        return self.restored["executions"]
+
+    def capture(self) -> persistence.Snapshot:
+        """Everything the local state keeps, now."""
+        from datetime import UTC, datetime
+
+        assert self.deployed is not None
+        return persistence.Snapshot(
+            saved_at=datetime.now(UTC),
+            tables=persistence.capture_tables(self._table_names()),
+            queues=persistence.capture_queues(sorted(self.queue_urls_by_name)),
+            executions=persistence.capture_executions(list(self.deployed.state_machine_arns.values())),
+        )
 
     # -- clients --------------------------------------------------------------------------------------------
 
@@ -199,6 +246,7 @@ class LocalCloud:
             Attributes={"MessageRetentionPeriod": str(queue.dlq_retention_days * 86400)},
         )["QueueUrl"]
         dlq_arn = self._queue_arn(dlq_url)
+        self.queue_urls_by_name[resource_name(queue.dlq_name)] = str(dlq_url)
         redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": queue.max_receive_count}
         url = sqs.create_queue(
             QueueName=resource_name(queue.name),
@@ -210,6 +258,7 @@ class LocalCloud:
         )["QueueUrl"]
         self.queue_arns[queue.name] = self._queue_arn(url)
         self.queue_arns[queue.dlq_name] = dlq_arn
+        self.queue_urls_by_name[resource_name(queue.name)] = str(url)
         return str(url)
 
     def _queue_arn(self, url: str) -> str:
@@ -222,6 +271,7 @@ class LocalCloud:
             Attributes={"MessageRetentionPeriod": str(watch.dlq_retention_days * 86400)},
         )["QueueUrl"])
         self.queue_arns[watch.dlq_name] = self._queue_arn(url)
+        self.queue_urls_by_name[resource_name(watch.dlq_name)] = url
         return url
 
     def dlq_url(self, queue: str) -> str:

@@ -7,6 +7,10 @@ flight would be erased by that transaction's rollback: a timeline entry lost, wh
 after it) survives. A conditional transaction failing is routine here (a duplicate delivery, an approval
 decided twice), so the loss is not hypothetical. DynamoDB itself isolates transactions; moto does not, so
 the local cloud serialises every DynamoDB API call through one lock while it runs.
+
+The same wrapper knows when a table may have changed: ``install(on_change)`` calls ``on_change`` after every
+call that is not a read (what the local state's flusher waits for), and :data:`lock` lets a reader see all the
+tables at one instant.
 """
 
 from __future__ import annotations
@@ -17,10 +21,18 @@ from collections.abc import Callable
 from typing import Any
 
 _lock = threading.RLock()
+lock = _lock  # held by whoever reads the tables as a whole (a snapshot of the local state)
+
+# The calls that change nothing; every other one may have.
+READS = frozenset({
+    "GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "DescribeTable", "ListTables",
+    "DescribeTimeToLive", "ListTagsOfResource", "DescribeContinuousBackups", "DescribeEndpoints",
+})
 
 
-def install() -> Callable[[], None]:
-    """Serialise moto's DynamoDB request handling; returns the function that undoes it."""
+def install(on_change: Callable[[], None] | None = None) -> Callable[[], None]:
+    """Serialise moto's DynamoDB request handling, calling ``on_change`` after each call that is not a
+    read; returns the function that undoes it."""
     from moto.dynamodb.responses import DynamoHandler
 
     original = DynamoHandler.call_action
@@ -28,7 +40,11 @@ def install() -> Callable[[], None]:
     @functools.wraps(original)
     def call_action(self: Any) -> Any:
         with _lock:
-            return original(self)
+            try:
+                return original(self)
+            finally:
+                if on_change is not None and _action(self) not in READS:
+                    on_change()
 
     DynamoHandler.call_action = call_action  # type: ignore[method-assign]
 
@@ -36,3 +52,8 @@ def install() -> Callable[[], None]:
         DynamoHandler.call_action = original  # type: ignore[method-assign]
 
     return uninstall
+
+
+def _action(handler: Any) -> str:
+    target = handler.headers.get("X-Amz-Target") or handler.headers.get("x-amz-target") or ""
+    return str(target).rsplit(".", 1)[-1]

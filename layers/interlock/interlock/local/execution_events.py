@@ -13,7 +13,9 @@ thread), and a failed invocation is tried again, ``1 + async_retry_attempts`` ti
 polls, without Lambda's minutes of backoff), after which Lambda's invocation record goes to the watch's
 DLQ, shaped as Lambda's on-failure destination sends it.
 
-What it remembers lives in memory: a new runtime is a new moto with no executions, so nothing is missed.
+What it remembers lives in memory: a new runtime is a new moto with no executions but those it resumed from
+the saved state (:mod:`interlock.local.persistence`), which are new executions there, announced once when they
+end; the executions the runtime stops on its way out are never announced (the watches stop first).
 """
 
 from __future__ import annotations

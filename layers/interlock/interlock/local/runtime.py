@@ -2,14 +2,17 @@
 
 Start order matters and is the reverse of stop order:
 
-1. secrets (so the Secrets Manager secrets can be created), 2. the HTTP socket (so the port, even an
-ephemeral one, is known before ``INTERLOCK_PUBLIC_BASE_URL`` and the fakes' URLs are resolved),
-3. moto and every resource, 4. serving HTTP, 5. the SQS pollers and the execution watches' pollers,
-6. the outbox.
+0. the saved local state is read (an unusable file stops here, before anything started; see
+:mod:`interlock.local.persistence`), 1. secrets (so the Secrets Manager secrets can be created), 2. the
+HTTP socket (so the port, even an ephemeral one, is known before ``INTERLOCK_PUBLIC_BASE_URL`` and the
+fakes' URLs are resolved), 3. moto and every resource, with the saved items and messages put back, then
+the saved executions resumed and the local state's flusher started, 4. serving HTTP, 5. the SQS pollers
+and the execution watches' pollers, 6. the outbox.
 
 Stopping first closes the doors (HTTP, pollers), lets running invocations finish, stops running
 executions and only then stops moto, so no handler is left talking to an AWS that is gone (and the
-executions the runtime itself aborts on its way out are not announced to the watchdog).
+executions the runtime itself aborts on its way out are not announced to the watchdog). The local state is
+saved once more between the two, when nothing changes it any more.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from interlock.local.execution_events import ExecutionStatusEvents
 from interlock.local.functions import LocalLambda
 from interlock.local.gateway import Gateway
 from interlock.local.outbox import Outbox
+from interlock.local.persistence import LocalState, state_path
 from interlock.topology import TOPOLOGY, DeploymentSettings, Topology
 from interlock.webhooks.base import SourceSecrets
 from interlock.webhooks.registry import parse_enabled
@@ -78,6 +82,8 @@ class LocalRuntime:
         echo: Callable[[str], None] | None = console,
         poll_idle_seconds: float = 0.2,
         watch_poll_seconds: float = 0.5,
+        fresh: bool = False,
+        keep_state: bool = True,
     ) -> None:
         self.port = port
         self.state_dir = Path(state_dir)
@@ -93,6 +99,10 @@ class LocalRuntime:
         self.event_sources: list[SqsEventSource] = []
         self.execution_watches: list[ExecutionStatusEvents] = []
         self.outbox: Outbox | None = None
+        self.fresh = fresh  # discard the saved local state (runs, approvals, queued events) at start
+        self.keep_state = keep_state  # False: nothing is read or saved (an in-memory runtime)
+        self.local_state: LocalState | None = None
+        self._started = False
         self._stopped = threading.Event()
 
     @property
@@ -112,12 +122,21 @@ class LocalRuntime:
         self.topology = self.topology.with_extra_webhook_sources(
             setting("extra_webhook_sources", "", os.environ))
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.keep_state:
+            if self.fresh:
+                state_path(self.state_dir).unlink(missing_ok=True)
+            self.local_state = LocalState(self.state_dir)
+            self.local_state.load()
         sources = {s.name: s.scheme for s in self.topology.webhook_sources}
         self.secrets = local_secrets.load_or_create(self.state_dir, sources)
         self.gateway = Gateway(self.topology, self.host, self.port)
         try:
-            self.cloud = LocalCloud(self.topology, self.functions, self.gateway.url, self.secrets)
+            self.cloud = LocalCloud(self.topology, self.functions, self.gateway.url, self.secrets,
+                                    state=self.local_state)
             deployed = self.cloud.start()
+            # Resumed before serving: an approval posted at once finds its execution waiting for its token
+            # (the socket listens already, so a resumed step's call to a local fake waits in its backlog).
+            self._resume()
             self.gateway.start(self.functions.invoke)
             sqs = self.cloud.client("sqs")
             for queue in self.topology.queues:
@@ -139,6 +158,7 @@ class LocalRuntime:
         except BaseException:
             self.stop()
             raise
+        self._started = True
         self._stopped.clear()
         if self.echo is not None:
             self.echo(self.banner())
@@ -156,6 +176,15 @@ class LocalRuntime:
         self.execution_watches = []
         if not self.functions.close(timeout=5):
             log.warning("some invocations were still running when the runtime stopped")
+        if self.local_state is not None:
+            # Saved once more, now that nothing changes it; not after a failed start (the file on disk is
+            # then still the last good state, and must not be replaced by a partial one).
+            try:
+                self.local_state.stop(final=self._started and self.cloud is not None)
+            except Exception:
+                log.exception("could not save the local state to %s", self.local_state.path)
+            self.local_state = None
+        self._started = False
         if self.outbox is not None:
             self.outbox.stop()
             self.outbox = None
@@ -163,6 +192,19 @@ class LocalRuntime:
             self.cloud.stop()
             self.cloud = None
         self._stopped.set()
+
+    def _resume(self) -> None:
+        """Resume the saved executions and keep the state saved from now on."""
+        if self.local_state is None or self.cloud is None:
+            return
+        self.cloud.resume_executions()
+        self.local_state.attach(self.cloud.capture)
+        self.local_state.start()
+        restored = self.cloud.restored
+        if self.local_state.saved is not None and self.echo is not None:
+            self.echo(f"Restored the saved local state from {self.local_state.path}: {restored.get('items', 0)} "
+                      f"items, {restored.get('messages', 0)} queued messages, {restored.get('executions', 0)} "
+                      "executions resumed (start clean with `interlock run --fresh`)")
 
     def __enter__(self) -> LocalRuntime:
         return self.start()

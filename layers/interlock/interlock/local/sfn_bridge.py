@@ -6,6 +6,12 @@ The bridge swaps that factory for one whose Lambda client answers the Invoke API
 :class:`~interlock.local.functions.LocalLambda`: ``StatusCode`` 200, ``FunctionError: "Unhandled"`` and
 the runtime's error document when the handler raised. That is the protocol Step Functions itself sees,
 so Retry/Catch on an error name (``CrmUnavailable``, ``States.Timeout``, ...) behaves as deployed.
+
+It also resumes executions a restart of the local runtime interrupted (:class:`ResumePlan`, registered with
+:func:`resume` before ``StartExecution`` of the same name on the same state machine): the execution starts at
+the state it was in (a copy of the definition whose ``StartAt`` is that state), and one that was waiting for a
+callback (``.waitForTaskToken``) gets back the task token it had, without its Lambda being invoked again, so
+the token the approval record holds (``SendTaskSuccess``/``SendTaskFailure``) reaches the resumed execution.
 """
 
 from __future__ import annotations
@@ -13,8 +19,10 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -25,11 +33,94 @@ _install_lock = threading.Lock()
 _installed: list[Callable[..., Any]] = []  # the original factory while a bridge is installed
 
 
+@dataclass
+class ResumePlan:
+    """How to resume one interrupted execution (by its ARN, which its name and state machine determine)."""
+
+    execution_arn: str
+    definition: str  # the state machine's definition, StartAt the state it was in
+    state: str  # that state
+    task_token: str | None = None  # the token it was waiting with: reused, and its Lambda not invoked again
+
+
+_plans_lock = threading.Lock()
+_plans: dict[str, ResumePlan] = {}  # execution ARN -> its plan, until the execution has used it
+_resumed_tokens: set[str] = set()  # tokens handed back whose Lambda invocation is to be skipped
+
+
+def resume(plan: ResumePlan) -> None:
+    """Register ``plan``; the next ``StartExecution`` that creates ``plan.execution_arn`` follows it."""
+    with _plans_lock:
+        _plans[plan.execution_arn] = plan
+
+
+def wait_until_waiting(timeout: float = 10.0) -> bool:
+    """Wait until every resumed execution that had a token waits for it again (so a callback sent with it
+    now finds it); False if some did not within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with _plans_lock:
+            if not _resumed_tokens and not any(plan.task_token for plan in _plans.values()):
+                return True
+        time.sleep(0.01)
+    return False
+
+
+def resume_definition(definition: str, state: str, timeout_seconds: int | None = None) -> str:
+    """``definition`` starting at ``state``; with ``timeout_seconds``, that state's timeout replaced by it
+    (what remains of the wait an interrupted execution had started)."""
+    document = json.loads(definition)
+    if state not in document.get("States", {}):
+        raise KeyError(f"the definition has no top-level state {state!r}")
+    document["StartAt"] = state
+    if timeout_seconds is not None:
+        task = document["States"][state]
+        task.pop("TimeoutSecondsPath", None)
+        task["TimeoutSeconds"] = max(1, int(timeout_seconds))
+    return json.dumps(document)
+
+
+def _plan_definition(execution_arn: str) -> str | None:
+    with _plans_lock:
+        plan = _plans.get(execution_arn)
+        if plan is None:
+            return None
+        if plan.task_token is None:
+            del _plans[execution_arn]  # nothing more to hand back
+        return plan.definition
+
+
+def _plan_token(execution_arn: str) -> str | None:
+    """The token to hand back to the first task of a resumed execution that asks for one: the state it
+    starts at (moto asks before it records the state's name in the context object)."""
+    with _plans_lock:
+        plan = _plans.get(execution_arn)
+        if plan is None or plan.task_token is None:
+            return None
+        del _plans[execution_arn]
+        _resumed_tokens.add(plan.task_token)
+        return plan.task_token
+
+
+def _take_resumed_token(payload: bytes | str | None) -> bool:
+    """Whether ``payload`` carries a token handed back to a resumed execution (which is then forgotten)."""
+    if not payload or not _resumed_tokens:
+        return False
+    text = payload.decode(errors="replace") if isinstance(payload, bytes) else payload
+    with _plans_lock:
+        for token in _resumed_tokens:
+            if token in text:
+                _resumed_tokens.discard(token)
+                return True
+    return False
+
+
 class LocalLambdaClient:
     """The slice of a boto3 Lambda client that moto's interpreter uses: ``invoke``."""
 
-    def __init__(self, functions: LocalLambda) -> None:
+    def __init__(self, functions: LocalLambda, on_change: Callable[[], None] | None = None) -> None:
         self.functions = functions
+        self.on_change = on_change  # called when a step's invocation ends (the execution has moved on)
 
     def invoke(self, FunctionName: str, Payload: bytes | str | None = None,
                InvocationType: str = "RequestResponse", **_: Any) -> dict[str, Any]:
@@ -37,11 +128,17 @@ class LocalLambdaClient:
             self.functions.resolve(FunctionName)
         except KeyError:
             raise _not_found(FunctionName) from None
+        if _take_resumed_token(Payload):
+            # A resumed execution re-entering the wait it was in: its callback was requested before the
+            # restart (the approval email is out, the record holds this token), so it only waits again.
+            return {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": io.BytesIO(b'{"resumed": true}')}
         event = _event(Payload)
         if InvocationType == "Event":
             threading.Thread(target=self.functions.invoke, args=(FunctionName, event), daemon=True).start()
             return {"StatusCode": 202, "Payload": io.BytesIO(b"")}
         invocation = self.functions.invoke(FunctionName, event)
+        if self.on_change is not None:
+            self.on_change()
         response: dict[str, Any] = {
             "StatusCode": 200,
             "ExecutedVersion": "$LATEST",
@@ -53,11 +150,15 @@ class LocalLambdaClient:
         return response
 
 
-def install(functions: LocalLambda) -> Callable[[], None]:
-    """Route moto's Lambda invocations to ``functions``; returns the function that undoes it."""
+def install(functions: LocalLambda, on_change: Callable[[], None] | None = None) -> Callable[[], None]:
+    """Route moto's Lambda invocations to ``functions``, and follow the registered :class:`ResumePlan`\\ s;
+    returns the function that undoes it."""
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.eval.states import ContextObject
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
-    client = LocalLambdaClient(functions)
+    client = LocalLambdaClient(functions, on_change)
     with _install_lock:
         if _installed:
             raise RuntimeError("a local Step Functions -> Lambda bridge is already installed in this process")
@@ -71,10 +172,35 @@ def install(functions: LocalLambda) -> Callable[[], None]:
 
         lambda_eval_utils.boto_client_for = boto_client_for
 
+        original_entrypoint = ExecutionWorker._get_evaluation_entrypoint
+        original_token = ContextObject.update_task_token
+
+        def entrypoint(worker: Any) -> Any:
+            definition = _plan_definition(worker._evaluation_details.execution_details.arn)
+            if definition is None:
+                return original_entrypoint(worker)
+            return AmazonStateLanguageParser.parse(definition)[0]
+
+        def update_task_token(context: Any) -> str:
+            data = context.context_object_data
+            token = _plan_token(data.get("Execution", {}).get("Id", ""))
+            if token is None:
+                return str(original_token(context))
+            data["Task"] = {"Token": token}
+            return token
+
+        ExecutionWorker._get_evaluation_entrypoint = entrypoint  # type: ignore[method-assign,assignment]
+        ContextObject.update_task_token = update_task_token  # type: ignore[method-assign,assignment]
+
     def uninstall() -> None:
         with _install_lock:
             if _installed and lambda_eval_utils.boto_client_for is boto_client_for:
                 lambda_eval_utils.boto_client_for = _installed.pop()
+                ExecutionWorker._get_evaluation_entrypoint = original_entrypoint  # type: ignore[method-assign]
+                ContextObject.update_task_token = original_token  # type: ignore[method-assign]
+            with _plans_lock:
+                _plans.clear()
+                _resumed_tokens.clear()
 
     return uninstall
 
