@@ -13,6 +13,7 @@ import json
 import random
 import socket
 import time
+import uuid
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -173,6 +174,14 @@ def other_cases(rng: random.Random) -> list[Case]:
         run_id = rng.choice(["x" * rng.randint(2049, 5000), "%00", "..%2F..%2Fetc", "%ff%fe", "a%0d%0ab",
                              quote("é" * 1500), "%1b[2J", str(rng.random()), "%ud800"])
         cases.append(Case(rng.choice(["GET", "GET", "HEAD", *ODD_METHODS]), f"/runs/{run_id}", what="runs"))
+    for _ in range(40):  # a run's kept event and its replay: ids no run can have, and UUIDs of no run
+        unknown = str(uuid.UUID(int=rng.getrandbits(128)))
+        run_id = rng.choice(["x" * rng.randint(2049, 5000), "%00", "%ff%fe", "a%0d%0ab", "%1b[2J", "%ud800",
+                             unknown, unknown.upper()])
+        tail, methods = rng.choice([("event", ["GET", "GET", "HEAD", *ODD_METHODS]),
+                                    ("replay", ["POST", "POST", "GET", *ODD_METHODS])])
+        body = rng.choice([b"", b"{}", b"\xff\xfe", b"[" * 5000, b"x" * 70_000])
+        cases.append(Case(rng.choice(methods), f"/runs/{run_id}/{tail}", body, what=f"runs {tail}"))
     forms = [b"decision=approve", b"decision=reject", b"\xff\xfe", b"decision=%ff", b"decision=approve&decision=reject",
              b"decision=" + b"a" * 20_000, b"&" * 3000, b"decision", b"%", b"=" * 100, b"decision=approve\x00"]
     for _ in range(60):
@@ -235,7 +244,8 @@ def test_malformed_requests_to_every_route_get_a_4xx_in_time_and_leave_nothing_b
     rng.shuffle(cases)
     covered = {("webhook", c.path) for c in cases if c.path.startswith("/webhooks/")}
     assert covered == {("webhook", f"/webhooks/{s}") for s in SOURCES}
-    assert {path for _, path in ROUTES} == {"/webhooks/{source}", "/runs/{run_id}", "/approvals/{token}"}
+    assert {path for _, path in ROUTES} == {"/webhooks/{source}", "/runs/{run_id}", "/runs/{run_id}/event",
+                                            "/runs/{run_id}/replay", "/approvals/{token}"}
 
     failures: list[str] = []
     refused: list[Case] = []

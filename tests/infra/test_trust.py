@@ -136,7 +136,7 @@ def test_given_the_ingests_503s_when_synthesised_then_the_metric_it_counts_them_
 ) -> None:
     # Given the metric interlock/ingest/service.py counts at each 503 (tests/unit/test_ingest_unavailable_metric.py)
     source = (REPO_ROOT / "layers/interlock/interlock/ingest/service.py").read_text()
-    assert source.count('count("WebhookUnavailable")') == 2
+    assert source.count('count("WebhookUnavailable")') == source.count("_error(503") > 0  # one count per 503
     # Then it alarms, for the function that answers them
     synthesis.template.has_resource_properties("AWS::CloudWatch::Alarm", {
         "Namespace": METRICS_NAMESPACE, "MetricName": "WebhookUnavailable", "Statistic": "Sum", "Threshold": 1,

@@ -184,10 +184,10 @@ def test_given_a_redelivered_batch_then_every_event_is_a_duplicate_and_nothing_i
 
 def test_given_one_event_of_a_batch_cannot_be_queued_then_503_and_only_that_one_is_undone():
     class FailSecond(RecordingQueue):
-        def send(self, envelope):
+        def send(self, envelope, acceptance=None):
             if envelope.event_id == "e2":
                 raise RuntimeError("sqs down")
-            super().send(envelope)
+            super().send(envelope, acceptance)
 
     svc, store, queue = service(queue=FailSecond())
 
