@@ -68,7 +68,7 @@ def _configure_logging() -> None:
 
 def run(args: argparse.Namespace) -> int:
     _configure_logging()
-    from interlock.local.env import EnvironmentConflict
+    from interlock.local.env import EnvironmentConflict, InvalidLocalSetting
     from interlock.local.persistence import StateFileError
     from interlock.local.runtime import LocalRuntime
     from interlock.local.secrets import SecretConfigError
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"could not listen on 127.0.0.1:{port}: {exc.strerror or exc}. Is Interlock already "
                        "running? Pick another port with --port or INTERLOCK_PORT.") from exc
     except (SecretConfigError, EnvironmentConflict, UnknownWebhookSource, InvalidWebhookSource,
-            InvalidPublicBaseUrl, StateFileError) as exc:
+            InvalidPublicBaseUrl, StateFileError, InvalidLocalSetting) as exc:
         raise CliError(str(exc)) from exc
     return 0
 

@@ -104,7 +104,9 @@ class LocalCloud:
     # -- lifecycle ------------------------------------------------------------------------------------------
 
     def start(self) -> local_env.Deployed:
-        # Before anything starts: an enabled_sources setting naming an undeclared source stops it here.
+        # Before anything starts: an enabled_sources setting naming an undeclared source stops it here, and so do
+        # settings the functions would refuse together (an approval link shorter than the wait for it).
+        local_env.check_settings(self.api_url, self.environ)
         self.webhook_sources = self.topology.enabled_sources(
             local_env.setting("enabled_sources", self.api_url, self.environ))
         from moto import mock_aws

@@ -54,6 +54,25 @@ def local_setting_defaults(api_url: str) -> dict[str, str]:
 FROM_TOOL_ENVIRONMENT = {"openai_base_url": "OPENAI_BASE_URL"}
 
 
+class InvalidLocalSetting(ValueError):
+    """A setting the functions would refuse at cold start: ``interlock run`` stops before anything starts."""
+
+
+def check_settings(api_url: str, environ: Mapping[str, str]) -> None:
+    """Refuse, before anything starts, settings that only make sense together (as synthesis does on AWS)."""
+    from pydantic import ValidationError
+
+    from interlock.settings import ApprovalWindow
+
+    names = list(ApprovalWindow.model_fields)
+    try:
+        ApprovalWindow.model_validate({name: setting(name, api_url, environ) for name in names})
+    except ValidationError as exc:
+        problems = "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in exc.errors())
+        raise InvalidLocalSetting(f"invalid setting(s) ({', '.join(SETTING_ENV_PREFIX + n.upper() for n in names)}): "
+                                  f"{problems}") from None
+
+
 def setting(name: str, api_url: str, environ: Mapping[str, str]) -> str:
     """``INTERLOCK_<NAME>`` if set (or the tool's own variable, :data:`FROM_TOOL_ENVIRONMENT`), else the local
     default, else :class:`DeploymentSettings`' default."""
