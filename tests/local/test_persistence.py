@@ -129,7 +129,8 @@ def test_items_messages_and_a_waiting_execution_survive_a_restart(
     first.start()
     try:
         dynamodb, sqs, sfn = first.client("dynamodb"), first.client("sqs"), first.client("stepfunctions")
-        dynamodb.put_item(TableName=TABLE, Item={"pk": {"S": "run#1"}, "sk": {"S": "run"}, "status": {"S": "done"}})
+        dynamodb.put_item(TableName=TABLE, Item={"pk": {"S": "run#1"}, "sk": {"S": "run"}, "status": {"S": "done"},
+                                                 "kept": {"B": b"\x78\x9c\xff\x00"}, "set": {"BS": [b"\x01", b"\xfe"]}})
         dynamodb.put_item(TableName=TABLE, Item={"pk": {"S": "run#0"}, "sk": {"S": "run"},
                                                  "expires_at": {"N": str(int(time.time()) - 60)}})
         sqs.send_message(QueueUrl=first.deployed.queue_urls["work"], MessageBody='{"event": 1}',
@@ -164,7 +165,8 @@ def test_items_messages_and_a_waiting_execution_survive_a_restart(
 
         # Then the items are back, except the one past its TTL
         items = dynamodb.scan(TableName=TABLE)["Items"]
-        assert items == [{"pk": {"S": "run#1"}, "sk": {"S": "run"}, "status": {"S": "done"}}]
+        assert items == [{"pk": {"S": "run#1"}, "sk": {"S": "run"}, "status": {"S": "done"},
+                          "kept": {"B": b"\x78\x9c\xff\x00"}, "set": {"BS": [b"\x01", b"\xfe"]}}]  # binary: an envelope
         # and so are the messages, each on its queue
         queued = sqs.receive_message(QueueUrl=second.deployed.queue_urls["work"], MessageAttributeNames=["All"])
         assert [(m["Body"], m["MessageAttributes"]["kind"]["StringValue"]) for m in queued["Messages"]] == [

@@ -26,6 +26,7 @@ the runtime with :class:`StateFileError`, which says how to start clean: nothing
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -149,8 +150,20 @@ def capture_tables(names: list[str]) -> dict[str, list[dict[str, Any]]]:
     backend = _dynamodb()
     with dynamodb_lock.lock:
         copied = {name: [dict(item.attrs) for item in backend.get_table(name).all_items()] for name in names}
-    return {name: [Item.to_json(SimpleNamespace(attrs=attrs))["Attributes"] for attrs in items]  # type: ignore[arg-type]
+    return {name: [_wire(Item.to_json(SimpleNamespace(attrs=attrs))["Attributes"]) for attrs in items]  # type: ignore[arg-type]
             for name, items in copied.items()}
+
+
+def _wire(value: Any) -> Any:
+    """DynamoDB JSON as the wire carries it: a binary value (``B``, ``BS``: a kept envelope) as base64 text, which
+    is also how moto holds what it was sent, so an item put back from the file is the item that was saved."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, dict):
+        return {key: _wire(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_wire(item) for item in value]
+    return value
 
 
 def restore_tables(tables: Mapping[str, list[dict[str, Any]]], ttl_attributes: Mapping[str, str],
