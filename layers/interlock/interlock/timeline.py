@@ -489,18 +489,14 @@ class DynamoTimelineStore(aws.DynamoTable):
             {"Put": {"TableName": self.table_name, "Item": self._entry_item(replay.run_id, received)}},
             {"Put": {"TableName": self.table_name, "Item": self._entry_item(original, replayed)}},
         ]
-        try:
-            self.client.transact_write_items(TransactItems=items)
-        except self.client.exceptions.TransactionCanceledException as exc:
-            codes = [str(r.get("Code") or "None") for r in exc.response.get("CancellationReasons", [])]
-            if "ConditionalCheckFailed" not in codes:
-                raise
-            head = self.client.get_item(TableName=self.table_name, ConsistentRead=True,
-                                        Key={"pk": _s(run_pk(original)), "sk": _s(self.RUN_SK)}).get("Item") or {}
-            if "replayed_as" in head or codes[0] != "ConditionalCheckFailed":
-                return ReplayConflict.ALREADY_REPLAYED  # by another request (or its run exists already)
-            return ReplayConflict.NOT_REPLAYABLE
-        return None
+        codes = self._transact(items)
+        if codes is None:
+            return None
+        head = self.client.get_item(TableName=self.table_name, ConsistentRead=True,
+                                    Key={"pk": _s(run_pk(original)), "sk": _s(self.RUN_SK)}).get("Item") or {}
+        if "replayed_as" in head or codes[0] != "ConditionalCheckFailed":
+            return ReplayConflict.ALREADY_REPLAYED  # by another request (or its run exists already)
+        return ReplayConflict.NOT_REPLAYABLE
 
     def forget_replay(self, original: str, replay: Envelope) -> None:
         for item in self._partition(replay.run_id, projection="pk, sk"):
