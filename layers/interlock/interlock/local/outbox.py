@@ -16,7 +16,6 @@ import email.policy
 import re
 import threading
 import time
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -26,6 +25,7 @@ from typing import Any
 from interlock.approvals import APPROVAL_LINK_HEADER
 from interlock.local import get_logger
 from interlock.local.functions import ACCOUNT_ID, REGION
+from interlock.safe_log import printable
 
 log = get_logger(__name__)
 
@@ -50,18 +50,10 @@ def approval_link(message: EmailMessage) -> str | None:
 
 
 def console_safe(value: str) -> str:
-    """``value`` for a terminal: control, format and separator characters (ESC, CR, LF, bidi overrides)
-    shown as escapes (``\\x1b``, ``\\u202e``), never raw; a backslash doubled, so an escape cannot be forged."""
-    out = []
-    for ch in value:
-        if ch == "\\":
-            out.append("\\\\")
-        elif unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+    """``value`` for a terminal (:func:`interlock.safe_log.printable`): control, format and separator characters
+    (ESC, CR, LF, bidi overrides) shown as escapes (``\\x1b``, ``\\u202e``), never raw; a backslash doubled, so an
+    escape cannot be forged; at most 2,000 characters."""
+    return printable(value, 2000)
 
 
 _SCHEME = re.compile(r"(?i)\b(h)tt(ps?)://")
