@@ -28,14 +28,12 @@ from pydantic import BaseModel
 from interlock import aws
 from interlock.models import EntryState, TimelineEntry
 from interlock.observability import count, logger
+from interlock.outgoing import APPROVAL_LINK_HEADER  # the email names its own link in it
 from interlock.steps import StepInput
 from interlock.timeline import TimelineStore
 
 TOKEN_PATTERN = re.compile(r"\A[A-Za-z0-9_-]{43}\Z")  # secrets.token_urlsafe(32); \Z: no trailing newline
 RECORD_RETENTION_SECONDS = 90 * 24 * 3600
-# The approval email names its own link in a header, so that a reader of the raw message (the local outbox's
-# console) shows that link and never the first URL of a text an outsider may have written into.
-APPROVAL_LINK_HEADER = "X-Interlock-Approval-Link"
 
 
 def new_token() -> str:

@@ -22,6 +22,10 @@ import unicodedata
 
 from pydantic import BaseModel, Field
 
+# The header an outgoing email names its own call-to-action link in (an approval link), so that a reader of the
+# message (the local outbox's console) never has to search a text that quotes outsiders for it.
+APPROVAL_LINK_HEADER = "X-Interlock-Approval-Link"
+
 NAME_MAX_CHARS = 60
 NAME_MAX_WORDS = 5
 LABEL_MAX_CHARS = 40

@@ -22,9 +22,9 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from interlock.approvals import APPROVAL_LINK_HEADER
 from interlock.local import get_logger
 from interlock.local.functions import ACCOUNT_ID, REGION
+from interlock.outgoing import APPROVAL_LINK_HEADER
 from interlock.safe_log import printable
 
 log = get_logger(__name__)
