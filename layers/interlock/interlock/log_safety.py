@@ -24,6 +24,8 @@ import re
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from interlock.safe_log import escape_char
+
 # The libraries whose records below WARNING carry URLs, headers or bodies (or, for moto, the local cloud's data).
 WIRE_LOGGERS = (
     "botocore",
@@ -50,10 +52,7 @@ _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 def _escape(match: re.Match[str]) -> str:
     char = match.group()
-    if char in _NAMED:
-        return _NAMED[char]
-    code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return _NAMED.get(char) or escape_char(char)
 
 
 def escape_controls(text: str, *, keep_line_breaks: bool = False) -> str:

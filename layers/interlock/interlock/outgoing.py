@@ -72,6 +72,17 @@ def _is_name_char(ch: str) -> bool:
     return ch in _NAME_CHARS or unicodedata.category(ch)[0] in ("L", "M")
 
 
+def _one_text_line(value: str | None) -> str | None:
+    """``value`` NFKC-normalised with its whitespace runs folded to single spaces; None when it is empty or holds a
+    character that is not text (a line break inside it, a control or format character)."""
+    if not value:
+        return None
+    normal = unicodedata.normalize("NFKC", value)
+    if any(unicodedata.category(ch) in _NOT_TEXT for ch in normal.strip()):
+        return None
+    return " ".join(normal.split())
+
+
 def clean_name(value: str | None, max_chars: int = NAME_MAX_CHARS, max_words: int = NAME_MAX_WORDS) -> str | None:
     """A person's or a company's name fit for a greeting, or None when ``value`` is not one.
 
@@ -79,12 +90,7 @@ def clean_name(value: str | None, max_chars: int = NAME_MAX_CHARS, max_words: in
     markup, a URL or an address, more than ``max_words`` words or ``max_chars`` characters is not a name
     someone wrote by mistake, and cutting it would keep part of whatever it was.
     """
-    if not value:
-        return None
-    normal = unicodedata.normalize("NFKC", value)
-    if any(unicodedata.category(ch) in _NOT_TEXT for ch in normal.strip()):
-        return None
-    name = " ".join(normal.split())
+    name = _one_text_line(value)
     if not name or len(name) > max_chars or len(name.split()) > max_words:
         return None
     if not all(_is_name_char(ch) for ch in name) or not any(unicodedata.category(ch)[0] == "L" for ch in name):
@@ -99,12 +105,7 @@ _LABEL = re.compile(r"\A[^\W_][\w '&+.-]*\Z")
 
 def clean_label(value: str | None, max_chars: int = LABEL_MAX_CHARS) -> str | None:
     """A short label from a system of record (a plan's name: "Pro", "Business 2024"), or None."""
-    if not value:
-        return None
-    normal = unicodedata.normalize("NFKC", value)
-    if any(unicodedata.category(ch) in _NOT_TEXT for ch in normal.strip()):
-        return None
-    label = " ".join(normal.split())
+    label = _one_text_line(value)
     if not label or len(label) > max_chars or not _LABEL.match(label) or _DOMAIN_LIKE.search(label):
         return None
     return label

@@ -8,12 +8,13 @@ is one line of printable characters, and bounds its length.
 
 from __future__ import annotations
 
-__all__ = ["printable"]
+__all__ = ["escape_char", "printable"]
 
 ELLIPSIS = "…"
 
 
-def _escape(char: str) -> str:
+def escape_char(char: str) -> str:
+    """One character as a backslash escape: ``\\x1b``, ``\\u202e``, ``\\U0001f600``; a backslash doubled."""
     code = ord(char)
     if char == "\\":
         return "\\\\"  # so that an escape shown can only have been made here
@@ -33,5 +34,5 @@ def printable(text: object, limit: int = 200) -> str:
     cut = len(value) > limit
     value = value[:limit]
     if not (value.isprintable() and "\\" not in value):
-        value = "".join(char if char.isprintable() and char != "\\" else _escape(char) for char in value)
+        value = "".join(char if char.isprintable() and char != "\\" else escape_char(char) for char in value)
     return value + ELLIPSIS if cut else value
