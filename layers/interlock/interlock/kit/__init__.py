@@ -1,0 +1,106 @@
+"""The workflow kit: what a workflow declares, and what the platform builds from the declaration.
+
+A workflow is one package, ``interlock/workflows/<name>/``, whose ``__init__.py`` defines ``WORKFLOW``, a
+:class:`Workflow`. The declaration is data (names, strings, file names) and imports nothing heavy: the router,
+the topology and the CDK app read it, and only the worker that runs a step imports the step's code.
+
+* Each :class:`Step` names its :class:`Job`, the kind of work it does. One Lambda function per job type (a
+  *worker*, ``functions/job_<job>.py``) runs that kind of step for every workflow, with the permissions of that
+  kind of job alone: only ``decide`` reads the model key, only ``act`` writes to systems of record, only
+  ``notify`` and ``approve`` send mail. A Step Functions task names the worker and passes ``workflow``, ``step``
+  and the step's input; the worker imports the step's function and runs it (:mod:`interlock.kit.worker`).
+* A step is a plain function ``def step(data: SomeInput, ctx: StepContext) -> SomeOutput``: one pydantic model
+  in (a :class:`~interlock.steps.StepInput`), one out. What it may reach is on the context
+  (:class:`~interlock.kit.context.StepContext`): the decision runner, its connectors, the idempotency ledger.
+* The workflow's automatic path is a Step Functions **Express** state machine (``automatic``); a wait for a
+  human or an external event lives in a small **Standard** one (``wait``), started only when a run waits.
+  Both are ASL files in the package, naming workers with ``${Worker:<job>}`` and each other with
+  ``${StateMachine:automatic}`` / ``${StateMachine:wait}`` (docs/workflows.md).
+
+Platform code never imports a workflow by name: :mod:`interlock.kit.registry` finds them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+
+class Job(StrEnum):
+    """The kinds of work a worker does, one Lambda function each."""
+
+    VALIDATE = "validate"  # validate, extract, check by deterministic rules: no I/O but the timeline
+    DECIDE = "decide"  # an AI decision point: the only job that reads the model key
+    QUERY = "query"  # read from a connector (a CRM lookup, an enrichment)
+    ACT = "act"  # write to a system of record, once (through the ledger)
+    NOTIFY = "notify"  # send a message (email, Slack, WhatsApp), once (through the ledger)
+    APPROVE = "approve"  # ask a person: store a one-time link and email it (the wait's task)
+    RECORD = "record"  # record an outcome that is no step's success (failed, rejected, escalated, partial)
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """An event that starts the workflow: its webhook source and its event type (the routing table's key)."""
+
+    source: str
+    event_type: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """One task of the workflow: ``run`` is ``"module:function"``, imported by the worker on first use.
+
+    ``entry`` is the timeline entry's state when the step succeeds (``processing``; ``completed`` for the step
+    that ends a run). ``summary``, also ``"module:function"``, turns the step's output into the entry's
+    details (default: the whole output). ``connectors`` are the names (``interlock.kit.connectors``) the step
+    may ask its context for; the worker of its job must be one the connector is granted to.
+    """
+
+    name: str
+    job: Job
+    run: str
+    entry: str = "processing"
+    summary: str | None = None
+    connectors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """Everything the platform needs to know about one workflow, declared by its package."""
+
+    name: str
+    description: str
+    package: str  # the import path of the workflow's package (its folder holds the ASL files)
+    triggers: tuple[Trigger, ...]
+    steps: tuple[Step, ...]
+    automatic: str = "automatic.asl.json"  # the Express state machine: the run's automatic path
+    wait: str | None = None  # the Standard state machine holding a wait, if the workflow ever waits
+    # "module:function" building what an approver is shown (interlock.approval_pages.ApprovalView), if it waits
+    approval_view: str | None = None
+    # Deployment settings (interlock.topology.DeploymentSettings names) its steps read, given to its workers
+    settings: tuple[str, ...] = ()
+    folder: Path | None = field(default=None, compare=False)  # set by the registry: where the package lives
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(f"workflow {self.name!r} has no step {name!r}")
+
+    @property
+    def jobs(self) -> tuple[Job, ...]:
+        """The job types its steps use (and the approval's, when it waits), in declaration order."""
+        found = dict.fromkeys(step.job for step in self.steps)
+        if self.wait:
+            found.setdefault(Job.APPROVE)
+        return tuple(found)
+
+    def definition_path(self, kind: str) -> Path:
+        """The ASL file of ``kind`` (``automatic`` or ``wait``)."""
+        if self.folder is None:
+            raise RuntimeError(f"workflow {self.name!r} was not loaded through the registry")
+        file = self.automatic if kind == "automatic" else self.wait
+        if file is None:
+            raise KeyError(f"workflow {self.name!r} has no {kind} state machine")
+        return self.folder / file

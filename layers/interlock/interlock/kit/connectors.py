@@ -1,0 +1,51 @@
+"""The connectors a step may ask its context for, and which workers may use each.
+
+A connector is platform code (``interlock/connectors/``) behind a small interface; ``factory`` builds it from
+its settings once per process (so one HTTP client per connector, reused), or returns None when it is not
+configured. ``jobs`` are the workers granted it: the topology gives its ``settings`` (and ``secrets``) to
+those workers' functions alone, so a step on another worker cannot reach it even by asking.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from interlock.kit import Job
+
+
+@dataclass(frozen=True)
+class Connector:
+    name: str
+    factory: str  # "module:function", no arguments
+    jobs: tuple[Job, ...]
+    settings: tuple[str, ...] = ()  # DeploymentSettings names its factory reads
+    timeout_seconds: int = 15  # the worker function's timeout a step using it needs at least
+
+
+CONNECTORS: dict[str, Connector] = {
+    c.name: c
+    for c in (
+        Connector("crm", "interlock.wiring:crm", (Job.QUERY, Job.ACT), ("crm_base_url",)),
+        Connector("helpdesk", "interlock.wiring:helpdesk", (Job.ACT,), ("helpdesk_base_url",)),
+    )
+}
+
+
+class UnknownConnector(KeyError):
+    pass
+
+
+def connector(name: str) -> Connector:
+    try:
+        return CONNECTORS[name]
+    except KeyError:
+        raise UnknownConnector(f"no connector named {name!r}; the connectors are: "
+                               f"{', '.join(sorted(CONNECTORS))}") from None
+
+
+def build(name: str) -> Any:
+    """The connector ``name``, built by its factory (which caches it per process)."""
+    module, _, function = connector(name).factory.partition(":")
+    return getattr(importlib.import_module(module), function)()

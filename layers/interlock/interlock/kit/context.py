@@ -1,0 +1,86 @@
+"""What a step's function may reach: :class:`StepContext`, built by the worker for each invocation.
+
+A step is ``def step(data: SomeInput, ctx: StepContext) -> SomeOutput``. The context carries the run and step it
+runs for, the time left, and the platform's services as the worker of its job may use them:
+
+* ``ctx.decisions``: the AI decision runner (``decide`` workers only: the model key is theirs alone);
+* ``ctx.connector(name)``: a connector the step declared (``Step.connectors``) and its job is granted;
+* ``ctx.once(effect, do, model)``: a side effect done at most once per run, step and effect name, through the
+  idempotency ledger (:mod:`interlock.kit.ledger`): ``do(key)`` is called with an idempotency key to pass on to
+  the system it writes to; a repeat of the step (a redelivered task, a retried or restarted execution) gets the
+  first call's result back without calling ``do`` again, and the timeline shows the skipped repeat;
+* ``ctx.setting(name)``: a deployment setting the workflow declared (``Workflow.settings``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from interlock.ai.runner import DecisionRunner
+    from interlock.kit.ledger import Ledger, PendingEffect
+    from interlock.timeline import TimelineStore
+
+R = TypeVar("R", bound=BaseModel)
+
+
+class NotGranted(PermissionError):
+    """A step asked for what its job's worker may not use (a connector, the decision runner)."""
+
+
+@dataclass
+class Services:
+    """What a worker provides to the steps it runs; a ``None`` is a service its job does not have."""
+
+    timeline: TimelineStore
+    ledger: Ledger | None = None
+    decisions: Callable[[], DecisionRunner] | None = None
+    connectors: Callable[[str], Any] | None = None
+    settings: Callable[[str], str] | None = None
+
+
+@dataclass
+class StepContext:
+    run_id: str
+    attempt: int
+    workflow: str
+    step: str
+    deadline: float | None
+    services: Services
+    connectors: tuple[str, ...] = ()
+    settings: tuple[str, ...] = ()
+    # Filled by :meth:`once`: effects done now (confirmed with the step's entry) and repeats that were skipped.
+    pending: list[PendingEffect] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def timeline(self) -> TimelineStore:
+        return self.services.timeline
+
+    @property
+    def decisions(self) -> DecisionRunner:
+        if self.services.decisions is None:
+            raise NotGranted(f"step {self.workflow}.{self.step}: only the decide worker calls a model")
+        return self.services.decisions()
+
+    def connector(self, name: str) -> Any:
+        if name not in self.connectors:
+            raise NotGranted(f"step {self.workflow}.{self.step} did not declare the connector {name!r}")
+        if self.services.connectors is None:
+            raise NotGranted(f"step {self.workflow}.{self.step}: its worker has no connectors")
+        return self.services.connectors(name)
+
+    def setting(self, name: str) -> str:
+        if name not in self.settings or self.services.settings is None:
+            raise NotGranted(f"workflow {self.workflow!r} did not declare the setting {name!r}")
+        return self.services.settings(name)
+
+    def once(self, effect: str, do: Callable[[str], R], model: type[R]) -> R:
+        """``do(idempotency_key)`` at most once for this run, step and ``effect``; its result either way."""
+        if self.services.ledger is None:
+            raise NotGranted(f"step {self.workflow}.{self.step}: only act, notify and approve workers have effects")
+        return self.services.ledger.once(self, effect, do, model)
