@@ -14,7 +14,7 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
-from interlock.topology import TOPOLOGY, Topology
+from interlock.topology import TOPOLOGY, Topology, build
 
 from infra.build_layer import LAYER_DIR
 from infra.constructs.ai import AiKeySecret
@@ -44,7 +44,12 @@ class InterlockStack(Stack):
         check_deployable(self)
         # Further webhook sources are configuration: declared before anything is built from the topology.
         topology = topology.with_extra_webhook_sources(deployment_setting(self, "extra_webhook_sources"))
+        extra_workflows = deployment_setting(self, "extra_workflows")
+        if extra_workflows:  # further workflow packages are configuration too
+            topology = build(extra_workflows).with_extra_webhook_sources(
+                deployment_setting(self, "extra_webhook_sources"))
         self.topology = topology
+        topology.check_budgets()  # an automatic path that could outlast Express's five minutes is refused
 
         self.storage = TimelineStorage(self, "Storage", spec=topology.table)
         self.queues = WorkQueues(self, "Queues", specs=topology.queues)
@@ -63,7 +68,8 @@ class InterlockStack(Stack):
                                 consumer.reserved_concurrency)
         self.workflows = Workflows(self, "Workflows", specs=topology.state_machines, functions=self.functions)
         self.watches = ExecutionWatches(self, "ExecutionWatches", specs=topology.execution_watches,
-                                        functions=self.functions, state_machines=self.workflows.state_machines)
+                                        functions=self.functions, state_machines=self.workflows.state_machines,
+                                        log_groups={wf.spec.name: wf.log_group for wf in self.workflows})
         self.api = PublicApi(self, "Api", routes=topology.routes, functions=self.functions)
         self.functions.wire(
             WiringTargets(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -30,6 +30,7 @@ from interlock.topology import (
     Grant,
     Ref,
     RefKind,
+    StateMachineType,
     Topology,
     public_base_url,
 )
@@ -148,6 +149,10 @@ class LambdaFunction(Construct):
                 return targets.queues[ref.name].queue.queue_url
             case RefKind.STATE_MACHINE_ARN:
                 return _lookup(targets.state_machines, ref.name, "state machine").state_machine_arn
+            case RefKind.STATE_MACHINE_ARNS:
+                return Stack.of(self).to_json_string({
+                    sm.workflow: _lookup(targets.state_machines, sm.name, "state machine").state_machine_arn
+                    for sm in topology.state_machines if sm.type is StateMachineType.EXPRESS})
             case RefKind.FUNCTION_ARN:
                 return _lookup(functions, ref.name, "function").function.function_arn
             case RefKind.API_URL:

@@ -22,6 +22,8 @@ from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_logs_destinations as logs_destinations
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 from interlock.topology import ExecutionWatch
@@ -33,16 +35,20 @@ from infra.naming import construct_id, physical_name
 
 SOURCE = "aws.states"
 DETAIL_TYPE = "Step Functions Execution Status Change"
+EXPRESS_ENDED_PATTERN = ('{ ($.type = "ExecutionFailed") || ($.type = "ExecutionTimedOut") || '
+                         '($.type = "ExecutionAborted") }')
 
 
 class ExecutionWatchRule(Construct):
     """One topology execution watch: its DLQ, its rule and the rule's target."""
 
     def __init__(self, scope: Construct, cid: str, *, spec: ExecutionWatch, functions: LambdaFunctions,
-                 state_machines: Mapping[str, sfn.StateMachine]) -> None:
+                 state_machines: Mapping[str, sfn.StateMachine],
+                 log_groups: Mapping[str, logs.ILogGroup] | None = None) -> None:
         super().__init__(scope, cid)
         self.spec = spec
-        missing = sorted(set(spec.state_machines) - set(state_machines))
+        log_groups = log_groups or {}
+        missing = sorted((set(spec.state_machines) | set(spec.express_state_machines)) - set(state_machines))
         if missing:
             raise KeyError(f"execution watch {spec.name!r} watches state machines not in the topology: {missing}")
         target = functions[spec.function]
@@ -77,11 +83,24 @@ class ExecutionWatchRule(Construct):
             retry_attempts=spec.async_retry_attempts,
             on_failure=destinations.SqsDestination(self.dlq),
         )
+        # Express executions send no status-change events: their log groups (level ERROR) hold the ending
+        # records, which a subscription filter delivers to the same function (asynchronously: same retries, same DLQ).
+        self.subscriptions = [
+            logs.SubscriptionFilter(
+                self,
+                f"{construct_id(name)}Ended",
+                log_group=log_groups[name],
+                destination=logs_destinations.LambdaDestination(target.function),
+                filter_pattern=logs.FilterPattern.literal(EXPRESS_ENDED_PATTERN),
+            )
+            for name in spec.express_state_machines
+        ]
 
 
 class ExecutionWatches(Construct):
     def __init__(self, scope: Construct, cid: str, *, specs: tuple[ExecutionWatch, ...], functions: LambdaFunctions,
-                 state_machines: Mapping[str, sfn.StateMachine]) -> None:
+                 state_machines: Mapping[str, sfn.StateMachine],
+                 log_groups: Mapping[str, logs.ILogGroup] | None = None) -> None:
         super().__init__(scope, cid)
         fed = [spec.function for spec in specs]
         shared = sorted({f for f in fed if fed.count(f) > 1})
@@ -90,7 +109,7 @@ class ExecutionWatches(Construct):
             raise ValueError(f"functions fed by more than one execution watch: {shared}")
         self.by_name: dict[str, ExecutionWatchRule] = {
             spec.name: ExecutionWatchRule(self, construct_id(spec.name), spec=spec, functions=functions,
-                                          state_machines=state_machines)
+                                          state_machines=state_machines, log_groups=log_groups)
             for spec in specs
         }
 

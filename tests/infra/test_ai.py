@@ -32,7 +32,7 @@ from infra.context import InvalidSettingError, check_settings, deployment_settin
 
 pytestmark = pytest.mark.infra
 
-AI_FUNCTIONS = {"triage_classify", "triage_draft_reply"}
+AI_FUNCTIONS = {"job_decide"}  # the decide worker: every workflow's AI decision points
 # DeploymentSettings name -> the variable the AI functions read it from
 AI_SETTINGS = {
     "ai_provider": "INTERLOCK_AI_PROVIDER",
@@ -92,7 +92,7 @@ def test_given_the_topology_then_the_two_triage_decisions_alone_may_read_the_key
     assert set(TOPOLOGY.granted(Access.AI_KEY_READ)) == AI_FUNCTIONS
     for name in AI_FUNCTIONS:
         fn = TOPOLOGY.function(name)
-        assert (fn.timeout_seconds, fn.memory_mb) == (90, 1024), name
+        assert (fn.timeout_seconds, fn.memory_mb) == (30, 1024), name
 
 
 # -- the secret ----------------------------------------------------------------------------------------------
@@ -136,10 +136,10 @@ def test_given_the_ai_key_when_synthesised_then_only_the_ai_functions_read_it_an
 # -- the functions' settings ---------------------------------------------------------------------------------
 
 
-def test_given_ai_functions_when_synthesised_then_they_run_90_seconds_with_1024_mb(synthesis: Synthesis) -> None:
+def test_given_ai_functions_when_synthesised_then_they_run_30_seconds_with_1024_mb(synthesis: Synthesis) -> None:
     for name in AI_FUNCTIONS:
         props = functions_by_name(synthesis)[name][1]["Properties"]
-        assert (props["Timeout"], props["MemorySize"]) == (90, 1024), name
+        assert (props["Timeout"], props["MemorySize"]) == (30, 1024), name
 
 
 def test_given_default_settings_when_synthesised_then_ai_functions_name_the_secret_and_leave_the_base_url_unset(

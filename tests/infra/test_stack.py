@@ -183,7 +183,11 @@ def substituted_definition(s: Synthesis, sm_name: str) -> dict[str, Any]:
     text = res["Properties"]["DefinitionString"]
     assert isinstance(text, str)
     names = function_name_of_lid(s)
+    others = TOPOLOGY.state_machine(sm_name).state_machine_substitutions
     for placeholder, value in res["Properties"]["DefinitionSubstitutions"].items():
+        if placeholder in others:  # the workflow's other machine, by its ARN built from its name: ``sm:<name>``
+            text = text.replace("${" + placeholder + "}", f"sm:{others[placeholder]}")
+            continue
         text = text.replace("${" + placeholder + "}", f"fn:{names[value['Fn::GetAtt'][0]]}")
     definition: dict[str, Any] = json.loads(text)
     return definition
@@ -370,6 +374,13 @@ def test_given_function_env_when_synthesised_then_refs_resolve_to_the_resources_
             assert got == {"Ref": queues[value.name]}  # a queue's Ref is its URL
         elif value.kind is RefKind.STATE_MACHINE_ARN:
             assert got == {"Ref": machines[value.name][0]}  # a state machine's Ref is its ARN
+        elif value.kind is RefKind.STATE_MACHINE_ARNS:  # {"<workflow>": <its Express machine's ARN>} as JSON
+            rendered = json.dumps(got)
+            for sm in TOPOLOGY.state_machines:
+                inside = json.dumps({"Ref": machines[sm.name][0]}) in rendered
+                assert inside is (sm.type.value == "EXPRESS"), sm.name
+                if inside:
+                    assert f'\\"{sm.workflow}\\"' in rendered, sm.workflow
         elif value.kind is RefKind.API_URL:
             parts = got["Fn::Join"][1]
             assert parts[0] == "https://" and {"Ref": rest_api_lid} in parts
@@ -490,8 +501,8 @@ def test_given_queue_send_when_synthesised_then_only_granted_functions_send_to_t
 def test_given_ses_send_when_synthesised_then_only_the_approval_step_may_mail_as_the_sender(
     synthesis: Synthesis,
 ) -> None:
-    assert _holders(synthesis, "ses:SendRawEmail") == _granted(Access.SES_SEND) == {"approval_request"}
-    st = next(st for st in statements_of_role(synthesis, role_lid_of_function(synthesis, "approval_request"))
+    assert _holders(synthesis, "ses:SendRawEmail") == _granted(Access.SES_SEND) == {"job_approve", "job_notify"}
+    st = next(st for st in statements_of_role(synthesis, role_lid_of_function(synthesis, "job_approve"))
               if "ses:SendRawEmail" in _listify(st["Action"]))
     identity_lid = next(iter(synthesis.of_type("AWS::SES::EmailIdentity")))
     rendered = json.dumps(st["Resource"])
@@ -575,12 +586,12 @@ def test_given_alarm_topic_when_synthesised_then_it_is_encrypted_and_a_dashboard
 
 
 @pytest.mark.parametrize("sm", TOPOLOGY.state_machines, ids=lambda m: m.name)
-def test_given_state_machine_when_synthesised_then_it_is_standard_traced_and_logs_without_execution_data(
+def test_given_state_machine_when_synthesised_then_it_has_its_type_is_traced_and_logs_without_execution_data(
     synthesis: Synthesis, sm: Any
 ) -> None:
     _, res = state_machines_by_name(synthesis)[sm.name]
     props = res["Properties"]
-    assert props["StateMachineType"] == "STANDARD"
+    assert props["StateMachineType"] == sm.type.value
     assert props["TracingConfiguration"] == {"Enabled": True}
     logging = props["LoggingConfiguration"]
     assert logging["Level"] in {"ALL", "ERROR"}
@@ -593,11 +604,14 @@ def test_given_asl_placeholders_when_synthesised_then_each_is_substituted_by_its
 ) -> None:
     _, res = state_machines_by_name(synthesis)[sm.name]
     subs = res["Properties"]["DefinitionSubstitutions"]
-    assert subs == {p: {"Fn::GetAtt": [function_lid(synthesis, fn), "Arn"]}
-                    for p, fn in sm.function_substitutions.items()}
+    assert set(subs) == set(sm.function_substitutions) | set(sm.state_machine_substitutions)
+    assert {p: subs[p] for p in sm.function_substitutions} == {
+        p: {"Fn::GetAtt": [function_lid(synthesis, fn), "Arn"]} for p, fn in sm.function_substitutions.items()}
+    for placeholder, other in sm.state_machine_substitutions.items():  # the ARN of the other machine, by its name
+        assert f":stateMachine:{STACK_NAME}-{other}" in json.dumps(subs[placeholder]), placeholder
     definition = substituted_definition(synthesis, sm.name)
     assert "${" not in json.dumps(definition)
-    used = {task_function(state) for _, state in task_states(definition["States"])}
+    used = {task_function(state) for _, state in task_states(definition["States"])} - {None}
     assert used == set(sm.functions())
 
 
@@ -613,7 +627,13 @@ def test_given_state_machine_role_when_synthesised_then_it_invokes_exactly_its_s
     assert sorted(resources, key=json.dumps) == sorted(
         ({"Fn::GetAtt": [function_lid(synthesis, fn), "Arn"]} for fn in set(sm.functions())), key=json.dumps
     )
-    assert actions_of_role(synthesis, role_lid) - ACTIONS_WITHOUT_RESOURCE_SCOPE == {"lambda:InvokeFunction"}
+    starts = [r for st in statements_of_role(synthesis, role_lid) if "states:StartExecution" in _listify(st["Action"])
+              for r in _listify(st["Resource"])]
+    assert len(starts) == len(sm.state_machine_substitutions)  # the workflow's other machine, and nothing else
+    for other, resource in zip(sorted(sm.state_machine_substitutions.values()), starts, strict=True):
+        assert f":stateMachine:{STACK_NAME}-{other}" in json.dumps(resource)
+    expected = {"lambda:InvokeFunction"} | ({"states:StartExecution"} if starts else set())
+    assert actions_of_role(synthesis, role_lid) - ACTIONS_WITHOUT_RESOURCE_SCOPE == expected
 
 
 @pytest.mark.parametrize("sm", TOPOLOGY.state_machines, ids=lambda m: m.name)
@@ -623,6 +643,10 @@ def test_given_task_states_when_synthesised_then_each_retries_lambda_errors_with
     tasks = dict(task_states(substituted_definition(synthesis, sm.name)["States"]))
     assert tasks
     for name, state in tasks.items():
+        if state["Resource"].startswith("arn:aws:states:::states:"):  # a start of the other machine: no Lambda
+            retried = {e for r in state.get("Retry", []) for e in r["ErrorEquals"]}
+            assert {"StepFunctions.ThrottlingException", "StepFunctions.AWSStepFunctionsException"} <= retried, name
+            continue
         retriers = state.get("Retry", [])
         assert retriers, f"{name} has no Retry"
         for retrier in retriers:
@@ -651,7 +675,9 @@ def test_given_task_states_when_synthesised_then_every_working_task_catches_all_
         catchers = state.get("Catch", [])
         assert catchers, f"{name} has no Catch"
         assert "States.ALL" in catchers[-1]["ErrorEquals"], f"{name}: the last catcher must catch States.ALL"
-        assert all(c.get("ResultPath") for c in catchers), f"{name}: a catcher would drop the run's input"
+        # ResultPath null keeps the input as it was; absent ("$"), the error would replace the run's state
+        assert all("ResultPath" in c and c["ResultPath"] != "$" for c in catchers), \
+            f"{name}: a catcher would drop the run's input"
 
 
 @pytest.mark.parametrize("sm", TOPOLOGY.state_machines, ids=lambda m: m.name)
@@ -760,8 +786,10 @@ def test_given_execution_watch_dlq_when_synthesised_then_a_message_in_it_alarms_
 
 
 def test_given_the_topology_then_every_workflow_is_watched_by_the_watchdog() -> None:
-    watched = {name for w in TOPOLOGY.execution_watches for name in w.state_machines}
+    watched = {name for w in TOPOLOGY.execution_watches for name in (*w.state_machines, *w.express_state_machines)}
     assert watched == {sm.name for sm in TOPOLOGY.state_machines}
+    express = {name for w in TOPOLOGY.execution_watches for name in w.express_state_machines}
+    assert express == {sm.name for sm in TOPOLOGY.state_machines if sm.type.value == "EXPRESS"}
     assert {w.function for w in TOPOLOGY.execution_watches} == {"run_watchdog"}
 
 
@@ -833,7 +861,7 @@ def test_given_ingest_when_synthesised_then_it_accepts_every_source_and_knows_it
     rest_api_lid = next(iter(synthesis.of_type("AWS::ApiGateway::RestApi")))
     assert {"Ref": rest_api_lid} in env["INTERLOCK_PUBLIC_BASE_URL"]["Fn::Join"][1]
     # the same URL the approval links are built from
-    approvals = functions_by_name(synthesis)["approval_request"][1]["Properties"]["Environment"]["Variables"]
+    approvals = functions_by_name(synthesis)["job_approve"][1]["Properties"]["Environment"]["Variables"]
     assert env["INTERLOCK_PUBLIC_BASE_URL"] == approvals["INTERLOCK_PUBLIC_BASE_URL"]
 
 
@@ -949,7 +977,7 @@ def test_given_extra_sources_and_a_public_url_in_context_when_synthesised_then_t
     assert extra.error is None, extra.error
 
     # Then approval links and HubSpot's signed URL are built on the custom domain
-    for fn in ("webhook_ingest", "approval_request"):
+    for fn in ("webhook_ingest", "job_approve"):
         env = functions_by_name(extra)[fn][1]["Properties"]["Environment"]["Variables"]
         assert env["INTERLOCK_PUBLIC_BASE_URL"] == "https://hooks.example.com", fn
 

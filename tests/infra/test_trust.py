@@ -402,7 +402,20 @@ TRACED = sorted(f.module for f in TOPOLOGY.functions if _tracer_options(FUNCTION
 
 
 def test_given_the_handlers_that_see_a_token_then_they_use_the_tracer_decorator_checked_below() -> None:
-    assert {"http_approvals", "step_request_approval", "http_webhook"} <= set(TRACED)
+    assert {"http_approvals", "http_webhook"} <= set(TRACED)
+
+
+def test_given_the_workers_then_their_shared_handler_records_neither_responses_nor_errors() -> None:
+    """Every job's worker is built by interlock.kit.worker.handler; the approve worker's events carry the wait's
+    task token, and an error's trace would record the event."""
+    import interlock.kit.worker
+
+    workers = [f.module for f in TOPOLOGY.functions if f.module.startswith("job_")]
+    assert "job_approve" in workers
+    for module in workers:
+        assert "from interlock.kit.worker import handler" in (FUNCTIONS_DIR / f"{module}.py").read_text(), module
+    options = _tracer_options(Path(interlock.kit.worker.__file__))
+    assert options == {"capture_response": False, "capture_error": False}
 
 
 @pytest.mark.parametrize("module", TRACED)
@@ -411,5 +424,5 @@ def test_given_a_handler_then_the_tracer_never_records_its_response_and_token_ha
 ) -> None:
     options = _tracer_options(FUNCTIONS_DIR / f"{module}.py")
     assert options.get("capture_response") is False, module
-    if module in ("http_approvals", "step_request_approval"):  # the link's token, the task token
+    if module == "http_approvals":  # the link's token
         assert options.get("capture_error") is False, module

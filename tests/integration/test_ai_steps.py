@@ -14,6 +14,11 @@ from interlock.timeline import DynamoTimelineStore
 
 from integration.support import REGION, TABLE_NAME
 
+
+def task_of(step: str) -> dict[str, str]:
+    """What a support_triage task names: its workflow and step (the rest is the step's input)."""
+    return {"workflow": "support_triage", "step": step}
+
 TICKET = {"subject": "Invoice is wrong", "body": "I was charged twice on my invoice",
           "customer_email": "ada@example.com", "customer_name": "Ada", "thread": []}
 CLASSIFIED = {"category": "billing", "confidence": 0.91, "summary": "Charged twice", "reasoning": "invoice, charged"}
@@ -50,15 +55,16 @@ def attempts(run_id: str) -> list[dict[str, Any]]:
 
 
 def classify(run: Envelope, lambda_context: Any) -> dict[str, Any]:
-    import step_classify
+    import job_decide
 
-    return step_classify.handler({"run_id": run.run_id, "attempt": 0, "ticket": TICKET}, lambda_context)
+    return job_decide.handler({**task_of("classify"), "run_id": run.run_id, "attempt": 0, "ticket": TICKET},
+                              lambda_context)
 
 
 def draft(run: Envelope, classification: dict[str, Any], lambda_context: Any) -> dict[str, Any]:
-    import step_draft_reply
+    import job_decide
 
-    return step_draft_reply.handler({"run_id": run.run_id, "attempt": 0, "ticket": TICKET,
+    return job_decide.handler({**task_of("draft_reply"), "run_id": run.run_id, "attempt": 0, "ticket": TICKET,
                                      "classification": classification, "account": {"found": False}},
                                     lambda_context)
 
@@ -139,9 +145,10 @@ def test_given_the_run_budget_spent_by_classify_when_drafting_then_the_draft_esc
     assert result["decision"]["escalation"] == "budget_exceeded"
     assert result["template"] == "billing.not_found.v1"  # the CRM found no account
 
-    import step_guardrail
+    import job_validate
 
-    guard = step_guardrail.handler({"run_id": run.run_id, "attempt": 0, "classification": classification,
+    guard = job_validate.handler({**task_of("guardrail"), "run_id": run.run_id, "attempt": 0,
+                                  "classification": classification,
                                     "account": {"found": False}, "draft": result}, lambda_context)
     assert guard["requires_approval"] is True
     assert guard["reasons"] == ["ai_escalated:draft_reply:budget_exceeded"]

@@ -70,12 +70,17 @@ class World:
         data = ApprovalRequestInput(
             run_id=self.run_id,
             task_token=TASK_TOKEN,
-            ticket={"subject": "Refund please", "body": "I was charged twice", "customer_email": "ada@example.com",
-                    **ticket},
-            classification={"category": "refund", "confidence": 0.85, "summary": "Refund please"},
-            account={"found": True, "account": {"account_id": "a1", "name": "Ada", "plan": "pro"}},
-            draft={"subject": "Re: Refund please", "body": "Hi Ada, we've received your refund request."},
-            guardrail={"requires_approval": True, "reasons": ["risky_category:refund"], "min_confidence": 0.75},
+            workflow="support_triage",
+            reasons=["risky_category:refund"],
+            context={
+                "ticket": {"subject": "Refund please", "body": "I was charged twice",
+                           "customer_email": "ada@example.com", **ticket},
+                "classification": {"category": "refund", "confidence": 0.85, "summary": "Refund please"},
+                "account": {"found": True, "account": {"account_id": "a1", "name": "Ada", "plan": "pro"}},
+                "draft": {"subject": "Re: Refund please", "body": "Hi Ada, we've received your refund request."},
+                "guardrail": {"requires_approval": True, "reasons": ["risky_category:refund"],
+                              "min_confidence": 0.75},
+            },
         )
         settings = RequestSettings(public_base_url=BASE_URL, approver_email=APPROVER, sender_email=SENDER,
                                    ttl_seconds=TTL)
@@ -376,19 +381,20 @@ def test_given_the_request_step_handler_when_invoked_then_the_approver_gets_the_
     for name, value in {"PUBLIC_BASE_URL": BASE_URL, "APPROVER_EMAIL": APPROVER, "SENDER_EMAIL": SENDER,
                         "APPROVAL_TTL_SECONDS": "600", "APPROVAL_TIMEOUT_SECONDS": "600"}.items():
         monkeypatch.setenv(f"INTERLOCK_{name}", value)
-    step_request_approval = fresh_import("step_request_approval")  # it reads its settings at import
+    job_approve = fresh_import("job_approve")  # it reads its settings at import
     timeline = DynamoTimelineStore(TABLE_NAME)
     key = "form:msg_step"
     envelope = Envelope(event_id="msg_step", source="form", type="support.ticket", payload_version="v1",
                         received_at=utcnow(), dedupe_key=key, run_id=run_id_for(key), payload={"type": "t"})
     timeline.create_run_once(envelope, 3600)
-    event = {"run_id": envelope.run_id, "attempt": 0, "task_token": TASK_TOKEN,
-             "ticket": {"subject": "Help", "body": "b", "customer_email": "a@example.com"},
-             "classification": {"category": "legal", "confidence": 0.9},
-             "account": {"found": False, "partial": True}, "draft": {"body": "d"},
-             "guardrail": {"requires_approval": True, "reasons": ["risky_category:legal"]}}
+    event = {"workflow": "support_triage", "step": "request_approval", "run_id": envelope.run_id, "attempt": 0,
+             "task_token": TASK_TOKEN, "reasons": ["risky_category:legal"], "context": {
+                 "ticket": {"subject": "Help", "body": "b", "customer_email": "a@example.com"},
+                 "classification": {"category": "legal", "confidence": 0.9},
+                 "account": {"found": False, "partial": True}, "draft": {"body": "d"},
+                 "guardrail": {"requires_approval": True, "reasons": ["risky_category:legal"]}}}
 
-    answer = step_request_approval.handler(event, lambda_context)
+    answer = job_approve.handler(event, lambda_context)
 
     assert answer["requested"] is True
     from moto.ses.models import ses_backends

@@ -7,10 +7,10 @@ import time
 from typing import Any
 
 import httpx
+import job_act
+import job_record
 import pytest
 import queue_router
-import step_record_outcome
-import step_send_reply
 from interlock import wiring
 from interlock.connectors.helpdesk import HttpHelpdesk
 from interlock.observability import metrics
@@ -19,6 +19,11 @@ from interlock.webhooks.standard import signed_headers
 from integration.test_approvals import World, world  # noqa: F401  (fixture)
 from integration.test_http_webhook import TICKET, body_of, post, secret  # noqa: F401  (fixture)
 from integration.test_queue_router import new_run, sqs_record, state_machine  # noqa: F401  (fixture)
+
+
+def task_of(step: str) -> dict[str, str]:
+    """What a support_triage task names: its workflow and step (the rest is the step's input)."""
+    return {"workflow": "support_triage", "step": step}
 
 
 def published(capsys: pytest.CaptureFixture[str]) -> list[str]:
@@ -70,13 +75,13 @@ def test_given_a_reply_sent_then_runs_completed_and_a_failure_recorded_then_runs
     ticket = {"subject": "s", "body": "b", "customer_email": "ada@example.com"}
     capsys.readouterr()
 
-    step_send_reply.handler({"run_id": run.run_id, "attempt": 0, "ticket": ticket,
+    job_act.handler({**task_of("send_reply"), "run_id": run.run_id, "attempt": 0, "ticket": ticket,
                              "draft": {"subject": "Re: s", "body": "hi", "template": "billing.v1"},
                              "classification": {"category": "billing", "confidence": 0.9, "summary": "s",
                                                 "decided_by": "keywords.v1"}}, lambda_context)
     assert published(capsys) == ["RunsCompleted"]
 
-    step_record_outcome.handler({"run_id": run.run_id, "attempt": 0, "kind": "failed",
+    job_record.handler({**task_of("record"), "run_id": run.run_id, "attempt": 0, "kind": "failed",
                                  "error": {"Error": "States.Timeout", "Cause": ""}}, lambda_context)
     assert published(capsys) == ["RunsFailed"]
 

@@ -28,9 +28,12 @@ def state_machine(cloud, monkeypatch) -> tuple[Any, str]:
     for placeholder, function in machine.function_substitutions.items():
         definition = definition.replace("${" + placeholder + "}",
                                         f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:interlock-{function}")
-    arn = sfn.create_state_machine(name="interlock-support-triage", definition=definition,
+    for placeholder, other in machine.state_machine_substitutions.items():
+        definition = definition.replace("${" + placeholder + "}",
+                                        f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:interlock-{other}")
+    arn = sfn.create_state_machine(name="interlock-support-triage", definition=definition, type=machine.type.value,
                                    roleArn=f"arn:aws:iam::{ACCOUNT}:role/interlock-states")["stateMachineArn"]
-    monkeypatch.setenv("INTERLOCK_STATE_MACHINE_SUPPORT_TRIAGE", arn)
+    monkeypatch.setenv("INTERLOCK_STATE_MACHINE_ARNS", json.dumps({"support_triage": arn}))
     monkeypatch.setenv("INTERLOCK_APPROVAL_TIMEOUT_SECONDS", "3600")
     return sfn, arn
 
@@ -168,7 +171,8 @@ def test_given_the_state_machine_is_missing_when_routed_then_the_invocation_fail
     from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
     sfn, arn = state_machine
-    monkeypatch.setenv("INTERLOCK_STATE_MACHINE_SUPPORT_TRIAGE", arn.replace("interlock-support-triage", "gone"))
+    monkeypatch.setenv("INTERLOCK_STATE_MACHINE_ARNS",
+                       json.dumps({"support_triage": arn.replace("interlock-support-triage", "gone")}))
     envelope = new_run()
 
     # every record of the batch failed: Powertools fails the invocation, and the batch goes back to the queue

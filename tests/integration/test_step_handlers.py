@@ -6,13 +6,12 @@ import json
 from typing import Any
 
 import httpx
+import job_act
+import job_decide
+import job_query
+import job_record
+import job_validate
 import pytest
-import step_classify
-import step_draft_reply
-import step_fetch_account
-import step_record_outcome
-import step_send_reply
-import step_validate
 from interlock import wiring
 from interlock.connectors.crm import HttpCrm
 from interlock.connectors.helpdesk import HttpHelpdesk
@@ -21,6 +20,11 @@ from interlock.models import Envelope, run_id_for, utcnow
 from interlock.timeline import DynamoTimelineStore
 
 from integration.support import TABLE_NAME
+
+
+def task_of(step: str) -> dict[str, str]:
+    """What a support_triage task names: its workflow and step (the rest is the step's input)."""
+    return {"workflow": "support_triage", "step": step}
 
 DATA = {"subject": "Invoice is wrong", "body": "I was charged twice on my invoice",
         "customer_email": "ada@example.com", "customer_name": "Ada"}
@@ -63,16 +67,20 @@ def test_given_a_ticket_when_the_happy_path_tasks_run_in_asl_order_then_the_run_
                                                                   transport=httpx.MockTransport(helpdesk)))
     state: dict[str, Any] = {"run_id": run.run_id, "envelope": run.model_dump(mode="json")}
 
-    state["ticket"] = step_validate.handler({"run_id": run.run_id, "attempt": 0, "envelope": state["envelope"]},
+    state["ticket"] = job_validate.handler({**task_of("validate"), "run_id": run.run_id, "attempt": 0,
+                                            "envelope": state["envelope"]},
                                            lambda_context)
-    state["classification"] = step_classify.handler({"run_id": run.run_id, "attempt": 0,
+    state["classification"] = job_decide.handler({**task_of("classify"), "run_id": run.run_id, "attempt": 0,
                                                      "ticket": state["ticket"]}, lambda_context)
-    state["account"] = step_fetch_account.handler({"run_id": run.run_id, "attempt": 0, "ticket": state["ticket"]},
+    state["account"] = job_query.handler({**task_of("fetch_account"), "run_id": run.run_id, "attempt": 0,
+                                          "ticket": state["ticket"]},
                                                   lambda_context)
-    state["draft"] = step_draft_reply.handler({"run_id": run.run_id, "attempt": 0, "ticket": state["ticket"],
+    state["draft"] = job_decide.handler({**task_of("draft_reply"), "run_id": run.run_id, "attempt": 0,
+                                         "ticket": state["ticket"],
                                                "classification": state["classification"],
                                                "account": state["account"]}, lambda_context)
-    state["delivery"] = step_send_reply.handler({"run_id": run.run_id, "attempt": 0, "ticket": state["ticket"],
+    state["delivery"] = job_act.handler({**task_of("send_reply"), "run_id": run.run_id, "attempt": 0,
+                                         "ticket": state["ticket"],
                                                  "draft": state["draft"],
                                                  "classification": state["classification"]}, lambda_context)
 
@@ -98,11 +106,13 @@ def test_given_a_ticket_missing_fields_when_validated_then_the_task_fails_with_j
     envelope = run.model_copy(update={"payload": {"type": "support.ticket", "data": {"body": "b"}}})
 
     with pytest.raises(MissingData) as exc_info:
-        step_validate.handler({"run_id": run.run_id, "attempt": 0, "envelope": envelope.model_dump(mode="json")},
+        job_validate.handler({**task_of("validate"), "run_id": run.run_id, "attempt": 0,
+                              "envelope": envelope.model_dump(mode="json")},
                               lambda_context)
 
-    outcome = step_record_outcome.handler(
-        {"run_id": run.run_id, "attempt": 0, "kind": "failed", "error": as_lambda_error(exc_info.value)},
+    outcome = job_record.handler(
+        {**task_of("record"), "run_id": run.run_id, "attempt": 0, "kind": "failed",
+         "error": as_lambda_error(exc_info.value)},
         lambda_context,
     )
 
@@ -122,23 +132,25 @@ def test_given_the_crm_is_down_when_the_account_is_fetched_then_a_retried_entry_
 
     for attempt in (0, 1):
         with pytest.raises(CrmUnavailable):
-            step_fetch_account.handler({**event, "attempt": attempt}, lambda_context)
-    partial = step_record_outcome.handler(
-        {"run_id": run.run_id, "attempt": 0, "kind": "partial", "step": "fetch_account",
+            job_query.handler({**task_of("fetch_account"), **event, "attempt": attempt}, lambda_context)
+    partial = job_record.handler(
+        {**task_of("record"), "run_id": run.run_id, "attempt": 0, "kind": "partial",
+         "continued_without": "fetch_account",
          "error": as_lambda_error(CrmUnavailable("CRM answered 503", step="fetch_account", status=503))},
         lambda_context,
     )
 
-    assert partial == {"found": False, "partial": True, "reason": "crm_unavailable", "account": None,
-                       "tool_calls": []}
+    assert partial == {"found": False, "partial": True, "reason": "crm_unavailable"}
     assert [(s, step, attempt) for s, step, attempt, _ in entries(run.run_id)[1:]] == [
         ("retried", "fetch_account", 0), ("retried", "fetch_account", 1), ("processing", "fetch_account", 0)]
     assert entries(run.run_id)[1][3]["status"] == 503
-    assert DynamoTimelineStore(TABLE_NAME).get(run.run_id).status.value == "processing"
+    # No router started this run: a step's entries leave the run record as it was (the router's entry moves it)
+    assert DynamoTimelineStore(TABLE_NAME).get(run.run_id).status.value == "received"
 
 
 def test_given_no_crm_configured_when_the_account_is_fetched_then_the_run_continues_partial(run, lambda_context):
-    result = step_fetch_account.handler({"run_id": run.run_id, "attempt": 0, "ticket": DATA}, lambda_context)
+    result = job_query.handler({**task_of("fetch_account"), "run_id": run.run_id, "attempt": 0, "ticket": DATA},
+                               lambda_context)
 
     assert result == {"found": False, "partial": True, "reason": "crm_not_configured", "account": None,
                       "tool_calls": []}
@@ -147,12 +159,12 @@ def test_given_no_crm_configured_when_the_account_is_fetched_then_the_run_contin
 def test_given_no_helpdesk_configured_when_sending_then_the_task_fails_not_configured_and_nothing_completes(
     run, lambda_context
 ):
-    event = {"run_id": run.run_id, "attempt": 0, "ticket": DATA,
+    event = {**task_of("send_reply"), "run_id": run.run_id, "attempt": 0, "ticket": DATA,
              "draft": {"subject": "Re: x", "body": "Hi", "template": "billing.v1"},
              "classification": {"category": "billing", "confidence": 0.9, "summary": "s", "decided_by": "t"}}
 
     with pytest.raises(NotConfigured) as exc_info:
-        step_send_reply.handler(event, lambda_context)
+        job_act.handler(event, lambda_context)
 
     assert json.loads(str(exc_info.value))["reason"] == "helpdesk_not_configured"
     assert DynamoTimelineStore(TABLE_NAME).get(run.run_id).status.value == "received"
@@ -162,13 +174,13 @@ def test_given_the_helpdesk_refuses_when_sending_then_the_run_fails_helpdesk_rej
                                                                                        monkeypatch):
     monkeypatch.setattr(wiring, "helpdesk", lambda: HttpHelpdesk(
         "https://hd.example.com", transport=httpx.MockTransport(lambda r: httpx.Response(422))))
-    event = {"run_id": run.run_id, "attempt": 0, "ticket": DATA,
+    event = {**task_of("send_reply"), "run_id": run.run_id, "attempt": 0, "ticket": DATA,
              "draft": {"subject": "Re: x", "body": "Hi", "template": "billing.v1"},
              "classification": {"category": "billing", "confidence": 0.9, "summary": "s", "decided_by": "t"}}
 
     with pytest.raises(HelpdeskRejected) as exc_info:
-        step_send_reply.handler(event, lambda_context)
-    step_record_outcome.handler({"run_id": run.run_id, "attempt": 0, "kind": "failed",
+        job_act.handler(event, lambda_context)
+    job_record.handler({**task_of("record"), "run_id": run.run_id, "attempt": 0, "kind": "failed",
                                  "error": as_lambda_error(exc_info.value)}, lambda_context)
 
     view = DynamoTimelineStore(TABLE_NAME).get(run.run_id)
@@ -182,12 +194,11 @@ def test_given_the_guardrail_threshold_from_the_environment_when_evaluated_then_
     run, lambda_context, monkeypatch, fresh_import, confidence, requires
 ):
     monkeypatch.setenv("INTERLOCK_APPROVAL_MIN_CONFIDENCE", confidence)
-    step_guardrail = fresh_import("step_guardrail")  # it reads its settings at import (cold start)
-    event = {"run_id": run.run_id, "attempt": 0,
+    event = {**task_of("guardrail"), "run_id": run.run_id, "attempt": 0,
              "classification": {"category": "billing", "confidence": 0.9, "summary": "s", "decided_by": "t"},
              "account": {"found": False}, "draft": {"subject": "s", "body": "b", "template": "billing.v1"}}
 
-    result = step_guardrail.handler(event, lambda_context)
+    result = job_validate.handler(event, lambda_context)
 
     assert result["requires_approval"] is requires
     assert entries(run.run_id)[-1][:2] == ("processing", "guardrail")

@@ -52,7 +52,7 @@ def _probe(modules: list[str], after: str = "") -> dict[str, bool]:
 
 def test_given_a_key_configured_when_every_handler_module_is_imported_then_openai_is_not_loaded() -> None:
     modules = [fn.module for fn in TOPOLOGY.functions]
-    assert {"step_classify", "step_draft_reply"} <= set(modules)
+    assert "job_decide" in modules
 
     seen = _probe(modules)
 
@@ -64,9 +64,9 @@ def test_given_a_key_configured_when_every_handler_module_is_imported_then_opena
 def test_given_the_first_decision_then_the_ai_step_loads_openai() -> None:
     # The control: the probe does see openai once the classify step picks its provider (the client is built,
     # nothing is sent), so the test above cannot pass by looking in the wrong place.
-    seen = _probe(["step_classify"], after=(
+    seen = _probe(["job_decide"], after=(
         "from interlock.wiring import decision_runner\n"
         "assert decision_runner().provider().name == 'openai'\n"
         "seen['after the first decision'] = 'openai' in sys.modules"))
 
-    assert seen == {"step_classify": False, "after the first decision": True}
+    assert seen == {"job_decide": False, "after the first decision": True}

@@ -14,8 +14,8 @@ from interlock.ai.context import (
 )
 from interlock.ai.decision import DecisionPoint
 from interlock.ai.prompts import load_policy, load_prompt
-from interlock.workflows import triage_decisions
-from interlock.workflows.triage_decisions import CLASSIFY_TICKET, DRAFT_REPLY
+from interlock.workflows.support_triage import decisions as triage_decisions
+from interlock.workflows.support_triage.decisions import CLASSIFY_TICKET, DRAFT_REPLY
 
 SYSTEM = "You classify support tickets."
 DOMAIN = "Refunds are decided by a person."

@@ -27,7 +27,7 @@ from interlock.ai.runner import DEFAULT_RATE_LIMIT_PAUSE, DecisionRunner
 from interlock.models import EntryState, RunStatus, RunView, TimelineEntry, run_id_for
 from interlock.observability import logger, metrics
 from interlock.settings import AiSettings
-from interlock.workflows.triage_decisions import CLASSIFY_TICKET, TicketClassificationOutput
+from interlock.workflows.support_triage.decisions import CLASSIFY_TICKET, TicketClassificationOutput
 
 from unit.fakes import RecordingTimeline
 

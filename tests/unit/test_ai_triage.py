@@ -19,8 +19,8 @@ from interlock.models import run_id_for
 from interlock.outgoing import OutsiderPart
 from interlock.settings import AiSettings
 from interlock.topology import TOPOLOGY, DeploymentSettings
-from interlock.workflows import triage
-from interlock.workflows.triage_decisions import CLASSIFY_TICKET, DRAFT_REPLY
+from interlock.workflows.support_triage import triage
+from interlock.workflows.support_triage.decisions import CLASSIFY_TICKET, DRAFT_REPLY
 
 from unit.fakes import RecordingTimeline, offline_runner
 
@@ -288,7 +288,7 @@ def test_given_openai_base_url_in_a_laptops_environment_then_it_is_the_setting_a
     from interlock.local.env import Deployed
 
     deployed = Deployed(table_name="t", api_url="http://127.0.0.1:8000", secret_prefix="p/")
-    classify = TOPOLOGY.function("triage_classify")
+    classify = TOPOLOGY.function("job_decide")
 
     with_url = function_environment(classify, deployed, {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
     without = function_environment(classify, deployed, {})

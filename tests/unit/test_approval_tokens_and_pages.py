@@ -303,8 +303,8 @@ def test_given_the_approval_request_when_mailed_then_the_message_names_its_real_
     from interlock.approvals import ApprovalRequestInput, ApprovalService, RequestSettings
 
     service = ApprovalService(Store(), Timeline(), None)  # type: ignore[arg-type]
-    data = ApprovalRequestInput(run_id="run-1", task_token="t", ticket={"subject": FORGED}, classification={},
-                                account={}, draft={}, guardrail={"reasons": []})
+    data = ApprovalRequestInput(run_id="run-1", task_token="t", context={
+        "ticket": {"subject": FORGED}, "classification": {}, "account": {}, "draft": {}, "guardrail": {"reasons": []}})
     service.request(data, RequestSettings("https://a.example", "ap@example.com", "s@example.com", 60), Recording())
 
     assert re.fullmatch(r"https://a\.example/approvals/[A-Za-z0-9_-]{43}", Recording.headers[APPROVAL_LINK_HEADER])

@@ -76,7 +76,7 @@ def test_given_the_asl_then_every_retried_error_name_is_a_retryable_domain_error
         for state in asl["States"].values()
         for retry in state.get("Retry", [])
         for name in retry["ErrorEquals"]
-        if not name.startswith(("Lambda.", "States.", "Sandbox."))  # the service's own error names
+        if not name.startswith(("Lambda.", "States.", "Sandbox.", "StepFunctions."))  # the services' own names
     }
     classes = {c.__name__: c for c in (TransientError, CrmUnavailable, HelpdeskUnavailable)}
     assert names == set(classes)

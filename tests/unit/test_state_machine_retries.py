@@ -16,13 +16,17 @@ NO_TIMEOUT_RETRY = {
 
 
 def _states() -> dict[str, Any]:
-    definition = json.loads(TOPOLOGY.state_machine("support_triage").definition_path.read_text())
-    return definition["States"]
+    """The states of both triage machines (the automatic path and the wait): their names do not overlap but for
+    the outcome recorders, which are the same tasks."""
+    states: dict[str, Any] = {}
+    for name in ("support_triage", "support_triage-wait"):
+        states.update(json.loads(TOPOLOGY.state_machine(name).definition_path.read_text())["States"])
+    return states
 
 
 def _lambda_tasks() -> dict[str, Any]:
     return {name: state for name, state in _states().items() if state["Type"] == "Task"
-            and ("FunctionArn}" in state["Resource"] or state["Resource"].startswith("arn:aws:states:::lambda:"))}
+            and (state["Resource"].startswith("${Worker_") or state["Resource"].startswith("arn:aws:states:::lambda:"))}
 
 
 def _retried(state: dict[str, Any]) -> set[str]:

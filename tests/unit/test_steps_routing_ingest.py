@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from interlock.errors import CrmUnavailable, MissingData
 from interlock.ingest.service import IngestService, RawRequest
+from interlock.kit.registry import routes
 from interlock.models import EntryState, Envelope, run_id_for, utcnow
-from interlock.routing import ROUTES, Router, StepFunctionsEngine, UnknownWorkflow, route_for
+from interlock.routing import Router, StepFunctionsEngine, UnknownWorkflow, route_for
 from interlock.settings import IngestSettings
 from interlock.steps import StepInput, run_step
 from interlock.timeline import DedupeRecord
@@ -133,7 +134,7 @@ def test_the_route_table_sends_form_support_tickets_to_support_triage_and_nothin
     assert route_for("form", "support.ticket") == "support_triage"
     assert route_for("form", "support.other") is None
     assert route_for("stripe", "support.ticket") is None
-    assert ROUTES == {("form", "support.ticket"): "support_triage"}
+    assert routes()[("form", "support.ticket")] == "support_triage"
 
 
 def test_given_a_routed_event_when_routed_then_processing_is_recorded_before_the_execution_named_by_run_id():

@@ -12,8 +12,9 @@ from interlock.connectors.crm import Account, HttpCrm
 from interlock.connectors.helpdesk import HttpHelpdesk
 from interlock.decisions import TEMPLATES, Classification, template_name
 from interlock.errors import CrmUnavailable, HelpdeskRejected, MissingData, NotConfigured
+from interlock.kit import outcomes
 from interlock.models import EntryState, Envelope, run_id_for
-from interlock.workflows import triage
+from interlock.workflows.support_triage import triage
 from pydantic import ValidationError
 
 from unit.fakes import RecordingTimeline, offline_runner
@@ -268,7 +269,11 @@ def lambda_error(name: str, message: str) -> dict[str, str]:
 
 
 def outcome(store: RecordingTimeline, **fields: Any) -> dict[str, Any]:
-    return triage.record_outcome(triage.OutcomeInput(run_id=RUN_ID, **fields), store)
+    from interlock.kit.context import Services, StepContext
+
+    ctx = StepContext(run_id=RUN_ID, attempt=fields.get("attempt", 0), workflow="support_triage", step="record",
+                      deadline=None, services=Services(timeline=store))  # type: ignore[arg-type]
+    return outcomes.record(outcomes.OutcomeInput(run_id=RUN_ID, **fields), ctx)
 
 
 def test_given_a_failed_step_when_recorded_then_the_run_fails_with_the_steps_reason():
@@ -291,9 +296,10 @@ def test_given_a_partial_fetch_when_recorded_then_a_processing_entry_notes_it_an
     store = RecordingTimeline()
     exc = CrmUnavailable("CRM answered 503", step="fetch_account", status=503)
 
-    result = outcome(store, kind="partial", step="fetch_account", error=lambda_error("CrmUnavailable", str(exc)))
+    result = outcome(store, kind="partial", continued_without="fetch_account",
+                     error=lambda_error("CrmUnavailable", str(exc)))
 
-    assert result == triage.AccountContext(found=False, partial=True, reason="crm_unavailable").model_dump(mode="json")
+    assert result == {"found": False, "partial": True, "reason": "crm_unavailable"}
     # the result feeds DraftReply's `account` input as is
     assert triage.AccountContext.model_validate(result).partial is True
     [(_, entry, _)] = store.entries
@@ -307,7 +313,8 @@ def test_given_a_partial_fetch_when_recorded_then_a_processing_entry_notes_it_an
 def test_given_a_fetch_that_timed_out_when_recorded_partial_then_the_reason_is_timeout():
     store = RecordingTimeline()
 
-    result = outcome(store, kind="partial", step="fetch_account", error={"Error": "States.Timeout", "Cause": ""})
+    result = outcome(store, kind="partial", continued_without="fetch_account",
+                     error={"Error": "States.Timeout", "Cause": ""})
 
     assert result["reason"] == "timeout"
 
@@ -350,7 +357,7 @@ def test_given_no_error_at_all_when_recorded_failed_then_the_reason_is_unknown_e
 @pytest.mark.parametrize("kind", ["completed", "", "FAILED", "failed; drop"])
 def test_given_an_unknown_outcome_kind_when_parsed_then_it_is_refused(kind):
     with pytest.raises(ValidationError):
-        triage.OutcomeInput(run_id=RUN_ID, kind=kind)
+        outcomes.OutcomeInput(run_id=RUN_ID, kind=kind)
 
 
 # -- outsider text in the draft: cleaned, declared, checked ------------------------------------------------------

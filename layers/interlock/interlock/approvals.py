@@ -23,7 +23,7 @@ from email.message import EmailMessage
 from enum import StrEnum
 from typing import Any, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from interlock import aws
 from interlock.models import EntryState, TimelineEntry
@@ -77,12 +77,13 @@ class ApprovalRecord(BaseModel):
 
 
 class ApprovalRequestInput(StepInput):
+    """The wait's task: its token, why a person must decide (the guardrail's reasons) and what the approval page
+    shows (``context``: the workflow's own fields, e.g. the ticket, its draft and the guardrail's result)."""
+
     task_token: str
-    ticket: dict[str, Any]
-    classification: dict[str, Any]
-    account: dict[str, Any]
-    draft: dict[str, Any]
-    guardrail: dict[str, Any]
+    workflow: str = ""
+    reasons: list[str] = Field(default_factory=list)
+    context: dict[str, Any]
 
 
 # -- ports ------------------------------------------------------------------------------------------------
@@ -253,13 +254,7 @@ class ApprovalService:
             status=ApprovalStatus.PENDING,
             created_at=now,
             deadline=now + settings.ttl_seconds,
-            context={
-                "ticket": data.ticket,
-                "classification": data.classification,
-                "account": data.account,
-                "draft": data.draft,
-                "guardrail": data.guardrail,
-            },
+            context={**data.context, "workflow": data.workflow},
         )
         self.store.put(record)
         from interlock import approval_pages
@@ -275,7 +270,7 @@ class ApprovalService:
                 state=EntryState.PENDING_APPROVAL,
                 step="approval",
                 attempt=data.attempt,
-                details={"reasons": data.guardrail.get("reasons", []), "approver": settings.approver_email,
+                details={"reasons": data.reasons, "approver": settings.approver_email,
                          "expires_at": expires, "email_message_id": message_id},
             ),
         )

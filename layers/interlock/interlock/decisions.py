@@ -2,7 +2,7 @@
 behind their offline answers: the keyword rules and the vetted reply templates.
 
 The decision points themselves (prompts, output schemas, thresholds) are declared in
-:mod:`interlock.workflows.triage_decisions`, which only the steps that decide import, so the AI layer costs
+:mod:`interlock.workflows.support_triage.decisions`, which only the steps that decide import, so the AI layer costs
 the other steps nothing at cold start. Code around a decision validates its output and acts on it; the
 decision itself never executes anything.
 """

@@ -19,14 +19,13 @@ from interlock.models import EntryState, Envelope, TimelineEntry
 from interlock.observability import count, logger
 from interlock.timeline import TimelineStore
 
-# (source, event type) -> workflow name (a state machine of the topology)
-ROUTES: dict[tuple[str, str], str] = {
-    ("form", "support.ticket"): "support_triage",
-}
-
 
 def route_for(source: str, event_type: str) -> str | None:
-    return ROUTES.get((source, event_type))
+    """The workflow an event starts: the routing table is made of the workflows' triggers
+    (:func:`interlock.kit.registry.routes`)."""
+    from interlock.kit.registry import routes
+
+    return routes().get((source, event_type))
 
 
 @dataclass(frozen=True)

@@ -58,8 +58,16 @@ class IngestSettings(TableSettings):
 
 
 class RouterSettings(TableSettings):
-    state_machine_support_triage: str = Field(min_length=1)
+    # {"<workflow>": "<ARN of its automatic state machine>"} (JSON): the machine the router starts for each workflow.
+    state_machine_arns: dict[str, str] = Field(min_length=1)
     approval_timeout_seconds: int = Field(default=72 * 3600, gt=0)
+
+    @field_validator("state_machine_arns", mode="before")
+    @classmethod
+    def _json(cls, value: object) -> object:
+        import json
+
+        return json.loads(value) if isinstance(value, str) else value
 
 
 class ReplaySettings(TableSettings):
@@ -166,3 +174,9 @@ def load(cls: type[S]) -> S:
             for err in exc.errors()
         )
         raise SettingsError(f"invalid settings for {cls.__name__}: {problems}") from exc
+
+
+class EffectSettings(TableSettings):
+    # How long an effect started by another attempt is taken to be still in progress; after that, the attempt
+    # is taken to have died and the effect is redone with the same idempotency key. At least the worker's timeout.
+    effect_stale_seconds: float = Field(default=60.0, gt=0)

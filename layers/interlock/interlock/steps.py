@@ -12,7 +12,8 @@ leave one, so the next attempt does, reason ``no_answer``: each attempt's ``retr
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -37,6 +38,16 @@ class StepInput(BaseModel):
 _context: ContextVar[Any] = ContextVar("lambda_context", default=None)
 
 
+@contextmanager
+def lambda_context(context: Any) -> Iterator[None]:
+    """Make ``context`` the running step's Lambda context (what :func:`deadline` reads)."""
+    token = _context.set(context)
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
 def deadline() -> float | None:
     """The ``time.monotonic()`` by which the running step must return (its Lambda timeout), if known."""
     context = _context.get()
@@ -58,11 +69,13 @@ def run_step(
     store: TimelineStore,
     summary: Callable[[OutT], dict[str, Any]] | None = None,
     state: EntryState = EntryState.PROCESSING,
+    finish: Callable[[InT, OutT], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """Validate the event, run ``work`` on it, record the result (or, with ``finish``, let it record and answer)."""
     data = input_model.model_validate(event)
     if data.attempt > 0:
         previous = data.attempt - 1
-        _retried_once(store, data.run_id, step, previous, {
+        retried_once(store, data.run_id, step, previous, {
             "reason": "no_answer",
             "message": f"attempt {previous} ended without an answer (the function timed out, ran out of memory or "
                        "crashed); retried",
@@ -72,39 +85,17 @@ def run_step(
         result = work(data)
     except StepError as exc:
         if exc.retryable:
-            _retried_once(store, data.run_id, step, data.attempt, {
+            retried_once(store, data.run_id, step, data.attempt, {
                 "reason": exc.reason, "message": exc.message, "retry_count": data.attempt, **exc.details})
         logger.warning("step failed", extra={"step": step, "reason": exc.reason, "attempt": data.attempt})
         raise
+    if finish is not None:
+        return finish(data, result)
     details = summary(result) if summary else result.model_dump(mode="json")
     store.record(data.run_id, TimelineEntry(state=state, step=step, attempt=data.attempt, details=details))
     return result.model_dump(mode="json")
 
 
-def _retried_once(store: TimelineStore, run_id: str, step: str, attempt: int, details: dict[str, Any]) -> None:
+def retried_once(store: TimelineStore, run_id: str, step: str, attempt: int, details: dict[str, Any]) -> None:
     entry = TimelineEntry(state=EntryState.RETRIED, step=step, attempt=attempt, details=details)
     store.record_once(run_id, entry, key=f"retried:{run_id}:{step}:{attempt}")
-
-
-def step_handler(
-    step: str,
-    input_model: type[InT],
-    work: Callable[[InT], OutT],
-    summary: Callable[[OutT], dict[str, Any]] | None = None,
-    state: EntryState = EntryState.PROCESSING,
-) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """A Step Functions task handler: Powertools logging (correlation id = run id), metrics, tracing."""
-    from interlock.observability import metrics, tracer
-    from interlock.wiring import timeline_store
-
-    @logger.inject_lambda_context(correlation_id_path="run_id", clear_state=True)
-    @tracer.capture_lambda_handler(capture_response=False)
-    @metrics.log_metrics
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        token = _context.set(context)
-        try:
-            return run_step(step, event, input_model, work, timeline_store(), summary, state)
-        finally:
-            _context.reset(token)
-
-    return handler

@@ -28,10 +28,11 @@ import os
 import secrets
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from interlock import aws
 from interlock.models import (
@@ -46,6 +47,9 @@ from interlock.models import (
     TimelineEntry,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from interlock.kit.ledger import PendingEffect
 
 RUN_RETENTION_SECONDS = int(os.environ.get("INTERLOCK_RUN_RETENTION_DAYS", "90")) * 24 * 3600
 # A kept envelope larger than this once compressed (DynamoDB's item limit is 400 KB, names included) is kept
@@ -110,8 +114,10 @@ class TimelineStore(Protocol):
         """Undo :meth:`create_run_once` for a run that could not be queued; with a ``token``, only while that
         acceptance still holds the event (a late original never undoes the records of the one that took over)."""
 
-    def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None) -> None:
-        """Append an entry; move the run's status as the entry says, never out of a terminal status."""
+    def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None,
+               effects: Sequence[PendingEffect] = ()) -> None:
+        """Append an entry; move the run's status as the entry says, never out of a terminal status. ``effects``
+        are confirmed done with the entry, atomically."""
 
     def record_once(self, run_id: str, entry: TimelineEntry, key: str) -> RecordOnce:
         """:meth:`record`, at most once per ``key`` and only for a run that exists, atomically."""
@@ -129,6 +135,21 @@ class TimelineStore(Protocol):
 
     def forget_replay(self, original: str, replay: Envelope) -> None:
         """Undo :meth:`create_replay` for a replay that could not be queued."""
+
+
+def moves_status(entry: TimelineEntry) -> bool:
+    """Whether the entry changes its run's status: not a step's ``processing`` (nor a ``retried``) entry."""
+    status = STATUS_AFTER.get(entry.state)
+    return status is not None and (entry.state is not EntryState.PROCESSING)
+
+
+def _updated_at(head: dict[str, Any], entries: list[dict[str, Any]]) -> datetime:
+    """When the run last changed. A step's ``processing`` entry does not write the run record, so a running run
+    was last updated by its last entry; a terminal run, by the entry that ended it (later entries never move it)."""
+    written = datetime.fromisoformat(head["updated_at"]["S"])
+    if RunStatus(head["status"]["S"]) in TERMINAL_STATUSES or not entries:
+        return written
+    return max(written, datetime.fromisoformat(entries[-1]["at"]["S"]))
 
 
 def run_pk(run_id: str) -> str:
@@ -329,8 +350,23 @@ class DynamoTimelineStore(aws.DynamoTable):
         # A failed condition (another delivery holds the event now) leaves everything as it is.
         self._transact([release, *({"Delete": {"TableName": self.table_name, "Key": k}} for k in keys[:99])])
 
-    def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None) -> None:
-        self.client.put_item(TableName=self.table_name, Item=self._entry_item(run_id, entry))
+    def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None,
+               effects: Sequence[PendingEffect] = ()) -> None:
+        """The entry, and the run record's update when the entry moves the run's status (or names its workflow):
+        a step's ``processing`` entry leaves the run record alone (it is ``processing`` already; its
+        ``updated_at`` is read from the last entry). ``effects``: side effects of the step confirmed ``done`` in
+        the same transaction as its entry (:mod:`interlock.kit.ledger`)."""
+        if effects:
+            from interlock.kit.ledger import confirm_items
+
+            self.client.transact_write_items(TransactItems=[
+                {"Put": {"TableName": self.table_name, "Item": self._entry_item(run_id, entry)}},
+                *confirm_items(self.table_name, run_pk(run_id), list(effects)),
+            ])
+        else:
+            self.client.put_item(TableName=self.table_name, Item=self._entry_item(run_id, entry))
+        if workflow is None and not moves_status(entry):
+            return
         # The run is already terminal (or unknown): the entry stands on the timeline, the status stays.
         with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
             self.client.update_item(TableName=self.table_name, **self._run_update(run_id, entry, workflow))
@@ -562,7 +598,7 @@ class DynamoTimelineStore(aws.DynamoTable):
             source=head.get("source", {}).get("S"),
             event_id=head.get("event_id", {}).get("S"),
             created_at=datetime.fromisoformat(head["created_at"]["S"]),
-            updated_at=datetime.fromisoformat(head["updated_at"]["S"]),
+            updated_at=_updated_at(head, entries),
             replay_of=head.get("replay_of", {}).get("S"),
             replayed_as=head.get("replayed_as", {}).get("S"),
         )

@@ -20,9 +20,11 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
+from interlock.kit import Job, Workflow
+from interlock.kit.connectors import CONNECTORS
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 FUNCTIONS_DIR = REPO_ROOT / "functions"
-STATEMACHINES_DIR = REPO_ROOT / "infra" / "statemachines"
 
 APP_NAME = "interlock"
 METRICS_NAMESPACE = "Interlock"
@@ -32,6 +34,8 @@ class RefKind(StrEnum):
     TABLE_NAME = "table_name"
     QUEUE_URL = "queue_url"
     STATE_MACHINE_ARN = "state_machine_arn"
+    # {"<workflow>": "<ARN of its automatic (Express) state machine>", ...} as JSON: what the router starts.
+    STATE_MACHINE_ARNS = "state_machine_arns"
     FUNCTION_ARN = "function_arn"
     # The URL the API is reached at: the ``public_base_url`` setting (a custom domain, a tunnel) when given,
     # else the API's own (:func:`public_base_url`)
@@ -121,16 +125,29 @@ class Queue:
         return f"{self.name}-dlq"
 
 
+class StateMachineType(StrEnum):
+    EXPRESS = "EXPRESS"  # a run's automatic path: billed by duration, at-least-once, at most five minutes
+    STANDARD = "STANDARD"  # a wait (for a person, an external event): billed by transition, exactly-once
+
+
 @dataclass(frozen=True)
 class StateMachine:
     name: str
-    definition_file: str  # under infra/statemachines/
+    definition_path: Path  # the ASL file (in its workflow's package)
     # ${Placeholder} in the ASL -> the ARN of a function of this topology
     function_substitutions: dict[str, str]
+    type: StateMachineType = StateMachineType.STANDARD
+    # ${Placeholder} in the ASL -> the ARN of another state machine of this topology (by name, not reference:
+    # a workflow's two machines start each other)
+    state_machine_substitutions: dict[str, str] = field(default_factory=dict)
+    workflow: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "definition_path", Path(self.definition_path))
 
     @property
-    def definition_path(self) -> Path:
-        return STATEMACHINES_DIR / self.definition_file
+    def definition_file(self) -> str:
+        return self.definition_path.name
 
     def functions(self) -> list[str]:
         return list(self.function_substitutions.values())
@@ -150,7 +167,10 @@ class ExecutionWatch:
 
     name: str
     function: str  # fed the EventBridge event, invoked asynchronously
-    state_machines: tuple[str, ...]
+    state_machines: tuple[str, ...]  # Standard machines: their EventBridge status-change events
+    # Express machines send no events: their log groups (level ERROR) feed a CloudWatch Logs subscription filter on
+    # the execution-ended records, delivered to the same function.
+    express_state_machines: tuple[str, ...] = ()
     statuses: tuple[str, ...] = EXECUTION_STOPPED_UNSUCCESSFULLY
     retry_attempts: int = 8  # EventBridge's retries when it cannot deliver to the function
     max_event_age_seconds: int = 24 * 3600  # how long EventBridge keeps trying, then the event goes to the DLQ
@@ -218,6 +238,18 @@ class Topology:
     webhook_sources: tuple[WebhookSource, ...]
     secret_prefix: str = "interlock/webhooks/"
     execution_watches: tuple[ExecutionWatch, ...] = ()
+
+    def check_budgets(self) -> dict[str, float]:
+        """Each Express machine's worst case in seconds (:mod:`interlock.kit.budget`); raises ``OverBudget`` for
+        one that could outlast Express's cap. Both realisations call it before they build anything."""
+        from interlock.kit.budget import check
+
+        return {
+            sm.name: check(sm.name, sm.definition_path.read_text(encoding="utf-8"),
+                           {f"${{{p}}}": self.function(f).timeout_seconds
+                            for p, f in sm.function_substitutions.items()})
+            for sm in self.state_machines if sm.type is StateMachineType.EXPRESS
+        }
 
     def function(self, name: str) -> Function:
         for fn in self.functions:
@@ -317,8 +349,8 @@ class Topology:
 # ---------------------------------------------------------------------------------------------------------
 
 INGEST_QUEUE = "ingest"
-SUPPORT_TRIAGE = "support_triage"
 EXECUTION_FAILURES = "execution_failures"
+WAIT_SUFFIX = "-wait"  # a workflow's Standard machine is named <workflow>-wait
 
 # Every webhook source: POST /webhooks/<name>, its secret <secret_prefix><name>, verified by its scheme.
 WEBHOOK_SOURCES = (
@@ -339,6 +371,8 @@ UNSET_WHEN_EMPTY = frozenset({"OPENAI_BASE_URL"})
 _TABLE = Ref(RefKind.TABLE_NAME)
 _COMMON_ENV: dict[str, str | Ref] = {
     "INTERLOCK_TABLE_NAME": _TABLE,
+    # Workflow packages beyond interlock.workflows.* (interlock.kit.registry): the router and workers load them.
+    "INTERLOCK_EXTRA_WORKFLOWS": Ref(RefKind.SETTING, "extra_workflows"),
     "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
     # The Powertools Tracer (X-Ray SDK) costs ~0.4 s of cold start; Lambda active tracing is on regardless.
     "POWERTOOLS_TRACE_DISABLED": Ref(RefKind.SETTING, "powertools_trace_disabled"),
@@ -349,12 +383,6 @@ _WRITE = Grant(Access.TABLE_WRITE)
 
 def _env(**extra: str | Ref) -> dict[str, str | Ref]:
     return {**_COMMON_ENV, **extra}
-
-
-def _step(name: str, module: str, description: str, *grants: Grant, timeout: int = 10,
-          **env: str | Ref) -> Function:
-    return Function(name=name, module=module, description=description,
-                    grants=(_READ, _WRITE, *grants), env=_env(**env), timeout_seconds=timeout)
 
 
 def _ai_env() -> dict[str, str | Ref]:
@@ -368,13 +396,90 @@ def _ai_env() -> dict[str, str | Ref]:
     }
 
 
-# A function that calls a model: time for its tiers (each call's timeout is cut to what is left) and the
+# A function that calls a model: time for its tiers (each call's timeout is cut to what is left: 20 s for the first
+# by default, what remains for the next) within Express's five minutes for the whole automatic path, and the
 # memory (so the CPU) to import the openai SDK quickly on a cold start.
-_AI_TIMEOUT_SECONDS = 90
+_AI_TIMEOUT_SECONDS = 30
 _AI_MEMORY_MB = 1024
 
 
-def build() -> Topology:
+# A worker's Lambda timeout by job: a decision's tiers share the time left (each call is cut to it); a
+# connector call has its own timeouts inside. The automatic path's worst case must fit Express's five minutes
+# (interlock.kit.budget, checked by both realisations).
+_WORKER_TIMEOUT_SECONDS = {Job.DECIDE: _AI_TIMEOUT_SECONDS, Job.QUERY: 10, Job.ACT: 10, Job.NOTIFY: 10,
+                           Job.APPROVE: 10, Job.VALIDATE: 5, Job.RECORD: 5}
+_WORKER_DESCRIPTION = {
+    Job.VALIDATE: "Worker: validate, extract and check by deterministic rules, for every workflow",
+    Job.DECIDE: "Worker: AI decision points (the only reader of the model key), for every workflow",
+    Job.QUERY: "Worker: connector reads (CRM lookups, enrichment), for every workflow",
+    Job.ACT: "Worker: writes to systems of record, each once, for every workflow",
+    Job.NOTIFY: "Worker: messages (Slack, email), each once, for every workflow",
+    Job.APPROVE: "Worker: ask a person (a hashed one-time link by email), the waits' task",
+    Job.RECORD: "Worker: record a run's outcome (failed, rejected, escalated) or a partial step",
+}
+
+
+def _worker(job: Job, workflows: tuple[Workflow, ...]) -> Function:
+    """The worker of ``job``: the table, plus what its kind of job needs and nothing else."""
+    grants: list[Grant] = [_READ, _WRITE]
+    env: dict[str, str | Ref] = _env()
+    for name in sorted({n for wf in workflows for n in wf.settings}):
+        env[f"INTERLOCK_{name.upper()}"] = Ref(RefKind.SETTING, name)
+    for connector in CONNECTORS.values():
+        if job in connector.jobs:
+            env.update({f"INTERLOCK_{n.upper()}": Ref(RefKind.SETTING, n) for n in connector.settings})
+    memory = 256
+    if job is Job.DECIDE:
+        grants.append(Grant(Access.AI_KEY_READ))
+        env.update(_ai_env())
+        memory = _AI_MEMORY_MB
+    if job in (Job.NOTIFY, Job.APPROVE):
+        grants.append(Grant(Access.SES_SEND))
+    if job is Job.APPROVE:
+        env.update(INTERLOCK_PUBLIC_BASE_URL=Ref(RefKind.API_URL),
+                   INTERLOCK_APPROVER_EMAIL=Ref(RefKind.SETTING, "approver_email"),
+                   INTERLOCK_SENDER_EMAIL=Ref(RefKind.SETTING, "sender_email"),
+                   INTERLOCK_APPROVAL_TTL_SECONDS=Ref(RefKind.SETTING, "approval_ttl_seconds"),
+                   INTERLOCK_APPROVAL_TIMEOUT_SECONDS=Ref(RefKind.SETTING, "approval_timeout_seconds"))
+    timeout = _WORKER_TIMEOUT_SECONDS[job]
+    if job in (Job.ACT, Job.NOTIFY, Job.APPROVE):
+        # An effect started longer ago than any effect worker can run was abandoned by its attempt
+        # (interlock.kit.ledger); one value for all of them (the local runtime shares one environment).
+        env["INTERLOCK_EFFECT_STALE_SECONDS"] = str(max(_WORKER_TIMEOUT_SECONDS[j] for j in
+                                                        (Job.ACT, Job.NOTIFY, Job.APPROVE)) + 5)
+    return Function(name=f"job_{job.value}", module=f"job_{job.value}", description=_WORKER_DESCRIPTION[job],
+                    grants=tuple(grants), env=env, timeout_seconds=timeout, memory_mb=memory)
+
+
+_WORKER_PLACEHOLDER = re.compile(r"\$\{Worker_([a-z]+)\}")
+_MACHINE_PLACEHOLDER = re.compile(r"\$\{StateMachine_(automatic|wait)\}")
+
+
+def _machine(workflow: Workflow, kind: str) -> StateMachine:
+    """One of a workflow's two state machines, its placeholders mapped to workers and to its other machine."""
+    path = workflow.definition_path(kind)
+    text = path.read_text(encoding="utf-8")
+    names = {"automatic": workflow.name, "wait": f"{workflow.name}{WAIT_SUFFIX}"}
+    return StateMachine(
+        name=names[kind],
+        definition_path=path,
+        type=StateMachineType.EXPRESS if kind == "automatic" else StateMachineType.STANDARD,
+        function_substitutions={f"Worker_{job}": f"job_{job}"
+                                for job in sorted(set(_WORKER_PLACEHOLDER.findall(text)))},
+        state_machine_substitutions={f"StateMachine_{other}": names[other]
+                                     for other in sorted(set(_MACHINE_PLACEHOLDER.findall(text)))},
+        workflow=workflow.name,
+    )
+
+
+def build(extra_workflows: str | None = None) -> Topology:
+    """The deployment, with every workflow of the registry (and the packages ``extra_workflows`` names;
+    default: the ``INTERLOCK_EXTRA_WORKFLOWS`` environment variable)."""
+    from interlock.kit import registry
+
+    workflows = tuple(registry.workflows(extra_workflows).values())
+    automatic = [wf.name for wf in workflows]
+    waiting = [f"{wf.name}{WAIT_SUFFIX}" for wf in workflows if wf.wait]
     functions = (
         Function(
             name="webhook_ingest",
@@ -412,7 +517,7 @@ def build() -> Topology:
             name="approvals_api",
             module="http_approvals",
             description="GET/HEAD/POST /approvals/{token}: show an approval, decide it once",
-            grants=(_READ, _WRITE, Grant(Access.STATES_CALLBACK, SUPPORT_TRIAGE)),
+            grants=(_READ, _WRITE, *(Grant(Access.STATES_CALLBACK, name) for name in waiting)),
             env=_env(),
             # An approver's click is answered whatever else is busy.
             reserved_concurrency=5,
@@ -421,40 +526,14 @@ def build() -> Topology:
             name="ingest_router",
             module="queue_router",
             description="Ingest queue consumer: route each envelope to its workflow, one execution per run",
-            grants=(_READ, _WRITE, Grant(Access.STATES_START, SUPPORT_TRIAGE)),
+            grants=(_READ, _WRITE, *(Grant(Access.STATES_START, name) for name in automatic)),
             env=_env(
-                INTERLOCK_STATE_MACHINE_SUPPORT_TRIAGE=Ref(RefKind.STATE_MACHINE_ARN, SUPPORT_TRIAGE),
+                INTERLOCK_STATE_MACHINE_ARNS=Ref(RefKind.STATE_MACHINE_ARNS),
                 INTERLOCK_APPROVAL_TIMEOUT_SECONDS=Ref(RefKind.SETTING, "approval_timeout_seconds"),
             ),
             timeout_seconds=30,
             reserved_concurrency=5,  # = the ingest queue's maximum_concurrency
         ),
-        _step("triage_validate", "step_validate", "Triage: check the ticket has what the workflow needs"),
-        replace(
-            _step("triage_classify", "step_classify", "Triage: decide the ticket's category and confidence (AI)",
-                  Grant(Access.AI_KEY_READ), timeout=_AI_TIMEOUT_SECONDS, **_ai_env(),
-                  INTERLOCK_APPROVAL_MIN_CONFIDENCE=Ref(RefKind.SETTING, "approval_min_confidence")),
-            memory_mb=_AI_MEMORY_MB),
-        _step("triage_fetch_account", "step_fetch_account", "Triage: account context from the CRM",
-              timeout=15, INTERLOCK_CRM_BASE_URL=Ref(RefKind.SETTING, "crm_base_url")),
-        replace(
-            _step("triage_draft_reply", "step_draft_reply", "Triage: draft the reply (AI)",
-                  Grant(Access.AI_KEY_READ), timeout=_AI_TIMEOUT_SECONDS, **_ai_env()),
-            memory_mb=_AI_MEMORY_MB),
-        _step("triage_guardrail", "step_guardrail", "Triage: deterministic rules that send a run to a human",
-              INTERLOCK_APPROVAL_MIN_CONFIDENCE=Ref(RefKind.SETTING, "approval_min_confidence")),
-        _step("approval_request", "step_request_approval",
-              "Approval: store a hashed one-time link and email it to the approver",
-              Grant(Access.SES_SEND),
-              INTERLOCK_PUBLIC_BASE_URL=Ref(RefKind.API_URL),
-              INTERLOCK_APPROVER_EMAIL=Ref(RefKind.SETTING, "approver_email"),
-              INTERLOCK_SENDER_EMAIL=Ref(RefKind.SETTING, "sender_email"),
-              INTERLOCK_APPROVAL_TTL_SECONDS=Ref(RefKind.SETTING, "approval_ttl_seconds"),
-              INTERLOCK_APPROVAL_TIMEOUT_SECONDS=Ref(RefKind.SETTING, "approval_timeout_seconds")),
-        _step("triage_send_reply", "step_send_reply", "Triage: send the reply through the helpdesk",
-              timeout=15, INTERLOCK_HELPDESK_BASE_URL=Ref(RefKind.SETTING, "helpdesk_base_url")),
-        _step("run_recorder", "step_record_outcome",
-              "Record a run's terminal outcome (failed, rejected, escalated) or a partial step"),
         Function(
             name="run_watchdog",
             module="events_execution_status",
@@ -462,6 +541,7 @@ def build() -> Topology:
             grants=(_READ, _WRITE),
             env=_env(),
         ),
+        *(_worker(job, workflows) for job in Job),
     )
     routes = (
         Route("POST", "/webhooks/{source}", "webhook_ingest"),
@@ -478,28 +558,16 @@ def build() -> Topology:
         Queue(name=INGEST_QUEUE, consumer="ingest_router", batch_size=10, visibility_timeout_seconds=180,
               max_receive_count=5, maximum_concurrency=5),
     )
-    state_machines = (
-        StateMachine(
-            name=SUPPORT_TRIAGE,
-            definition_file="support_triage.asl.json",
-            function_substitutions={
-                "ValidateFunctionArn": "triage_validate",
-                "ClassifyFunctionArn": "triage_classify",
-                "FetchAccountFunctionArn": "triage_fetch_account",
-                "DraftReplyFunctionArn": "triage_draft_reply",
-                "GuardrailFunctionArn": "triage_guardrail",
-                "RequestApprovalFunctionArn": "approval_request",
-                "SendReplyFunctionArn": "triage_send_reply",
-                "RecordOutcomeFunctionArn": "run_recorder",
-            },
-        ),
-    )
+    state_machines = tuple(
+        _machine(wf, kind) for wf in workflows for kind in ("automatic", "wait") if kind == "automatic" or wf.wait)
     # The safety net under every workflow's Catch blocks (interlock/watchdog.py): an execution that stops
     # unsuccessfully outside them (States.Runtime, the recorder failing, an operator's abort, a timeout)
     # still ends its run, recorded with a reason.
     execution_watches = (
-        ExecutionWatch(name=EXECUTION_FAILURES, function="run_watchdog",
-                       state_machines=tuple(sm.name for sm in state_machines)),
+        ExecutionWatch(
+            name=EXECUTION_FAILURES, function="run_watchdog",
+            state_machines=tuple(sm.name for sm in state_machines if sm.type is StateMachineType.STANDARD),
+            express_state_machines=tuple(sm.name for sm in state_machines if sm.type is StateMachineType.EXPRESS)),
     )
     return Topology(
         table=Table(),
@@ -518,6 +586,9 @@ TOPOLOGY = build()
 @dataclass(frozen=True)
 class DeploymentSettings:
     """Values behind ``Ref(RefKind.SETTING, name)``; CDK reads them from context, local from env."""
+
+    # Workflow packages beyond interlock.workflows.*, import paths comma-separated (docs/workflows.md).
+    extra_workflows: str = ""
 
     # Further webhook sources, name=scheme comma-separated (Topology.with_extra_webhook_sources).
     extra_webhook_sources: str = ""

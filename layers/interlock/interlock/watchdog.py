@@ -86,6 +86,48 @@ class ExecutionStatusChange(BaseModel):
     detail: ExecutionStatusDetail
 
 
+# An Express execution's end, as its log group records it (level ERROR), delivered by a subscription filter.
+_LOG_STATUS = {"ExecutionFailed": "FAILED", "ExecutionTimedOut": "TIMED_OUT", "ExecutionAborted": "ABORTED"}
+# A run's executions are named after it: "<run id>" and, for the automatic path resumed after a wait,
+# "<run id>-resume".
+RESUME_SUFFIX = "-resume"
+
+
+def run_id_of(execution_name: str) -> str:
+    return execution_name.removesuffix(RESUME_SUFFIX)
+
+
+def from_logs(event: dict[str, Any]) -> list[ExecutionStatusChange]:
+    """The execution endings in a CloudWatch Logs subscription event (``{"awslogs": {"data"}}``) of Express
+    machines' log groups, as the EventBridge events Standard executions send."""
+    import base64
+    import gzip
+    import json
+
+    try:
+        message = json.loads(gzip.decompress(base64.b64decode(event["awslogs"]["data"])))
+    except (KeyError, TypeError, ValueError, OSError) as exc:
+        raise ValueError(f"not a CloudWatch Logs subscription event: {type(exc).__name__}") from None
+    changes = []
+    for log_event in message.get("logEvents", []):
+        record = json.loads(log_event["message"])
+        status = _LOG_STATUS.get(record.get("type", ""))
+        arn = str(record.get("execution_arn", ""))
+        parts = arn.split(":")
+        if status is None or len(parts) < 8:
+            continue
+        details = record.get("details") or {}
+        stopped = int(record.get("event_timestamp") or log_event.get("timestamp") or 0)
+        changes.append(ExecutionStatusChange.model_validate({
+            "id": str(log_event.get("id", "")), "detail-type": DETAIL_TYPE, "source": SOURCE,
+            "time": datetime.fromtimestamp(stopped / 1000, UTC),
+            "detail": {"executionArn": arn, "stateMachineArn": ":".join([*parts[:5], "stateMachine", parts[6]]),
+                       "name": parts[7], "status": status, "stopDate": stopped, "error": details.get("error"),
+                       "cause": details.get("cause"), "redriveCount": int(record.get("redrive_count") or 0)},
+        }))
+    return changes
+
+
 def truncate(text: str | None, limit: int = CAUSE_LIMIT) -> str | None:
     """``text`` cut to at most ``limit`` characters, the cut marked with an ellipsis."""
     if text is None or len(text) <= limit:
@@ -100,7 +142,7 @@ def once_key(detail: ExecutionStatusDetail) -> str:
 
 def record_execution_status(change: ExecutionStatusChange, store: TimelineStore) -> dict[str, Any]:
     detail = change.detail
-    run_id = detail.name
+    run_id = run_id_of(detail.name)
     logger.append_keys(correlation_id=run_id)
     reason = REASONS.get(detail.status)
     if reason is None:

@@ -14,7 +14,7 @@ from interlock.timeline import DynamoTimelineStore, TimelineStore
 
 if TYPE_CHECKING:
     from interlock.ai.runner import DecisionRunner
-    from interlock.approvals import ApprovalService
+    from interlock.approvals import ApprovalService, RequestSettings
     from interlock.connectors.crm import Crm
     from interlock.connectors.helpdesk import Helpdesk
     from interlock.ingest.service import IngestService
@@ -58,7 +58,7 @@ def router() -> Router:
 
     settings = load(RouterSettings)
     return Router(
-        engine=StepFunctionsEngine({"support_triage": settings.state_machine_support_triage}),
+        engine=StepFunctionsEngine(settings.state_machine_arns),
         store=timeline_store(),
         policy={"approval_timeout_seconds": settings.approval_timeout_seconds},
     )
@@ -103,3 +103,13 @@ def decision_runner() -> DecisionRunner:
 
     settings = load(AiSettings)
     return DecisionRunner(ProviderChoice(settings), timeline_store(), settings)
+
+
+@cache
+def approval_request_settings() -> RequestSettings:
+    from interlock.approvals import RequestSettings
+    from interlock.settings import ApprovalRequestSettings
+
+    settings = load(ApprovalRequestSettings)
+    return RequestSettings(public_base_url=settings.public_base_url, approver_email=settings.approver_email,
+                           sender_email=settings.sender_email, ttl_seconds=settings.approval_ttl_seconds)

@@ -14,8 +14,8 @@ the topology and the CDK app read it, and only the worker that runs a step impor
   (:class:`~interlock.kit.context.StepContext`): the decision runner, its connectors, the idempotency ledger.
 * The workflow's automatic path is a Step Functions **Express** state machine (``automatic``); a wait for a
   human or an external event lives in a small **Standard** one (``wait``), started only when a run waits.
-  Both are ASL files in the package, naming workers with ``${Worker:<job>}`` and each other with
-  ``${StateMachine:automatic}`` / ``${StateMachine:wait}`` (docs/workflows.md).
+  Both are ASL files in the package, naming workers with ``${Worker_<job>}`` and each other with
+  ``${StateMachine_automatic}`` / ``${StateMachine_wait}`` (docs/workflows.md).
 
 Platform code never imports a workflow by name: :mod:`interlock.kit.registry` finds them.
 """
@@ -52,9 +52,10 @@ class Step:
     """One task of the workflow: ``run`` is ``"module:function"``, imported by the worker on first use.
 
     ``entry`` is the timeline entry's state when the step succeeds (``processing``; ``completed`` for the step
-    that ends a run). ``summary``, also ``"module:function"``, turns the step's output into the entry's
-    details (default: the whole output). ``connectors`` are the names (``interlock.kit.connectors``) the step
-    may ask its context for; the worker of its job must be one the connector is granted to.
+    that ends a run; ``none`` for a step that records its own entries). ``summary``, also ``"module:function"``,
+    turns the step's output into the entry's details (default: the whole output). ``connectors`` are the names
+    (``interlock.kit.connectors``) the step may ask its context for; the worker of its job must be one the
+    connector is granted to.
     """
 
     name: str
@@ -63,6 +64,14 @@ class Step:
     entry: str = "processing"
     summary: str | None = None
     connectors: tuple[str, ...] = ()
+
+
+# Steps every workflow has without declaring them (interlock.kit.outcomes): the outcome recorder, which the
+# ASL's Catch blocks and end states call, and the wait's approval request.
+PLATFORM_STEPS = (
+    Step("record", Job.RECORD, "interlock.kit.outcomes:record", entry="none"),
+    Step("request_approval", Job.APPROVE, "interlock.kit.outcomes:request_approval", entry="none"),
+)
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,7 @@ class Workflow:
     folder: Path | None = field(default=None, compare=False)  # set by the registry: where the package lives
 
     def step(self, name: str) -> Step:
-        for step in self.steps:
+        for step in (*self.steps, *PLATFORM_STEPS):
             if step.name == name:
                 return step
         raise KeyError(f"workflow {self.name!r} has no step {name!r}")
@@ -92,6 +101,7 @@ class Workflow:
     def jobs(self) -> tuple[Job, ...]:
         """The job types its steps use (and the approval's, when it waits), in declaration order."""
         found = dict.fromkeys(step.job for step in self.steps)
+        found.setdefault(Job.RECORD)
         if self.wait:
             found.setdefault(Job.APPROVE)
         return tuple(found)

@@ -19,7 +19,7 @@ from interlock.local import env as local_env
 from interlock.local import get_logger, persistence
 from interlock.local.functions import ACCOUNT_ID, REGION, LocalLambda, cold_start_reset
 from interlock.local.secrets import render as render_secret
-from interlock.topology import APP_NAME, ExecutionWatch, Queue, StateMachine, Topology
+from interlock.topology import APP_NAME, ExecutionWatch, Queue, StateMachine, StateMachineType, Topology
 from interlock.webhooks.base import SourceSecrets
 
 log = get_logger(__name__)
@@ -33,10 +33,16 @@ def resource_name(name: str) -> str:
     return f"{APP_NAME}-{name}"
 
 
+def state_machine_arn(name: str, region: str = REGION, account: str = ACCOUNT_ID) -> str:
+    """The ARN moto gives the state machine of topology name ``name`` (built from the name, as on AWS)."""
+    return f"arn:aws:states:{region}:{account}:stateMachine:{resource_name(name)}"
+
+
 def render_definition(state_machine: StateMachine, functions: LocalLambda) -> str:
     """The ASL text with every ``${Placeholder}`` replaced; an unknown placeholder is an error."""
     text = state_machine.definition_path.read_text()
     arns = {key: functions.arn(fn) for key, fn in state_machine.function_substitutions.items()}
+    arns.update({key: state_machine_arn(name) for key, name in state_machine.state_machine_substitutions.items()})
     unknown = sorted({m for m in _PLACEHOLDER.findall(text) if m not in arns})
     if unknown:
         raise ValueError(f"{state_machine.definition_file} uses placeholders the topology does not "
@@ -107,6 +113,7 @@ class LocalCloud:
         # Before anything starts: an enabled_sources setting naming an undeclared source stops it here, and so do
         # settings the functions would refuse together (an approval link shorter than the wait for it).
         local_env.check_settings(self.api_url, self.environ)
+        self.topology.check_budgets()  # an automatic path that could outlast Express's five minutes stops here
         self.webhook_sources = self.topology.enabled_sources(
             local_env.setting("enabled_sources", self.api_url, self.environ))
         from moto import mock_aws
@@ -217,6 +224,8 @@ class LocalCloud:
             queue_urls=queue_urls,
             state_machine_arns=machines,
             function_arns={fn.name: self.functions.arn(fn.name) for fn in self.topology.functions},
+            workflow_arns={sm.workflow: machines[sm.name] for sm in self.topology.state_machines
+                           if sm.type is StateMachineType.EXPRESS},
         )
 
     def _create_table(self) -> str:
@@ -298,7 +307,7 @@ class LocalCloud:
             name=resource_name(state_machine.name),
             definition=render_definition(state_machine, self.functions),
             roleArn=STATES_ROLE_ARN,
-            type="STANDARD",
+            type=state_machine.type.value,
         )
         return str(answer["stateMachineArn"])
 

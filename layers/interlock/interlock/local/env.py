@@ -8,6 +8,7 @@ handler reading another function's setting.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -40,6 +41,8 @@ class Deployed:
     queue_urls: dict[str, str] = field(default_factory=dict)
     state_machine_arns: dict[str, str] = field(default_factory=dict)
     function_arns: dict[str, str] = field(default_factory=dict)
+    # workflow -> the ARN of its automatic state machine (what RefKind.STATE_MACHINE_ARNS resolves to, as JSON)
+    workflow_arns: dict[str, str] = field(default_factory=dict)
 
 
 def local_setting_defaults(api_url: str) -> dict[str, str]:
@@ -99,6 +102,8 @@ def resolve(ref: Ref, deployed: Deployed, environ: Mapping[str, str]) -> str:
         return deployed.secret_prefix
     if ref.kind is RefKind.WEBHOOK_SOURCES:
         return deployed.webhook_sources
+    if ref.kind is RefKind.STATE_MACHINE_ARNS:
+        return json.dumps(deployed.workflow_arns, sort_keys=True)
     if ref.kind is RefKind.AI_KEY_SECRET:
         return ""  # a laptop's key is OPENAI_API_KEY in the environment
     if ref.kind is RefKind.SETTING:

@@ -84,6 +84,38 @@ def status_change_event(execution: Mapping[str, Any], region: str, account: str,
     }
 
 
+# What an Express execution's log group holds when it ends unsuccessfully (its log level ERROR).
+LOG_EVENT_TYPES = {"FAILED": "ExecutionFailed", "TIMED_OUT": "ExecutionTimedOut", "ABORTED": "ExecutionAborted"}
+
+
+def logs_subscription_event(execution: Mapping[str, Any], log_group: str, account: str) -> dict[str, Any]:
+    """What a CloudWatch Logs subscription filter delivers to a Lambda function for an Express execution's
+    end: ``{"awslogs": {"data": base64(gzip(JSON))}}`` with one log event, the execution's log record."""
+    import base64
+    import gzip
+
+    stopped = execution.get("stopDate") or datetime.now(UTC)
+    record = {
+        "id": "1",
+        "type": LOG_EVENT_TYPES[execution["status"]],
+        "details": {"error": execution.get("error"), "cause": execution.get("cause")},
+        "previous_event_id": "0",
+        "event_timestamp": str(_millis(stopped)),
+        "execution_arn": execution["executionArn"],
+        "redrive_count": str(execution.get("redriveCount", 0)),
+    }
+    message = {
+        "messageType": "DATA_MESSAGE",
+        "owner": account,
+        "logGroup": log_group,
+        "logStream": f"states/{execution['name']}/{uuid.uuid4().hex}",
+        "subscriptionFilters": ["interlock-express-failures"],
+        "logEvents": [{"id": uuid.uuid4().hex, "timestamp": _millis(stopped), "message": json.dumps(record)}],
+    }
+    data = base64.b64encode(gzip.compress(json.dumps(message).encode())).decode()
+    return {"awslogs": {"data": data}}
+
+
 def invocation_record(event: dict[str, Any], invocation: Invocation, function_arn: str,
                       attempts: int) -> dict[str, Any]:
     """What Lambda sends an on-failure destination once an asynchronous invocation's retries are spent."""
@@ -109,12 +141,14 @@ class ExecutionStatusEvents(Poller):
     def __init__(self, watch: ExecutionWatch, state_machine_arns: Mapping[str, str], invoke: Invoke, sfn: Any,
                  sqs: Any, dlq_url: str, function_arn: str, region: str, account: str,
                  idle_seconds: float = 0.5) -> None:
-        missing = sorted(set(watch.state_machines) - set(state_machine_arns))
+        watched = (*watch.state_machines, *watch.express_state_machines)
+        missing = sorted(set(watched) - set(state_machine_arns))
         if missing:
             raise KeyError(f"execution watch {watch.name!r} watches state machines that do not exist: {missing}")
         super().__init__(f"watch-{watch.name}", idle_seconds)
         self.watch = watch
-        self.arns = [state_machine_arns[name] for name in watch.state_machines]
+        self.arns = [state_machine_arns[name] for name in watched]
+        self.express = {state_machine_arns[name] for name in watch.express_state_machines}
         self.invoke = invoke
         self.sfn = sfn
         self.sqs = sqs
@@ -156,7 +190,12 @@ class ExecutionStatusEvents(Poller):
             event, failures = self._pending[key]
         else:
             described = self.sfn.describe_execution(executionArn=key[0])
-            event, failures = status_change_event(described, self.region, self.account), 0
+            if described["stateMachineArn"] in self.express:
+                name = described["stateMachineArn"].rsplit(":", 1)[-1]
+                event = logs_subscription_event(described, f"/aws/vendedlogs/states/{name}", self.account)
+            else:
+                event = status_change_event(described, self.region, self.account)
+            failures = 0
         invocation = self.invoke(self.watch.function, event)
         if invocation.ok:
             self._pending.pop(key, None)
@@ -170,5 +209,5 @@ class ExecutionStatusEvents(Poller):
         self._done.add(key)
         record = invocation_record(event, invocation, self.function_arn, failures)
         self.sqs.send_message(QueueUrl=self.dlq_url, MessageBody=json.dumps(record))
-        log.warning("%s failed %d times on the %s event of %s; its invocation record is in %s",
-                    self.watch.function, failures, event["detail"]["status"], key[0], self.watch.dlq_name)
+        log.warning("%s failed %d times on the end event of %s; its invocation record is in %s",
+                    self.watch.function, failures, key[0], self.watch.dlq_name)

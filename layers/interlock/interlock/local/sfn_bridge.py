@@ -150,10 +150,46 @@ class LocalLambdaClient:
         return response
 
 
+class ServiceIntegrationClient:
+    """A boto3 client as Step Functions' service integrations call it: with the API's own parameter names.
+
+    An ASL task such as ``arn:aws:states:::states:startExecution`` passes ``StateMachineArn``, ``Name`` and
+    ``Input`` (the API's member names, capitalised); boto3 wants ``stateMachineArn``, ``name``, ``input``. moto's
+    interpreter hands the ASL's names to boto3 unchanged, which refuses them, so every such task failed with
+    ``States.Runtime``. This maps each name onto the operation's member of the same name, case aside, as Step
+    Functions does; the answer and the errors are boto3's own."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if not callable(method) or name.startswith("_") or name in ("meta", "exceptions"):
+            return method
+        model = self._client.meta.service_model
+        operation = next((op for op in model.operation_names if _snake(op) == name), None)
+        if operation is None:
+            return method
+        shape = model.operation_model(operation).input_shape
+        members = {m.lower(): m for m in (shape.members if shape is not None else {})}
+
+        def call(**params: Any) -> Any:
+            return method(**{members.get(key.lower(), key): value for key, value in params.items()})
+
+        return call
+
+
+def _snake(operation: str) -> str:
+    from botocore import xform_name
+
+    return str(xform_name(operation))
+
+
 def install(functions: LocalLambda, on_change: Callable[[], None] | None = None) -> Callable[[], None]:
     """Route moto's Lambda invocations to ``functions``, and follow the registered :class:`ResumePlan`\\ s;
     returns the function that undoes it."""
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_sfn
     from moto.stepfunctions.parser.asl.eval.states import ContextObject
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
@@ -171,6 +207,13 @@ def install(functions: LocalLambda, on_change: Callable[[], None] | None = None)
             return original(region=region, service=service, state_credentials=state_credentials)
 
         lambda_eval_utils.boto_client_for = boto_client_for
+        original_sfn_client = state_task_service_sfn.boto_client_for
+
+        def sfn_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+            return ServiceIntegrationClient(original_sfn_client(region=region, service=service,
+                                                                state_credentials=state_credentials))
+
+        state_task_service_sfn.boto_client_for = sfn_client_for
 
         original_entrypoint = ExecutionWorker._get_evaluation_entrypoint
         original_token = ContextObject.update_task_token
@@ -196,6 +239,7 @@ def install(functions: LocalLambda, on_change: Callable[[], None] | None = None)
         with _install_lock:
             if _installed and lambda_eval_utils.boto_client_for is boto_client_for:
                 lambda_eval_utils.boto_client_for = _installed.pop()
+                state_task_service_sfn.boto_client_for = original_sfn_client
                 ExecutionWorker._get_evaluation_entrypoint = original_entrypoint  # type: ignore[method-assign]
                 ContextObject.update_task_token = original_token  # type: ignore[method-assign]
             with _plans_lock:

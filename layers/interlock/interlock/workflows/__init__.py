@@ -1,1 +1,2 @@
-"""Workflows: the logic of each Step Functions task, one pydantic input and one output per step."""
+"""The workflows: one package each (``<name>/__init__.py`` declares ``WORKFLOW``), found by
+:mod:`interlock.kit.registry`. See docs/workflows.md."""

@@ -22,13 +22,12 @@ from interlock.decisions import (
     template_name,
     template_text,
 )
-from interlock.errors import MissingData, NotConfigured, parse_cause
+from interlock.errors import MissingData, NotConfigured
 from interlock.guardrail import GuardrailResult, evaluate
-from interlock.models import EntryState, Envelope, TimelineEntry
+from interlock.models import Envelope
 from interlock.observability import count
 from interlock.outgoing import OutsiderPart, clean_label, clean_name, one_line
 from interlock.steps import StepInput
-from interlock.timeline import TimelineStore
 
 if TYPE_CHECKING:
     from interlock.ai.context import SessionItem
@@ -113,13 +112,6 @@ class SendInput(StepInput):
     classification: Classification
 
 
-class OutcomeInput(StepInput):
-    kind: str = Field(pattern="^(partial|failed|rejected|escalated)$")
-    step: str | None = None
-    error: dict[str, Any] | None = None
-    approval: dict[str, Any] | None = None
-
-
 def _looks_like_email(value: str) -> bool:
     local, _, domain = value.partition("@")
     return bool(local) and "." in domain and " " not in value
@@ -158,7 +150,7 @@ def classify(data: TicketInput, runner: DecisionRunner, min_confidence: float,
 
     Whoever decided, the keyword rules also read the ticket: every category they find besides the chosen one
     (and every one a model reported) is a secondary category, which the guardrail acts on when it is risky."""
-    from interlock.workflows.triage_decisions import CLASSIFY_TICKET  # the deciding steps only: cold start
+    from interlock.workflows.support_triage.decisions import CLASSIFY_TICKET  # the deciding steps only: cold start
 
     point = dataclasses.replace(CLASSIFY_TICKET, min_confidence=min_confidence)
     decision = runner.decide(point, data.run_id, {"ticket": _ticket_for_model(data.ticket)},
@@ -234,7 +226,7 @@ def draft_reply(data: DraftInput, runner: DecisionRunner, deadline: float | None
     for the approver (no model call on a category nobody decided), as does a draft no model could write."""
     if data.classification.decided_by == "human":
         return _template_draft(data, None)
-    from interlock.workflows.triage_decisions import DRAFT_REPLY  # the deciding steps only: cold start
+    from interlock.workflows.support_triage.decisions import DRAFT_REPLY  # the deciding steps only: cold start
 
     account = data.account.account
     request = {
@@ -273,34 +265,3 @@ def send_reply(data: SendInput, helpdesk: Helpdesk | None) -> Delivery:
                     latency_ms=round((time.perf_counter() - started) * 1000))
     count("RunsCompleted")
     return Delivery(reply_id=reply_id, to=data.ticket.customer_email, tool_calls=[call])
-
-
-# -- outcomes that are not a step's success: recorded by the run recorder -----------------------------------
-
-_OUTCOME_STATE = {
-    "failed": EntryState.FAILED,
-    "rejected": EntryState.REJECTED,
-    "escalated": EntryState.ESCALATED,
-}
-
-
-def record_outcome(data: OutcomeInput, store: TimelineStore) -> dict[str, Any]:
-    reason, details = parse_cause(data.error)
-    if data.kind == "partial":
-        store.record(
-            data.run_id,
-            TimelineEntry(state=EntryState.PROCESSING, step=data.step or "unknown", attempt=data.attempt,
-                          details={"partial": True, "reason": reason, "continued_without": data.step, **details}),
-        )
-        return AccountContext(found=False, partial=True, reason=reason).model_dump(mode="json")
-    if data.kind == "rejected":
-        reason, details = "approver_rejected", {"approval": data.approval or {}}
-    elif data.kind == "escalated" and reason == "timeout":
-        reason = "approval_timed_out"
-    store.record(
-        data.run_id,
-        TimelineEntry(state=_OUTCOME_STATE[data.kind], step="outcome", attempt=data.attempt,
-                      details={"outcome": data.kind, "reason": reason, **details}),
-    )
-    count({"failed": "RunsFailed", "rejected": "RunsRejected", "escalated": "RunsEscalated"}[data.kind])
-    return {"outcome": data.kind, "reason": reason}

@@ -1,0 +1,56 @@
+"""What each job's worker gives the steps it runs (built once per process, lazily)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from interlock.aws import once_per_process
+from interlock.kit import Job
+from interlock.kit.context import NotGranted, Services
+
+# The jobs whose steps have side effects, through the idempotency ledger.
+EFFECT_JOBS = frozenset({Job.ACT, Job.NOTIFY, Job.APPROVE})
+CONNECTOR_JOBS = frozenset({Job.QUERY, Job.ACT, Job.NOTIFY})
+
+
+def _setting(name: str) -> str:
+    """A workflow setting, as its worker's environment holds it (``INTERLOCK_<NAME>``), else its default."""
+    value = os.environ.get(f"INTERLOCK_{name.upper()}")
+    if value is not None:
+        return value
+    from interlock.topology import DeploymentSettings
+
+    return DeploymentSettings().get(name)
+
+
+def _connectors(job: Job) -> Callable[[str], Any]:
+    from interlock.kit import connectors
+
+    def get(name: str) -> Any:
+        if job not in connectors.connector(name).jobs:
+            raise NotGranted(f"the {job} worker is not granted the {name} connector")
+        return connectors.build(name)
+
+    return get
+
+
+@once_per_process
+def services(job: Job) -> Services:
+    from interlock import wiring
+
+    ledger = None
+    if job in EFFECT_JOBS:
+        from interlock.kit.ledger import DynamoLedger
+        from interlock.settings import EffectSettings, load
+
+        settings = load(EffectSettings)
+        ledger = DynamoLedger(settings.table_name, settings.effect_stale_seconds)
+    return Services(
+        timeline=wiring.timeline_store(),
+        ledger=ledger,
+        decisions=wiring.decision_runner if job is Job.DECIDE else None,
+        connectors=_connectors(job) if job in CONNECTOR_JOBS else None,
+        settings=_setting,
+    )
