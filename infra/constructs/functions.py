@@ -125,6 +125,11 @@ class LambdaFunction(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             reserved_concurrent_executions=spec.reserved_concurrency if reserve else None,
             log_group=self.log_group,
+            # JSON, and Lambda's own START/END/REPORT lines (system logs at INFO) left out: they were most of a
+            # run's log bytes (docs/cost.md). Errors and timeouts the runtime reports are WARN and stay.
+            logging_format=lambda_.LoggingFormat.JSON,
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
             environment=environment,
         )
         acknowledge(

@@ -93,3 +93,11 @@ def test_given_a_throwaway_workflow_package_then_the_template_has_its_machine_an
     assert _env(extra, "job_act")["INTERLOCK_EXTRA_WORKFLOWS"] == PACKAGE
     assert len(extra.of_type("AWS::Logs::SubscriptionFilter")) == len(synthesis.of_type(
         "AWS::Logs::SubscriptionFilter")) + 1
+
+
+def test_given_the_functions_then_they_log_json_without_lambdas_own_info_lines(synthesis: Synthesis) -> None:
+    """Lambda's START/END/REPORT lines are INFO system logs: most of a run's log bytes (docs/cost.md)."""
+    for name, (_, fn) in functions_by_name(synthesis).items():
+        assert fn["Properties"]["LoggingConfig"] == {
+            "LogFormat": "JSON", "SystemLogLevel": "WARN", "ApplicationLogLevel": "INFO",
+            "LogGroup": fn["Properties"]["LoggingConfig"]["LogGroup"]}, name

@@ -23,6 +23,10 @@ class RecordingTimeline:
     queued_keys: set[str] = field(default_factory=set)
     taken_over: list[Envelope] = field(default_factory=list)
     once_keys: set[str] = field(default_factory=set)
+    prompts: dict[str, str] = field(default_factory=dict)
+
+    def keep_prompt(self, sha256: str, text: str) -> None:
+        self.prompts[sha256] = text
 
     def create_run_once(self, envelope: Envelope, dedupe_ttl_seconds: int, token: str | None = None) -> bool:
         if envelope.dedupe_key in self.existing_dedupe_keys or envelope.dedupe_key in self.accepting:
@@ -31,7 +35,7 @@ class RecordingTimeline:
         self.created.append(envelope)
         return True
 
-    def mark_queued(self, envelope: Envelope, token: str | None = None) -> bool:
+    def mark_queued(self, envelope: Envelope, token: str | None = None, read_first: bool = False) -> bool:
         self.queued_keys.add(envelope.dedupe_key)
         return True
 

@@ -227,7 +227,11 @@ def test_given_a_decision_when_sent_then_the_request_carries_the_key_the_schema_
                                                        "reasoning"}
     assert json_schema["schema"]["properties"]["category"]["enum"] == [
         "billing", "refund", "technical", "account", "legal", "security", "other"]
-    assert sent.messages == h.context["messages"]
+    # what was sent is on the timeline: the system message (the prompt and policies) kept once, by its hash
+    system, *rest = h.context["messages"]
+    assert set(system) == {"role", "content_sha256", "chars"}
+    assert sent.messages == [{"role": "system", "content": h.store.prompts[system["content_sha256"]]}, *rest]
+    assert system["chars"] == len(sent.messages[0]["content"])
 
 
 def test_given_a_decision_when_recorded_then_prompt_version_and_hash_match_the_prompt_file(fake):
@@ -666,7 +670,9 @@ def test_given_every_tier_failing_when_deciding_then_a_human_gets_the_full_conte
     assert h.decision["last_errors"] == list(decision.last_errors)
     assert h.decision["escalation"] == "all_tiers_failed"
     context = h.context
-    assert context["messages"] == fake.requests[0].messages
+    system, *rest = context["messages"]  # the prompt and policies kept once by hash; what a person reads back
+    assert [{"role": "system", "content": h.store.prompts[system["content_sha256"]]}, *rest] == \
+        fake.requests[0].messages
     user = context["messages"][1]["content"]
     assert "Where is my parcel?" in user and "Order 1042 never arrived, please check." in user
     assert set(context["tokens"]) == {"system", "domain", "session", "request"}

@@ -51,7 +51,7 @@ class SlowTimeline(RecordingTimeline):
             self.tokens[envelope.dedupe_key] = token
         return created
 
-    def mark_queued(self, envelope: Envelope, token: str | None = None) -> bool:
+    def mark_queued(self, envelope: Envelope, token: str | None = None, read_first: bool = False) -> bool:
         self._spend("mark_queued")
         return super().mark_queued(envelope, token)
 

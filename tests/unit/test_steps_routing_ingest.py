@@ -147,7 +147,8 @@ def test_given_a_routed_event_when_routed_then_processing_is_recorded_before_the
     assert store.entries[0][2] == "support_triage"
     [(workflow, run_id, execution_input)] = engine.started
     assert (workflow, run_id) == ("support_triage", envelope.run_id)
-    assert execution_input == {"run_id": envelope.run_id, "envelope": envelope.model_dump(mode="json"),
+    assert execution_input == {"run_id": envelope.run_id, "entry": "start",
+                               "envelope": envelope.model_dump(mode="json"),
                                "policy": {"approval_timeout_seconds": 60}}
     json.dumps(execution_input)  # the execution input must be JSON
 

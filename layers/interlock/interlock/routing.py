@@ -99,7 +99,7 @@ class Router:
         logger.append_keys(correlation_id=envelope.run_id)
         # It reached the queue: later deliveries of the same event are duplicates, even if the ingest
         # function died before it could say so itself.
-        if not self.store.mark_queued(envelope, acceptance):
+        if not self.store.mark_queued(envelope, acceptance, read_first=True):
             count("MessagesSuperseded")
             logger.info("message superseded: a later delivery took the event's acceptance over")
             return
@@ -139,7 +139,9 @@ class Router:
         execution = self.engine.start(
             workflow,
             envelope.run_id,
-            {"run_id": envelope.run_id, "envelope": envelope.model_dump(mode="json"), "policy": self.policy},
+            # "entry": where the automatic path starts (a workflow's wait resumes it at "decision")
+            {"run_id": envelope.run_id, "entry": "start", "envelope": envelope.model_dump(mode="json"),
+             "policy": self.policy},
         )
         count("RunsStarted")
         logger.info("workflow started", extra={"workflow": workflow, "execution": execution})

@@ -15,7 +15,8 @@ once marker            ``ONCE#<key>``               ``#ONCE``
 
 A query on ``RUN#<run_id>`` returns the run record first, then its entries in time order, then the kept event
 (``~`` sorts after ``TL#``), which :meth:`DynamoTimelineStore.get` leaves out: reading a run never reads its
-payload. Details are stored as JSON strings so that any JSON (floats included) round-trips; the kept envelope
+payload. Details are stored as JSON strings so that any JSON (floats included) round-trips (zlib-compressed when
+large: ``details_z``); the kept envelope
 as zlib-compressed JSON (a 128 KiB body fits DynamoDB's 400 KB item with room to spare, and costs less to
 write). Every item expires with the run (``INTERLOCK_RUN_RETENTION_DAYS``), dedupe keys sooner.
 """
@@ -97,11 +98,12 @@ class TimelineStore(Protocol):
         """Record a new run as ``received`` and its dedupe key as ``accepting`` by the acceptance ``token``;
         False (and nothing written) when the dedupe key exists."""
 
-    def mark_queued(self, envelope: Envelope, token: str | None = None) -> bool:
+    def mark_queued(self, envelope: Envelope, token: str | None = None, read_first: bool = False) -> bool:
         """The envelope is on the queue: from now on a delivery with its dedupe key is a duplicate.
 
         With a ``token``, only if that acceptance still holds the event: False (nothing written) when another
-        delivery took it over, so its message is superseded. True too when the record is gone (expired)."""
+        delivery took it over, so its message is superseded. True too when the record is gone (expired).
+        ``read_first``: read the record and write only when it is not queued already by this acceptance."""
 
     def dedupe_record(self, dedupe_key: str) -> DedupeRecord | None: ...
 
@@ -123,6 +125,13 @@ class TimelineStore(Protocol):
         """:meth:`record`, at most once per ``key`` and only for a run that exists, atomically."""
 
     def get(self, run_id: str) -> RunView | None: ...
+
+    def keep_prompt(self, sha256: str, text: str) -> None:
+        """Keep the text of a model's instructions (a prompt version and its policies) once, by its hash: the
+        decisions' context entries name it instead of repeating it."""
+
+    def prompt(self, sha256: str) -> str | None:
+        """The text :meth:`keep_prompt` kept for ``sha256``."""
 
     def envelope(self, run_id: str) -> Envelope | None:
         """The event the run was started with, payload included; None if the run has none kept."""
@@ -161,6 +170,24 @@ def _entry_sk(at: datetime) -> str:
     return f"TL#{int(at.timestamp() * 1_000_000_000):020d}#{secrets.token_hex(4)}"
 
 
+# An entry's details larger than this (a decision's context, with the messages the model saw) are kept
+# zlib-compressed: a write unit is 1 KB, and such JSON shrinks to well under half.
+COMPRESS_DETAILS_OVER = 700
+
+
+def _details(details: dict[str, Any]) -> dict[str, Any]:
+    text = json.dumps(details, default=str, separators=(",", ":"))
+    if len(text) > COMPRESS_DETAILS_OVER:
+        return {"details_z": {"B": zlib.compress(text.encode())}}
+    return {"details": _s(text)}
+
+
+def _read_details(item: dict[str, Any]) -> dict[str, Any]:
+    if "details_z" in item:
+        return dict(json.loads(zlib.decompress(item["details_z"]["B"])))
+    return dict(json.loads(item["details"]["S"]))
+
+
 def _s(value: str) -> dict[str, str]:
     return {"S": value}
 
@@ -173,6 +200,32 @@ class DynamoTimelineStore(aws.DynamoTable):
     RUN_SK = "#RUN"
     DEDUPE_SK = "#DEDUPE"
     ONCE_SK = "#ONCE"
+    PROMPT_SK = "#PROMPT"
+
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        super().__init__(table_name, client)
+        self._kept_prompts: set[str] = set()  # written by this process already: a cold start writes each once
+
+    # -- the models' instructions, kept once ---------------------------------------------------------------
+
+    def keep_prompt(self, sha256: str, text: str) -> None:
+        if sha256 in self._kept_prompts:
+            return
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+            self.client.put_item(
+                TableName=self.table_name,
+                Item={"pk": _s(f"PROMPT#{sha256}"), "sk": _s(self.PROMPT_SK),
+                      "text": {"B": zlib.compress(text.encode())},
+                      # kept as long as a run that names it: each new cold start extends it
+                      "expires_at": _n(int(time.time()) + RUN_RETENTION_SECONDS)},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        self._kept_prompts.add(sha256)
+
+    def prompt(self, sha256: str) -> str | None:
+        item = self.client.get_item(TableName=self.table_name,
+                                    Key={"pk": _s(f"PROMPT#{sha256}"), "sk": _s(self.PROMPT_SK)}).get("Item")
+        return zlib.decompress(item["text"]["B"]).decode() if item else None
 
     # -- writes ------------------------------------------------------------------------------------------
 
@@ -239,7 +292,17 @@ class DynamoTimelineStore(aws.DynamoTable):
     def _dedupe_key(self, dedupe_key: str) -> dict[str, Any]:
         return {"pk": _s(f"DEDUPE#{dedupe_key}"), "sk": _s(self.DEDUPE_SK)}
 
-    def mark_queued(self, envelope: Envelope, token: str | None = None) -> bool:
+    def mark_queued(self, envelope: Envelope, token: str | None = None, read_first: bool = False) -> bool:
+        if read_first:
+            # The router's confirmation of what the ingest nearly always confirmed already: a read (a quarter of
+            # a write's price) finds it so, and nothing is written.
+            current = self.dedupe_record(envelope.dedupe_key)
+            if current is None:
+                return True
+            if current.state is DedupeState.QUEUED and (not token or not current.token or current.token == token):
+                return True
+            if token and current.token and current.token != token:
+                return False  # another delivery took the event over: this message is superseded
         condition, values = "attribute_exists(pk)", {":queued": _s(DedupeState.QUEUED.value)}
         if token:
             condition += " AND (#token = :token OR attribute_not_exists(#token))"
@@ -456,7 +519,7 @@ class DynamoTimelineStore(aws.DynamoTable):
             "step": _s(entry.step),
             "attempt": _n(entry.attempt),
             "at": _s(entry.at.isoformat()),
-            "details": _s(json.dumps(entry.details, default=str, separators=(",", ":"))),
+            **_details(entry.details),
             "expires_at": _n(int(time.time()) + RUN_RETENTION_SECONDS),
         }
 
@@ -539,7 +602,7 @@ class DynamoTimelineStore(aws.DynamoTable):
             self.client.delete_item(TableName=self.table_name, Key={"pk": item["pk"], "sk": item["sk"]})
         for item in self._partition(original, sk_prefix="TL#"):
             if (item["state"]["S"] == EntryState.REPLAYED.value
-                    and json.loads(item["details"]["S"]).get("replayed_as") == replay.run_id):
+                    and _read_details(item).get("replayed_as") == replay.run_id):
                 self.client.delete_item(TableName=self.table_name, Key={"pk": item["pk"], "sk": item["sk"]})
         with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
             self.client.update_item(
@@ -616,7 +679,7 @@ class DynamoTimelineStore(aws.DynamoTable):
                     step=i["step"]["S"],
                     attempt=int(i["attempt"]["N"]),
                     at=datetime.fromisoformat(i["at"]["S"]),
-                    details=json.loads(i["details"]["S"]),
+                    details=_read_details(i),
                 )
                 for i in entries
             ],

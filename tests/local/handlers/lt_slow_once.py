@@ -1,10 +1,12 @@
-"""Test handler: a real step handler (interlock.steps) whose first attempt overruns the function's timeout."""
+"""Test handler: a step run as every worker runs it (interlock.steps.run_step, the Lambda context's deadline),
+whose first attempt overruns the function's timeout."""
 
 import threading
 import time
+from typing import Any
 
-from interlock.models import EntryState
-from interlock.steps import StepInput, step_handler
+from interlock.steps import StepInput, lambda_context, run_step
+from interlock.wiring import timeline_store
 from pydantic import BaseModel
 
 ATTEMPTS: list[int] = []
@@ -23,4 +25,6 @@ def _work(data: StepInput) -> Done:
     return Done(attempt=data.attempt)
 
 
-handler = step_handler("slow_step", StepInput, _work, state=EntryState.PROCESSING)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    with lambda_context(context):
+        return run_step("slow_step", event, StepInput, _work, timeline_store())

@@ -13,8 +13,10 @@ from the timeline) and the time the step has left are checked; either running ou
 calling. A valid answer below the decision point's confidence threshold is kept but escalated too.
 
 Timeline entries (``details.kind``): ``decision_context`` (the layers, their sizes, what was trimmed and the
-messages), one ``decision_attempt`` per call (``processing`` when it passed, ``retried`` when not), and
-``decision`` (the final object or the escalation). Logs carry codes and counts only (:mod:`interlock.ai.privacy`).
+messages; the system message, the same for every run of a prompt version, is kept once by its hash and named by
+``content_sha256``: :meth:`~interlock.timeline.TimelineStore.prompt` reads it back), one ``decision_attempt``
+per call (``processing`` when it passed, ``retried`` when not), and ``decision`` (the final object or the
+escalation). Logs carry codes and counts only (:mod:`interlock.ai.privacy`).
 """
 
 from __future__ import annotations
@@ -167,7 +169,7 @@ class DecisionRunner:
             "prompt": prompt.name, "prompt_version": prompt.version, "prompt_hash": prompt.sha256,
             "tokens": context.tokens, "budgets": context.budgets, "trimmed": context.trimmed,
             "run_spent": {"tokens": spent_tokens, "cost_usd": round(spent_cost, 6)},
-            "messages": context.messages,
+            "messages": self._kept(context.messages),
         })
         state = _State(spent_tokens=spent_tokens, spent_cost=spent_cost)
         try:
@@ -349,6 +351,22 @@ class DecisionRunner:
             logger.warning("decision escalated to a human",
                            extra={"decision": point.name, "reason": escalation.value, "attempts": state.attempts})
         return decision
+
+    def _kept(self, messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The messages as the context entry records them: the system message (the prompt and the policies, the
+        same for every run of a prompt version) kept once by its hash and named by it, the rest as sent."""
+        import hashlib
+
+        recorded = []
+        for message in messages:
+            if message.get("role") == "system":
+                text = str(message.get("content", ""))
+                sha256 = hashlib.sha256(text.encode()).hexdigest()
+                self.store.keep_prompt(sha256, text)
+                recorded.append({"role": "system", "content_sha256": sha256, "chars": len(text)})
+            else:
+                recorded.append(dict(message))
+        return recorded
 
     def _record(self, run_id: str, step: str, attempt: int, state: EntryState, details: dict[str, Any]) -> None:
         self.store.record(run_id, TimelineEntry(state=state, step=step, attempt=attempt, details=details))
