@@ -18,7 +18,7 @@ help:
 	@echo "make test    - install and run the whole test suite (lint, unit, integration, infra, e2e)"
 	@echo "make synth   - build the Lambda layer and synthesise the CloudFormation template (offline)"
 	@echo "make deploy  - cdk deploy to the AWS account of your current credentials (CDK_ARGS='-c interlock:approver_email=...')"
-	@echo "make bench   - cold-start benchmark of every function against the boto3 floor"
+	@echo "make bench   - cold-start benchmark of every function, on the layer as built, against the boto3 floor"
 	@echo "make bench-cost - what AWS bills per 1M runs of each workflow path, counted from local runs (docs/cost.md)"
 
 # Each stage says what it does; pip shows each package it fetches (a first install takes a few minutes).
@@ -60,7 +60,9 @@ test: $(PY_STAMP) $(CDK_STAMP) lint typecheck
 layer: $(PY_STAMP)
 	$(BIN)/python -m infra.build_layer
 
-# A synthesis to look at, not to deploy: it may keep the placeholder email addresses (with a warning).
+# A synthesis to look at, not to deploy: it may keep the placeholder email addresses (with a warning), and on a
+# machine without Python 3.13 a layer without bytecode (with a warning; make layer and make deploy refuse one).
+synth: export INTERLOCK_LAYER_ALLOW_UNCOMPILED = 1
 synth: $(PY_STAMP) $(CDK_STAMP) layer
 	$(CDK) synth --quiet -c interlock:allow_placeholder_emails=true $(CDK_ARGS)
 
