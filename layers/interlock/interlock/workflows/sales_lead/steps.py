@@ -16,6 +16,10 @@ from pydantic import BaseModel, ValidationError
 
 from interlock.errors import MissingData, NotConfigured, parse_cause
 from interlock.guardrail import text_findings
+
+# At run time, not only for type checking: a worker reads a step's input model from its annotations
+# (typing.get_type_hints), which must resolve every one of them.
+from interlock.kit.context import StepContext
 from interlock.outgoing import OutsiderPart, clean_label, clean_name, one_line
 from interlock.workflows.sales_lead.models import (
     ApprovalOutcome,
@@ -58,7 +62,6 @@ from interlock.workflows.sales_lead.rules import (
 
 if TYPE_CHECKING:
     from interlock.connectors.crm import CrmObject, LeadCrm
-    from interlock.kit.context import StepContext
 
 FORM_EVENT = "lead.submitted"
 HUBSPOT_EVENT = "hubspot.contact.creation"
