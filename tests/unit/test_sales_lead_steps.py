@@ -729,3 +729,51 @@ def test_the_models_of_every_step_round_trip_as_json() -> None:
     for model, value in ((CrmMatch, run.crm), (Enriched, run.enrichment), (LeadScore, run.score),
                          (DiscountCheck, run.discount), (CrmWrite, run.crm_write)):
         assert model.model_validate_json(value.model_dump_json()) == value
+
+
+# -- the bundled samples, through the steps ---------------------------------------------------------------------
+
+
+def _sample(name: str) -> Any:
+    from interlock import cli
+
+    scheme = "hubspot" if name.startswith("hubspot") else "standard-webhooks"
+    key = name.removeprefix("hubspot_").removeprefix("form_")
+    return json.loads(cli._scheme_samples(scheme)[key].read_bytes())
+
+
+def test_the_hubspot_sample_batch_fetches_each_contact_and_updates_it_never_creating_one() -> None:
+    from interlock.local.fakes import SEED_CONTACTS
+
+    world = World()
+    written = []
+    for i, element in enumerate(_sample("hubspot_contact_creation")):
+        envelope = hubspot_envelope(element["objectId"])
+        extracted = steps.extract(ExtractInput(run_id=f"run-{i}", envelope=envelope), world.ctx("extract", f"run-{i}"))
+        assert extracted.contact_id is not None
+        lead = steps.fetch_contact(FetchContactInput(run_id=f"run-{i}", contact_id=extracted.contact_id),
+                                   world.ctx("fetch_contact", f"run-{i}"))
+        run = Run(world, lead, run_id=f"run-{i}").through_discount()
+        written.append((run, run.write()))
+
+    (hedy, hedy_write), (sam, _) = written
+    assert len(world.crm_fake.hubspot.objects["contacts"]) == len(SEED_CONTACTS)
+    assert [w.contact_action for _, w in written] == ["updated", "updated"]
+    assert (hedy.assignment.owner_id, hedy.assignment.rule, hedy_write.company_attached) == ("7102", "company_owner",
+                                                                                             True)
+    assert sam.crm.free_mail and sam.score.caps == [] and sam.score.score <= 40 and sam.enrichment.partial
+    assert (sam.assignment.team, sam.assignment.rule) == ("inbound", "fallback_team")
+
+
+def test_the_form_samples_read_as_leads_one_asking_for_approval_one_free_mail() -> None:
+    world = World()
+    submitted = steps.extract(ExtractInput(run_id="r", envelope=form_envelope(_sample("form_lead_submitted")["data"])),
+                              world.ctx("extract"))
+    free = steps.extract(ExtractInput(run_id="r", envelope=form_envelope(_sample("form_lead_freemail")["data"])),
+                         world.ctx("extract"))
+    assert submitted.lead is not None and free.lead is not None
+
+    assert Run(world, submitted.lead).through_discount().discount.needs_approval
+    free_run = Run(world, free.lead, run_id="run-2").through_discount()
+    assert (free_run.enrichment.status, free_run.enrichment.reason) == ("skipped", "free_mail_address")
+    assert not free_run.discount.needs_approval
