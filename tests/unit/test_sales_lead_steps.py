@@ -242,6 +242,19 @@ def test_given_a_free_mail_lead_when_deduped_then_no_company_is_looked_up_even_f
     assert [r.url.path for r in world.seen] == ["/_local/crm/crm/v3/objects/contacts/search"]
 
 
+@pytest.mark.parametrize(("email", "claimed", "domain"), [
+    ("pat@initech.example", "globex.example", "initech.example"),  # a claim the address does not back
+    ("pat@uk.globex.example", "globex.example", "globex.example"),  # the address is at a subdomain of the claim
+    ("pat@globex.example", None, "globex.example"),
+])
+def test_the_company_is_looked_up_by_the_domain_the_address_vouches_for(email: str, claimed: str | None,
+                                                                        domain: str) -> None:
+    match = steps.dedupe(LeadInput(run_id="r", lead=lead_of(email=email, company_domain=claimed)),
+                         World().ctx("dedupe"))
+
+    assert match.company_domain == domain and not match.free_mail
+
+
 def test_given_a_hubspot_lead_when_deduped_then_the_contact_is_the_one_the_event_named() -> None:
     world = World()
     lead = steps.fetch_contact(FetchContactInput(run_id="r", contact_id="95001234501"), world.ctx("fetch_contact"))

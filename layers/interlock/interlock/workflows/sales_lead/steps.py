@@ -196,6 +196,21 @@ def _country_code(value: str | None) -> str | None:
     return code if len(code) == 2 and code.isalpha() else None
 
 
+def company_domain_of(lead: Lead) -> tuple[str | None, bool]:
+    """The domain the company is looked up (and enriched) by, and whether the address is a free-mail one.
+
+    The address's own domain vouches for the company: a claimed company domain is used when the address is at it
+    (or at one of its subdomains), else the address's domain is; a free-mail address vouches for none, whatever the
+    form claims, so it never attaches a lead to someone's account."""
+    address = email_domain(lead.email)
+    if address is None or is_free_mail(address):
+        return None, address is not None
+    claimed = lead.company_domain
+    if claimed and (address == claimed or address.endswith("." + claimed)):
+        return claimed, False
+    return address, False
+
+
 def dedupe(data: LeadInput, ctx: StepContext) -> CrmMatch:
     """The person by address (or by the contact id HubSpot named), the company by domain. A free-mail address
     never matches a company: its domain is the mailbox provider's."""
@@ -207,9 +222,7 @@ def dedupe(data: LeadInput, ctx: StepContext) -> CrmMatch:
     else:
         contact = crm.find_contact_by_email(lead.email)
         matched_by = "email"
-    address_domain = email_domain(lead.email)
-    free_mail = is_free_mail(address_domain)
-    domain = None if free_mail or is_free_mail(lead.company_domain) else (lead.company_domain or address_domain)
+    domain, free_mail = company_domain_of(lead)
     company = crm.find_company_by_domain(domain) if domain else None
     return CrmMatch(
         contact_found=contact is not None, contact_id=contact.id if contact else None,
