@@ -346,17 +346,8 @@ def triage_automatic(runtime: Any, meter: Meter) -> str:
 
 
 def triage_approval(runtime: Any, meter: Meter) -> str:
-    import httpx
-
-    run_id = _send(runtime, _ticket("Refund request", "Please refund my last payment, I cancelled before renewal."),
-                   meter)
-    _wait(runtime, run_id, lambda r: r["status"] == "pending_approval")
-    link = _approval_link(runtime, run_id)
-    httpx.get(link, timeout=10).raise_for_status()  # the approver opens the page...
-    httpx.post(link, data={"decision": "approve"}, timeout=10).raise_for_status()  # ...and approves
-    meter.api_requests += 2
-    _wait(runtime, run_id, lambda r: r["status"] == "completed")
-    return run_id
+    ticket = _ticket("Refund request", "Please refund my last payment, I cancelled before renewal.")
+    return _approved(runtime, meter, _send(runtime, ticket, meter))
 
 
 def _approval_link(runtime: Any, run_id: str, timeout: float = 30.0) -> str:
@@ -380,8 +371,43 @@ def _approval_link(runtime: Any, run_id: str, timeout: float = 30.0) -> str:
 
 
 
+def _lead(discount: float | None = None) -> dict[str, Any]:
+    import uuid
+
+    data: dict[str, Any] = {"name": "Jordan Rivera", "email": f"jordan.{uuid.uuid4().hex[:8]}@hooli.example",
+                            "company": "Hooli", "company_domain": "hooli.example", "plan_interest": "enterprise",
+                            "message": "We are evaluating approval workflows for 400 seats; a demo this month?"}
+    if discount is not None:
+        data["requested_discount_pct"] = discount
+    return {"type": "lead.submitted", "data": data}
+
+
+def lead_automatic(runtime: Any, meter: Meter) -> str:
+    run_id = _send(runtime, _lead(), meter)
+    _wait(runtime, run_id, lambda r: r["status"] == "completed")
+    return run_id
+
+
+def lead_approval(runtime: Any, meter: Meter) -> str:
+    return _approved(runtime, meter, _send(runtime, _lead(discount=20), meter))
+
+
+def _approved(runtime: Any, meter: Meter, run_id: str) -> str:
+    """Wait for the run's approval email, open its page, approve, and wait for the run to complete."""
+    import httpx
+
+    _wait(runtime, run_id, lambda r: r["status"] == "pending_approval")
+    link = _approval_link(runtime, run_id)
+    httpx.get(link, timeout=10).raise_for_status()  # the approver opens the page...
+    httpx.post(link, data={"decision": "approve"}, timeout=10).raise_for_status()  # ...and approves
+    meter.api_requests += 2
+    _wait(runtime, run_id, lambda r: r["status"] == "completed")
+    return run_id
+
+
 PATHS: dict[str, dict[str, Callable[[Any, Meter], str]]] = {
     "support_triage": {"automatic": triage_automatic, "approval": triage_approval},
+    "sales_lead": {"automatic": lead_automatic, "approval": lead_approval},
 }
 
 

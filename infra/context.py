@@ -99,6 +99,10 @@ class PlaceholderEmailError(InvalidSettingError):
     pass
 
 
+class LaptopSettingError(InvalidSettingError):
+    """A setting that only a laptop may use (a secret's value in the template) was given to a deployment."""
+
+
 def is_placeholder_email(address: str) -> bool:
     domain = address.strip().rpartition("@")[2].lower().rstrip(".")
     return (domain in PLACEHOLDER_DOMAINS or domain.endswith(tuple(f".{d}" for d in PLACEHOLDER_DOMAINS))
@@ -143,6 +147,11 @@ def check_deployable(scope: IConstruct) -> None:
                 f"refusing to synthesise a deployable stack: {message}; or, for a synthesis that is not deployed, "
                 f"-c {context_key('allow_placeholder_emails')}=true")
         warn(scope, "placeholderEmails", f"{message}. This template must not be deployed.")
+    if deployment_setting(scope, "slack_token").strip():
+        # a token in the template would be readable by anyone who can read the stack
+        raise LaptopSettingError(f"{context_key('slack_token')} is a laptop's setting: a deployment names the "
+                                    "Secrets Manager secret holding the bot token in "
+                                    f"{context_key('slack_token_secret')}")
     if not deployment_setting(scope, "alarm_email").strip():
         warn(scope, "noAlarmSubscriber",
              f"no {context_key('alarm_email')}: the alarms reach nobody. Pass -c {context_key('alarm_email')}="

@@ -19,6 +19,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 from interlock.topology import (
@@ -197,6 +198,11 @@ class LambdaFunction(Construct):
                 targets.email.grant_send(self.role)
             case Access.SECRETS_READ:
                 targets.secrets.grant_read(self.role)
+            case Access.CONNECTOR_SECRET_READ:
+                name = deployment_setting(self, grant.target).strip()
+                if name:  # the connector's secret, when the deployment names one (its value: docs/deploy.md)
+                    secretsmanager.Secret.from_secret_name_v2(self, f"Secret-{grant.target}", name).grant_read(
+                        self.role)
             case Access.AI_KEY_READ:
                 targets.ai_key.grant_read(self.role)
             case _:

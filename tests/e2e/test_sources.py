@@ -25,6 +25,7 @@ import httpx
 import pytest
 import standardwebhooks
 import stripe
+from interlock.kit.registry import routes
 from interlock.local.secrets import generate
 from slack_sdk.signature import SignatureVerifier
 
@@ -124,6 +125,12 @@ def test_given_the_providers_sample_then_each_event_is_a_run_ending_no_route_and
     assert len({e["run_id"] for e in events}) == len(types)
     ends = {}
     for event, event_type in zip(events, types, strict=True):
+        workflow = routes().get((source, event_type))
+        if workflow is not None:  # a workflow acts on it (HubSpot's contact.creation: the sales-ops lead)
+            run = runtime.wait_for(event["run_id"], lambda r: r["status"] in ("completed", "pending_approval"))
+            assert run["workflow"] == workflow and run["timeline"][1]["step"] == "router"
+            ends[event["run_id"]] = None
+            continue
         end, reason = ("ignored", "informational_event") if event_type in INFORMATIONAL else ("failed", "no_route")
         ends[event["run_id"]] = end
         run = runtime.wait_status(event["run_id"], end)
@@ -139,6 +146,10 @@ def test_given_the_providers_sample_then_each_event_is_a_run_ending_no_route_and
     assert [(e["run_id"], e["duplicate"]) for e in again] == [(e["run_id"], True) for e in events]
     for event in events:
         run = runtime.run(event["run_id"])
+        if ends[event["run_id"]] is None:  # a workflow's run: the duplicate is recorded, nothing starts again
+            assert [e["state"] for e in run["timeline"]].count("duplicate") == 1
+            assert sum(e["step"] == "router" for e in run["timeline"]) == 1
+            continue
         assert [e["state"] for e in run["timeline"]] == ["received", ends[event["run_id"]], "duplicate"]
         assert run["status"] == ends[event["run_id"]]
 
@@ -367,8 +378,9 @@ def test_given_interlock_send_with_a_file_then_the_provider_signed_delivery_is_a
     assert re.search(r"^-> 20[02] ", done.stdout, re.MULTILINE), done.stdout
     run_ids = _printed_runs(done.stdout)
     assert len(run_ids) == len(PROVIDERS[source])
-    for run_id in run_ids:  # each ends: failed (no route) or ignored (a delivery status)
-        assert runtime.wait_for(run_id, lambda r: r["status"] in ("failed", "ignored"))["run_id"] == run_id
+    for run_id in run_ids:  # each ends: failed (no route), ignored (a delivery status) or its workflow's way
+        assert runtime.wait_for(run_id, lambda r: r["status"] in ("failed", "ignored", "completed",
+                                                                  "pending_approval"))["run_id"] == run_id
 
 
 def test_given_interlock_send_with_no_file_then_it_sends_the_bundled_sample(narrowed: Runtime) -> None:

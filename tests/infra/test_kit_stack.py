@@ -101,3 +101,27 @@ def test_given_the_functions_then_they_log_json_without_lambdas_own_info_lines(s
         assert fn["Properties"]["LoggingConfig"] == {
             "LogFormat": "JSON", "SystemLogLevel": "WARN", "ApplicationLogLevel": "INFO",
             "LogGroup": fn["Properties"]["LoggingConfig"]["LogGroup"]}, name
+
+
+def test_given_a_connector_secret_named_then_only_the_workers_granted_that_connector_may_read_it(
+    tmp_path: Path, synthesis: Synthesis,
+) -> None:
+    named = synthesize(tmp_path / "out", {"interlock:slack_token_secret": "interlock/slack/bot-token"})
+    assert named.error is None, named.error
+    readers = set()
+    for name in functions_by_name(named):
+        role = functions_by_name(named)[name][1]["Properties"]["Role"]["Fn::GetAtt"][0]
+        for st in statements_of_role(named, role):
+            if "secretsmanager:GetSecretValue" in json.dumps(st["Action"]) and \
+                    "interlock/slack/bot-token" in json.dumps(st["Resource"]):
+                readers.add(name)
+    assert readers == {"job_notify"}
+    assert _env(named, "job_notify")["INTERLOCK_SLACK_TOKEN_SECRET"] == "interlock/slack/bot-token"
+    assert "INTERLOCK_SLACK_TOKEN_SECRET" not in _env(named, "job_act")
+
+
+def test_given_a_slack_token_in_the_context_then_the_synthesis_is_refused(tmp_path: Path) -> None:
+    from infra.context import LaptopSettingError
+
+    with pytest.raises(LaptopSettingError, match="slack_token_secret"):
+        synthesize(tmp_path / "out", {"interlock:slack_token": "xoxb-123"})

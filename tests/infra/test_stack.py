@@ -59,6 +59,8 @@ GRANT_ACTIONS = {
     Access.SES_SEND: {"ses:SendRawEmail", "ses:SendEmail"},
     Access.SECRETS_READ: {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"},
     Access.AI_KEY_READ: {"secretsmanager:GetSecretValue"},  # what Powertools' get_secret calls, nothing more
+    # only when the deployment names the connector's secret (none by default; test_kit_stack names one)
+    Access.CONNECTOR_SECRET_READ: set(),
 }
 QUEUE_CONSUMER_ACTIONS = {
     "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",

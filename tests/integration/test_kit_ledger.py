@@ -1,4 +1,4 @@
-"""The idempotency ledger on DynamoDB (moto): an effect once per run, step and effect, confirmed with its step's
+"""The idempotency ledger on DynamoDB (moto): an effect once per run, step and effect, confirmed by its step's
 timeline entry; a repeat gets the first result back; a concurrent attempt waits; an abandoned one is taken over."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from interlock.kit.context import Services, StepContext
-from interlock.kit.ledger import DynamoLedger, EffectInProgress, sort_key
+from interlock.kit.ledger import EFFECTS, DynamoLedger, EffectInProgress, PendingEffect, sort_key
 from interlock.models import EntryState, Envelope, TimelineEntry, run_id_for, utcnow
 from interlock.timeline import DynamoTimelineStore, run_pk
 from pydantic import BaseModel
@@ -29,6 +29,16 @@ def run(cloud: Any) -> Envelope:
     return envelope
 
 
+def ledger_of(**kwargs: Any) -> DynamoLedger:
+    return DynamoLedger(TABLE_NAME, DynamoTimelineStore(TABLE_NAME), **kwargs)
+
+
+def confirm(run_id: str, pending: list[PendingEffect]) -> None:
+    """What the worker writes when the step returns: its entry, naming the effects it did."""
+    DynamoTimelineStore(TABLE_NAME).record(run_id, TimelineEntry(
+        state=EntryState.COMPLETED, step="send_reply", details={EFFECTS: {p.effect: p.result for p in pending}}))
+
+
 def context(run_id: str, ledger: DynamoLedger, attempt: int = 0) -> StepContext:
     return StepContext(run_id=run_id, attempt=attempt, workflow="support_triage", step="send_reply", deadline=None,
                        services=Services(timeline=DynamoTimelineStore(TABLE_NAME), ledger=ledger))
@@ -42,8 +52,7 @@ def item(cloud: Any, run_id: str) -> dict[str, Any]:
 def test_given_an_effect_done_and_confirmed_when_the_step_repeats_then_it_gets_the_first_result_and_acts_not(
     cloud: Any, run: Envelope
 ) -> None:
-    ledger, keys = DynamoLedger(TABLE_NAME), []
-    store = DynamoTimelineStore(TABLE_NAME)
+    ledger, keys = ledger_of(stale_seconds=60), []
 
     def send(key: str) -> Sent:
         keys.append(key)
@@ -51,9 +60,8 @@ def test_given_an_effect_done_and_confirmed_when_the_step_repeats_then_it_gets_t
 
     first = context(run.run_id, ledger)
     assert first.once("reply", send, Sent) == Sent(message_id="m1")
-    assert item(cloud, run.run_id)["state"]["S"] == "started"  # not confirmed until the step's entry is written
-    store.record(run.run_id, TimelineEntry(state=EntryState.COMPLETED, step="send_reply"), effects=first.pending)
-    assert item(cloud, run.run_id)["state"]["S"] == "done"
+    assert item(cloud, run.run_id)["attempt"]["N"] == "0"  # started; confirmed once the step's entry is written
+    confirm(run.run_id, first.pending)
 
     repeat = context(run.run_id, ledger, attempt=1)
     assert repeat.once("reply", send, Sent) == Sent(message_id="m1")
@@ -65,7 +73,7 @@ def test_given_an_effect_done_and_confirmed_when_the_step_repeats_then_it_gets_t
 def test_given_an_effect_started_by_a_running_attempt_when_another_starts_then_it_is_retried_later(
     cloud: Any, run: Envelope
 ) -> None:
-    ledger = DynamoLedger(TABLE_NAME, stale_seconds=60)
+    ledger = ledger_of(stale_seconds=60)
     context(run.run_id, ledger).once("reply", lambda key: Sent(message_id="m1"), Sent)  # not confirmed yet
 
     with pytest.raises(EffectInProgress) as raised:
@@ -76,7 +84,7 @@ def test_given_an_effect_started_by_a_running_attempt_when_another_starts_then_i
 def test_given_an_effect_started_by_an_attempt_that_died_when_retried_then_it_is_taken_over_with_the_same_key(
     cloud: Any, run: Envelope
 ) -> None:
-    ledger, keys = DynamoLedger(TABLE_NAME, stale_seconds=0.2), []
+    ledger, keys = ledger_of(stale_seconds=0.2), []
     context(run.run_id, ledger).once("reply", lambda key: Sent(message_id="m1"), Sent)  # died before confirming
     time.sleep(0.3)
 
@@ -85,16 +93,15 @@ def test_given_an_effect_started_by_an_attempt_that_died_when_retried_then_it_is
 
     assert result == Sent(message_id="m2") and keys == [f"{run.run_id}:send_reply:reply"]
     assert item(cloud, run.run_id)["attempt"]["N"] == "1"
-    DynamoTimelineStore(TABLE_NAME).record(run.run_id, TimelineEntry(state=EntryState.COMPLETED, step="send_reply"),
-                                           effects=retry.pending)
-    assert item(cloud, run.run_id)["state"]["S"] == "done"
+    confirm(run.run_id, retry.pending)
+    again = context(run.run_id, ledger, attempt=2)
+    assert again.once("reply", lambda key: Sent(message_id="m3"), Sent) == Sent(message_id="m2")  # the confirmed one
 
 
 def test_given_ledger_items_then_reading_the_run_never_shows_them(cloud: Any, run: Envelope) -> None:
-    ctx = context(run.run_id, DynamoLedger(TABLE_NAME))
+    ctx = context(run.run_id, ledger_of())
     ctx.once("reply", lambda key: Sent(message_id="m1"), Sent)
-    DynamoTimelineStore(TABLE_NAME).record(run.run_id, TimelineEntry(state=EntryState.COMPLETED, step="send_reply"),
-                                           effects=ctx.pending)
+    confirm(run.run_id, ctx.pending)
 
     view = DynamoTimelineStore(TABLE_NAME).get(run.run_id)
     assert view is not None

@@ -196,7 +196,8 @@ def test_send_handshake_makes_metas_get_verification_with_the_stored_verify_toke
 @pytest.mark.parametrize(("argv", "message"), [
     (["send", "pigeon"], "unknown webhook source 'pigeon'; the sources are: form, stripe, slack, whatsapp, "
                          "hubspot, github"),
-    (["send", "form", "nope"], "the samples for 'form' are: refund_request, support_ticket"),
+    (["send", "form", "nope"], "the samples for 'form' are: lead_freemail, lead_submitted, refund_request, "
+                               "support_ticket"),
     (["send", "form"], "no webhook secret for 'form': set INTERLOCK_SECRET_FORM"),
     (["send", "stripe"], "no webhook secret for 'stripe': set INTERLOCK_SECRET_STRIPE"),
 ])

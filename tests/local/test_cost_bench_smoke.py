@@ -17,11 +17,13 @@ def test_the_cost_benchmark_runs_each_path_and_prints_its_line_items() -> None:
 
     assert out.returncode == 0, out.stderr[-3000:]
     results = json.loads(out.stdout)
-    assert {"support_triage/automatic", "support_triage/approval"} <= set(results)
+    assert {"support_triage/automatic", "support_triage/approval", "sales_lead/automatic", "sales_lead/approval"} \
+        <= set(results)
     for path, result in results.items():
         assert result["runs"] == 1, path
         assert result["per_run"]["lambda_invocations"] > 0 and result["per_run"]["dynamodb_wru"] > 0, path
         assert set(result["per_1m_runs"]) >= {"api_gateway", "lambda_duration", "dynamodb_writes", "ses"}, path
-    assert results["support_triage/approval"]["per_run"]["emails"] == 1
+    for workflow in ("support_triage", "sales_lead"):
+        assert results[f"{workflow}/approval"]["per_run"]["emails"] == 1, workflow
     assert results["support_triage/approval"]["per_run"]["standard_transitions"] > 0
     assert results["support_triage/automatic"]["per_run"]["standard_transitions"] == 0

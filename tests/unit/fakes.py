@@ -59,7 +59,7 @@ class RecordingTimeline:
         self.forgotten.append(envelope)
         self.existing_dedupe_keys.discard(envelope.dedupe_key)
 
-    def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None) -> None:
+    def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None, status: Any = None) -> None:
         self.entries.append((run_id, entry, workflow))
 
     def record_once(self, run_id: str, entry: TimelineEntry, key: str) -> RecordOnce:

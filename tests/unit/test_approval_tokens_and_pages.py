@@ -297,7 +297,7 @@ def test_given_the_approval_request_when_mailed_then_the_message_names_its_real_
             pass
 
     class Timeline:
-        def record(self, run_id, entry):
+        def record(self, run_id, entry, **_):
             pass
 
     from interlock.approvals import ApprovalRequestInput, ApprovalService, RequestSettings

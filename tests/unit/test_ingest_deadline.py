@@ -59,7 +59,7 @@ class SlowTimeline(RecordingTimeline):
         self._spend("forget_new_run")
         super().forget_new_run(envelope, token)
 
-    def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None) -> None:
+    def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None, status: Any = None) -> None:
         self._spend("record")
         super().record(run_id, entry, workflow)
 

@@ -23,8 +23,8 @@ class Timeline:
     def __init__(self) -> None:
         self.entries: list[tuple[str, TimelineEntry, list[Any]]] = []
 
-    def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None, effects: Any = ()) -> None:
-        self.entries.append((run_id, entry, list(effects)))
+    def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None, status: Any = None) -> None:
+        self.entries.append((run_id, entry, []))
 
     def record_once(self, run_id: str, entry: TimelineEntry, key: str) -> Any:
         self.entries.append((run_id, entry, []))

@@ -158,6 +158,53 @@ def _summary(record: ApprovalRecord) -> str:
             f"<pre>{escape(str(_get(ctx, 'draft', 'body') or ''))}</pre>")
 
 
+# -- a workflow's own view (Workflow.approval_view): a title, facts written by code, outsiders' texts quoted -----
+
+
+def view_of(record: ApprovalRecord) -> dict[str, Any] | None:
+    """The view the workflow built for this approval, if it built one (support triage's pages are its own)."""
+    view = record.context.get("view")
+    return view if isinstance(view, dict) else None
+
+
+def _view_title(view: dict[str, Any]) -> str:
+    return one_line(str(view.get("title") or "Approve this?"), 120)
+
+
+def _view_fields(record: ApprovalRecord, view: dict[str, Any]) -> list[tuple[str, str]]:
+    fields = [(one_line(str(label), 60), one_line(str(value), 300)) for label, value in view.get("fields", [])]
+    return [("Run", record.run_id), *fields, ("Link expires", _when(record.deadline))]
+
+
+def _view_quoted(view: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(one_line(str(q.get("label", "")), 80), str(q.get("text", ""))) for q in view.get("quoted", [])
+            if isinstance(q, dict)]
+
+
+def _view_summary(record: ApprovalRecord, view: dict[str, Any]) -> str:
+    dl = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v or '—')}</dd>" for k, v in _view_fields(record, view))
+    return f"<dl>{dl}</dl>" + "".join(_outsider_html(f"{label}:", text, block=True)
+                                      for label, text in _view_quoted(view))
+
+
+def _view_email(record: ApprovalRecord, view: dict[str, Any], link: str) -> tuple[str, str, str]:
+    title = _view_title(view)
+    facts = "".join(f"{label}: {value}\n" for label, value in _view_fields(record, view))
+    quotes = "".join(f"{label}:\n{quoted(text, 1200)}\n" for label, text in _view_quoted(view))
+    text = (
+        f"{title}\n\n"
+        f"Review and decide here (the link works once and expires {_when(record.deadline)}):\n{link}\n\n"
+        "This link is the only one in this email from Interlock. Everything below a \"> \" is someone else's "
+        "text, quoted as they wrote it: do not follow links in it.\n\n"
+        f"{facts}\n{quotes}"
+    )
+    html = _page("Approval needed",
+                 f'<p class="cta"><a href="{escape(link)}">Review and decide</a> (the link works once).</p>'
+                 f"<p>{escape(title)} This link is the only one in this email from Interlock; others' texts are "
+                 f"quoted in the marked blocks.</p>{_view_summary(record, view)}")
+    return f"Approval needed: {one_line(title, 100)}", text, html
+
+
 def pending(record: ApprovalRecord) -> str:
     buttons = (
         '<form method="post"><input type="hidden" name="decision" value="approve">'
@@ -165,13 +212,18 @@ def pending(record: ApprovalRecord) -> str:
         '<form method="post"><input type="hidden" name="decision" value="reject">'
         '<button class="reject" type="submit">Reject</button></form>'
     )
-    return _page("Approve this reply?", _summary(record) + buttons +
+    view = view_of(record)
+    title, summary = (_view_title(view), _view_summary(record, view)) if view else \
+        ("Approve this reply?", _summary(record))
+    return _page(title, summary + buttons +
                  '<p class="note">Opening this page changes nothing; only a button decides, once.</p>')
 
 
 def decided(status: ApprovalStatus, record: ApprovalRecord, just_now: bool) -> str:
     word = "approved" if status is ApprovalStatus.APPROVED else "rejected"
     if just_now:
+        if view_of(record) is not None:
+            return _page(f"Thank you: {word}", f"<p>You {word} it. The run goes on with your decision.</p>")
         follow = ("The reply will be sent." if status is ApprovalStatus.APPROVED
                   else "The run ends rejected; nothing will be sent.")
         return _page(f"Thank you: {word}", f"<p>You {word} this reply. {follow}</p>")
@@ -203,6 +255,9 @@ def bad_decision() -> str:
 def email(record: ApprovalRecord, link: str) -> tuple[str, str, str]:
     """The approval email: subject, text part, HTML part. The real link comes first, before any outsider text;
     outsider fields are one-lined and quoted under a label saying they are the customer's words."""
+    view = view_of(record)
+    if view is not None:
+        return _view_email(record, view, link)
     ctx = record.context
     subject_line = str(_get(ctx, "ticket", "subject") or "a support reply")
     reasons = _reasons(ctx)

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 
 from interlock import aws
-from interlock.models import EntryState, TimelineEntry
+from interlock.models import EntryState, RunStatus, TimelineEntry
 from interlock.observability import count, logger
 from interlock.outgoing import APPROVAL_LINK_HEADER  # the email names its own link in it
 from interlock.steps import StepInput
@@ -298,7 +298,9 @@ class ApprovalService:
         decided_at = datetime.fromtimestamp(now, UTC).isoformat()
         output = {"decision": decision.status.value, "decided_at": decided_at, "via": "email_link"}
         try:
-            # On the timeline before the execution resumes, so the decision precedes what follows from it.
+            # On the timeline before the execution resumes, so the decision precedes what follows from it. Either
+            # way the run goes on: what a rejection means is the workflow's (support triage ends rejected, a sales
+            # lead goes on without its discount), and the workflow records its outcome.
             self.timeline.record(
                 record.run_id,
                 TimelineEntry(
@@ -306,6 +308,7 @@ class ApprovalService:
                     step="approval",
                     details=output,
                 ),
+                status=RunStatus.PROCESSING,
             )
             resumed = self.callbacks.resume(record.task_token, output)
         except Exception:

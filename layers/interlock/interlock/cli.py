@@ -89,8 +89,9 @@ def run(args: argparse.Namespace) -> int:
 
 # -- interlock send --------------------------------------------------------------------------------------------
 
-# A scheme's bundled samples are samples/<prefix>.json and samples/<prefix>_<name>.json, where the prefix is the
-# scheme's name, or for Standard Webhooks that of its built-in source, form. Any source of the scheme sends them.
+# A scheme's bundled samples are samples/<prefix>.json and samples/<prefix>_<name>.json, in interlock/samples/ and in
+# every workflow package's samples/, where the prefix is the scheme's name, or for Standard Webhooks that of its
+# built-in source, form. Any source of the scheme sends them.
 SAMPLE_PREFIX = {"standard-webhooks": DEFAULT_SOURCE}
 # the sample `interlock send <source>` posts when given none: <prefix>.json, or for Standard Webhooks this one
 DEFAULT_SAMPLES = {"standard-webhooks": DEFAULT_SAMPLE}
@@ -107,14 +108,27 @@ PAYLOAD_IDS = {
 _HEADER_VALUE = re.compile(r"[\x21-\x7e]{1,255}")
 
 
+def _sample_folders() -> list[Any]:
+    """Where bundled samples are: ``interlock/samples/``, then each workflow package's ``samples/`` (by name)."""
+    root = resources.files("interlock")
+    folders = [root / "samples"]
+    workflows = root / "workflows"
+    if workflows.is_dir():
+        folders += [package / "samples" for package in sorted(workflows.iterdir(), key=lambda p: p.name)
+                    if package.is_dir() and (package / "samples").is_dir()]
+    return folders
+
+
 def _scheme_samples(scheme: str) -> dict[str, Any]:
-    """The bundled samples of ``scheme``, by the names ``interlock send`` takes for them."""
+    """The bundled samples of ``scheme``, by the names ``interlock send`` takes for them (a workflow package's
+    samples are named the same way; the first folder holding a name keeps it)."""
     prefix = SAMPLE_PREFIX.get(scheme, scheme)
     found: dict[str, Any] = {}
-    for entry in (resources.files("interlock") / "samples").iterdir():
-        stem = entry.name.removesuffix(".json")
-        if entry.name.endswith(".json") and (stem == prefix or stem.startswith(f"{prefix}_")):
-            found[stem.removeprefix(f"{prefix}_")] = entry
+    for folder in _sample_folders():
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            stem = entry.name.removesuffix(".json")
+            if entry.name.endswith(".json") and (stem == prefix or stem.startswith(f"{prefix}_")):
+                found.setdefault(stem.removeprefix(f"{prefix}_"), entry)
     return found
 
 

@@ -94,3 +94,39 @@ def _snake(name: str) -> str:
             out.append("_")
         out.append(ch.lower())
     return "".join(out).replace(".", "_")
+
+
+# -- the sales-ops lead workflow's connectors (interlock.connectors: crm, enrichment, slack) -------------------
+
+
+class CrmRejected(StepError):
+    """The CRM refused a request (a 4xx other than not found, conflict or a rate limit): another try cannot
+    help (a bad token, a property the portal does not have)."""
+
+    reason = "crm_rejected"
+
+
+class EnrichmentUnavailable(TransientError):
+    """The enrichment service timed out, answered 5xx or 429, or is still looking the company up (202)."""
+
+    reason = "enrichment_unavailable"
+
+
+class EnrichmentRejected(StepError):
+    """The enrichment service refused the request (a bad key, a malformed domain): another try cannot help."""
+
+    reason = "enrichment_rejected"
+
+
+class SlackUnavailable(TransientError):
+    """Slack timed out, answered 5xx, rate limited the call (429 with ``Retry-After``), or said ``ok: false``
+    with an error that is Slack's own (``internal_error``, ``service_unavailable``, ``ratelimited``...)."""
+
+    reason = "slack_unavailable"
+
+
+class SlackRejected(StepError):
+    """Slack said ``ok: false`` with an error another try cannot fix (``channel_not_found``, ``invalid_auth``,
+    ``not_authed``, ``no_text``, ``msg_too_long``...)."""
+
+    reason = "slack_rejected"

@@ -180,3 +180,39 @@ class EffectSettings(TableSettings):
     # How long an effect started by another attempt is taken to be still in progress; after that, the attempt
     # is taken to have died and the effect is redone with the same idempotency key. At least the worker's timeout.
     effect_stale_seconds: float = Field(default=60.0, gt=0)
+
+
+# -- the sales-ops lead workflow's connectors (interlock.connectors; docs in workflows/sales_lead/README.md) -----
+
+
+class CrmTokenSettings(_Settings):
+    """The CRM's bearer token (a HubSpot private app's access token) for the HubSpot-shaped CRM v3 calls: the
+    Secrets Manager secret ``crm_token_secret`` names (plain text, or JSON ``{"token": "..."}``), else nothing (the
+    local fake CRM needs none)."""
+
+    crm_token_secret: str = ""
+    crm_token_cache_seconds: int = Field(default=300, ge=0)
+
+
+class EnrichmentSettings(_Settings):
+    """The company enrichment service (``GET {base}/v2/companies/find?domain=``, Clearbit's shape); empty base: not
+    configured (every lead is enriched as ``failed: enrichment_not_configured``, and a person researches it)."""
+
+    enrichment_base_url: str = ""
+    enrichment_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+    enrichment_key_secret: str = ""
+    enrichment_key_cache_seconds: int = Field(default=300, ge=0)
+
+
+class SlackSettings(_Settings):
+    """The Slack Web API (``POST {slack_api_url}/api/chat.postMessage``); empty URL: not configured.
+
+    The bot token is read from the Secrets Manager secret ``slack_token_secret`` (plain text, or JSON
+    ``{"token": "..."}``). ``slack_token`` is the token itself, for a laptop only (the local fake Slack's token is
+    its default there); a deployment leaves it empty and uses the secret."""
+
+    slack_api_url: str = ""
+    slack_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+    slack_token_secret: str = ""
+    slack_token: str = ""
+    slack_token_cache_seconds: int = Field(default=300, ge=0)

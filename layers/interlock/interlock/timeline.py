@@ -29,11 +29,10 @@ import os
 import secrets
 import time
 import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from interlock import aws
 from interlock.models import (
@@ -48,9 +47,6 @@ from interlock.models import (
     TimelineEntry,
     utcnow,
 )
-
-if TYPE_CHECKING:
-    from interlock.kit.ledger import PendingEffect
 
 RUN_RETENTION_SECONDS = int(os.environ.get("INTERLOCK_RUN_RETENTION_DAYS", "90")) * 24 * 3600
 # A kept envelope larger than this once compressed (DynamoDB's item limit is 400 KB, names included) is kept
@@ -117,9 +113,9 @@ class TimelineStore(Protocol):
         acceptance still holds the event (a late original never undoes the records of the one that took over)."""
 
     def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None,
-               effects: Sequence[PendingEffect] = ()) -> None:
-        """Append an entry; move the run's status as the entry says, never out of a terminal status. ``effects``
-        are confirmed done with the entry, atomically."""
+               status: RunStatus | None = None) -> None:
+        """Append an entry; move the run's status as the entry says (or to ``status``), never out of a terminal
+        status."""
 
     def record_once(self, run_id: str, entry: TimelineEntry, key: str) -> RecordOnce:
         """:meth:`record`, at most once per ``key`` and only for a run that exists, atomically."""
@@ -414,25 +410,16 @@ class DynamoTimelineStore(aws.DynamoTable):
         self._transact([release, *({"Delete": {"TableName": self.table_name, "Key": k}} for k in keys[:99])])
 
     def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None,
-               effects: Sequence[PendingEffect] = ()) -> None:
+               status: RunStatus | None = None) -> None:
         """The entry, and the run record's update when the entry moves the run's status (or names its workflow):
         a step's ``processing`` entry leaves the run record alone (it is ``processing`` already; its
-        ``updated_at`` is read from the last entry). ``effects``: side effects of the step confirmed ``done`` in
-        the same transaction as its entry (:mod:`interlock.kit.ledger`)."""
-        if effects:
-            from interlock.kit.ledger import confirm_items
-
-            self.client.transact_write_items(TransactItems=[
-                {"Put": {"TableName": self.table_name, "Item": self._entry_item(run_id, entry)}},
-                *confirm_items(self.table_name, run_pk(run_id), list(effects)),
-            ])
-        else:
-            self.client.put_item(TableName=self.table_name, Item=self._entry_item(run_id, entry))
-        if workflow is None and not moves_status(entry):
+        ``updated_at`` is read from the last entry)."""
+        self.client.put_item(TableName=self.table_name, Item=self._entry_item(run_id, entry))
+        if workflow is None and status is None and not moves_status(entry):
             return
         # The run is already terminal (or unknown): the entry stands on the timeline, the status stays.
         with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
-            self.client.update_item(TableName=self.table_name, **self._run_update(run_id, entry, workflow))
+            self.client.update_item(TableName=self.table_name, **self._run_update(run_id, entry, workflow, status))
 
     def record_once(self, run_id: str, entry: TimelineEntry, key: str) -> RecordOnce:
         """One transaction writes a marker for ``key`` (only if absent), the entry and the run's new status.
@@ -483,9 +470,10 @@ class DynamoTimelineStore(aws.DynamoTable):
             return codes + ["None"] * (len(items) - len(codes))
         return None
 
-    def _run_update(self, run_id: str, entry: TimelineEntry, workflow: str | None) -> dict[str, Any]:
+    def _run_update(self, run_id: str, entry: TimelineEntry, workflow: str | None,
+                    status: RunStatus | None = None) -> dict[str, Any]:
         """The update of the run record an entry implies: ``updated_at``, and the status unless terminal."""
-        status = STATUS_AFTER.get(entry.state)
+        status = status or STATUS_AFTER.get(entry.state)
         sets = ["updated_at = :now"]
         values: dict[str, Any] = {":now": _s(entry.at.isoformat())}
         names: dict[str, str] = {}

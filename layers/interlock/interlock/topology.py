@@ -67,6 +67,8 @@ class Access(StrEnum):
     STATES_CALLBACK = "states_callback"
     SES_SEND = "ses_send"
     SECRETS_READ = "secrets_read"
+    # GetSecretValue on the secret a connector's setting names (target: the setting), when it names one
+    CONNECTOR_SECRET_READ = "connector_secret_read"
     AI_KEY_READ = "ai_key_read"
 
 
@@ -406,7 +408,7 @@ _AI_MEMORY_MB = 1024
 # A worker's Lambda timeout by job: a decision's tiers share the time left (each call is cut to it); a
 # connector call has its own timeouts inside. The automatic path's worst case must fit Express's five minutes
 # (interlock.kit.budget, checked by both realisations).
-_WORKER_TIMEOUT_SECONDS = {Job.DECIDE: _AI_TIMEOUT_SECONDS, Job.QUERY: 10, Job.ACT: 10, Job.NOTIFY: 10,
+_WORKER_TIMEOUT_SECONDS = {Job.DECIDE: _AI_TIMEOUT_SECONDS, Job.QUERY: 8, Job.ACT: 10, Job.NOTIFY: 8,
                            Job.APPROVE: 10, Job.VALIDATE: 5, Job.RECORD: 5}
 _WORKER_DESCRIPTION = {
     Job.VALIDATE: "Worker: validate, extract and check by deterministic rules, for every workflow",
@@ -428,6 +430,7 @@ def _worker(job: Job, workflows: tuple[Workflow, ...]) -> Function:
     for connector in CONNECTORS.values():
         if job in connector.jobs:
             env.update({f"INTERLOCK_{n.upper()}": Ref(RefKind.SETTING, n) for n in connector.settings})
+            grants += [Grant(Access.CONNECTOR_SECRET_READ, n) for n in connector.settings if n.endswith("_secret")]
     memory = 256
     if job is Job.DECIDE:
         grants.append(Grant(Access.AI_KEY_READ))
@@ -605,6 +608,17 @@ class DeploymentSettings:
     sender_email: str = "interlock@example.com"
     crm_base_url: str = ""
     helpdesk_base_url: str = ""
+    # The connectors' secrets (Secrets Manager names; empty: none) and the sales-ops lead workflow's connectors
+    # (interlock.connectors; workflows/sales_lead/README.md). Locally the URLs point at the local fakes.
+    crm_token_secret: str = ""
+    enrichment_base_url: str = ""
+    enrichment_key_secret: str = ""
+    slack_api_url: str = ""
+    slack_token_secret: str = ""
+    # A laptop's Slack token (the local fake's); a deployment names slack_token_secret and leaves this empty.
+    slack_token: str = ""
+    # A requested discount above this percentage waits for the sales manager's approval.
+    sales_discount_approval_pct: str = "15"
     powertools_trace_disabled: str = "true"
     # The AI decision layer (interlock.settings.AiSettings; docs/ai.md).
     ai_provider: str = "auto"

@@ -77,22 +77,16 @@ def approval_service() -> ApprovalService:
 
 @cache
 def crm() -> Crm | None:
-    from interlock.connectors.crm import HttpCrm
-    from interlock.settings import CrmSettings
+    from interlock.connectors.crm import from_settings
 
-    settings = load(CrmSettings)
-    return HttpCrm(settings.crm_base_url, settings.crm_timeout_seconds) if settings.crm_base_url else None
+    return from_settings()  # one connector (and one HTTP client) per process, shared with the kit's "crm"
 
 
 @cache
 def helpdesk() -> Helpdesk | None:
-    from interlock.connectors.helpdesk import HttpHelpdesk
-    from interlock.settings import HelpdeskSettings
+    from interlock.connectors.helpdesk import from_settings
 
-    settings = load(HelpdeskSettings)
-    if not settings.helpdesk_base_url:
-        return None
-    return HttpHelpdesk(settings.helpdesk_base_url, settings.helpdesk_timeout_seconds)
+    return from_settings()
 
 
 @cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
@@ -48,7 +49,8 @@ class DecisionPoint(Generic[OutT]):
 
     ``prompt`` names the prompt file (``interlock/ai/prompts/<prompt>.v<N>.md``, the highest version unless
     ``prompt_version`` pins one); ``policy`` names the workflow's domain rules
-    (``interlock/ai/policies/<policy>.md``). ``offline`` is the deterministic answer used when no model is
+    (``interlock/ai/policies/<policy>.md``); a workflow package's points name its ``folder``, whose ``prompts/``
+    and ``policies/`` hold them instead. ``offline`` is the deterministic answer used when no model is
     configured: the same output schema, computed from the request layer. ``allowed_actions`` is the allowlist
     for "pick the next step" decisions whose output has an ``action`` field.
     """
@@ -64,6 +66,9 @@ class DecisionPoint(Generic[OutT]):
     tiers: tuple[str, ...] = ()
     allowed_actions: tuple[str, ...] = ()
     max_output_tokens: int = 600
+    # A workflow package's folder: its prompts/ and policies/ hold this point's files (None: interlock/ai's own).
+    # An operator's ai_policy_dir still replaces the policy when it holds a file of that name.
+    folder: Path | None = None
 
     def __post_init__(self) -> None:
         # A "pick the next step" point with no allowlist would accept every action: declare one or fail here.

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -150,11 +151,11 @@ class DecisionRunner:
         """Decide ``point`` for this run. ``deadline`` is a ``clock()`` value the step must be done by."""
         step = step or point.name
         provider = self.provider()
-        prompt = load_prompt(point.prompt, point.prompt_version)
+        prompt = load_prompt(point.prompt, point.prompt_version, *prompt_dir(point))
         view = self.store.get(run_id)
         spent_tokens, spent_cost = spent_by_run(view)
         try:
-            context = self.builder.build(prompt.text, load_policy(point.policy, self.settings.ai_policy_dir),
+            context = self.builder.build(prompt.text, load_policy(point.policy, policy_dir(point, self.settings)),
                                          # Earlier turns of the conversation came before this run: oldest
                                          # first, so trimming drops the oldest.
                                          [*session, *run_history(view)], request)
@@ -373,6 +374,21 @@ class DecisionRunner:
 
     def _ms(self, started: float) -> int:
         return round((self.clock() - started) * 1000)
+
+
+def prompt_dir(point: DecisionPoint[Any]) -> tuple[Path, ...]:
+    """Where ``point``'s prompt files are: its workflow package's ``prompts/``, else interlock/ai's (no argument)."""
+    return (point.folder / "prompts",) if point.folder is not None else ()
+
+
+def policy_dir(point: DecisionPoint[Any], settings: AiSettings) -> str:
+    """The operator's ``ai_policy_dir`` for a platform point; for a workflow package's point, that directory when it
+    holds the policy, else the package's ``policies/``."""
+    if point.folder is None:
+        return settings.ai_policy_dir
+    if settings.ai_policy_dir and (Path(settings.ai_policy_dir) / f"{point.policy}.md").is_file():
+        return settings.ai_policy_dir
+    return str(point.folder / "policies")
 
 
 class _State:

@@ -27,8 +27,15 @@ class Connector:
 CONNECTORS: dict[str, Connector] = {
     c.name: c
     for c in (
-        Connector("crm", "interlock.wiring:crm", (Job.QUERY, Job.ACT), ("crm_base_url",)),
+        # the factories in interlock.wiring, like every adapter a handler uses (tests replace them there)
+        Connector("crm", "interlock.wiring:crm", (Job.QUERY, Job.ACT),
+                  ("crm_base_url", "crm_token_secret")),
         Connector("helpdesk", "interlock.wiring:helpdesk", (Job.ACT,), ("helpdesk_base_url",)),
+        Connector("enrichment", "interlock.connectors.enrichment:from_settings", (Job.QUERY,),
+                  ("enrichment_base_url", "enrichment_key_secret")),
+        # slack_token is a laptop's token (the local fake's); a deployment names slack_token_secret instead
+        Connector("slack", "interlock.connectors.slack:from_settings", (Job.NOTIFY,),
+                  ("slack_api_url", "slack_token_secret", "slack_token")),
     )
 }
 

@@ -61,6 +61,12 @@ def request_approval(data: ApprovalRequestInput, ctx: StepContext) -> dict[str, 
     """Store a hashed one-time link for the run and email it to the approver (the wait's task token stays in
     the approval record, never in the link)."""
     from interlock.approvals import SesMailer
+    from interlock.kit import registry
+    from interlock.kit.worker import imported
     from interlock.wiring import approval_request_settings, approval_service
 
+    workflow = registry.workflow(ctx.workflow)
+    if workflow.approval_view:  # what the approver is shown, built by the workflow's own code from its state
+        shown = imported(workflow.approval_view)(data.context)
+        data = data.model_copy(update={"context": {"view": shown.model_dump(mode="json")}})
     return approval_service().request(data, approval_request_settings(), SesMailer())

@@ -46,7 +46,7 @@ def services(job: Job) -> Services:
         from interlock.settings import EffectSettings, load
 
         settings = load(EffectSettings)
-        ledger = DynamoLedger(settings.table_name, settings.effect_stale_seconds)
+        ledger = DynamoLedger(settings.table_name, wiring.timeline_store(), settings.effect_stale_seconds)
     return Services(
         timeline=wiring.timeline_store(),
         ledger=ledger,

@@ -4,7 +4,7 @@ A task's event is ``{"workflow", "step", "run_id", "attempt", ...the step's inpu
 The worker finds the workflow in the registry and the step in it, refuses a step of another job (a step never
 borrows another kind of job's permissions), imports the step's function on first use, validates the input against
 the function's input model, runs it with a :class:`~interlock.kit.context.StepContext`, and records the result on
-the run's timeline: the step's entry (with the effects it did confirmed in the same write), or, when every effect
+the run's timeline: the step's entry (naming the effects it did, which confirms them), or, when every effect
 was a repeat of one already done, a ``duplicate`` entry that shows the skipped repeat. Retryable failures leave
 ``retried`` entries, as :mod:`interlock.steps` describes.
 """
@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from interlock.errors import StepError
 from interlock.kit import Job, Step, Workflow
 from interlock.kit.context import Services, StepContext
+from interlock.kit.ledger import EFFECTS
 from interlock.models import EntryState, TimelineEntry
 from interlock.observability import logger
 from interlock.steps import StepInput, deadline, run_step
@@ -39,7 +40,7 @@ class WrongWorker(StepError):
 
 
 @cache
-def _imported(path: str) -> Callable[..., Any]:
+def imported(path: str) -> Callable[..., Any]:
     module, _, name = path.partition(":")
     function = getattr(importlib.import_module(module), name, None)
     if not callable(function):
@@ -50,7 +51,7 @@ def _imported(path: str) -> Callable[..., Any]:
 @cache
 def input_model(path: str) -> type[StepInput]:
     """The step function's input model: the annotation of its first parameter."""
-    function = _imported(path)
+    function = imported(path)
     hints = typing.get_type_hints(function)
     first = next(iter(p for p in function.__code__.co_varnames[: function.__code__.co_argcount]), None)
     model = hints.get(first) if first else None
@@ -80,7 +81,7 @@ def run(job: Job, event: dict[str, Any], services: Services) -> dict[str, Any]:
                           deadline=deadline(), services=services, connectors=step.connectors,
                           settings=workflow.settings)
         contexts.append(ctx)
-        return _imported(step.run)(data, ctx)
+        return imported(step.run)(data, ctx)
 
     def finish(data: StepInput, result: Any) -> dict[str, Any]:
         return _record(workflow, step, data, result, contexts[-1])
@@ -89,8 +90,8 @@ def run(job: Job, event: dict[str, Any], services: Services) -> dict[str, Any]:
 
 
 def _record(workflow: Workflow, step: Step, data: StepInput, result: Any, ctx: StepContext) -> dict[str, Any]:
-    """The step's entry with the effects it did confirmed in the same write; a ``duplicate`` entry instead when
-    every effect it asked for had been done before (the step had run already)."""
+    """The step's entry, which names the effects it did (confirming them); a ``duplicate`` entry instead when every
+    effect it asked for had been done before (the step had run already)."""
     if step.entry == "none":  # the step recorded its own entries
         return result if isinstance(result, dict) else result.model_dump(mode="json")
     if not isinstance(result, BaseModel):
@@ -102,11 +103,13 @@ def _record(workflow: Workflow, step: Step, data: StepInput, result: Any, ctx: S
             details={"reason": "already_done", "skipped": ctx.skipped,
                      "message": "this step had acted already; its effects were not repeated"}))
         return result.model_dump(mode="json")
-    details = _imported(step.summary)(result) if step.summary else result.model_dump(mode="json")
+    details = imported(step.summary)(result) if step.summary else result.model_dump(mode="json")
     if ctx.skipped:
         details = {**details, "skipped": ctx.skipped}
+    if ctx.pending:  # the entry confirms the effects the step did (interlock.kit.ledger)
+        details = {**details, EFFECTS: {p.effect: p.result for p in ctx.pending}}
     store.record(data.run_id, TimelineEntry(state=EntryState(step.entry), step=step.name, attempt=data.attempt,
-                                            details=details), effects=ctx.pending)
+                                            details=details))
     return result.model_dump(mode="json")
 
 

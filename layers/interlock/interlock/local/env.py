@@ -47,9 +47,14 @@ class Deployed:
 
 def local_setting_defaults(api_url: str) -> dict[str, str]:
     """Settings whose deployed default makes no sense locally: the connectors point at the local fakes."""
+    from interlock.local.fakes import FAKE_SLACK_TOKEN
+
     return {
         "crm_base_url": f"{api_url}/_local/crm",
         "helpdesk_base_url": f"{api_url}/_local/helpdesk",
+        "enrichment_base_url": f"{api_url}/_local/enrichment",
+        "slack_api_url": f"{api_url}/_local/slack",
+        "slack_token": FAKE_SLACK_TOKEN,  # the local fake Slack's bot token (a deployment names a secret instead)
     }
 
 

@@ -2,18 +2,27 @@
 
 They speak the protocols the connectors speak (``interlock.connectors``), so the connectors run
 unchanged: the CRM answers ``POST /accounts/search {"email"}`` with 200 or 404 (and, for a person trying it
-in a browser, ``GET /accounts?email=``), the helpdesk takes
-``POST /replies`` with an ``Idempotency-Key``. Each has an outage switch
+in a browser, ``GET /accounts?email=``) and HubSpot's CRM v3 objects (contacts, companies, deals, tasks: search,
+read, create, update, associate) under ``/crm/v3/`` and ``/crm/v4/``; the helpdesk takes ``POST /replies`` with an
+``Idempotency-Key``; the enrichment service answers ``GET /v2/companies/find?domain=`` (Clearbit's shape); Slack
+takes ``POST /api/chat.postMessage`` (the Web API's shape: HTTP 200 with ``ok: false`` and an error code for what
+Slack refuses) and lists what it was sent at ``GET /_local/slack/messages``. Each has an outage switch
 (``POST /_local/<system>/outage {"enabled": true}``) that makes it answer 503, which is how the
-retried and partial paths of a run are shown and tested without mocking anything.
+retried and partial paths of a run are shown and tested without mocking anything; Slack also has a rate-limit
+switch (``POST /_local/slack/ratelimit``: 429 with ``Retry-After``).
+
+Bad input gets a 4xx (or, from Slack, its ``ok: false`` answer), never a 5xx.
 """
 
 from __future__ import annotations
 
+import itertools
+import re
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from interlock.local.http_types import Request, Response, json_response
@@ -55,17 +64,20 @@ class _Outage:
 
 class FakeCrm:
     """``POST /accounts/search {"email": …}`` (or ``GET /accounts?email=``): the account, or 404
-    ``{"error": "not_found"}``."""
+    ``{"error": "not_found"}``; and HubSpot's CRM v3 objects under ``/crm/`` (:class:`FakeHubSpotObjects`)."""
 
-    def __init__(self, accounts: tuple[dict[str, Any], ...] = SEED_ACCOUNTS) -> None:
+    def __init__(self, accounts: tuple[dict[str, Any], ...] = SEED_ACCOUNTS, token: str | None = None) -> None:
         self.accounts = {a["email"].lower(): dict(a) for a in accounts}
         self.outage = _Outage()
+        self.hubspot = FakeHubSpotObjects(token=token)
 
     def handle(self, request: Request, path: str) -> Response:
         if path == "/outage":
             return self.outage.handle(request)
         if self.outage.enabled:
             return self.outage.unavailable()
+        if path.startswith("/crm/"):
+            return self.hubspot.handle(request, path)
         if path == "/accounts/search":  # what the connector calls: the address in the body, not the URL
             if request.method != "POST":
                 return _method_not_allowed("POST")
@@ -89,6 +101,307 @@ class FakeCrm:
         if account is None:
             return json_response(404, {"error": "not_found"})
         return json_response(200, account)
+
+
+# -- HubSpot's CRM v3 objects (the lead workflow) -------------------------------------------------------------
+
+# Owners (HubSpot owner ids) match the lead workflow's ownership policy (workflows/sales_lead/policies/).
+SEED_COMPANIES: tuple[dict[str, Any], ...] = (
+    {"id": "9001", "properties": {"name": "Globex Corporation", "domain": "globex.example",
+                                  "hubspot_owner_id": "7001", "industry": "MANUFACTURING", "country": "US"}},
+    {"id": "9002", "properties": {"name": "Initech", "domain": "initech.example", "hubspot_owner_id": "7102",
+                                  "country": "GB"}},
+    {"id": "9003", "properties": {"name": "Analytical Engines", "domain": "analytical.example"}},
+)
+SEED_CONTACTS: tuple[dict[str, Any], ...] = (
+    # an existing contact: a lead from this address updates it
+    {"id": "5001", "properties": {"email": "ada@analytical.example", "firstname": "Ada", "lastname": "Lovelace",
+                                  "company": "Analytical Engines", "website": "analytical.example"},
+     "companies": ["9003"]},
+    # the contacts the bundled HubSpot contact.creation batch names (HubSpot created them, then told us)
+    {"id": "95001234501", "properties": {
+        "email": "hedy@initech.example", "firstname": "Hedy", "lastname": "Lamarr", "company": "Initech",
+        "website": "initech.example", "plan_interest": "business",
+        "message": "We would like a demo of the approvals for our finance team."}},
+    {"id": "95001234502", "properties": {
+        "email": "sam.taylor@gmail.com", "firstname": "Sam", "lastname": "Taylor", "company": "Taylor Consulting",
+        "message": "Looking for something small for a team of three."}},
+)
+
+# What each object type may be written with (HubSpot refuses a property a portal does not have with a 400).
+# interlock_* and requested_discount_pct / plan_interest are custom properties the lead workflow's README lists.
+WRITABLE_PROPERTIES: dict[str, frozenset[str]] = {
+    "contacts": frozenset({"email", "firstname", "lastname", "company", "website", "message", "hubspot_owner_id",
+                           "requested_discount_pct", "plan_interest", "lifecyclestage", "hs_lead_status",
+                           "interlock_lead_score", "interlock_lead_partial"}),
+    "deals": frozenset({"dealname", "amount", "pipeline", "dealstage", "hubspot_owner_id", "description",
+                        "closedate", "interlock_discount_pct", "interlock_discount_status"}),
+    "tasks": frozenset({"hs_timestamp", "hs_task_subject", "hs_task_body", "hs_task_status", "hs_task_priority",
+                        "hs_task_type", "hubspot_owner_id"}),
+}
+SEARCHABLE = frozenset({"contacts", "companies"})
+# (from, to) -> the HubSpot-defined association type id a create may use
+ASSOCIATION_TYPES: dict[tuple[str, str], int] = {
+    ("contacts", "companies"): 279, ("deals", "contacts"): 3, ("deals", "companies"): 5,
+    ("tasks", "contacts"): 204, ("tasks", "companies"): 192,
+}
+_OBJECT_TYPES = ("contacts", "companies", "deals", "tasks")
+_OBJECT_PATH = re.compile(r"^/crm/v3/objects/(?P<type>[a-z]+)(?:/(?P<rest>[^/]+))?$")
+_ASSOCIATE_PATH = re.compile(r"^/crm/v4/objects/contacts/(?P<id>[0-9]+)/associations/default/companies/"
+                             r"(?P<company>[0-9]+)$")
+
+
+def _hubspot_error(status: int, category: str, message: str) -> Response:
+    return json_response(status, {"status": "error", "message": message, "category": category,
+                                  "correlationId": str(uuid.uuid4())})
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class FakeHubSpotObjects:
+    """HubSpot's CRM v3 objects, in memory: contacts and companies (seeded), deals and tasks (created by runs).
+
+    ``POST /crm/v3/objects/{contacts|companies}/search`` (filterGroups of ``EQ`` filters), ``GET
+    /crm/v3/objects/{type}`` (every object, newest last: what a test or a person looks at) and ``/{type}/{id}``,
+    ``POST /crm/v3/objects/{contacts|deals|tasks}`` (409 ``CONFLICT`` for a contact whose address is taken, with
+    HubSpot's "Existing ID" message), ``PATCH /crm/v3/objects/contacts/{id}``, ``PUT
+    /crm/v4/objects/contacts/{id}/associations/default/companies/{id}``. A create's ``Idempotency-Key`` is honoured
+    (the same key and body answer the first object again). With a ``token``, every call needs ``Authorization:
+    Bearer <token>``; without one, a call may come without the header, but not with a malformed one.
+    """
+
+    def __init__(self, token: str | None = None, contacts: tuple[dict[str, Any], ...] = SEED_CONTACTS,
+                 companies: tuple[dict[str, Any], ...] = SEED_COMPANIES) -> None:
+        self.token = token
+        self._lock = threading.Lock()
+        self._ids = itertools.count(100001)
+        self.objects: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in _OBJECT_TYPES}
+        self._by_key: dict[tuple[str, str], tuple[str, Any]] = {}
+        for company in companies:
+            self.objects["companies"][company["id"]] = self._stored(company["id"], company["properties"])
+        for contact in contacts:
+            stored = self._stored(contact["id"], contact["properties"])
+            stored["associations"]["companies"] = list(contact.get("companies", []))
+            self.objects["contacts"][contact["id"]] = stored
+
+    @staticmethod
+    def _stored(object_id: str, properties: dict[str, Any]) -> dict[str, Any]:
+        at = _now_iso()
+        return {"id": object_id, "properties": dict(properties), "createdAt": at, "updatedAt": at,
+                "archived": False, "associations": {}}
+
+    def listing(self, object_type: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [self._public(o) for o in self.objects[object_type].values()]
+
+    @staticmethod
+    def _public(stored: dict[str, Any], properties: list[str] | None = None) -> dict[str, Any]:
+        props = stored["properties"]
+        if properties is not None:
+            props = {name: props.get(name) for name in properties}
+        return {"id": stored["id"], "properties": {**props, "hs_object_id": stored["id"]},
+                "createdAt": stored["createdAt"], "updatedAt": stored["updatedAt"], "archived": False,
+                "associations": {k: list(v) for k, v in stored["associations"].items()}}
+
+    # -- routing ---------------------------------------------------------------------------------------------
+
+    def handle(self, request: Request, path: str) -> Response:
+        refused = self._unauthorised(request)
+        if refused is not None:
+            return refused
+        associate = _ASSOCIATE_PATH.match(path)
+        if associate:
+            if request.method != "PUT":
+                return _method_not_allowed("PUT")
+            return self._associate(associate["id"], associate["company"])
+        match = _OBJECT_PATH.match(path)
+        if not match or match["type"] not in _OBJECT_TYPES:
+            return _hubspot_error(404, "OBJECT_NOT_FOUND", "unknown object type or path")
+        object_type, rest = match["type"], match["rest"]
+        if rest == "search":
+            if request.method != "POST":
+                return _method_not_allowed("POST")
+            return self._search(object_type, request)
+        if rest is None:
+            if request.method == "GET":
+                return json_response(200, {"results": self.listing(object_type)})
+            if request.method == "POST":
+                return self._create(object_type, request)
+            return _method_not_allowed("GET, POST")
+        if request.method == "GET":
+            return self._read(object_type, rest, request)
+        if request.method == "PATCH" and object_type == "contacts":
+            return self._update(object_type, rest, request)
+        return _method_not_allowed("GET, PATCH" if object_type == "contacts" else "GET")
+
+    def _unauthorised(self, request: Request) -> Response | None:
+        header = request.header("Authorization")
+        if header is None and self.token is None:
+            return None
+        scheme, _, token = (header or "").partition(" ")
+        if scheme != "Bearer" or not token.strip() or (self.token is not None and token != self.token):
+            return _hubspot_error(401, "INVALID_AUTHENTICATION",
+                                  "Authentication credentials not found or invalid")
+        return None
+
+    # -- reading ----------------------------------------------------------------------------------------------
+
+    def _search(self, object_type: str, request: Request) -> Response:
+        if object_type not in SEARCHABLE:
+            return _hubspot_error(400, "VALIDATION_ERROR", f"this fake searches {', '.join(sorted(SEARCHABLE))}")
+        body = _json_object(request)
+        groups = body.get("filterGroups") if body is not None else None
+        filters = _filters(groups)
+        if filters is None:
+            return _hubspot_error(400, "VALIDATION_ERROR",
+                                  "filterGroups must be a non-empty list of {filters: [{propertyName, operator: "
+                                  "EQ, value}]}")
+        properties = body.get("properties") if body else None
+        if properties is not None and not (isinstance(properties, list)
+                                           and all(isinstance(p, str) for p in properties)):
+            return _hubspot_error(400, "VALIDATION_ERROR", "properties must be a list of names")
+        limit = body.get("limit", 10) if body else 10
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 200:
+            return _hubspot_error(400, "VALIDATION_ERROR", "limit must be between 1 and 200")
+        with self._lock:
+            found = [o for o in self.objects[object_type].values()
+                     if any(all(str(o["properties"].get(name) or "").lower() == value for name, value in group)
+                            for group in filters)]
+            results = [self._public(o, properties) for o in found]
+        return json_response(200, {"total": len(results), "results": results[:limit]})
+
+    def _read(self, object_type: str, object_id: str, request: Request) -> Response:
+        names = request.query_value("properties")
+        with self._lock:
+            stored = self.objects[object_type].get(object_id)
+            if stored is None:
+                return _hubspot_error(404, "OBJECT_NOT_FOUND", "resource not found")
+            return json_response(200, self._public(stored, names.split(",") if names else None))
+
+    # -- writing ----------------------------------------------------------------------------------------------
+
+    def _create(self, object_type: str, request: Request) -> Response:
+        if object_type not in WRITABLE_PROPERTIES or object_type == "companies":
+            return _method_not_allowed("GET")
+        body = _json_object(request)
+        if body is None:
+            return _hubspot_error(400, "VALIDATION_ERROR", "the body must be a JSON object")
+        properties, problem = _properties(object_type, body.get("properties"))
+        if properties is None:
+            return _hubspot_error(400, "VALIDATION_ERROR", problem)
+        if object_type == "tasks" and not properties.get("hs_timestamp"):
+            return _hubspot_error(400, "VALIDATION_ERROR", "a task needs hs_timestamp")
+        key = request.header("Idempotency-Key")
+        with self._lock:
+            associations, problem = self._associations(object_type, body.get("associations", []))
+            if associations is None:
+                return _hubspot_error(400, "VALIDATION_ERROR", problem)
+            if key:
+                previous = self._by_key.get((object_type, key))
+                if previous is not None:
+                    if previous[1] != body:
+                        return json_response(422, {"status": "error", "category": "IDEMPOTENCY_KEY_REUSED",
+                                                   "message": "this Idempotency-Key was used for another object"})
+                    return json_response(201, self._public(self.objects[object_type][previous[0]]),
+                                         {"Idempotent-Replayed": "true"})
+            email = (properties.get("email") or "").lower()
+            if object_type == "contacts" and email:
+                for existing in self.objects["contacts"].values():
+                    if str(existing["properties"].get("email") or "").lower() == email:
+                        return _hubspot_error(409, "CONFLICT", f"Contact already exists. Existing ID: {existing['id']}")
+            object_id = str(next(self._ids))
+            stored = self._stored(object_id, properties)
+            stored["associations"] = associations
+            self.objects[object_type][object_id] = stored
+            if key:
+                self._by_key[(object_type, key)] = (object_id, body)
+            return json_response(201, self._public(stored))
+
+    def _update(self, object_type: str, object_id: str, request: Request) -> Response:
+        body = _json_object(request)
+        if body is None:
+            return _hubspot_error(400, "VALIDATION_ERROR", "the body must be a JSON object")
+        properties, problem = _properties(object_type, body.get("properties"))
+        if properties is None:
+            return _hubspot_error(400, "VALIDATION_ERROR", problem)
+        with self._lock:
+            stored = self.objects[object_type].get(object_id)
+            if stored is None:
+                return _hubspot_error(404, "OBJECT_NOT_FOUND", "resource not found")
+            stored["properties"].update(properties)
+            stored["updatedAt"] = _now_iso()
+            return json_response(200, self._public(stored))
+
+    def _associate(self, contact_id: str, company_id: str) -> Response:
+        with self._lock:
+            contact = self.objects["contacts"].get(contact_id)
+            if contact is None or company_id not in self.objects["companies"]:
+                return _hubspot_error(404, "OBJECT_NOT_FOUND", "resource not found")
+            linked = contact["associations"].setdefault("companies", [])
+            if company_id not in linked:
+                linked.append(company_id)
+            return json_response(200, {"status": "COMPLETE", "results": [
+                {"from": {"id": contact_id}, "to": {"id": company_id}, "associationTypeId": 279}]})
+
+    def _associations(self, object_type: str, raw: Any) -> tuple[dict[str, list[str]] | None, str]:
+        """``associations`` of a create, as ``{to_type: [ids]}``, checked against the objects and HubSpot's type ids."""
+        if not isinstance(raw, list):
+            return None, "associations must be a list"
+        found: dict[str, list[str]] = {}
+        for item in raw:
+            to = item.get("to") if isinstance(item, dict) else None
+            types = item.get("types") if isinstance(item, dict) else None
+            target = str(to.get("id")) if isinstance(to, dict) and to.get("id") is not None else ""
+            if not target or not isinstance(types, list) or len(types) != 1 or not isinstance(types[0], dict):
+                return None, "each association needs to.id and one type"
+            kind = types[0]
+            to_type = next((t for (f, t), type_id in ASSOCIATION_TYPES.items()
+                            if f == object_type and type_id == kind.get("associationTypeId")), None)
+            if kind.get("associationCategory") != "HUBSPOT_DEFINED" or to_type is None:
+                return None, "unknown association type"
+            if target not in self.objects[to_type]:
+                return None, f"no {to_type[:-1]} with the association's id"
+            found.setdefault(to_type, []).append(target)
+        return found, ""
+
+
+def _json_object(request: Request) -> dict[str, Any] | None:
+    try:
+        body = request.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _filters(groups: Any) -> list[list[tuple[str, str]]] | None:
+    if not isinstance(groups, list) or not groups or len(groups) > 5:
+        return None
+    found = []
+    for group in groups:
+        filters = group.get("filters") if isinstance(group, dict) else None
+        if not isinstance(filters, list) or not filters:
+            return None
+        parsed = []
+        for f in filters:
+            if not isinstance(f, dict) or f.get("operator") != "EQ" or not isinstance(f.get("propertyName"), str) \
+                    or not isinstance(f.get("value"), str | int | float):
+                return None
+            parsed.append((f["propertyName"], str(f["value"]).lower()))
+        found.append(parsed)
+    return found
+
+
+def _properties(object_type: str, raw: Any) -> tuple[dict[str, str] | None, str]:
+    if not isinstance(raw, dict):
+        return None, "properties must be an object"
+    unknown = sorted(set(raw) - WRITABLE_PROPERTIES[object_type])
+    if unknown:
+        return None, f"Property values were not valid: no {object_type[:-1]} property named {', '.join(unknown)}"
+    if not all((isinstance(v, str | int | float) and not isinstance(v, bool)) or v is None for v in raw.values()):
+        return None, "property values must be strings or numbers"
+    return {k: ("" if v is None else str(v)) for k, v in raw.items()}, ""
 
 
 @dataclass
@@ -174,12 +487,159 @@ def _parse_reply(request: Request) -> tuple[_Reply | None, str]:
     ), ""
 
 
+# -- company enrichment (Clearbit's Company API shape) -----------------------------------------------------
+
+SEED_ENRICHMENT: tuple[dict[str, Any], ...] = (
+    {"name": "Globex Corporation", "domain": "globex.example", "category": {"industry": "Manufacturing"},
+     "metrics": {"employees": 4200}, "geo": {"country": "United States", "countryCode": "US"}},
+    {"name": "Initech", "domain": "initech.example", "category": {"industry": "Software"},
+     "metrics": {"employees": 350}, "geo": {"country": "United Kingdom", "countryCode": "GB"}},
+    {"name": "Analytical Engines", "domain": "analytical.example", "category": {"industry": "Computing"},
+     "metrics": {"employees": 40}, "geo": {"country": "United Kingdom", "countryCode": "GB"}},
+    {"name": "Hooli", "domain": "hooli.example", "category": {"industry": "Internet"},
+     "metrics": {"employees": 12000}, "geo": {"country": "United States", "countryCode": "US"}},
+    {"name": "Pied Piper", "domain": "piedpiper.example", "category": {"industry": "Software"},
+     "metrics": {"employees": 25}, "geo": {"country": "United States", "countryCode": "US"}},
+    {"name": "Vandelay Industries", "domain": "vandelay.example", "category": {"industry": "Import/Export"},
+     "metrics": {"employees": 800}, "geo": {"country": "Germany", "countryCode": "DE"}},
+)
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+class FakeEnrichment:
+    """``GET /v2/companies/find?domain=``: the seeded company (200), 404 ``unknown_record`` for any other domain,
+    422 for a missing or malformed domain. With a ``key``, every call needs ``Authorization: Bearer <key>``."""
+
+    def __init__(self, companies: tuple[dict[str, Any], ...] = SEED_ENRICHMENT, key: str | None = None) -> None:
+        self.companies = {c["domain"]: dict(c) for c in companies}
+        self.key = key
+        self.outage = _Outage()
+        self.lookups: list[str] = []  # the domains asked for, in order
+
+    def handle(self, request: Request, path: str) -> Response:
+        if path == "/outage":
+            return self.outage.handle(request)
+        if self.outage.enabled:
+            return self.outage.unavailable()
+        if path != "/v2/companies/find":
+            return _not_found()
+        if request.method != "GET":
+            return _method_not_allowed("GET")
+        header = request.header("Authorization")
+        if (self.key is not None and header != f"Bearer {self.key}") or \
+                (header is not None and not header.startswith("Bearer ")):
+            return json_response(401, {"error": {"type": "auth_required", "message": "API key required"}})
+        domain = (request.query_value("domain") or "").strip().lower()
+        if not _DOMAIN.match(domain):
+            return json_response(422, {"error": {"type": "invalid_domain", "message": "a domain is required"}})
+        self.lookups.append(domain)
+        company = self.companies.get(domain)
+        if company is None:
+            return json_response(404, {"error": {"type": "unknown_record", "message": "Unknown domain"}})
+        return json_response(200, company)
+
+
+# -- Slack's Web API ---------------------------------------------------------------------------------------
+
+FAKE_SLACK_TOKEN = "xoxb-interlock-local-fake"
+# The conversations a message may go to: the lead workflow's owners (user ids post to their direct messages) and
+# its sales channel (workflows/sales_lead/policies/ownership.json).
+SEED_SLACK_CONVERSATIONS = frozenset({"U07MAYA01", "U07NOAH02", "U07LENA03", "U07OMAR04", "U07ZOE005",
+                                      "U07KAI006", "C07SALES01"})
+SLACK_TEXT_LIMIT = 40_000
+
+
+@dataclass
+class _SlackMessage:
+    channel: str
+    text: str
+    ts: str
+    body: dict[str, Any]
+
+    def view(self) -> dict[str, Any]:
+        return {"channel": self.channel, "text": self.text, "ts": self.ts, "body": self.body}
+
+
+class FakeSlack:
+    """``POST /api/chat.postMessage`` as Slack answers it: HTTP 200 ``{"ok": true, "channel", "ts", "message"}``, or
+    HTTP 200 ``{"ok": false, "error"}``: ``not_authed`` (no token), ``invalid_auth`` (another token),
+    ``invalid_json`` / ``channel_not_found`` / ``no_text`` / ``msg_too_long`` for a bad body. ``GET /messages``
+    lists what was posted. Switches: ``/outage`` (503), ``/ratelimit`` (429 with ``Retry-After: 1``)."""
+
+    def __init__(self, token: str = FAKE_SLACK_TOKEN,
+                 conversations: frozenset[str] = SEED_SLACK_CONVERSATIONS) -> None:
+        self.token = token
+        self.conversations = conversations
+        self.outage = _Outage()
+        self.rate_limit = _Outage()
+        self._messages: list[_SlackMessage] = []
+        self._lock = threading.Lock()
+
+    def messages(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [m.view() for m in self._messages]
+
+    def handle(self, request: Request, path: str) -> Response:
+        if path == "/outage":
+            return self.outage.handle(request)
+        if path == "/ratelimit":
+            return self.rate_limit.handle(request)
+        if path == "/messages":
+            if request.method != "GET":
+                return _method_not_allowed("GET")
+            return json_response(200, {"messages": self.messages()})
+        if self.outage.enabled:
+            return self.outage.unavailable()
+        if not path.startswith("/api/"):
+            return _not_found()
+        if path != "/api/chat.postMessage":
+            return json_response(404, {"ok": False, "error": "unknown_method"})
+        if request.method != "POST":
+            return _method_not_allowed("POST")
+        if self.rate_limit.enabled:
+            return json_response(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"})
+        return self._post(request)
+
+    def _post(self, request: Request) -> Response:
+        header = request.header("Authorization")
+        if not header:
+            return _slack_error("not_authed")
+        if header != f"Bearer {self.token}":
+            return _slack_error("invalid_auth")
+        body = _json_object(request)
+        if body is None:
+            return _slack_error("invalid_json")
+        channel, text = body.get("channel"), body.get("text")
+        if not isinstance(channel, str) or not channel:
+            return _slack_error("channel_not_found")
+        if channel not in self.conversations:
+            return _slack_error("channel_not_found")
+        if not isinstance(text, str) or not text.strip():
+            return _slack_error("no_text")
+        if len(text) > SLACK_TEXT_LIMIT:
+            return _slack_error("msg_too_long")
+        with self._lock:
+            ts = f"{time.time():.6f}"
+            while any(m.ts == ts for m in self._messages):  # a ts names one message in its channel
+                ts = f"{float(ts) + 0.000001:.6f}"
+            self._messages.append(_SlackMessage(channel=channel, text=text, ts=ts, body=body))
+        return json_response(200, {"ok": True, "channel": channel, "ts": ts,
+                                   "message": {"type": "message", "text": text, "ts": ts}})
+
+
+def _slack_error(code: str) -> Response:
+    return json_response(200, {"ok": False, "error": code})
+
+
 class LocalFakes:
-    """Everything mounted under ``/_local/``: ``/_local/crm/...`` and ``/_local/helpdesk/...``."""
+    """Everything mounted under ``/_local/``: ``/_local/crm/...``, ``/_local/helpdesk/...``,
+    ``/_local/enrichment/...`` and ``/_local/slack/...``."""
 
     def __init__(self) -> None:
         self.crm = FakeCrm()
         self.helpdesk = FakeHelpdesk()
+        self.enrichment = FakeEnrichment()
+        self.slack = FakeSlack()
 
     def handles(self, path: str) -> bool:
         return path == MOUNT or path.startswith(MOUNT + "/")
@@ -192,6 +652,10 @@ class LocalFakes:
             return self.crm.handle(request, sub)
         if system == "helpdesk":
             return self.helpdesk.handle(request, sub)
+        if system == "enrichment":
+            return self.enrichment.handle(request, sub)
+        if system == "slack":
+            return self.slack.handle(request, sub)
         return _not_found()
 
 
