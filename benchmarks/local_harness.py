@@ -29,7 +29,6 @@ for _path in (ROOT / "layers" / "interlock", ROOT / "functions", ROOT):
         sys.path.insert(0, str(_path))
 
 import httpx  # noqa: E402
-
 from interlock import cli  # noqa: E402
 
 SECRET = "whsec_" + base64.b64encode(b"interlock-benchmark-secret-0123").decode()

@@ -33,8 +33,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import httpx  # noqa: E402
-from local_harness import (  # noqa: E402
+import httpx
+from interlock.local.persistence import state_path
+from interlock.models import run_id_for
+from local_harness import (
     RuntimeProcess,
     Tickets,
     cpu_seconds,
@@ -43,9 +45,6 @@ from local_harness import (  # noqa: E402
     rss_bytes,
     wait_terminal,
 )
-
-from interlock.local.persistence import state_path  # noqa: E402
-from interlock.models import run_id_for  # noqa: E402
 
 
 @dataclass
