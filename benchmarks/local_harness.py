@@ -169,21 +169,40 @@ def run_status(client: httpx.Client, url: str, run_id: str) -> str | None:
     return str(response.json().get("status"))
 
 
-def wait_terminal(client: httpx.Client, url: str, run_id: str, timeout: float, first_poll: float = 0.05,
-                  max_poll: float = 0.25) -> str | None:
-    """Poll ``GET /runs/<id>`` until the run is terminal (its status), or None after ``timeout`` seconds. The
-    pause between polls starts at ``first_poll`` and doubles up to ``max_poll``, so that many waiting senders
-    do not become the load they measure."""
+class PollBudget:
+    """At most ``rate`` polls a second, shared by every sender: a ``GET /runs/<id>`` is a Lambda invocation and a
+    DynamoDB query in the runtime, and sixteen senders polling freely would become the load they measure."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self._next = time.monotonic()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            slot = max(time.monotonic(), self._next)
+            self._next = slot + self.interval
+        pause = slot - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+
+
+def wait_terminal(client: httpx.Client, url: str, run_id: str, timeout: float, budget: PollBudget | None = None,
+                  first_poll: float = 0.05) -> str | None:
+    """Poll ``GET /runs/<id>`` until the run is terminal (its status), or None after ``timeout`` seconds; each
+    poll waits for its turn in ``budget`` (and the first for ``first_poll`` seconds)."""
     deadline = time.monotonic() + timeout
-    pause = first_poll
+    time.sleep(first_poll)
     while True:
+        if budget is not None:
+            budget.acquire()
         status = run_status(client, url, run_id)
         if status in TERMINAL:
             return status
         if time.monotonic() >= deadline:
             return None
-        time.sleep(pause)
-        pause = min(max_poll, pause * 2)
+        if budget is None:
+            time.sleep(first_poll)
 
 
 class RssSampler:

@@ -3,9 +3,12 @@
 ``interlock run`` is started as ``make run`` starts it (a subprocess, on a free port, with a state directory of
 its own and the offline AI provider). Each sender is a closed loop: it posts a signed ``form support_ticket``
 (what ``interlock send form`` posts; it completes on the automatic path), polls ``GET /runs/<id>`` until the run
-is terminal, and sends the next one. Per concurrency level it prints the completed runs per second over the
-level (first send to last completion), the end-to-end time of a run (POST sent to terminal status seen) at p50
-and p95, and the runtime process's CPU seconds per run (from /proc).
+is terminal, and sends the next one. The polls of all senders together are held to ``--poll-rate`` a second
+(20): each is a Lambda invocation and a query in the runtime, and unbounded polling would be the load measured;
+the end-to-end time is therefore measured to within about ``senders / poll-rate`` seconds. Per concurrency
+level it prints the completed runs per second over the level (first send to last completion), the end-to-end
+time of a run (POST sent to terminal status seen) at p50 and p95, and the runtime process's CPU seconds per run
+(from /proc).
 
 Then the same again with ``--stored`` runs already stored (10,000 by default). They are seeded through the saved
 local state, the way a restart finds them: the runtime is stopped (Ctrl-C: it saves its state), each run the
@@ -37,6 +40,7 @@ import httpx
 from interlock.local.persistence import state_path
 from interlock.models import run_id_for
 from local_harness import (
+    PollBudget,
     RuntimeProcess,
     Tickets,
     cpu_seconds,
@@ -74,9 +78,11 @@ class Level:
                 f"p50 {p50:6.3f} s  p95 {p95:6.3f} s  cpu {cpu * 1000:6.1f} ms/run  rss {mib(self.rss)}{extra}")
 
 
-def run_level(runtime: RuntimeProcess, senders: int, runs: int, timeout: float) -> Level:
-    """``runs`` tickets from ``senders`` closed-loop senders; what it measured."""
+def run_level(runtime: RuntimeProcess, senders: int, runs: int, timeout: float, poll_rate: float = 20.0) -> Level:
+    """``runs`` tickets from ``senders`` closed-loop senders, polling at most ``poll_rate`` times a second in all;
+    what it measured."""
     tickets = Tickets(runtime.url)
+    budget = PollBudget(poll_rate)
     lock = threading.Lock()
     remaining = [runs]
     latencies: list[float] = []
@@ -103,7 +109,7 @@ def run_level(runtime: RuntimeProcess, senders: int, runs: int, timeout: float) 
                         counts["errors"] += 1
                     continue
                 try:
-                    final = wait_terminal(client, runtime.url, run_id, timeout)
+                    final = wait_terminal(client, runtime.url, run_id, timeout, budget)
                 except httpx.HTTPError:
                     final = None
                 done = time.perf_counter()
@@ -180,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stored", type=int, default=10_000,
                         help="runs already stored in the second phase (0: skip it)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds a run may take to finish")
+    parser.add_argument("--poll-rate", type=float, default=20.0,
+                        help="GET /runs/<id> per second, all senders together (the polls are load too)")
     parser.add_argument("--state-dir", type=Path, help="where the runtime keeps its state (default: a temp dir)")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
@@ -194,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.warmup:
                 run_level(runtime, 1, args.warmup, args.timeout)
             for senders in levels:
-                level = run_level(runtime, senders, max(args.runs, senders), args.timeout)
+                level = run_level(runtime, senders, max(args.runs, senders), args.timeout, args.poll_rate)
                 templates.update(level.run_ids)
                 results.append(("fresh", level))
                 print(level.line("fresh"), flush=True)
@@ -210,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                 if args.warmup:
                     run_level(runtime, 1, args.warmup, args.timeout)
                 for senders in levels:
-                    level = run_level(runtime, senders, max(args.runs, senders), args.timeout)
+                    level = run_level(runtime, senders, max(args.runs, senders), args.timeout, args.poll_rate)
                     results.append((f"{held} stored", level))
                     print(level.line(f"{held} stored"), flush=True)
             finally:

@@ -112,3 +112,17 @@ def test_a_definition_is_parsed_once_with_every_heap_key_made() -> None:
     assert len(components) > 3
     # made already: no two executions sharing the program can race to make different ones
     assert all(c._EvalComponent__heap_key is not None for c in components)  # type: ignore[attr-defined]
+
+
+def test_a_jsonpath_is_parsed_once_and_still_finds_what_it_names() -> None:
+    from interlock.local import moto_jsonpath
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    uninstall = moto_jsonpath.install()
+    try:
+        assert json_path.parse("$.a.b[1]") is json_path.parse("$.a.b[1]")
+        assert json_path.extract_json("$.a.b[1]", {"a": {"b": [1, 2]}}) == 2
+        assert json_path.extract_json("$.a.b[1]", {"a": {"b": [3, 4]}}) == 4
+    finally:
+        uninstall()
+    assert json_path.parse("$.a") is not json_path.parse("$.a")  # moto's own, put back

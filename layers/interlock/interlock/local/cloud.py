@@ -98,6 +98,7 @@ class LocalCloud:
         self._uninstall_dynamodb_lock: Any = None
         self._uninstall_sqs_hook: Any = None
         self._uninstall_moto_memory: Any = None
+        self._uninstall_jsonpath: Any = None
         self.queue_urls_by_name: dict[str, str] = {}  # physical queue name -> URL, DLQs included
         self.restored: dict[str, int] = {}  # what start put back from the saved state
         self._clients: dict[str, Any] = {}
@@ -112,7 +113,7 @@ class LocalCloud:
             local_env.setting("enabled_sources", self.api_url, self.environ))
         from moto import mock_aws
 
-        from interlock.local import dynamodb_lock, moto_memory, sfn_bridge
+        from interlock.local import dynamodb_lock, moto_jsonpath, moto_memory, sfn_bridge
 
         # Before the mock starts: moto swaps in its own fake credentials and puts back what it found
         # when it stops, so the two patches nest and the developer's values come back last, from ours.
@@ -121,6 +122,7 @@ class LocalCloud:
             self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
             self._mock.start()
             self._uninstall_moto_memory = moto_memory.install()
+            self._uninstall_jsonpath = moto_jsonpath.install()
             on_change = self.state.mark_dirty if self.state is not None else None
             self._uninstall_dynamodb_lock = dynamodb_lock.install(on_change)
             if on_change is not None:
@@ -150,6 +152,9 @@ class LocalCloud:
             if self._uninstall_dynamodb_lock is not None:
                 self._uninstall_dynamodb_lock()
                 self._uninstall_dynamodb_lock = None
+            if self._uninstall_jsonpath is not None:
+                self._uninstall_jsonpath()
+                self._uninstall_jsonpath = None
             if self._uninstall_moto_memory is not None:
                 self._uninstall_moto_memory()
                 self._uninstall_moto_memory = None
