@@ -99,6 +99,7 @@ class LocalCloud:
         self._uninstall_sqs_hook: Any = None
         self._uninstall_moto_memory: Any = None
         self._uninstall_jsonpath: Any = None
+        self._uninstall_item_texts: Any = None
         self.queue_urls_by_name: dict[str, str] = {}  # physical queue name -> URL, DLQs included
         self.restored: dict[str, int] = {}  # what start put back from the saved state
         self._clients: dict[str, Any] = {}
@@ -127,6 +128,7 @@ class LocalCloud:
             self._uninstall_dynamodb_lock = dynamodb_lock.install(on_change)
             if on_change is not None:
                 self._uninstall_sqs_hook = persistence.install_sqs_hook(on_change)
+                self._uninstall_item_texts = persistence.install_dynamodb_hook()
             cold_start_reset()
             self.deployed = self._create_resources()
             self._restore()
@@ -149,6 +151,9 @@ class LocalCloud:
             if self._uninstall_sqs_hook is not None:
                 self._uninstall_sqs_hook()
                 self._uninstall_sqs_hook = None
+            if self._uninstall_item_texts is not None:
+                self._uninstall_item_texts()
+                self._uninstall_item_texts = None
             if self._uninstall_dynamodb_lock is not None:
                 self._uninstall_dynamodb_lock()
                 self._uninstall_dynamodb_lock = None
@@ -195,10 +200,9 @@ class LocalCloud:
         assert self.deployed is not None
         return persistence.Snapshot(
             saved_at=datetime.now(UTC),
-            tables=persistence.capture_tables(self._table_names()),
             queues=persistence.capture_queues(sorted(self.queue_urls_by_name)),
             executions=persistence.capture_executions(list(self.deployed.state_machine_arns.values())),
-        )
+        ).with_table_texts(persistence.capture_table_texts(self._table_names()))
 
     # -- clients --------------------------------------------------------------------------------------------
 

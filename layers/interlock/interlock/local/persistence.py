@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, PrivateAttr, ValidationError
 
 from interlock.local import dynamodb_lock, get_logger
 from interlock.local.functions import ACCOUNT_ID, REGION
@@ -82,6 +82,20 @@ class Snapshot(BaseModel):
     tables: dict[str, list[dict[str, Any]]] = {}  # physical table name -> items (DynamoDB JSON)
     queues: dict[str, list[QueuedMessage]] = {}  # physical queue name -> its messages
     executions: list[InterruptedExecution] = []
+    # The tables' items already as JSON texts (capture_table_texts), written as they are instead of ``tables``:
+    # parsing 100,000 items into dicts only to write them out again would cost more than the whole save.
+    _table_texts: dict[str, list[str]] | None = PrivateAttr(default=None)
+
+    def with_table_texts(self, texts: dict[str, list[str]]) -> Snapshot:
+        self._table_texts = texts
+        return self
+
+    def to_json(self) -> str:
+        if self._table_texts is None:
+            return self.model_dump_json()
+        rest = self.model_dump_json(exclude={"tables"})
+        tables = ",".join(f"{json.dumps(name)}:[{','.join(texts)}]" for name, texts in self._table_texts.items())
+        return f'{rest[:-1]},"tables":{{{tables}}}}}'
 
 
 # -- the file ------------------------------------------------------------------------------------------------
@@ -121,7 +135,7 @@ def write(path: Path, snapshot: Snapshot) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with temporary.open("w", encoding="utf-8") as file:
-        file.write(snapshot.model_dump_json())
+        file.write(snapshot.to_json())
         file.flush()
         os.fsync(file.fileno())
     os.replace(temporary, path)
@@ -137,21 +151,87 @@ def _dynamodb() -> Any:
 
 
 def capture_tables(names: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """Every item of each table, at one instant (no DynamoDB call runs meanwhile).
+    """Every item of each table, at one instant (no DynamoDB call runs meanwhile), as DynamoDB JSON."""
+    return {name: [json.loads(text) for text in texts] for name, texts in capture_table_texts(names).items()}
 
-    Under the lock only each item's attributes are copied (shallow: moto replaces a top-level attribute it
-    updates); turning them into DynamoDB JSON, which costs most, is done after, so the tables are not held
-    while a large state is saved. A nested attribute changed meanwhile (moto changes maps in place) was
-    changed by a write that marks the state dirty again: the next save has it."""
-    from types import SimpleNamespace
 
+# Each item's saved text, made once per version of the item while install_dynamodb_hook is installed: table name ->
+# (hash key, range key) -> (the item, its text). moto puts a new item object for every PutItem (a transaction's
+# rollback too), so an item that is still the object the text was made from is unchanged, unless an UpdateItem
+# changed it in place: the hook forgets that item's text.
+_texts: dict[str, dict[tuple[Any, Any], tuple[Any, str]]] | None = None
+
+
+def capture_table_texts(names: list[str]) -> dict[str, list[str]]:
+    """Every item of each table, at one instant, each as the JSON text of its DynamoDB JSON.
+
+    Only the items changed since the last capture are turned into text (under the lock, so that no write can
+    change one while it is read), so a save costs little more with 10,000 runs stored than with 10: the rest is
+    going over the table and writing the file."""
+    backend = _dynamodb()
+    captured: dict[str, list[str]] = {}
+    with dynamodb_lock.lock:
+        for name in names:
+            table = backend.get_table(name)
+            known = (_texts or {}).get(name, {})
+            kept: dict[tuple[Any, Any], tuple[Any, str]] = {}
+            texts: list[str] = []
+            for key, item in _items_of(table):
+                hit = known.get(key)
+                text = hit[1] if hit is not None and hit[0] is item else _item_text(item)
+                kept[key] = (item, text)
+                texts.append(text)
+            if _texts is not None:
+                _texts[name] = kept
+            captured[name] = texts
+    return captured
+
+
+def _items_of(table: Any) -> list[tuple[tuple[Any, Any], Any]]:
+    if table.range_key_attr is None:
+        return [((hash_key, None), item) for hash_key, item in table.items.items()]
+    return [((hash_key, range_key), item) for hash_key, partition in table.items.items()
+            for range_key, item in partition.items()]
+
+
+def _item_text(item: Any) -> str:
     from moto.dynamodb.models.dynamo_type import Item
 
-    backend = _dynamodb()
-    with dynamodb_lock.lock:
-        copied = {name: [dict(item.attrs) for item in backend.get_table(name).all_items()] for name in names}
-    return {name: [_wire(Item.to_json(SimpleNamespace(attrs=attrs))["Attributes"]) for attrs in items]  # type: ignore[arg-type]
-            for name, items in copied.items()}
+    return json.dumps(_wire(Item.to_json(item)["Attributes"]), separators=(",", ":"))
+
+
+def install_dynamodb_hook() -> Callable[[], None]:
+    """Keep each item's saved text until the item changes (see :func:`capture_table_texts`); returns the undo."""
+    global _texts
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    original = DynamoDBBackend.update_item
+
+    def update_item(self: Any, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(self, table_name, key, *args, **kwargs)
+        finally:
+            known = (_texts or {}).get(table_name)
+            if known:
+                table = self.get_table(table_name)
+                try:
+                    hash_key = DynamoType(key[table.hash_key_attr])
+                    range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+                except (KeyError, TypeError):
+                    known.clear()  # a key moto refused: forget them all rather than guess
+                else:
+                    known.pop((hash_key, range_key), None)
+
+    DynamoDBBackend.update_item = update_item  # type: ignore[method-assign]
+    _texts = {}
+
+    def uninstall() -> None:
+        global _texts
+        DynamoDBBackend.update_item = original  # type: ignore[method-assign]
+        _texts = None
+
+    return uninstall
 
 
 def _wire(value: Any) -> Any:
