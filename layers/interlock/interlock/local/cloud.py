@@ -182,6 +182,7 @@ class LocalCloud:
             return
         ttl = {name: self.topology.table.ttl_attribute for name in self._table_names()}
         self.restored["items"] = persistence.restore_tables(saved.tables, ttl)
+        saved.tables.clear()  # put back: moto holds them now (10,000 runs' items are some 40 MB as parsed JSON)
         self.restored["messages"] = persistence.restore_queues(self.client("sqs"), self.queue_urls_by_name,
                                                               saved.queues)
 

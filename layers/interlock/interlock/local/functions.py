@@ -15,14 +15,15 @@ What is emulated, because handlers and their callers depend on it:
 
 What is not: process isolation. Every function shares one interpreter, so module-level state and
 ``os.environ`` are shared (the cloud checks that no two functions want different environment values).
-Log lines still name the function that wrote them: each invocation runs in a thread of its own, the
-Powertools keys an invocation appends are that thread's (:mod:`interlock.observability`), and its
-``cold_start`` is told as Lambda tells it (a new execution environment per concurrent invocation, kept
-warm after) rather than once per process.
+Log lines still name the function that wrote them: each invocation runs on a thread of its own (one kept from
+an earlier invocation, in a fresh context), the Powertools keys an invocation appends are that context's
+(:mod:`interlock.observability`), and its ``cold_start`` is told as Lambda tells it (a new execution environment
+per concurrent invocation, kept warm after) rather than once per process.
 """
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import json
 import logging
@@ -32,6 +33,8 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -48,6 +51,7 @@ ACCOUNT_ID = "123456789012"  # moto's default account: ARNs built here match the
 REGION = "us-east-1"
 
 Handler = Callable[[Any, Any], Any]
+MAX_CONCURRENT_INVOCATIONS = 256  # threads kept for invocations; past it, an invocation waits for one to be free
 
 # Whether the invocation the current thread serves started a new execution environment (None: no invocation).
 _cold_start: ContextVar[bool | None] = ContextVar("local_lambda_cold_start", default=None)
@@ -173,6 +177,9 @@ class LocalLambda:
         self._closed = False
         self._warm: dict[str, int] = {}  # function -> execution environments that are warm and free
         self._warm_lock = threading.Lock()
+        # Invocations run on threads that are kept for the next one (starting a thread per invocation cost more
+        # than some invocations); one still running past its timeout keeps its thread until it ends.
+        self._workers = ThreadPoolExecutor(max_workers=MAX_CONCURRENT_INVOCATIONS, thread_name_prefix="lambda")
         _stamp_cold_starts()
 
     # -- naming ---------------------------------------------------------------------------------------------
@@ -221,6 +228,7 @@ class LocalLambda:
                 if remaining <= 0:
                     return False
                 self._idle.wait(remaining)
+        self._workers.shutdown(wait=False)
         return True
 
     @contextmanager
@@ -242,17 +250,13 @@ class LocalLambda:
             log.warning("%s failed to initialise: %s: %s", physical_name(fn.name), exc.error_type, exc)
             return Invocation(fn.name, request_id, error=LambdaError(exc.error_type, str(exc), request_id,
                                                                      exc.stack_trace))
-        outcome: list[Invocation] = []
-        worker = threading.Thread(
-            target=lambda: outcome.append(self._call(fn, handler, event, request_id)),
-            name=f"lambda-{fn.name}-{request_id[:8]}",
-            daemon=True,
-        )
         started = time.monotonic()
-        worker.start()
-        worker.join(fn.timeout_seconds)
-        if outcome:
-            return outcome[0]
+        # A fresh, empty context, as a new thread starts with: an invocation's logging keys are its own.
+        future = self._workers.submit(contextvars.Context().run, self._call, fn, handler, event, request_id)
+        try:
+            return future.result(timeout=fn.timeout_seconds)
+        except FutureTimeout:
+            pass
         elapsed = time.monotonic() - started
         log.warning("%s timed out after %.2f seconds (request %s)", physical_name(fn.name), elapsed, request_id)
         error = LambdaError(

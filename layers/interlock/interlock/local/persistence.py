@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 from pydantic import BaseModel, PrivateAttr, ValidationError
 
@@ -90,12 +90,18 @@ class Snapshot(BaseModel):
         self._table_texts = texts
         return self
 
-    def to_json(self) -> str:
+    def write_json(self, file: TextIO) -> None:
+        """Write the snapshot's JSON to ``file`` (the items' texts as they are, one after the other)."""
         if self._table_texts is None:
-            return self.model_dump_json()
-        rest = self.model_dump_json(exclude={"tables"})
-        tables = ",".join(f"{json.dumps(name)}:[{','.join(texts)}]" for name, texts in self._table_texts.items())
-        return f'{rest[:-1]},"tables":{{{tables}}}}}'
+            file.write(self.model_dump_json())
+            return
+        file.write(self.model_dump_json(exclude={"tables"})[:-1] + ',"tables":{')
+        for number, (name, texts) in enumerate(self._table_texts.items()):
+            file.write(f'{"," if number else ""}{json.dumps(name)}:[')
+            for start in range(0, len(texts), 1000):
+                file.write(("," if start else "") + ",".join(texts[start:start + 1000]))
+            file.write("]")
+        file.write("}}")
 
 
 # -- the file ------------------------------------------------------------------------------------------------
@@ -135,7 +141,7 @@ def write(path: Path, snapshot: Snapshot) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with temporary.open("w", encoding="utf-8") as file:
-        file.write(snapshot.to_json())
+        snapshot.write_json(file)
         file.flush()
         os.fsync(file.fileno())
     os.replace(temporary, path)
@@ -156,10 +162,10 @@ def capture_tables(names: list[str]) -> dict[str, list[dict[str, Any]]]:
 
 
 # Each item's saved text, made once per version of the item while install_dynamodb_hook is installed: table name ->
-# (hash key, range key) -> (the item, its text). moto puts a new item object for every PutItem (a transaction's
-# rollback too), so an item that is still the object the text was made from is unchanged, unless an UpdateItem
-# changed it in place: the hook forgets that item's text.
-_texts: dict[str, dict[tuple[Any, Any], tuple[Any, str]]] | None = None
+# id(item) -> (the item, its text). moto puts a new item object for every PutItem (a transaction's rollback too),
+# so an item that is still the object the text was made from is unchanged, unless an UpdateItem changed it in
+# place: the hook forgets that item's text. (The entry holds the item, so its id is not reused meanwhile.)
+_texts: dict[str, dict[int, tuple[Any, str]]] | None = None
 
 
 def capture_table_texts(names: list[str]) -> dict[str, list[str]]:
@@ -172,14 +178,13 @@ def capture_table_texts(names: list[str]) -> dict[str, list[str]]:
     captured: dict[str, list[str]] = {}
     with dynamodb_lock.lock:
         for name in names:
-            table = backend.get_table(name)
             known = (_texts or {}).get(name, {})
-            kept: dict[tuple[Any, Any], tuple[Any, str]] = {}
+            kept: dict[int, tuple[Any, str]] = {}
             texts: list[str] = []
-            for key, item in _items_of(table):
-                hit = known.get(key)
+            for item in _items_of(backend.get_table(name)):
+                hit = known.get(id(item))
                 text = hit[1] if hit is not None and hit[0] is item else _item_text(item)
-                kept[key] = (item, text)
+                kept[id(item)] = (item, text)
                 texts.append(text)
             if _texts is not None:
                 _texts[name] = kept
@@ -187,11 +192,10 @@ def capture_table_texts(names: list[str]) -> dict[str, list[str]]:
     return captured
 
 
-def _items_of(table: Any) -> list[tuple[tuple[Any, Any], Any]]:
+def _items_of(table: Any) -> list[Any]:
     if table.range_key_attr is None:
-        return [((hash_key, None), item) for hash_key, item in table.items.items()]
-    return [((hash_key, range_key), item) for hash_key, partition in table.items.items()
-            for range_key, item in partition.items()]
+        return list(table.items.values())
+    return [item for partition in table.items.values() for item in partition.values()]
 
 
 def _item_text(item: Any) -> str:
@@ -209,19 +213,19 @@ def install_dynamodb_hook() -> Callable[[], None]:
     original = DynamoDBBackend.update_item
 
     def update_item(self: Any, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        try:
-            return original(self, table_name, key, *args, **kwargs)
-        finally:
-            known = (_texts or {}).get(table_name)
-            if known:
-                table = self.get_table(table_name)
-                try:
-                    hash_key = DynamoType(key[table.hash_key_attr])
-                    range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
-                except (KeyError, TypeError):
-                    known.clear()  # a key moto refused: forget them all rather than guess
-                else:
-                    known.pop((hash_key, range_key), None)
+        known = (_texts or {}).get(table_name)
+        if known:
+            table = self.get_table(table_name)
+            try:
+                hash_key = DynamoType(key[table.hash_key_attr])
+                range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+                item = table.get_item(hash_key, range_key) if range_key is not None else table.get_item(hash_key)
+            except Exception:  # a key moto will refuse: forget them all rather than guess
+                known.clear()
+            else:
+                if item is not None:
+                    known.pop(id(item), None)  # forgotten before it changes: a capture cannot come between
+        return original(self, table_name, key, *args, **kwargs)
 
     DynamoDBBackend.update_item = update_item  # type: ignore[method-assign]
     _texts = {}
@@ -258,10 +262,13 @@ def restore_tables(tables: Mapping[str, list[dict[str, Any]]], ttl_attributes: M
                 raise StateFileError(f"the saved local state has items of a table this Interlock does not have "
                                      f"({name}); {FRESH_HINT.format(path='the state directory')}")
             ttl = ttl_attributes.get(name)
+            known = _texts.setdefault(name, {}) if _texts is not None else None
             for item in items:
                 if ttl and _expired(item.get(ttl), now):
                     continue
-                backend.put_item(name, item, overwrite=True)
+                put = backend.put_item(name, item, overwrite=True)
+                if known is not None:  # its text is the saved one: the first save need not make it again
+                    known[id(put)] = (put, json.dumps(item, separators=(",", ":")))
                 restored += 1
     return restored
 
@@ -488,14 +495,15 @@ class LocalState:
             self._dirty.wait()
             if self._stop.wait(pause) or self._stop.is_set():
                 return
-            started = time.monotonic()
+            started = time.thread_time()
             try:
                 self.flush()
             except Exception:
                 log.exception("could not save the local state to %s; trying again", self.path)
                 self._dirty.set()
-            # Saving costs about as much as the state is large: never spend more than a fifth of the time on it.
-            pause = max(self.interval, 4 * (time.monotonic() - started))
+            # Saving costs about as much as the state is large: never spend more than a fifth of the CPU on it (its
+            # own CPU time: waiting for the disk to take the file costs the runs nothing).
+            pause = max(self.interval, 4 * (time.thread_time() - started))
 
 
 # -- knowing when SQS changed --------------------------------------------------------------------------------
