@@ -5,15 +5,16 @@ Against the runtime as ``make run`` starts it (``interlock run`` as a subprocess
 ``interlock send form`` signs them; a redelivery re-sends an event id already sent (a provider's retry), at a
 random later place in the burst, so some arrive while the first delivery is still being handled. The senders post
 as fast as the runtime answers (no pause, no waiting for runs), then every run accepted is polled until it is
-terminal or ``--timeout`` has passed. The runtime's RSS is sampled from /proc all along.
+terminal, or until none has become terminal for ``--stall`` seconds (a queue still being worked through is not a
+loss). The runtime's RSS is sampled from /proc all along.
 
 It prints: the runs created (distinct run ids answered; the ingest derives a run id from the event id, so exactly
-one per distinct event is right), the duplicates answered, lost runs (accepted but not terminal within the
-timeout), the answers that were 5xx (or no answer at all), ingest latency p50/p99 (POST to answer), and the
-runtime's RSS at start, at its peak and at the end. ``--rounds`` repeats the burst with new event ids, to show
-whether memory stays bounded however many runs the runtime has handled.
+one per distinct event is right), the duplicates answered, lost runs (accepted, and not terminal when the runtime
+stopped finishing runs), the answers that were 5xx (or no answer at all), ingest latency p50/p99 (POST to
+answer), and the runtime's RSS at start, at its peak and at the end. ``--rounds`` repeats the burst with new
+event ids, to show whether memory stays bounded however many runs the runtime has handled.
 
-    python benchmarks/burst.py [--tickets 1000] [--redeliveries 0.1] [--senders 16] [--rounds 1] [--timeout 300]
+    python benchmarks/burst.py [--tickets 1000] [--redeliveries 0.1] [--senders 16] [--rounds 1] [--stall 60]
 
 This is a benchmark, not a test: it prints numbers and never fails a build.
 """
@@ -33,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
 from interlock.models import TERMINAL_STATUSES
-from local_harness import RssSampler, RuntimeProcess, Tickets, mib, percentile, rss_bytes, run_status
+from local_harness import PollBudget, RssSampler, RuntimeProcess, Tickets, mib, percentile, rss_bytes, run_status
 
 TERMINAL = {status.value for status in TERMINAL_STATUSES}
 
@@ -91,20 +92,27 @@ def burst(runtime: RuntimeProcess, order: list[str], senders: int) -> tuple[dict
     return runs, answers, latencies
 
 
-def wait_all(runtime: RuntimeProcess, run_ids: set[str], timeout: float) -> dict[str, str]:
-    """Poll every run until each is terminal or ``timeout`` has passed; the last status seen of each."""
+def wait_all(runtime: RuntimeProcess, run_ids: list[str], stall: float, timeout: float,
+             poll_rate: float = 10.0) -> dict[str, str]:
+    """Poll every run until each is terminal, or until none has become terminal for ``stall`` seconds (or
+    ``timeout`` has passed in all); the last status seen of each. A queue still being worked through is not a
+    loss: a run is lost when the runtime has stopped finishing runs and it is not terminal. The oldest runs are
+    polled first, at most ``poll_rate`` polls a second (each is a Lambda invocation in the runtime)."""
     last: dict[str, str] = {}
-    pending = set(run_ids)
-    deadline = time.monotonic() + timeout
+    pending = list(dict.fromkeys(run_ids))
+    budget = PollBudget(poll_rate)
+    began = progress = time.monotonic()
     with httpx.Client(timeout=60) as client:
-        while pending and time.monotonic() < deadline:
+        while pending and time.monotonic() - progress < stall and time.monotonic() - began < timeout:
             for run_id in list(pending):
+                budget.acquire()
                 status = run_status(client, runtime.url, run_id) or "missing"
                 last[run_id] = status
                 if status in TERMINAL:
-                    pending.discard(run_id)
-            if pending:
-                time.sleep(1.0)
+                    pending.remove(run_id)
+                    progress = time.monotonic()
+                elif time.monotonic() - progress >= stall:
+                    break
     return last
 
 
@@ -114,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redeliveries", type=float, default=0.1, help="share of the deliveries that re-send an id")
     parser.add_argument("--senders", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=1, help="bursts one after the other, each with new ids")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds for every run to be terminal")
+    parser.add_argument("--stall", type=float, default=60.0,
+                        help="seconds with no run becoming terminal after which the runs not terminal are lost")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds for every run to be terminal, at most")
     parser.add_argument("--seed", type=int, default=10)
     parser.add_argument("--state-dir", type=Path, help="where the runtime keeps its state (default: a temp dir)")
     args = parser.parse_args(argv)
@@ -134,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                 began = time.perf_counter()
                 runs, answers, latencies = burst(runtime, order, args.senders)
                 posted = time.perf_counter() - began
-                statuses = wait_all(runtime, set(runs.values()), args.timeout)
+                statuses = wait_all(runtime, list(runs.values()), args.stall, args.timeout)
                 settled = time.perf_counter() - began
                 lost = sorted(run_id for run_id, status in statuses.items() if status not in TERMINAL)
                 server_errors = sum(n for kind, n in answers.items() if kind[:1] == "5" or kind == "no answer")

@@ -12,6 +12,8 @@ It also resumes executions a restart of the local runtime interrupted (:class:`R
 the state it was in (a copy of the definition whose ``StartAt`` is that state), and one that was waiting for a
 callback (``.waitForTaskToken``) gets back the task token it had, without its Lambda being invoked again, so
 the token the approval record holds (``SendTaskSuccess``/``SendTaskFailure``) reaches the resumed execution.
+
+And it parses each definition once (:func:`parsed_program`), where moto would parse the ASL at every execution.
 """
 
 from __future__ import annotations
