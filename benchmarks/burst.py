@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import sys
 import tempfile
 import threading
@@ -58,6 +59,7 @@ def burst(runtime: RuntimeProcess, order: list[str], senders: int) -> tuple[dict
     runs: dict[str, str] = {}
     answers: Counter[str] = Counter()
     latencies: list[float] = []
+    conflicts: list[tuple[str, str, str]] = []
 
     def sender() -> None:
         with httpx.Client(timeout=120) as client:
@@ -81,6 +83,7 @@ def burst(runtime: RuntimeProcess, order: list[str], senders: int) -> tuple[dict
                         previous = runs.setdefault(event_id, answer["run_id"])
                         if previous != answer["run_id"]:
                             answers["a second run for one event"] += 1
+                            conflicts.append((event_id, previous, answer["run_id"]))
                     else:
                         answers[f"{status}"] += 1
 
@@ -89,6 +92,8 @@ def burst(runtime: RuntimeProcess, order: list[str], senders: int) -> tuple[dict
         thread.start()
     for thread in threads:
         thread.join()
+    for event_id, first, second in conflicts[:5]:
+        print(f"  event {event_id} was answered with run {first}, then with run {second}")
     return runs, answers, latencies
 
 
@@ -126,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds with no run becoming terminal after which the runs not terminal are lost")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds for every run to be terminal, at most")
     parser.add_argument("--seed", type=int, default=10)
+    parser.add_argument("--log", type=Path, help="copy the runtime's console log here when it stops")
     parser.add_argument("--state-dir", type=Path, help="where the runtime keeps its state (default: a temp dir)")
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
@@ -161,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             sampler.stop()
             runtime.stop()
+            if args.log is not None and runtime.log_path is not None:
+                shutil.copyfile(runtime.log_path, args.log)
         print(f"summary: RSS at start {mib(start_rss)}, peak {mib(sampler.peak)}, final {mib(sampler.last)} "
               f"over {args.rounds} round(s) of {args.tickets} deliveries")
     return 0

@@ -1,14 +1,13 @@
 """Test handler: a real step handler (interlock.steps) whose first attempt overruns the function's timeout."""
 
-import threading
 import time
 
 from interlock.models import EntryState
 from interlock.steps import StepInput, step_handler
+from lt_slow_state import ATTEMPTS, FIRST_FINISHED
 from pydantic import BaseModel
 
-ATTEMPTS: list[int] = []
-FIRST_FINISHED = threading.Event()  # the timed-out first attempt, left running in the background, is done
+__all__ = ["ATTEMPTS", "FIRST_FINISHED", "handler"]
 
 
 class Done(BaseModel):
