@@ -4,13 +4,13 @@ Against the runtime as ``make run`` starts it (``interlock run`` as a subprocess
 ``--state-dir``, the offline AI provider). The deliveries are ``form support_ticket`` samples signed as
 ``interlock send form`` signs them; a redelivery re-sends an event id already sent (a provider's retry), at a
 random later place in the burst, so some arrive while the first delivery is still being handled. The senders post
-as fast as the runtime answers (no pause, no waiting for runs), then every run accepted is polled until it is
-terminal, or until none has become terminal for ``--stall`` seconds (a queue still being worked through is not a
+as fast as the runtime answers (no pause, no waiting for runs), then the runs accepted are waited for until each is
+terminal, or until the runtime has been idle for ``--stall`` seconds (a queue still being worked through is not a
 loss). The runtime's RSS is sampled from /proc all along.
 
 It prints: the runs created (distinct run ids answered; the ingest derives a run id from the event id, so exactly
-one per distinct event is right), the duplicates answered, lost runs (accepted, and not terminal when the runtime
-stopped finishing runs), the answers that were 5xx (or no answer at all), ingest latency p50/p99 (POST to
+one per distinct event is right), the duplicates answered, lost runs (accepted, and not terminal once the runtime
+has stopped working), the answers that were 5xx (or no answer at all), ingest latency p50/p99 (POST to
 answer), and the runtime's RSS at start, at its peak and at the end. ``--rounds`` repeats the burst with new
 event ids, to show whether memory stays bounded however many runs the runtime has handled.
 
@@ -35,7 +35,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
 from interlock.models import TERMINAL_STATUSES
-from local_harness import PollBudget, RssSampler, RuntimeProcess, Tickets, mib, percentile, rss_bytes, run_status
+from local_harness import (
+    PollBudget,
+    RssSampler,
+    RuntimeProcess,
+    Tickets,
+    cpu_seconds,
+    mib,
+    percentile,
+    rss_bytes,
+    run_status,
+)
 
 TERMINAL = {status.value for status in TERMINAL_STATUSES}
 
@@ -99,25 +109,37 @@ def burst(runtime: RuntimeProcess, order: list[str], senders: int) -> tuple[dict
 
 def wait_all(runtime: RuntimeProcess, run_ids: list[str], stall: float, timeout: float,
              poll_rate: float = 10.0) -> dict[str, str]:
-    """Poll every run until each is terminal, or until none has become terminal for ``stall`` seconds (or
-    ``timeout`` has passed in all); the last status seen of each. A queue still being worked through is not a
-    loss: a run is lost when the runtime has stopped finishing runs and it is not terminal. The oldest runs are
-    polled first, at most ``poll_rate`` polls a second (each is a Lambda invocation in the runtime)."""
+    """Wait until every run is terminal, or until the runtime has done nothing for ``stall`` seconds (under 5 % of
+    a core: it has stopped working, so what is not terminal then never will be), or ``timeout`` has passed; the
+    last status seen of each run. A queue still being worked through is not a loss.
+
+    Meanwhile only the oldest runs not yet terminal are polled (the queue is worked through roughly in order), at
+    most ``poll_rate`` polls a second (each is a Lambda invocation in the runtime); then every run once more."""
     last: dict[str, str] = {}
     pending = list(dict.fromkeys(run_ids))
     budget = PollBudget(poll_rate)
-    began = progress = time.monotonic()
+    began = time.monotonic()
+    cpu: list[tuple[float, float]] = [(began, cpu_seconds(runtime.pid))]
     with httpx.Client(timeout=60) as client:
-        while pending and time.monotonic() - progress < stall and time.monotonic() - began < timeout:
-            for run_id in list(pending):
-                budget.acquire()
-                status = run_status(client, runtime.url, run_id) or "missing"
-                last[run_id] = status
-                if status in TERMINAL:
-                    pending.remove(run_id)
-                    progress = time.monotonic()
-                elif time.monotonic() - progress >= stall:
-                    break
+
+        def poll(run_id: str) -> bool:
+            budget.acquire()
+            status = run_status(client, runtime.url, run_id) or "missing"
+            last[run_id] = status
+            return status in TERMINAL
+
+        while pending and time.monotonic() - began < timeout:
+            while pending and poll(pending[0]):
+                pending.pop(0)
+            now = time.monotonic()
+            cpu.append((now, cpu_seconds(runtime.pid)))
+            window = [(t, c) for t, c in cpu if now - t <= stall]
+            if now - began >= stall and window[-1][1] - window[0][1] < 0.05 * stall:
+                break  # idle for the whole window
+            time.sleep(1.0)
+        for run_id in list(pending):
+            if poll(run_id):
+                pending.remove(run_id)
     return last
 
 
@@ -128,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--senders", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=1, help="bursts one after the other, each with new ids")
     parser.add_argument("--stall", type=float, default=60.0,
-                        help="seconds with no run becoming terminal after which the runs not terminal are lost")
+                        help="seconds of an idle runtime after which the runs not terminal are lost")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds for every run to be terminal, at most")
     parser.add_argument("--seed", type=int, default=10)
     parser.add_argument("--log", type=Path, help="copy the runtime's console log here when it stops")
@@ -156,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                 server_errors = sum(n for kind, n in answers.items() if kind[:1] == "5" or kind == "no answer")
                 final = Counter(statuses.values())
                 print(f"round {round_number}: {len(order)} deliveries ({distinct} distinct events) from "
-                      f"{args.senders} senders in {posted:.1f} s; every run terminal after {settled:.1f} s", flush=True)
+                      f"{args.senders} senders in {posted:.1f} s; runs waited for until {settled:.0f} s", flush=True)
                 print(f"  runs created {len(set(runs.values()))} (expected {distinct}), lost {len(lost)}, "
                       f"5xx or no answer {server_errors}; answers {dict(answers)}; final statuses {dict(final)}")
                 p50, p99 = percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000
