@@ -11,7 +11,7 @@ PY_STAMP := $(VENV)/.installed-$(shell cat pyproject.toml layers/constraints.txt
 CDK_STAMP := $(TOOLS)/.installed-$(CDK_VERSION)
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help setup run test lint typecheck synth deploy layer bench bench-cost clean
+.PHONY: help setup run test lint typecheck synth deploy layer bench bench-cost bench-throughput bench-burst clean
 
 help:
 	@echo "make run     - install and start Interlock on the embedded local cloud (http://127.0.0.1:8000)"
@@ -20,6 +20,8 @@ help:
 	@echo "make deploy  - cdk deploy to the AWS account of your current credentials (CDK_ARGS='-c interlock:approver_email=...')"
 	@echo "make bench   - cold-start benchmark of every function, on the layer as built, against the boto3 floor"
 	@echo "make bench-cost - what AWS bills per 1M runs of each workflow path, counted from local runs (docs/cost.md)"
+	@echo "make bench-throughput - local runtime: completed runs/s at 1, 4, 16 senders, fresh and with 10,000 runs stored"
+	@echo "make bench-burst      - local runtime: 1,000 signed tickets (10 % redeliveries) from 16 senders, with its memory"
 
 # Each stage says what it does; pip shows each package it fetches (a first install takes a few minutes).
 STAGE = @printf '\n==> %s\n'
@@ -74,6 +76,12 @@ bench: $(PY_STAMP)
 
 bench-cost: $(PY_STAMP)
 	$(BIN)/python benchmarks/cost.py --runs 20
+
+bench-throughput: $(PY_STAMP)
+	$(BIN)/python benchmarks/throughput.py
+
+bench-burst: $(PY_STAMP)
+	$(BIN)/python benchmarks/burst.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .build cdk.out

@@ -58,6 +58,7 @@ def cloud(tmp_path: Path) -> Iterator[LocalCloud]:
     local.stop()
     functions.close(timeout=2)
     sys.modules.pop("lt_slow_once", None)
+    sys.modules.pop("lt_slow_state", None)
 
 
 def _wait_until_done(sfn: Any, arn: str, timeout: float = 20) -> dict[str, Any]:

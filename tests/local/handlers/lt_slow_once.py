@@ -1,16 +1,15 @@
 """Test handler: a step run as every worker runs it (interlock.steps.run_step, the Lambda context's deadline),
 whose first attempt overruns the function's timeout."""
 
-import threading
 import time
 from typing import Any
 
 from interlock.steps import StepInput, lambda_context, run_step
 from interlock.wiring import timeline_store
+from lt_slow_state import ATTEMPTS, FIRST_FINISHED
 from pydantic import BaseModel
 
-ATTEMPTS: list[int] = []
-FIRST_FINISHED = threading.Event()  # the timed-out first attempt, left running in the background, is done
+__all__ = ["ATTEMPTS", "FIRST_FINISHED", "handler"]
 
 
 class Done(BaseModel):

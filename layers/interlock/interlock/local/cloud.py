@@ -103,6 +103,9 @@ class LocalCloud:
         self._uninstall_bridge: Any = None
         self._uninstall_dynamodb_lock: Any = None
         self._uninstall_sqs_hook: Any = None
+        self._uninstall_moto_memory: Any = None
+        self._uninstall_jsonpath: Any = None
+        self._uninstall_item_texts: Any = None
         self.queue_urls_by_name: dict[str, str] = {}  # physical queue name -> URL, DLQs included
         self.restored: dict[str, int] = {}  # what start put back from the saved state
         self._clients: dict[str, Any] = {}
@@ -118,7 +121,7 @@ class LocalCloud:
             local_env.setting("enabled_sources", self.api_url, self.environ))
         from moto import mock_aws
 
-        from interlock.local import dynamodb_lock, sfn_bridge
+        from interlock.local import dynamodb_lock, moto_jsonpath, moto_memory, sfn_bridge
 
         # Before the mock starts: moto swaps in its own fake credentials and puts back what it found
         # when it stops, so the two patches nest and the developer's values come back last, from ours.
@@ -126,10 +129,13 @@ class LocalCloud:
         try:
             self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
             self._mock.start()
+            self._uninstall_moto_memory = moto_memory.install()
+            self._uninstall_jsonpath = moto_jsonpath.install()
             on_change = self.state.mark_dirty if self.state is not None else None
             self._uninstall_dynamodb_lock = dynamodb_lock.install(on_change)
             if on_change is not None:
                 self._uninstall_sqs_hook = persistence.install_sqs_hook(on_change)
+                self._uninstall_item_texts = persistence.install_dynamodb_hook()
             cold_start_reset()
             self.deployed = self._create_resources()
             self._restore()
@@ -152,9 +158,18 @@ class LocalCloud:
             if self._uninstall_sqs_hook is not None:
                 self._uninstall_sqs_hook()
                 self._uninstall_sqs_hook = None
+            if self._uninstall_item_texts is not None:
+                self._uninstall_item_texts()
+                self._uninstall_item_texts = None
             if self._uninstall_dynamodb_lock is not None:
                 self._uninstall_dynamodb_lock()
                 self._uninstall_dynamodb_lock = None
+            if self._uninstall_jsonpath is not None:
+                self._uninstall_jsonpath()
+                self._uninstall_jsonpath = None
+            if self._uninstall_moto_memory is not None:
+                self._uninstall_moto_memory()
+                self._uninstall_moto_memory = None
             if self._mock is not None:
                 self._mock.stop()
                 self._mock = None
@@ -174,6 +189,7 @@ class LocalCloud:
             return
         ttl = {name: self.topology.table.ttl_attribute for name in self._table_names()}
         self.restored["items"] = persistence.restore_tables(saved.tables, ttl)
+        saved.tables.clear()  # put back: moto holds them now (10,000 runs' items are some 40 MB as parsed JSON)
         self.restored["messages"] = persistence.restore_queues(self.client("sqs"), self.queue_urls_by_name,
                                                               saved.queues)
 
@@ -192,10 +208,9 @@ class LocalCloud:
         assert self.deployed is not None
         return persistence.Snapshot(
             saved_at=datetime.now(UTC),
-            tables=persistence.capture_tables(self._table_names()),
             queues=persistence.capture_queues(sorted(self.queue_urls_by_name)),
             executions=persistence.capture_executions(list(self.deployed.state_machine_arns.values())),
-        )
+        ).with_table_texts(persistence.capture_table_texts(self._table_names()))
 
     # -- clients --------------------------------------------------------------------------------------------
 

@@ -13,8 +13,10 @@ What is emulated, because handlers and their callers depend on it:
 * modules are imported on first invoke (a cold start), so a handler that does not exist yet, or fails
   at import, fails its own invocations (``Runtime.ImportModuleError``) and nothing else.
 
-What is not: process isolation. Every function shares one interpreter, so module-level state and
-``os.environ`` are shared (the cloud checks that no two functions want different environment values).
+What is not: process isolation. Every function shares one interpreter, so the libraries' module-level state and
+``os.environ`` are shared (the cloud checks that no two functions want different environment values). A handler's
+own module is each execution environment's: a concurrent invocation runs in a copy of it, as Lambda would run it
+in another environment, so a request never reads another's from a module-level global (a Powertools resolver's).
 Log lines still name the function that wrote them: each invocation runs in a thread of its own, the
 Powertools keys an invocation appends are that thread's (:mod:`interlock.observability`), and its
 ``cold_start`` is told as Lambda tells it (a new execution environment per concurrent invocation, kept
@@ -171,7 +173,9 @@ class LocalLambda:
         self._in_flight = 0
         self._idle = threading.Condition()
         self._closed = False
-        self._warm: dict[str, int] = {}  # function -> execution environments that are warm and free
+        self._warm: dict[str, list[Handler]] = {}  # function -> its warm, free execution environments' handlers
+        self._environments: dict[str, int] = {}  # function -> execution environments made
+        self._copies: list[str] = []  # the modules of the environments after the first (in sys.modules)
         self._warm_lock = threading.Lock()
         _stamp_cold_starts()
 
@@ -221,6 +225,8 @@ class LocalLambda:
                 if remaining <= 0:
                     return False
                 self._idle.wait(remaining)
+        for name in self._copies:
+            sys.modules.pop(name, None)
         return True
 
     @contextmanager
@@ -270,15 +276,19 @@ class LocalLambda:
             return Invocation(fn.name, request_id, payload, error, (time.monotonic() - started) * 1000, exception)
 
         context = LambdaContext(fn, request_id, self.region, self.account)
-        _cold_start.set(self._take_environment(fn.name))
         try:
-            result = handler(event, context)
+            environment, cold = self._take_environment(fn, handler)
+        except _InitError as exc:
+            return done(error=LambdaError(exc.error_type, str(exc), request_id, exc.stack_trace))
+        _cold_start.set(cold)
+        try:
+            result = environment(event, context)
         except BaseException as exc:  # even SystemExit: in Lambda it ends the invocation, not the runtime
             log.warning("%s raised %s: %s", physical_name(fn.name), type(exc).__name__, exc)
             log.debug("traceback of %s", request_id, exc_info=exc)
             return done(error=LambdaError.from_exception(exc, request_id), exception=exc)
         finally:
-            self._release_environment(fn.name)
+            self._release_environment(fn.name, environment)
         try:
             payload = json.loads(json.dumps(result))
         except (TypeError, ValueError) as exc:
@@ -287,17 +297,49 @@ class LocalLambda:
 
     # -- cold start -----------------------------------------------------------------------------------------
 
-    def _take_environment(self, function: str) -> bool:
-        """Take a warm, free execution environment of ``function``; True (a cold start) if there is none."""
-        with self._warm_lock:
-            free = self._warm.get(function, 0)
-            if free:
-                self._warm[function] = free - 1
-            return not free
+    def _take_environment(self, fn: Function, first: Handler) -> tuple[Handler, bool]:
+        """A warm, free execution environment of ``fn`` (its handler), and whether it is new (a cold start).
 
-    def _release_environment(self, function: str) -> None:
+        As in Lambda, an environment serves one invocation at a time, and a concurrent invocation gets a new one:
+        here a copy of the handler's module of its own (the first environment is the module imported as such).
+        Module-level state, such as the Powertools resolver that holds the request being resolved, is then each
+        environment's, and two concurrent requests cannot read each other's event."""
         with self._warm_lock:
-            self._warm[function] = self._warm.get(function, 0) + 1
+            free = self._warm.setdefault(fn.name, [])
+            if free:
+                return free.pop(), False
+            number = self._environments.get(fn.name, 0)
+            self._environments[fn.name] = number + 1
+        if number == 0:
+            return first, True
+        return self._load_copy(fn, number), True
+
+    def _release_environment(self, function: str, handler: Handler) -> None:
+        with self._warm_lock:
+            self._warm.setdefault(function, []).append(handler)
+
+    def _load_copy(self, fn: Function, number: int) -> Handler:
+        """A copy of ``fn``'s module, for its ``number``-th execution environment; its handler."""
+        import importlib.util
+
+        spec = importlib.util.find_spec(fn.module)
+        name = f"_interlock_environment_{number}_{fn.module}"
+        if spec is None or spec.origin is None:
+            raise _InitError("Runtime.ImportModuleError", f"Unable to import module '{fn.module}'")
+        copy = importlib.util.spec_from_file_location(name, spec.origin)
+        if copy is None or copy.loader is None:
+            raise _InitError("Runtime.ImportModuleError", f"Unable to import module '{fn.module}'")
+        module = importlib.util.module_from_spec(copy)
+        sys.modules[name] = module  # while it runs: what it defines is looked up by its module's name
+        self._copies.append(name)
+        try:
+            copy.loader.exec_module(module)
+        except Exception as exc:
+            raise _InitError(type(exc).__name__, str(exc), exc) from exc
+        handler = getattr(module, "handler", None)
+        if not callable(handler):
+            raise _InitError("Runtime.HandlerNotFound", f"Handler 'handler' missing on module '{fn.module}'")
+        return handler
 
     def _handler(self, fn: Function) -> Handler:
         handler = self._handlers.get(fn.name)

@@ -12,10 +12,13 @@ It also resumes executions a restart of the local runtime interrupted (:class:`R
 the state it was in (a copy of the definition whose ``StartAt`` is that state), and one that was waiting for a
 callback (``.waitForTaskToken``) gets back the task token it had, without its Lambda being invoked again, so
 the token the approval record holds (``SendTaskSuccess``/``SendTaskFailure``) reaches the resumed execution.
+
+And it parses each definition once (:func:`parsed_program`), where moto would parse the ASL at every execution.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import threading
@@ -191,7 +194,6 @@ def install(functions: LocalLambda, on_change: Callable[[], None] | None = None)
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_sfn
     from moto.stepfunctions.parser.asl.eval.states import ContextObject
-    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
     client = LocalLambdaClient(functions, on_change)
@@ -221,8 +223,8 @@ def install(functions: LocalLambda, on_change: Callable[[], None] | None = None)
         def entrypoint(worker: Any) -> Any:
             definition = _plan_definition(worker._evaluation_details.execution_details.arn)
             if definition is None:
-                return original_entrypoint(worker)
-            return AmazonStateLanguageParser.parse(definition)[0]
+                definition = worker._evaluation_details.state_machine_details.definition
+            return parsed_program(definition)
 
         def update_task_token(context: Any) -> str:
             data = context.context_object_data
@@ -247,6 +249,45 @@ def install(functions: LocalLambda, on_change: Callable[[], None] | None = None)
                 _resumed_tokens.clear()
 
     return uninstall
+
+
+# -- the parsed program, once per definition ---------------------------------------------------------------------
+
+PROGRAM_CACHE_SIZE = 64  # definitions (a state machine's, and each resumed execution's copy of it)
+
+
+@functools.lru_cache(maxsize=PROGRAM_CACHE_SIZE)
+def parsed_program(definition: str) -> Any:
+    """moto's program for ``definition``, parsed once: moto would parse the ASL at every execution (ANTLR, about
+    a tenth of a run's CPU). A program holds no execution's state (that lives in the execution's environment,
+    the retry counters in its heap under each component's ``heap_key``), so executions share it; every heap key
+    is made here, before any execution can race to make one."""
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    program = AmazonStateLanguageParser.parse(definition)[0]
+    _make_heap_keys(program)
+    return program
+
+
+def _make_heap_keys(root: Any) -> None:
+    from moto.stepfunctions.parser.asl.component.component import Component
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+
+    seen: set[int] = set()
+    pending: list[Any] = [root]
+    while pending:
+        value = pending.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, EvalComponent):
+            _ = value.heap_key
+        if isinstance(value, Component):
+            pending.extend(vars(value).values())
+        elif isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list | tuple | set | frozenset):
+            pending.extend(value)
 
 
 def _event(payload: bytes | str | None) -> Any:

@@ -1,0 +1,233 @@
+"""Throughput benchmark of the local runtime: completed automatic runs per second at 1, 4 and 16 senders.
+
+``interlock run`` is started as ``make run`` starts it (a subprocess, on a free port, with a state directory of
+its own and the offline AI provider). Each sender is a closed loop: it posts a signed ``form support_ticket``
+(what ``interlock send form`` posts; it completes on the automatic path), polls ``GET /runs/<id>`` until the run
+is terminal, and sends the next one. The polls of all senders together are held to ``--poll-rate`` a second
+(20): each is a Lambda invocation and a query in the runtime, and unbounded polling would be the load measured;
+the end-to-end time is therefore measured to within about ``senders / poll-rate`` seconds. Per concurrency
+level it prints the completed runs per second over the level (first send to last completion), the end-to-end
+time of a run (POST sent to terminal status seen) at p50 and p95, and the runtime process's CPU seconds per run
+(from /proc).
+
+Then the same again with ``--stored`` runs already stored (10,000 by default). They are seeded through the saved
+local state, the way a restart finds them: the runtime is stopped (Ctrl-C: it saves its state), each run the
+first phase completed is cloned under new event ids (every item that names its run, its timeline, its kept
+event, its dedupe record, with the run id and event id replaced, the run id derived from the new dedupe key as
+the ingest derives it) until the state holds ``--stored`` runs, and the runtime is started again on it.
+
+    python benchmarks/throughput.py [--concurrency 1,4,16] [--runs 100] [--stored 10000] [--timeout 120]
+
+This is a benchmark, not a test: it prints numbers and never fails a build (a run that does not finish within
+``--timeout`` is counted as not completed, and said so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import httpx
+from interlock.local.persistence import state_path
+from interlock.models import run_id_for
+from local_harness import (
+    PollBudget,
+    RuntimeProcess,
+    Tickets,
+    cpu_seconds,
+    mib,
+    percentile,
+    rss_bytes,
+    wait_terminal,
+)
+
+
+@dataclass
+class Level:
+    senders: int
+    completed: int
+    not_completed: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+    cpu: float
+    rss: int
+    run_ids: dict[str, str]  # run id -> the event id it was sent with
+
+    @property
+    def per_second(self) -> float:
+        return self.completed / self.seconds if self.seconds else 0.0
+
+    def line(self, label: str) -> str:
+        p50 = percentile(self.latencies, 50)
+        p95 = percentile(self.latencies, 95)
+        cpu = self.cpu / self.completed if self.completed else float("nan")
+        extra = ""
+        if self.not_completed or self.errors:
+            extra = f"  ({self.not_completed} not terminal in time, {self.errors} not accepted)"
+        return (f"{label:<14} senders={self.senders:<3} runs={self.completed:<5} {self.per_second:6.2f} runs/s  "
+                f"p50 {p50:6.3f} s  p95 {p95:6.3f} s  cpu {cpu * 1000:6.1f} ms/run  rss {mib(self.rss)}{extra}")
+
+
+def run_level(runtime: RuntimeProcess, senders: int, runs: int, timeout: float, poll_rate: float = 20.0) -> Level:
+    """``runs`` tickets from ``senders`` closed-loop senders, polling at most ``poll_rate`` times a second in all;
+    what it measured."""
+    tickets = Tickets(runtime.url)
+    budget = PollBudget(poll_rate)
+    lock = threading.Lock()
+    remaining = [runs]
+    latencies: list[float] = []
+    run_ids: dict[str, str] = {}
+    counts = {"completed": 0, "not_completed": 0, "errors": 0}
+    finished_at = [0.0]
+
+    def sender() -> None:
+        with httpx.Client(timeout=60) as client:
+            while True:
+                with lock:
+                    if remaining[0] <= 0:
+                        return
+                    remaining[0] -= 1
+                started = time.perf_counter()
+                event_id = f"msg_bench_{time.time_ns()}_{threading.get_ident()}"
+                try:
+                    status, answer, _ = tickets.post(client, event_id)
+                except httpx.HTTPError:
+                    status, answer = 0, {}
+                run_id = answer.get("run_id")
+                if status != 202 or not run_id:
+                    with lock:
+                        counts["errors"] += 1
+                    continue
+                try:
+                    final = wait_terminal(client, runtime.url, run_id, timeout, budget)
+                except httpx.HTTPError:
+                    final = None
+                done = time.perf_counter()
+                with lock:
+                    if final is None:
+                        counts["not_completed"] += 1
+                    else:
+                        counts["completed"] += 1
+                        latencies.append(done - started)
+                        run_ids[run_id] = event_id
+                        finished_at[0] = max(finished_at[0], done)
+
+    cpu_before = cpu_seconds(runtime.pid)
+    began = time.perf_counter()
+    threads = [threading.Thread(target=sender, name=f"sender-{i}") for i in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ended = finished_at[0] or time.perf_counter()
+    return Level(senders, counts["completed"], counts["not_completed"], counts["errors"], ended - began,
+                 latencies, cpu_seconds(runtime.pid) - cpu_before, rss_bytes(runtime.pid), run_ids)
+
+
+# -- seeding stored runs --------------------------------------------------------------------------------------------
+
+
+def seed_stored_runs(state_file: Path, templates: dict[str, str], target: int) -> int:
+    """Clone the completed runs ``templates`` (run id -> event id) in the saved state until it holds ``target``
+    runs; the number of runs it holds then."""
+    document = json.loads(state_file.read_text())
+    (table,) = document["tables"].values() if len(document["tables"]) == 1 else (None,)
+    if table is None:
+        raise SystemExit("the saved state does not have exactly one table")
+    stored = sum(1 for item in table if item["sk"]["S"] == "#RUN")
+    items_of: dict[str, list[str]] = {}
+    for run_id in templates:
+        texts = [json.dumps(item) for item in table]
+        items_of[run_id] = [text for text in texts if run_id in text or templates[run_id] in text]
+    sources = [(run_id, event_id) for run_id, event_id in templates.items() if items_of[run_id]]
+    if not sources:
+        raise SystemExit("no completed run to clone was found in the saved state")
+    clone = 0
+    while stored < target:
+        run_id, event_id = sources[clone % len(sources)]
+        new_event = f"msg_seed_{clone:07d}"
+        dedupe = _dedupe_key(items_of[run_id], event_id)
+        new_run = run_id_for(dedupe.replace(event_id, new_event))
+        for text in items_of[run_id]:
+            table.append(json.loads(text.replace(run_id, new_run).replace(event_id, new_event)))
+        stored += 1
+        clone += 1
+    state_file.write_text(json.dumps(document))
+    return stored
+
+
+def _dedupe_key(texts: list[str], event_id: str) -> str:
+    for text in texts:
+        item: dict[str, Any] = json.loads(text)
+        pk = item["pk"]["S"]
+        if pk.startswith("DEDUPE#") and event_id in pk:
+            return str(pk.removeprefix("DEDUPE#"))
+    raise SystemExit(f"no dedupe record names {event_id}")
+
+
+# -- main -------------------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--concurrency", default="1,4,16", help="sender counts, comma-separated (1,4,16)")
+    parser.add_argument("--runs", type=int, default=100, help="runs per level (at least the level's senders)")
+    parser.add_argument("--warmup", type=int, default=5, help="runs sent first and not counted (warm functions)")
+    parser.add_argument("--stored", type=int, default=10_000,
+                        help="runs already stored in the second phase (0: skip it)")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds a run may take to finish")
+    parser.add_argument("--poll-rate", type=float, default=20.0,
+                        help="GET /runs/<id> per second, all senders together (the polls are load too)")
+    parser.add_argument("--state-dir", type=Path, help="where the runtime keeps its state (default: a temp dir)")
+    args = parser.parse_args(argv)
+    levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
+
+    with tempfile.TemporaryDirectory(prefix="interlock-throughput-") as temporary:
+        state_dir = args.state_dir or Path(temporary) / "state"
+        print(f"interlock run: state in {state_dir}; {args.runs} runs per level, senders {levels}", flush=True)
+        results: list[tuple[str, Level]] = []
+        templates: dict[str, str] = {}
+        runtime = RuntimeProcess(state_dir).start()
+        try:
+            if args.warmup:
+                run_level(runtime, 1, args.warmup, args.timeout)
+            for senders in levels:
+                level = run_level(runtime, senders, max(args.runs, senders), args.timeout, args.poll_rate)
+                templates.update(level.run_ids)
+                results.append(("fresh", level))
+                print(level.line("fresh"), flush=True)
+        finally:
+            runtime.stop()
+        if args.stored > 0 and templates:
+            started = time.perf_counter()
+            held = seed_stored_runs(state_path(state_dir), dict(list(templates.items())[:50]), args.stored)
+            runtime = RuntimeProcess(state_dir, port=runtime.port).start(timeout=600)
+            print(f"seeded the saved state to {held} stored runs and restarted on it in "
+                  f"{time.perf_counter() - started:.1f} s", flush=True)
+            try:
+                if args.warmup:
+                    run_level(runtime, 1, args.warmup, args.timeout)
+                for senders in levels:
+                    level = run_level(runtime, senders, max(args.runs, senders), args.timeout, args.poll_rate)
+                    results.append((f"{held} stored", level))
+                    print(level.line(f"{held} stored"), flush=True)
+            finally:
+                runtime.stop()
+        print("\nsummary: completed runs/s, end-to-end p50/p95, runtime CPU per run")
+        for label, level in results:
+            print("  " + level.line(label))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
