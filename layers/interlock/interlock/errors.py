@@ -2,7 +2,7 @@
 
 A Lambda error reaches the state machine as ``{"Error": <exception class name>, "Cause": <JSON with
 errorMessage>}``; ASL ``Retry``/``Catch`` match on the class name, so the names here are part of the
-workflow contract (see ``infra/statemachines/*.asl.json``). The message is JSON so that the recorder
+workflow contract (see each workflow's ``*.asl.json``). The message is JSON so that the recorder
 can put a machine-readable reason on the timeline.
 """
 

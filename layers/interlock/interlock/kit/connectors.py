@@ -21,7 +21,6 @@ class Connector:
     factory: str  # "module:function", no arguments
     jobs: tuple[Job, ...]
     settings: tuple[str, ...] = ()  # DeploymentSettings names its factory reads
-    timeout_seconds: int = 15  # the worker function's timeout a step using it needs at least
 
 
 CONNECTORS: dict[str, Connector] = {

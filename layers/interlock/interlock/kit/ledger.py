@@ -51,7 +51,6 @@ class PendingEffect:
 
     effect: str
     result: dict[str, Any]  # the result model, as JSON
-    started_at: float
 
 
 class Ledger(Protocol):
@@ -109,7 +108,7 @@ class DynamoLedger(aws.DynamoTable):
                                        "this step; retried once it is confirmed", step=ctx.step) from None
             self._take_over(key, seen, ctx.attempt, now)
         made = do(idempotency_key(ctx.run_id, ctx.step, effect))
-        ctx.pending.append(PendingEffect(effect, made.model_dump(mode="json"), now))
+        ctx.pending.append(PendingEffect(effect, made.model_dump(mode="json")))
         return made
 
     def _take_over(self, key: dict[str, Any], seen: str | None, attempt: int, now: float) -> None:

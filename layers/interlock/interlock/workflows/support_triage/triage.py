@@ -1,7 +1,7 @@
 """Support ticket triage: validate, classify, fetch account, draft, guardrail, (approve), send.
 
-Each function here is one task of ``infra/statemachines/support_triage.asl.json``; its handler module
-in ``functions/`` only wires it to the Lambda event. Retries, waits and branching live in the ASL.
+The logic of the tasks of ``automatic.asl.json`` and ``wait.asl.json``; :mod:`.steps` hands each what its step
+context provides, and the worker of its job runs it. Retries, waits and branching live in the ASL.
 """
 
 from __future__ import annotations
