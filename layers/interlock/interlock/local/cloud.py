@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from interlock.local import env as local_env
@@ -100,12 +100,7 @@ class LocalCloud:
         self.watch_dlq_urls: dict[str, str] = {}  # execution watch name -> its DLQ's URL
         self._mock: Any = None
         self._env = EnvironmentPatch()
-        self._uninstall_bridge: Any = None
-        self._uninstall_dynamodb_lock: Any = None
-        self._uninstall_sqs_hook: Any = None
-        self._uninstall_moto_memory: Any = None
-        self._uninstall_jsonpath: Any = None
-        self._uninstall_item_texts: Any = None
+        self._uninstalls: list[Callable[[], None]] = []  # the patches of moto installed, undone in reverse
         self.queue_urls_by_name: dict[str, str] = {}  # physical queue name -> URL, DLQs included
         self.restored: dict[str, int] = {}  # what start put back from the saved state
         self._clients: dict[str, Any] = {}
@@ -121,7 +116,14 @@ class LocalCloud:
             local_env.setting("enabled_sources", self.api_url, self.environ))
         from moto import mock_aws
 
-        from interlock.local import dynamodb_lock, moto_jsonpath, moto_memory, sfn_bridge
+        from interlock.local import (
+            dynamodb_lock,
+            moto_direct,
+            moto_dynamodb_json,
+            moto_jsonpath,
+            moto_memory,
+            sfn_bridge,
+        )
 
         # Before the mock starts: moto swaps in its own fake credentials and puts back what it found
         # when it stops, so the two patches nest and the developer's values come back last, from ours.
@@ -129,18 +131,20 @@ class LocalCloud:
         try:
             self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
             self._mock.start()
-            self._uninstall_moto_memory = moto_memory.install()
-            self._uninstall_jsonpath = moto_jsonpath.install()
+            self._uninstalls.append(moto_memory.install())
+            self._uninstalls.append(moto_jsonpath.install())
+            self._uninstalls.append(moto_dynamodb_json.install())
+            self._uninstalls.append(moto_direct.install())
             on_change = self.state.mark_dirty if self.state is not None else None
-            self._uninstall_dynamodb_lock = dynamodb_lock.install(on_change)
+            self._uninstalls.append(dynamodb_lock.install(on_change))
             if on_change is not None:
-                self._uninstall_sqs_hook = persistence.install_sqs_hook(on_change)
-                self._uninstall_item_texts = persistence.install_dynamodb_hook()
+                self._uninstalls.append(persistence.install_sqs_hook(on_change))
+                self._uninstalls.append(persistence.install_dynamodb_hook())
             cold_start_reset()
             self.deployed = self._create_resources()
             self._restore()
             self._env.apply(local_env.merged_environment(self.topology, self.deployed, self.environ))
-            self._uninstall_bridge = sfn_bridge.install(self.functions, on_change)
+            self._uninstalls.append(sfn_bridge.install(self.functions, on_change))
         except BaseException:
             self.stop()
             raise
@@ -152,24 +156,8 @@ class LocalCloud:
             if self._mock is not None and self.deployed is not None:
                 self._stop_executions()
         finally:
-            if self._uninstall_bridge is not None:
-                self._uninstall_bridge()
-                self._uninstall_bridge = None
-            if self._uninstall_sqs_hook is not None:
-                self._uninstall_sqs_hook()
-                self._uninstall_sqs_hook = None
-            if self._uninstall_item_texts is not None:
-                self._uninstall_item_texts()
-                self._uninstall_item_texts = None
-            if self._uninstall_dynamodb_lock is not None:
-                self._uninstall_dynamodb_lock()
-                self._uninstall_dynamodb_lock = None
-            if self._uninstall_jsonpath is not None:
-                self._uninstall_jsonpath()
-                self._uninstall_jsonpath = None
-            if self._uninstall_moto_memory is not None:
-                self._uninstall_moto_memory()
-                self._uninstall_moto_memory = None
+            while self._uninstalls:
+                self._uninstalls.pop()()
             if self._mock is not None:
                 self._mock.stop()
                 self._mock = None

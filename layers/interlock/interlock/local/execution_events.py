@@ -3,10 +3,10 @@
 On AWS, Step Functions puts a "Step Functions Execution Status Change" event on the default event bus
 whenever a Standard execution changes status, and the watch's rule sends the matching ones to its function.
 moto runs the state machines but emits no events, so for each topology
-:class:`~interlock.topology.ExecutionWatch` this polls the watched state machines' executions in the
-watched statuses (``ListExecutions`` with a status filter), and for each execution it has not announced yet
-builds the event as AWS shapes it (:func:`status_change_event`, from ``DescribeExecution``) and invokes the
-watch's function through the local Lambda runtime.
+:class:`~interlock.topology.ExecutionWatch` this polls the watched state machines' executions
+(:class:`EndedExecutions`, from moto's own record of them), and for each one that ended in a watched status
+and has not been announced yet builds the event as AWS shapes it (:func:`status_change_event`, from
+``DescribeExecution``) and invokes the watch's function through the local Lambda runtime.
 
 Delivery follows the deployed target: the function is invoked asynchronously (here: from the poller's own
 thread), and a failed invocation is tried again, ``1 + async_retry_attempts`` times in all (on the next
@@ -135,6 +135,50 @@ def invocation_record(event: dict[str, Any], invocation: Invocation, function_ar
     }
 
 
+class EndedExecutions:
+    """The executions of some state machines that have ended since the last :meth:`poll`, read from moto's
+    Step Functions backend: the emulated service's own record of its executions, as AWS's event source reads
+    its own. Each poll looks only at the executions started since the last one and those still running, so its
+    cost follows the executions in flight, not every execution the runtime has run (``ListExecutions`` with a
+    status filter, which this replaced, answered every stopped execution at every poll, serialised)."""
+
+    def __init__(self, state_machine_arns: list[str], region: str, account: str) -> None:
+        self.arns = list(state_machine_arns)
+        self.region = region
+        self.account = account
+        self._seen: dict[str, tuple[int, int]] = {}  # arn -> (id of its executions list, how many seen)
+        self._running: list[Any] = []
+
+    def _machines(self) -> Iterator[Any]:
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        wanted = set(self.arns)
+        for machine in list(stepfunctions_parser_backends[self.account][self.region].state_machines):
+            if machine.arn in wanted:
+                yield machine
+
+    def poll(self) -> list[Any]:
+        """moto's execution objects (``exec_arn``, ``status``, ``stop_date``) that ended since the last poll."""
+        for machine in self._machines():
+            executions = machine.executions
+            list_id, seen = self._seen.get(machine.arn, (id(executions), 0))
+            if list_id != id(executions) or seen > len(executions):
+                seen = 0  # a new backend (the runtime restarted moto): every execution is new
+            fresh = executions[seen:]
+            self._seen[machine.arn] = (id(executions), seen + len(fresh))
+            self._running.extend(fresh)
+        ended = [execution for execution in self._running if status(execution) != "RUNNING"]
+        if ended:
+            self._running = [execution for execution in self._running if status(execution) == "RUNNING"]
+        return ended
+
+
+def status(execution: Any) -> str:
+    """A moto execution's status; one created and not started yet is running."""
+    current = execution.exec_status
+    return "RUNNING" if current is None else str(current.value)
+
+
 class ExecutionStatusEvents(Poller):
     """One watch's rule: :meth:`poll_once` announces what stopped since the last poll, :meth:`start` loops it."""
 
@@ -156,6 +200,7 @@ class ExecutionStatusEvents(Poller):
         self.function_arn = function_arn
         self.region = region
         self.account = account
+        self._ended = EndedExecutions(self.arns, region, account)
         self._done: set[tuple[str, str]] = set()
         self._pending: dict[tuple[str, str], tuple[dict[str, Any], int]] = {}  # event, failed attempts
 
@@ -167,11 +212,11 @@ class ExecutionStatusEvents(Poller):
 
     def poll_once(self) -> int:
         """Deliver an event for each execution that stopped in a watched status; the number of invocations."""
+        ended = [(execution["executionArn"], str(execution.get("stopDate"))) for execution in self._stopped()]
         invoked = 0
-        for execution in self._stopped():
+        for key in [*self._pending, *ended]:  # a failed delivery is tried again at the next poll
             if self.stopping:
                 break
-            key = (execution["executionArn"], str(execution.get("stopDate")))
             if key in self._done:
                 continue
             self._deliver(key)
@@ -179,11 +224,9 @@ class ExecutionStatusEvents(Poller):
         return invoked
 
     def _stopped(self) -> Iterator[dict[str, Any]]:
-        paginator = self.sfn.get_paginator("list_executions")
-        for arn in self.arns:
-            for status in self.watch.statuses:
-                for page in paginator.paginate(stateMachineArn=arn, statusFilter=status):
-                    yield from page["executions"]
+        for execution in self._ended.poll():
+            if status(execution) in self.watch.statuses:
+                yield {"executionArn": execution.exec_arn, "stopDate": execution.stop_date}
 
     def _deliver(self, key: tuple[str, str]) -> None:
         if key in self._pending:  # a retry delivers the same event, id included

@@ -504,7 +504,7 @@ class LocalState:
             # Saving costs about as much as the state is large: never spend more than a tenth of the CPU on it (its
             # own CPU time: waiting for the disk to take the file costs the runs nothing). With 10,000 runs stored a
             # save takes about a second of CPU, so it is then written about every ten seconds.
-            pause = max(self.interval, 9 * (time.thread_time() - started))
+            pause = max(self.interval, 19 * (time.thread_time() - started))
 
 
 # -- knowing when SQS changed --------------------------------------------------------------------------------
