@@ -121,8 +121,9 @@ def test_given_a_model_that_reports_no_secondary_category_when_the_ticket_asks_f
 
 def test_given_the_classify_prompt_when_loaded_then_it_asks_for_secondary_categories_and_the_schema_has_them():
     from interlock.ai.prompts import load_prompt
+    from interlock.ai.runner import prompt_dir
 
-    prompt = load_prompt(CLASSIFY_TICKET.prompt)
+    prompt = load_prompt(CLASSIFY_TICKET.prompt, directory=prompt_dir(CLASSIFY_TICKET))
 
     assert prompt.version == "v2" and "secondary_categories" in prompt.text
     assert "secondary_categories" in CLASSIFY_TICKET.output.model_json_schema()["properties"]
@@ -505,7 +506,8 @@ def test_given_a_next_step_decision_without_an_allowlist_then_it_cannot_be_decla
 
     with pytest.raises(ValueError, match="allows none"):
         DecisionPoint(name="next_step", prompt="classify_ticket", policy="support_triage", output=NextStep,
-                      min_confidence=0.5, offline=lambda request: None)  # type: ignore[arg-type,return-value]
+                      min_confidence=0.5, offline=lambda request: None,  # type: ignore[arg-type,return-value]
+                      folder=CLASSIFY_TICKET.folder)
 
 
 def test_given_earlier_turns_and_the_runs_history_when_the_session_is_over_budget_then_the_oldest_turns_go_first():
