@@ -11,8 +11,6 @@ from interlock.ai.providers import ModelCall, ModelReply, OfflineProvider, Provi
 from interlock.ai.runner import DecisionRunner
 from interlock.approval_pages import reason_text
 from interlock.connectors.crm import Account
-from interlock.decisions import TEMPLATES, Classification
-from interlock.guardrail import evaluate
 from interlock.local.env import function_environment, setting
 from interlock.local.runtime import ai_line
 from interlock.models import run_id_for
@@ -21,6 +19,8 @@ from interlock.settings import AiSettings
 from interlock.topology import TOPOLOGY, DeploymentSettings
 from interlock.workflows.support_triage import triage
 from interlock.workflows.support_triage.decisions import CLASSIFY_TICKET, DRAFT_REPLY
+from interlock.workflows.support_triage.guardrail import evaluate
+from interlock.workflows.support_triage.rules import TEMPLATES, Classification
 
 from unit.fakes import RecordingTimeline, offline_runner
 

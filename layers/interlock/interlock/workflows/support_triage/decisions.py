@@ -17,7 +17,8 @@ from typing import Any
 from pydantic import Field
 
 from interlock.ai.decision import DecisionOutput, DecisionPoint
-from interlock.decisions import (
+from interlock.outgoing import clean_label
+from interlock.workflows.support_triage.rules import (
     TEMPLATES,
     Category,
     KeywordClassifier,
@@ -26,7 +27,6 @@ from interlock.decisions import (
     template_name,
     template_text,
 )
-from interlock.outgoing import clean_label
 
 TEMPLATE_CONFIDENCE = 0.9  # the templates are vetted; what a template cannot know is the guardrail's job
 
