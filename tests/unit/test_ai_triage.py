@@ -9,7 +9,6 @@ import pytest
 from interlock.ai.decision import Outcome
 from interlock.ai.providers import ModelCall, ModelReply, OfflineProvider, ProviderFailure
 from interlock.ai.runner import DecisionRunner
-from interlock.approval_pages import reason_text
 from interlock.connectors.crm import Account
 from interlock.local.env import function_environment, setting
 from interlock.local.runtime import ai_line
@@ -18,6 +17,7 @@ from interlock.outgoing import OutsiderPart
 from interlock.settings import AiSettings
 from interlock.topology import TOPOLOGY, DeploymentSettings
 from interlock.workflows.support_triage import triage
+from interlock.workflows.support_triage.approval import reason_text
 from interlock.workflows.support_triage.decisions import CLASSIFY_TICKET, DRAFT_REPLY
 from interlock.workflows.support_triage.guardrail import evaluate
 from interlock.workflows.support_triage.rules import TEMPLATES, Classification
@@ -311,6 +311,7 @@ def test_given_the_local_banner_then_it_says_who_decides_and_never_shows_the_key
 def test_given_an_escalated_decision_when_the_approval_page_shows_it_then_who_tried_and_why_is_on_it():
     from interlock.approval_pages import pending
     from interlock.approvals import ApprovalRecord
+    from interlock.workflows.support_triage.approval import view
 
     ctx = {"ticket": {"subject": "Invoice", "body": "b", "customer_email": "ada@example.com"},
            "classification": {"category": "billing", "confidence": 0.9, "decided_by": "openai:gpt-4.1-mini"},
@@ -320,7 +321,7 @@ def test_given_an_escalated_decision_when_the_approval_page_shows_it_then_who_tr
            "guardrail": {"reasons": ["ai_escalated:draft_reply:all_tiers_failed"]}, "account": {}}
     record = ApprovalRecord.model_validate({"token_hash": "h", "run_id": RUN_ID, "task_token": "t",
                                             "status": "pending", "created_at": 0, "deadline": 4e9,
-                                            "context": ctx})
+                                            "context": {"view": view(ctx).model_dump(mode="json")}})
 
     page = pending(record)
 
