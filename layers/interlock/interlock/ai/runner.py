@@ -94,7 +94,7 @@ def spent_by_run(view: RunView | None) -> tuple[int, float]:
 
 
 # What a step's entry may tell the model about the run so far: codes and outcomes, never the data itself (the
-# request layer carries what a decision needs; a customer's address or the ticket text must not ride along).
+# request layer carries what a decision needs; a customer's address or a message's text must not ride along).
 HISTORY_FACTS = ("event_source", "event_type", "category", "confidence", "decided_by", "escalation", "found",
                  "partial", "reason", "outcome")
 
