@@ -15,7 +15,8 @@ without hashes: ``make`` installs the test venv under it, so the versions CI tes
 (the hashes are of the arm64 wheels, which a laptop's venv does not install). tests/infra checks that both
 files match pyproject.toml, and that the venv holds the locked versions.
 2. **The interlock package** is always copied afresh from ``layers/interlock/interlock``, less the code
-   that only runs on a laptop (the embedded local cloud, the CLI and samples).
+   that only runs on a laptop (the embedded local cloud, the CLI, and the samples, its own and the workflow
+   packages').
 3. **Bytecode**: every ``.py`` of the layer is compiled for the runtime's Python (3.13) with
    ``compileall --invalidation-mode unchecked-hash``. Lambda's ``/opt`` is read-only, so a layer without
    ``.pyc`` files makes every cold start compile pydantic, Powertools and Interlock from source, and never
@@ -77,6 +78,8 @@ PIP_TARGET_ARGS = (
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
 # Local-only code in the interlock package: never shipped to Lambda.
 LOCAL_ONLY = ("local", "cli.py", "samples")
+# ...and in each workflow package (interlock/workflows/<name>/): its samples, which only ``interlock send`` reads.
+WORKFLOW_LOCAL_ONLY = ("samples",)
 
 # Bytecode (phase 3). The interpreter that compiles it, if not found where find_runtime_python looks:
 LAYER_PYTHON_ENV = "INTERLOCK_LAYER_PYTHON"
@@ -470,8 +473,11 @@ def install_dependencies(reqs: list[str], *, force: bool = False, target: LayerT
 
 def _ignore_local_only(directory: str, names: list[str]) -> set[str]:
     ignored = {n for n in names if n == "__pycache__" or n.endswith((".pyc", ".pyo"))}
-    if Path(directory).resolve() == PACKAGE_SRC.resolve():
+    here = Path(directory).resolve()
+    if here == PACKAGE_SRC.resolve():
         ignored |= {n for n in names if n in LOCAL_ONLY}
+    elif here.parent == (PACKAGE_SRC / "workflows").resolve():
+        ignored |= {n for n in names if n in WORKFLOW_LOCAL_ONLY}
     return ignored
 
 
@@ -485,7 +491,8 @@ def copy_package(target: LayerTarget = LAMBDA) -> Path:
         shutil.rmtree(dest)
     shutil.copytree(PACKAGE_SRC, dest, ignore=_ignore_local_only)
     files = sum(1 for p in dest.rglob("*") if p.is_file())
-    _say(f"package: copied interlock ({files} files, without {', '.join(LOCAL_ONLY)})")
+    _say(f"package: copied interlock ({files} files, without {', '.join(LOCAL_ONLY)} and the workflows' "
+         f"{', '.join(WORKFLOW_LOCAL_ONLY)})")
     return dest
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from fake_openai import FakeOpenAI, Reply, Seen
-from interlock.decisions import template_text
+from interlock.workflows.support_triage.rules import template_text
 
 from tests.e2e.conftest import LOW_RISK, Runtime, _start, ticket
 

@@ -15,7 +15,6 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -51,9 +50,11 @@ class Case:
 
 
 def sample(source: str) -> bytes:
+    from interlock import cli
+
     scheme = scheme_of(source)
-    name = "form_support_ticket" if scheme == "standard-webhooks" else scheme
-    return (resources.files("interlock") / "samples" / f"{name}.json").read_bytes()
+    name = "support_ticket" if scheme == "standard-webhooks" else scheme
+    return bytes(cli._scheme_samples(scheme)[name].read_bytes())
 
 
 def _with_id(source: str, body: Any, event_id: str) -> tuple[Any, str]:

@@ -13,11 +13,11 @@ import shlex
 import subprocess
 import uuid
 from collections.abc import Iterator
-from importlib import resources
 from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
+from interlock import cli
 
 from tests.e2e.conftest import SECRET, Runtime, _start, accepted, ticket
 
@@ -61,7 +61,7 @@ def test_given_debug_logging_when_tickets_call_the_crm_and_ask_for_approval_then
     debug_runtime: Runtime,
 ) -> None:
     runtime = debug_runtime
-    refund = json.loads((resources.files("interlock") / "samples" / "form_refund_request.json").read_text())
+    refund = json.loads(cli._scheme_samples("standard-webhooks")["refund_request"].read_text())
     unknown = f"nobody-{uuid.uuid4().hex[:12]}@example.net"
     lookup = ticket("Invoice question", "Why was I charged twice on my last invoice?", customer_email=unknown)
 

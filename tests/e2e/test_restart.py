@@ -6,11 +6,11 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import httpx
 import pytest
+from interlock import cli
 
 from tests.e2e.conftest import LOW_RISK, Runtime, _start
 
@@ -43,7 +43,7 @@ def restarted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restarted]:
     """A runtime with one completed run and one waiting for approval, then stopped and started again."""
     for rt in _start(tmp_path_factory.mktemp("restart")):
         done = rt.send(LOW_RISK, msg_id="msg_restart_completed").json()
-        refund = (resources.files("interlock") / "samples" / "form_refund_request.json").read_bytes()
+        refund = cli._scheme_samples("standard-webhooks")["refund_request"].read_bytes()
         waiting = rt.send(refund, msg_id="msg_restart_refund").json()
         completed = rt.wait_status(done["run_id"], "completed")
         assert len(rt.replies(done["run_id"])) == 1

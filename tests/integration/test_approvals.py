@@ -28,6 +28,7 @@ from interlock.approvals import (
 )
 from interlock.models import Envelope, run_id_for, utcnow
 from interlock.timeline import DynamoTimelineStore
+from interlock.workflows.support_triage.approval import view as triage_view
 
 from integration.support import ACCOUNT, REGION, TABLE_NAME, header, rest_event
 
@@ -67,12 +68,13 @@ class World:
         return ses_backends[ACCOUNT][REGION].sent_messages
 
     def request(self, now: float | None = None, **ticket: Any) -> dict[str, Any]:
+        """Ask for a support triage approval, its context the view the wait's request_approval step builds."""
         data = ApprovalRequestInput(
             run_id=self.run_id,
             task_token=TASK_TOKEN,
             workflow="support_triage",
             reasons=["risky_category:refund"],
-            context={
+            context={"view": triage_view({
                 "ticket": {"subject": "Refund please", "body": "I was charged twice",
                            "customer_email": "ada@example.com", **ticket},
                 "classification": {"category": "refund", "confidence": 0.85, "summary": "Refund please"},
@@ -80,7 +82,7 @@ class World:
                 "draft": {"subject": "Re: Refund please", "body": "Hi Ada, we've received your refund request."},
                 "guardrail": {"requires_approval": True, "reasons": ["risky_category:refund"],
                               "min_confidence": 0.75},
-            },
+            }).model_dump(mode="json")},
         )
         settings = RequestSettings(public_base_url=BASE_URL, approver_email=APPROVER, sender_email=SENDER,
                                    ttl_seconds=TTL)

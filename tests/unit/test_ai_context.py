@@ -14,6 +14,8 @@ from interlock.ai.context import (
 )
 from interlock.ai.decision import DecisionPoint
 from interlock.ai.prompts import load_policy, load_prompt
+from interlock.ai.runner import policy_dir, prompt_dir
+from interlock.settings import AiSettings
 from interlock.workflows.support_triage import decisions as triage_decisions
 from interlock.workflows.support_triage.decisions import CLASSIFY_TICKET, DRAFT_REPLY
 
@@ -152,8 +154,8 @@ def test_the_declared_decision_points_are_the_triage_ones():
 
 @pytest.mark.parametrize("point", declared_points(), ids=lambda p: p.name)
 def test_given_each_declared_decision_point_when_built_with_default_budgets_then_its_prompt_and_policy_fit(point):
-    prompt = load_prompt(point.prompt, point.prompt_version)
-    policy = load_policy(point.policy)
+    prompt = load_prompt(point.prompt, point.prompt_version, directory=prompt_dir(point))
+    policy = load_policy(point.policy, policy_dir(point, AiSettings()))
     # A long but ordinary request and a full session, as a real run would bring.
     request = {"ticket": {"subject": "Invoice question", "body": "Where is my invoice? " * 200},
                "classification": {"category": "billing", "confidence": 0.9},

@@ -12,7 +12,7 @@ from interlock.ai.choice import ProviderChoice, parse_key
 from interlock.ai.openai_provider import OpenAIProvider
 from interlock.ai.pricing import DEFAULT_PRICES, PriceTable, PriceTableError
 from interlock.ai.privacy import redact
-from interlock.ai.prompts import PROMPTS_DIR, PromptNotFound, load_policy, load_prompt
+from interlock.ai.prompts import PromptNotFound, load_policy, load_prompt
 from interlock.ai.providers import OfflineProvider
 from interlock.errors import NotConfigured
 from interlock.settings import AiSettings
@@ -258,9 +258,12 @@ def test_given_a_prompt_that_does_not_exist_when_loading_then_it_is_not_found(pr
 
 
 def test_the_packaged_prompts_load_with_the_hash_of_their_file():
-    for name in ("classify_ticket", "draft_reply"):
-        prompt = load_prompt(name)
-        path = PROMPTS_DIR / f"{name}.{prompt.version}.md"
+    from interlock.ai.runner import prompt_dir
+    from interlock.workflows.support_triage.decisions import CLASSIFY_TICKET, DRAFT_REPLY
+
+    for point in (CLASSIFY_TICKET, DRAFT_REPLY):
+        prompt = load_prompt(point.prompt, directory=prompt_dir(point))
+        path = prompt_dir(point) / f"{point.prompt}.{prompt.version}.md"
         assert prompt.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
         assert prompt.text
 
@@ -268,8 +271,12 @@ def test_the_packaged_prompts_load_with_the_hash_of_their_file():
 def test_given_a_policy_directory_when_loading_a_policy_then_it_replaces_the_packaged_one(tmp_path):
     (tmp_path / "support_triage.md").write_text("  Our own rules.\n", "utf-8")
 
+    from interlock.ai.runner import policy_dir
+    from interlock.workflows.support_triage.decisions import CLASSIFY_TICKET
+
     assert load_policy("support_triage", str(tmp_path)) == "Our own rules."
-    assert load_policy("support_triage") != "Our own rules."
+    assert load_policy("support_triage", policy_dir(CLASSIFY_TICKET, AiSettings())) != "Our own rules."
+    assert policy_dir(CLASSIFY_TICKET, AiSettings(ai_policy_dir=str(tmp_path))) == str(tmp_path)
     with pytest.raises(PromptNotFound, match="no policy 'missing'"):
         load_policy("missing", str(tmp_path))
 

@@ -23,7 +23,7 @@ from interlock.ai.actions import Action, CreateTask
 from interlock.ai.decision import Decision, DecisionOutput, DecisionPoint, Escalation
 from interlock.ai.openai_provider import OpenAIProvider
 from interlock.ai.prompts import load_policy, load_prompt
-from interlock.ai.runner import DEFAULT_RATE_LIMIT_PAUSE, DecisionRunner
+from interlock.ai.runner import DEFAULT_RATE_LIMIT_PAUSE, DecisionRunner, policy_dir, prompt_dir
 from interlock.models import EntryState, RunStatus, RunView, TimelineEntry, run_id_for
 from interlock.observability import logger, metrics
 from interlock.settings import AiSettings
@@ -195,7 +195,7 @@ def test_given_a_valid_structured_answer_when_deciding_then_it_is_the_decision_w
     assert {k: v for k, v in attempt.items() if k != "latency_ms"} == {
         "kind": "decision_attempt", "decision": "classify_ticket", "tier": 1, "provider": "openai", "model": MINI,
         "reported_model": MINI, "usage_estimated": False, "try_in_tier": 1, "prompt_version": "v2",
-        "prompt_hash": load_prompt("classify_ticket").sha256,
+        "prompt_hash": load_prompt("classify_ticket", directory=prompt_dir(CLASSIFY_TICKET)).sha256,
         "tokens_in": 120, "tokens_out": 30, "cost_usd": pytest.approx(MINI_COST), "outcome": "ok",
         "validation_errors": [], "output": json.dumps(GOOD), "retry_after_seconds": None}
     assert h.decision["decided_by"] == f"openai:{MINI}"
@@ -237,7 +237,7 @@ def test_given_a_decision_when_sent_then_the_request_carries_the_key_the_schema_
 def test_given_a_decision_when_recorded_then_prompt_version_and_hash_match_the_prompt_file(fake):
     fake.script(answer())
     h = build(fake)
-    prompt = load_prompt(CLASSIFY_TICKET.prompt, CLASSIFY_TICKET.prompt_version)
+    prompt = load_prompt(CLASSIFY_TICKET.prompt, CLASSIFY_TICKET.prompt_version, directory=prompt_dir(CLASSIFY_TICKET))
 
     decision = h.decide()
 
@@ -247,7 +247,7 @@ def test_given_a_decision_when_recorded_then_prompt_version_and_hash_match_the_p
     system = fake.requests[0].messages[0]
     assert system["role"] == "system"
     assert system["content"].startswith(prompt.text)
-    assert load_policy(CLASSIFY_TICKET.policy) in system["content"]
+    assert load_policy(CLASSIFY_TICKET.policy, policy_dir(CLASSIFY_TICKET, AiSettings())) in system["content"]
 
 
 def test_given_the_endpoint_reports_a_dated_snapshot_when_priced_then_it_costs_as_its_model_family(fake):
@@ -402,7 +402,8 @@ def _offline_next_step(request: Any) -> NextStep:
 
 NEXT_STEP: DecisionPoint[NextStep] = DecisionPoint(
     name="next_step", prompt="classify_ticket", policy="support_triage", output=NextStep, min_confidence=0.5,
-    offline=_offline_next_step, allowed_actions=("create_task",), max_output_tokens=200)
+    offline=_offline_next_step, allowed_actions=("create_task",), max_output_tokens=200,
+    folder=CLASSIFY_TICKET.folder)
 CREATE_TASK = {"action": "create_task", "reasoning": "needs follow-up",
                "parameters": {"title": "Send the March invoice", "assignee_team": "billing", "due_in_hours": 24}}
 
@@ -721,7 +722,7 @@ def test_given_personal_data_and_a_key_when_deciding_then_no_log_line_carries_th
                 Reply.refusal(f"I refuse to contact {email}."),
                 answer(summary=f"{marker} asks about an invoice", reasoning=f"{marker} reasoning", confidence=0.3))
     h = build(fake, key=key, ai_model_tiers=f"{MINI},{NANO}", ai_retries_per_tier=1)
-    prompt = load_prompt("classify_ticket").text
+    prompt = load_prompt("classify_ticket", directory=prompt_dir(CLASSIFY_TICKET)).text
 
     decision = h.decide(request=request)
 
@@ -732,7 +733,8 @@ def test_given_personal_data_and_a_key_when_deciding_then_no_log_line_carries_th
     assert logs.count('"message":"decision attempt"') == 4  # the log lines were captured
     assert "decision falls back to a simpler tier" in logs
     assert "decision escalated to a human" in logs
+    policy = load_policy("support_triage", policy_dir(CLASSIFY_TICKET, AiSettings()))
     forbidden = [email, phone, key, "SECRET", marker, echoed, "I refuse to contact",
-                 "Please email me", prompt[:80], prompt[-80:], load_policy("support_triage")[-80:]]
+                 "Please email me", prompt[:80], prompt[-80:], policy[-80:]]
     leaked = [text for text in forbidden if text in logs]
     assert leaked == []

@@ -9,10 +9,7 @@ import pytest
 from interlock.ai.decision import Outcome
 from interlock.ai.providers import ModelCall, ModelReply, OfflineProvider, ProviderFailure
 from interlock.ai.runner import DecisionRunner
-from interlock.approval_pages import reason_text
 from interlock.connectors.crm import Account
-from interlock.decisions import TEMPLATES, Classification
-from interlock.guardrail import evaluate
 from interlock.local.env import function_environment, setting
 from interlock.local.runtime import ai_line
 from interlock.models import run_id_for
@@ -20,7 +17,10 @@ from interlock.outgoing import OutsiderPart
 from interlock.settings import AiSettings
 from interlock.topology import TOPOLOGY, DeploymentSettings
 from interlock.workflows.support_triage import triage
+from interlock.workflows.support_triage.approval import reason_text
 from interlock.workflows.support_triage.decisions import CLASSIFY_TICKET, DRAFT_REPLY
+from interlock.workflows.support_triage.guardrail import evaluate
+from interlock.workflows.support_triage.rules import TEMPLATES, Classification
 
 from unit.fakes import RecordingTimeline, offline_runner
 
@@ -121,8 +121,9 @@ def test_given_a_model_that_reports_no_secondary_category_when_the_ticket_asks_f
 
 def test_given_the_classify_prompt_when_loaded_then_it_asks_for_secondary_categories_and_the_schema_has_them():
     from interlock.ai.prompts import load_prompt
+    from interlock.ai.runner import prompt_dir
 
-    prompt = load_prompt(CLASSIFY_TICKET.prompt)
+    prompt = load_prompt(CLASSIFY_TICKET.prompt, directory=prompt_dir(CLASSIFY_TICKET))
 
     assert prompt.version == "v2" and "secondary_categories" in prompt.text
     assert "secondary_categories" in CLASSIFY_TICKET.output.model_json_schema()["properties"]
@@ -310,6 +311,7 @@ def test_given_the_local_banner_then_it_says_who_decides_and_never_shows_the_key
 def test_given_an_escalated_decision_when_the_approval_page_shows_it_then_who_tried_and_why_is_on_it():
     from interlock.approval_pages import pending
     from interlock.approvals import ApprovalRecord
+    from interlock.workflows.support_triage.approval import view
 
     ctx = {"ticket": {"subject": "Invoice", "body": "b", "customer_email": "ada@example.com"},
            "classification": {"category": "billing", "confidence": 0.9, "decided_by": "openai:gpt-4.1-mini"},
@@ -319,7 +321,7 @@ def test_given_an_escalated_decision_when_the_approval_page_shows_it_then_who_tr
            "guardrail": {"reasons": ["ai_escalated:draft_reply:all_tiers_failed"]}, "account": {}}
     record = ApprovalRecord.model_validate({"token_hash": "h", "run_id": RUN_ID, "task_token": "t",
                                             "status": "pending", "created_at": 0, "deadline": 4e9,
-                                            "context": ctx})
+                                            "context": {"view": view(ctx).model_dump(mode="json")}})
 
     page = pending(record)
 
@@ -505,7 +507,8 @@ def test_given_a_next_step_decision_without_an_allowlist_then_it_cannot_be_decla
 
     with pytest.raises(ValueError, match="allows none"):
         DecisionPoint(name="next_step", prompt="classify_ticket", policy="support_triage", output=NextStep,
-                      min_confidence=0.5, offline=lambda request: None)  # type: ignore[arg-type,return-value]
+                      min_confidence=0.5, offline=lambda request: None,  # type: ignore[arg-type,return-value]
+                      folder=CLASSIFY_TICKET.folder)
 
 
 def test_given_earlier_turns_and_the_runs_history_when_the_session_is_over_budget_then_the_oldest_turns_go_first():

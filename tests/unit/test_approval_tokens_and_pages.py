@@ -1,4 +1,5 @@
-"""Approval tokens, records and the pages behind the emailed link (no AWS)."""
+"""Approval tokens, records and the pages behind the emailed link (no AWS). The pages are support triage's: its
+approval view (workflows/support_triage/approval.py) as the approval page and email lay it out."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from interlock.approvals import (
     new_token,
     token_hash,
 )
+from interlock.workflows.support_triage.approval import reason_text, view
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -29,9 +31,11 @@ def record(**context_overrides) -> ApprovalRecord:
         "guardrail": {"reasons": ["risky_category:refund"]},
     }
     context.update(context_overrides)
+    # What the wait's request_approval stores (interlock.kit.outcomes): the view the workflow builds from its state.
     return ApprovalRecord(token_hash="h" * 64, run_id="run-1", task_token="TASK-TOKEN-SECRET",
                           status=ApprovalStatus.PENDING, created_at=1_700_000_000.0,
-                          deadline=1_700_000_000.0 + 3600, context=context)
+                          deadline=1_700_000_000.0 + 3600,
+                          context={"view": view(context).model_dump(mode="json"), "workflow": "support_triage"})
 
 
 # -- tokens --------------------------------------------------------------------------------------------
@@ -212,8 +216,6 @@ def test_the_expired_unknown_and_bad_decision_pages_offer_no_form():
     ],
 )
 def test_given_a_guardrail_reason_code_when_shown_to_the_approver_then_it_reads_as_words(code, words):
-    from interlock.approval_pages import reason_text
-
     assert reason_text(code) == words
 
 

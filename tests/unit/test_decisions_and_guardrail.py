@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from interlock.decisions import KEYWORDS, Classification, KeywordClassifier, TicketText
-from interlock.guardrail import RISKY_CATEGORIES, evaluate
 from interlock.outgoing import OutsiderPart
+from interlock.workflows.support_triage.guardrail import RISKY_CATEGORIES, evaluate
+from interlock.workflows.support_triage.rules import KEYWORDS, Classification, KeywordClassifier, TicketText
 
 
 def classify(subject: str, body: str = "") -> Classification:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from importlib import resources
 from typing import Any
 
 import pytest
@@ -94,8 +93,11 @@ SOURCES = {scheme: ("form" if scheme == "standard-webhooks" else scheme) for sch
 
 
 def sample(scheme: str) -> Any:
-    name = "form_support_ticket" if scheme == "standard-webhooks" else scheme
-    return json.loads((resources.files("interlock") / "samples" / f"{name}.json").read_text())
+    """The bundled sample ``interlock send`` posts for the scheme (for form, support triage's ticket)."""
+    from interlock import cli
+
+    name = "support_ticket" if scheme == "standard-webhooks" else scheme
+    return json.loads(cli._scheme_samples(scheme)[name].read_text())
 
 
 def ingest(scheme: str, body: bytes, event_id: str = "evt-1", **extra: str) -> tuple[

@@ -73,7 +73,7 @@ def test_importing_the_declaration_loads_no_step_code() -> None:
 
 
 def test_the_decision_point_reads_its_prompt_and_policy_from_the_package() -> None:
-    prompt = load_prompt(SCORE_LEAD.prompt, SCORE_LEAD.prompt_version, *prompt_dir(SCORE_LEAD))
+    prompt = load_prompt(SCORE_LEAD.prompt, SCORE_LEAD.prompt_version, directory=prompt_dir(SCORE_LEAD))
     policy = load_policy(SCORE_LEAD.policy, policy_dir(SCORE_LEAD, AiSettings()))
 
     assert prompt.version == "v1" and "score inbound sales leads" in prompt.text

@@ -10,11 +10,11 @@ import httpx
 import pytest
 from interlock.connectors.crm import Account, HttpCrm
 from interlock.connectors.helpdesk import HttpHelpdesk
-from interlock.decisions import TEMPLATES, Classification, template_name
 from interlock.errors import CrmUnavailable, HelpdeskRejected, MissingData, NotConfigured
 from interlock.kit import outcomes
 from interlock.models import EntryState, Envelope, run_id_for
 from interlock.workflows.support_triage import triage
+from interlock.workflows.support_triage.rules import TEMPLATES, Classification, template_name
 from pydantic import ValidationError
 
 from unit.fakes import RecordingTimeline, offline_runner

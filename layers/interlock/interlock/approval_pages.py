@@ -1,16 +1,21 @@
 """The approval email and the pages behind its link. Every value shown is HTML-escaped.
 
-Outsider text (the customer's subject, body and address, a CRM field, a model's words) is marked as such
-wherever an approver reads it: in the email's text part it is one-lined or quoted with ``> `` under a label
-that says whose words they are, below the email's own call to action (the real link comes first); in HTML it
-sits in a marked block. No outsider text can pass for the email's own words or its link.
+What an approver is shown is the workflow's own :class:`ApprovalView` (``Workflow.approval_view``, built from the
+run's state when the wait asks for the approval): a title, facts written by code, outsiders' texts and what the run
+would send. This module names no workflow; it lays any view out the same way.
+
+Outsider text (a customer's or a prospect's words, a CRM field, a model's words) is marked as such wherever an
+approver reads it: in the email's text part it is one-lined or quoted with ``> `` under a label that says whose
+words they are, below the email's own call to action (the real link comes first); in HTML it sits in a marked
+block. No outsider text can pass for the email's own words or its link.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from html import escape
-from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
 
 from interlock.approvals import ApprovalRecord, ApprovalStatus
 from interlock.outgoing import one_line, quoted
@@ -48,9 +53,6 @@ _STYLE = (
     "dd{margin-bottom:.4rem}}"
 )
 
-CUSTOMER_WORDS = "the customer's words, not ours"
-
-
 def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -62,147 +64,97 @@ def _page(title: str, body: str) -> str:
             f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>{body}</body></html>")
 
 
-def _get(ctx: dict[str, Any], *path: str) -> Any:
-    value: Any = ctx
-    for key in path:
-        value = value.get(key) if isinstance(value, dict) else None
-    return value
+# -- what a workflow shows its approver (Workflow.approval_view) --------------------------------------------------
 
 
-def reason_text(reason: str) -> str:
-    """A guardrail reason code (``risky_category:refund``, ``low_confidence:0.50<0.75``) in words."""
-    kind, _, detail = reason.partition(":")
-    if kind == "risky_category":
-        return f"{detail} requests always need a person"
-    if kind == "low_confidence":
-        got, _, needed = detail.partition("<")
-        return f"the classification's confidence ({got}) is below {needed}"
-    if kind == "risk_signal":
-        return f"the ticket may also be a {detail} request, and {detail} requests always need a person"
-    if kind == "outsider_text":
-        part, _, rule = detail.partition(":")
-        where = {"reply": "the AI-written reply", "subject": "the reply's subject (the customer's words)",
-                 "name": "the name in the greeting", "plan": "the plan name from the CRM"}.get(part, part)
-        what = {"amount": "mentions an amount of money", "link": "contains a link or an address",
-                "commitment": "makes a commitment (a refund, a credit, a timeframe)"}.get(rule, f"mentions {rule}")
-        return f"{where} {what}"
-    if kind == "ai_escalated":
-        decision, _, why = detail.partition(":")
-        what = {"classify_ticket": "the ticket's category", "draft_reply": "the reply"}.get(decision, decision)
-        return f"{what} was not decided by the AI: {_ESCALATION_WORDS.get(why, why)}"
-    return reason
+class QuotedText(BaseModel):
+    """Someone else's words (a customer's, a prospect's, a model's), quoted under a label that says whose."""
+
+    label: str
+    text: str
+    one_line: bool = False  # a header-like field (an address, a subject): shown on one line, bounded
+    in_email: bool = True  # quoted in the email's text part as well (the page and the HTML part always show it)
+    heading: str | None = None  # a section heading the page puts before it
 
 
-_ESCALATION_WORDS = {
-    "low_confidence": "its confidence was below the threshold",
-    "all_tiers_failed": "every model tier failed (the attempts are on the run's timeline)",
-    "budget_exceeded": "the run's token or cost budget was used up",
-    "no_time_left": "the step ran out of time",
-    "context_too_large": "the ticket is too large to put in front of a model",
-}
+class ShownText(BaseModel):
+    """What the run would send as its own words if approved (a draft reply), shown as it would go out, under a
+    heading, on the page and in the email's HTML part."""
+
+    heading: str
+    text: str
 
 
-def _reasons(ctx: dict[str, Any]) -> str:
-    return "; ".join(reason_text(str(r)) for r in (_get(ctx, "guardrail", "reasons") or []))
+class ApprovalView(BaseModel):
+    """What an approver is shown, built by the workflow's own code from its state; plain data the page and the email
+    adapt. ``fields`` are facts written by code, as (label, value) pairs; outsiders' texts go in ``quoted``."""
+
+    title: str  # the page's heading ("Approve this reply?")
+    # The email's subject is "Approval needed: " and the title, or, when someone else's words say best what is to
+    # be approved (a customer's subject), those words in quotes, on one line, cut at 80 characters.
+    subject_quote: str | None = None
+    summary: str | None = None  # the email's opening sentence (default: the title)
+    fields: list[tuple[str, str]] = Field(default_factory=list)
+    # Labels of fields the email's text part leaves out (the page and the HTML part show every field).
+    page_only: list[str] = Field(default_factory=list)
+    quoted: list[QuotedText] = Field(default_factory=list)
+    shown: list[ShownText] = Field(default_factory=list)
+    whose: str | None = None  # whose text the email quotes ("the customer's"); default: someone else's
+    approved: str | None = None  # what the page says once approved (default: the run goes on)
+    rejected: str | None = None  # what the page says once rejected
 
 
-def _decided(ctx: dict[str, Any], what: str) -> str:
-    """Who decided, and for an AI decision that went to a person, how it went (the full record is on the run's
-    timeline)."""
-    by = str(_get(ctx, what, "decided_by") or "—")
-    decision = _get(ctx, what, "decision") or {}
-    if not isinstance(decision, dict) or not decision.get("escalation"):
-        return by
-    errors = "; ".join(str(e) for e in (decision.get("last_errors") or [])[:3])
-    words = _ESCALATION_WORDS.get(str(decision["escalation"]), str(decision["escalation"]))
-    how = f"{words}; {decision.get('attempts', 0)} attempt(s)" + (f"; last: {errors}" if errors else "")
-    if by == "human":  # what the decision layer records when nothing decided: nobody has, yet; you will
-        return f"nobody: no model could decide ({how}); the category shown is a placeholder for you to judge"
-    return f"{by} ({how})"
+FIELD_LABEL_MAX_CHARS = 60
+FIELD_VALUE_MAX_CHARS = 2000  # a value is code's words (a guardrail's reasons can run long), still one line
+QUOTED_LABEL_MAX_CHARS = 80
+QUOTED_LINE_MAX_CHARS = 300
+QUOTED_EMAIL_MAX_CHARS = 1200
+SUBJECT_QUOTE_MAX_CHARS = 80
+SOMEONE_ELSES = "someone else's"  # whose text the email quotes, unless the view says
+OTHERS_TEXTS_ARE = "others' texts are"
+_NO_VIEW = ApprovalView(title="Approve this?")
+
+
+def view_of(record: ApprovalRecord) -> ApprovalView:
+    """The view the workflow built for this approval (``context["view"]``); a bare one (the run, the link's expiry)
+    if it built none or the record holds no valid one."""
+    try:
+        return ApprovalView.model_validate(record.context.get("view"))
+    except ValidationError:
+        return _NO_VIEW
+
+
+def _title(view: ApprovalView) -> str:
+    return one_line(view.title or "Approve this?", 120)
+
+
+def _fields(record: ApprovalRecord, view: ApprovalView, *, email_text: bool = False) -> list[tuple[str, str]]:
+    fields = [(one_line(label, FIELD_LABEL_MAX_CHARS), one_line(value, FIELD_VALUE_MAX_CHARS))
+              for label, value in view.fields if not (email_text and label in view.page_only)]
+    return [("Run", record.run_id), *fields, ("Link expires", _when(record.deadline))]
+
+
+def _label(q: QuotedText) -> str:
+    return one_line(q.label, QUOTED_LABEL_MAX_CHARS)
 
 
 def _outsider_html(label: str, text: str, block: bool = False) -> str:
     """Outsider text in a marked block that says whose words they are."""
-    inner = f"<pre>{escape(text)}</pre>" if block else f"<div>{escape(one_line(text, 300))}</div>"
+    inner = f"<pre>{escape(text)}</pre>" if block else f"<div>{escape(one_line(text, QUOTED_LINE_MAX_CHARS))}</div>"
     return f'<div class="outsider"><p class="label">{escape(label)}</p>{inner}</div>'
 
 
-def _account(ctx: dict[str, Any]) -> str:
-    account = _get(ctx, "account", "account") or {}
-    if account:
-        return f"{one_line(str(account.get('name')), 80)} ({one_line(str(account.get('plan')), 40)}) (from the CRM)"
-    reason = _get(ctx, "account", "reason")
-    return f"not looked up ({reason})" if reason else "not found"
+def _summary(record: ApprovalRecord, view: ApprovalView) -> str:
+    dl = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v or '—')}</dd>" for k, v in _fields(record, view))
+    quotes = "".join((f"<h2>{escape(one_line(q.heading, 120))}</h2>" if q.heading else "")
+                     + _outsider_html(f"{_label(q)}:", q.text, block=not q.one_line) for q in view.quoted)
+    shown = "".join(f"<h2>{escape(one_line(s.heading, 120))}</h2><pre>{escape(s.text)}</pre>" for s in view.shown)
+    return f"<dl>{dl}</dl>{quotes}{shown}"
 
 
-def _summary(record: ApprovalRecord) -> str:
-    ctx = record.context
-    confidence = _get(ctx, "classification", "confidence")
-    rows = [
-        ("Run", record.run_id),
-        ("Category", _get(ctx, "classification", "category")),
-        ("Confidence", f"{confidence:.2f}" if isinstance(confidence, int | float) else confidence),
-        ("Why a person", _reasons(ctx)),
-        ("Classified by", _decided(ctx, "classification")),
-        ("Drafted by", _decided(ctx, "draft")),
-        ("Account", _account(ctx)),
-        ("Link expires", _when(record.deadline)),
-    ]
-    dl = "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v or '—'))}</dd>" for k, v in rows)
-    return (f"<dl>{dl}</dl><h2>Ticket</h2>"
-            + _outsider_html(f"From ({CUSTOMER_WORDS}):",
-                             str(_get(ctx, "ticket", "customer_email") or ""))
-            + _outsider_html(f"Subject ({CUSTOMER_WORDS}):", str(_get(ctx, "ticket", "subject") or ""))
-            + _outsider_html(f"Message ({CUSTOMER_WORDS}):", str(_get(ctx, "ticket", "body") or ""), block=True)
-            + "<h2>Draft reply (what the customer would get)</h2>"
-            f"<pre>{escape(str(_get(ctx, 'draft', 'body') or ''))}</pre>")
-
-
-# -- a workflow's own view (Workflow.approval_view): a title, facts written by code, outsiders' texts quoted -----
-
-
-def view_of(record: ApprovalRecord) -> dict[str, Any] | None:
-    """The view the workflow built for this approval, if it built one (support triage's pages are its own)."""
-    view = record.context.get("view")
-    return view if isinstance(view, dict) else None
-
-
-def _view_title(view: dict[str, Any]) -> str:
-    return one_line(str(view.get("title") or "Approve this?"), 120)
-
-
-def _view_fields(record: ApprovalRecord, view: dict[str, Any]) -> list[tuple[str, str]]:
-    fields = [(one_line(str(label), 60), one_line(str(value), 300)) for label, value in view.get("fields", [])]
-    return [("Run", record.run_id), *fields, ("Link expires", _when(record.deadline))]
-
-
-def _view_quoted(view: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(one_line(str(q.get("label", "")), 80), str(q.get("text", ""))) for q in view.get("quoted", [])
-            if isinstance(q, dict)]
-
-
-def _view_summary(record: ApprovalRecord, view: dict[str, Any]) -> str:
-    dl = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v or '—')}</dd>" for k, v in _view_fields(record, view))
-    return f"<dl>{dl}</dl>" + "".join(_outsider_html(f"{label}:", text, block=True)
-                                      for label, text in _view_quoted(view))
-
-
-def _view_email(record: ApprovalRecord, view: dict[str, Any], link: str) -> tuple[str, str, str]:
-    title = _view_title(view)
-    facts = "".join(f"{label}: {value}\n" for label, value in _view_fields(record, view))
-    quotes = "".join(f"{label}:\n{quoted(text, 1200)}\n" for label, text in _view_quoted(view))
-    text = (
-        f"{title}\n\n"
-        f"Review and decide here (the link works once and expires {_when(record.deadline)}):\n{link}\n\n"
-        "This link is the only one in this email from Interlock. Everything below a \"> \" is someone else's "
-        "text, quoted as they wrote it: do not follow links in it.\n\n"
-        f"{facts}\n{quotes}"
-    )
-    html = _page("Approval needed",
-                 f'<p class="cta"><a href="{escape(link)}">Review and decide</a> (the link works once).</p>'
-                 f"<p>{escape(title)} This link is the only one in this email from Interlock; others' texts are "
-                 f"quoted in the marked blocks.</p>{_view_summary(record, view)}")
-    return f"Approval needed: {one_line(title, 100)}", text, html
+def _quoted_text(q: QuotedText) -> str:
+    text = one_line(q.text, QUOTED_LINE_MAX_CHARS) if q.one_line else q.text
+    return f"{_label(q)}:\n{quoted(text, QUOTED_EMAIL_MAX_CHARS)}\n"
 
 
 def pending(record: ApprovalRecord) -> str:
@@ -213,20 +165,17 @@ def pending(record: ApprovalRecord) -> str:
         '<button class="reject" type="submit">Reject</button></form>'
     )
     view = view_of(record)
-    title, summary = (_view_title(view), _view_summary(record, view)) if view else \
-        ("Approve this reply?", _summary(record))
-    return _page(title, summary + buttons +
+    return _page(_title(view), _summary(record, view) + buttons +
                  '<p class="note">Opening this page changes nothing; only a button decides, once.</p>')
 
 
 def decided(status: ApprovalStatus, record: ApprovalRecord, just_now: bool) -> str:
     word = "approved" if status is ApprovalStatus.APPROVED else "rejected"
     if just_now:
-        if view_of(record) is not None:
-            return _page(f"Thank you: {word}", f"<p>You {word} it. The run goes on with your decision.</p>")
-        follow = ("The reply will be sent." if status is ApprovalStatus.APPROVED
-                  else "The run ends rejected; nothing will be sent.")
-        return _page(f"Thank you: {word}", f"<p>You {word} this reply. {follow}</p>")
+        view = view_of(record)
+        said = view.approved if status is ApprovalStatus.APPROVED else view.rejected
+        return _page(f"Thank you: {word}",
+                     f"<p>{escape(said or f'You {word} it. The run goes on with your decision.')}</p>")
     when = f" on {_when(record.decided_at)}" if record.decided_at else ""
     return _page("Already decided",
                  f"<p>This request was already {word}{when}. Nothing was changed.</p>")
@@ -254,32 +203,28 @@ def bad_decision() -> str:
 
 def email(record: ApprovalRecord, link: str) -> tuple[str, str, str]:
     """The approval email: subject, text part, HTML part. The real link comes first, before any outsider text;
-    outsider fields are one-lined and quoted under a label saying they are the customer's words."""
+    in the text part outsiders' words are quoted (``> ``) under a label saying whose they are, in the HTML part
+    they sit in marked blocks."""
     view = view_of(record)
-    if view is not None:
-        return _view_email(record, view, link)
-    ctx = record.context
-    subject_line = str(_get(ctx, "ticket", "subject") or "a support reply")
-    reasons = _reasons(ctx)
-    # One line: a customer's subject may carry CR/LF, which no mail header may hold (and which would crash
-    # the approval request instead of reaching the approver). In quotes: the customer's words, not ours.
-    subject = f"Approval needed: “{one_line(subject_line, 80)}”"
+    title = _title(view)
+    opening = one_line(view.summary or title, 300)
+    whose = one_line(view.whose, 60) if view.whose else None
+    facts = "".join(f"{label}: {value}\n" for label, value in _fields(record, view, email_text=True))
+    quotes = "".join(_quoted_text(q) for q in view.quoted if q.in_email)
     text = (
-        "A support reply needs your approval.\n\n"
+        f"{opening}\n\n"
         f"Review and decide here (the link works once and expires {_when(record.deadline)}):\n{link}\n\n"
-        "This link is the only one in this email from Interlock. Everything below a \"> \" is the "
-        "customer's text, quoted as they wrote it: do not follow links in it.\n\n"
-        f"Why a person: {reasons}\n"
-        f"Run: {record.run_id}\n"
-        f"Category: {_get(ctx, 'classification', 'category')}\n"
-        f"Classified by: {_decided(ctx, 'classification')}\n\n"
-        f"From ({CUSTOMER_WORDS}):\n{quoted(one_line(str(_get(ctx, 'ticket', 'customer_email'))), 320)}\n"
-        f"Subject ({CUSTOMER_WORDS}):\n{quoted(one_line(subject_line, 300))}\n"
+        f"This link is the only one in this email from Interlock. Everything below a \"> \" is "
+        f"{whose or SOMEONE_ELSES} text, quoted as they wrote it: do not follow links in it.\n\n"
+        f"{facts}\n{quotes}"
     )
-    html = _page(
-        "Approval needed",
-        f'<p class="cta"><a href="{escape(link)}">Review and decide</a> (the link works once).</p>'
-        f"<p>A support reply needs your approval ({escape(reasons)}). This link is the only one in this email "
-        f"from Interlock; the customer's text is quoted in the marked blocks.</p>{_summary(record)}",
-    )
-    return subject, text, html
+    html = _page("Approval needed",
+                 f'<p class="cta"><a href="{escape(link)}">Review and decide</a> (the link works once).</p>'
+                 f"<p>{escape(opening)} This link is the only one in this email from Interlock; "
+                 f"{f'{escape(whose)} text is' if whose else OTHERS_TEXTS_ARE} quoted in the marked blocks.</p>"
+                 f"{_summary(record, view)}")
+    # One line: a subject may carry an outsider's CR/LF, which no mail header may hold (and which would crash the
+    # approval request instead of reaching the approver). In quotes: someone else's words, not ours.
+    quote = view.subject_quote
+    subject = f"“{one_line(quote, SUBJECT_QUOTE_MAX_CHARS)}”" if quote else one_line(title, 100)
+    return f"Approval needed: {subject}", text, html

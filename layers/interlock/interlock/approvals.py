@@ -78,7 +78,8 @@ class ApprovalRecord(BaseModel):
 
 class ApprovalRequestInput(StepInput):
     """The wait's task: its token, why a person must decide (the guardrail's reasons) and what the approval page
-    shows (``context``: the workflow's own fields, e.g. the ticket, its draft and the guardrail's result)."""
+    shows (``context``: the workflow's own fields, from which its ``approval_view`` builds
+    ``{"view": ApprovalView}``, :mod:`interlock.approval_pages`)."""
 
     task_token: str
     workflow: str = ""
@@ -299,8 +300,8 @@ class ApprovalService:
         output = {"decision": decision.status.value, "decided_at": decided_at, "via": "email_link"}
         try:
             # On the timeline before the execution resumes, so the decision precedes what follows from it. Either
-            # way the run goes on: what a rejection means is the workflow's (support triage ends rejected, a sales
-            # lead goes on without its discount), and the workflow records its outcome.
+            # way the run goes on: what a rejection means is the workflow's (one ends the run rejected, another goes
+            # on without what was asked for), and the workflow records its outcome.
             self.timeline.record(
                 record.run_id,
                 TimelineEntry(

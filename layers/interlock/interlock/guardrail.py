@@ -1,20 +1,19 @@
-"""Deterministic rules that send a run to a human, whatever the decision layer said."""
+"""Deterministic checks a workflow's guardrail builds on, whatever the decision layer said: the outsider-text
+rules (what a message's outsider parts may not say without a person reading it first) and a decision the AI
+layer handed to a person. Each workflow's own rules (its risky categories, its thresholds) and its result model
+are in its package; platform code: it names no workflow.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from pydantic import BaseModel
-
-from interlock.decisions import Classification
 from interlock.outgoing import OutsiderPart
 
-RISKY_CATEGORIES = frozenset({"refund", "legal", "security"})
-
-# What outsider text in a reply (a model's paragraphs, the customer's subject or name, a CRM field) may not say
-# without a person reading it first. The prompt and the policies forbid these to a model; this is the
-# deterministic check behind them (a ticket can try to steer a model, never this), and the same rules hold for
+# What outsider text in a message (a model's paragraphs, a customer's subject or name, a CRM field) may not say
+# without a person reading it first. The prompts and the policies forbid these to a model; this is the
+# deterministic check behind them (an outsider can try to steer a model, never this), and the same rules hold for
 # every outsider part. Vetted templates are not checked. A false alarm costs an approval; a miss sends a
 # promise, or a customer's own link, to a customer.
 DRAFT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -45,37 +44,9 @@ def outsider_findings(parts: list[OutsiderPart]) -> list[str]:
     return found
 
 
-class GuardrailResult(BaseModel):
-    requires_approval: bool
-    reasons: list[str]
-    min_confidence: float
-
-
-def _escalated(decision: dict[str, Any] | None) -> str | None:
-    """``ai_escalated:<decision>:<reason>`` when the AI decision layer handed this decision to a person."""
+def escalation_reason(decision: dict[str, Any] | None) -> str | None:
+    """``ai_escalated:<decision>:<reason>`` when the AI decision layer handed this decision to a person
+    (``decision``: :meth:`interlock.ai.decision.Decision.summary`), else None."""
     if not decision or not decision.get("escalation"):
         return None
     return f"ai_escalated:{decision.get('decision', 'decision')}:{decision['escalation']}"
-
-
-def evaluate(classification: Classification, min_confidence: float,
-             draft_decision: dict[str, Any] | None = None,
-             outsider: list[OutsiderPart] | None = None) -> GuardrailResult:
-    """``outsider``: every part of the reply that no vetted template and no person wrote."""
-    reasons = []
-    if classification.confidence < min_confidence:
-        reasons.append(f"low_confidence:{classification.confidence:.2f}<{min_confidence:.2f}")
-    if classification.category in RISKY_CATEGORIES:
-        reasons.append(f"risky_category:{classification.category}")
-    # Every risk signal in the ticket, not only the winning category: a refund asked for in a billing ticket
-    # is still a refund.
-    for category in classification.secondary_categories:
-        if category in RISKY_CATEGORIES and category != classification.category:
-            reasons.append(f"risk_signal:{category}")
-    for decision in (classification.decision, draft_decision):
-        reason = _escalated(decision)
-        # A classification below the threshold is already the low_confidence reason above.
-        if reason and not (decision is classification.decision and reason.endswith(":low_confidence")):
-            reasons.append(reason)
-    reasons += outsider_findings(outsider or [])
-    return GuardrailResult(requires_approval=bool(reasons), reasons=reasons, min_confidence=min_confidence)

@@ -1,6 +1,6 @@
 """Outsider text made safe to print on a console or write to a log line.
 
-A request's path, method, headers, a ticket's subject: whatever an outsider sent may hold terminal escapes
+A request's path, method, headers, a message's subject: whatever an outsider sent may hold terminal escapes
 (``\\x1b[2J`` clears the operator's screen), carriage returns that overwrite a line, or newlines that forge
 one. :func:`printable` shows every such character as an escape instead (``\\x1b``, ``\\u2028``), so the text
 is one line of printable characters, and bounds its length.

@@ -32,7 +32,7 @@ class IngestSettings(TableSettings):
     secret_prefix: str = "interlock/webhooks/"
     enabled_sources: str = "form"
     # 64 KiB: the envelope and the step outputs derived from it must fit Step Functions' 256 KB payload
-    # limit together (the ticket is copied into the state by Validate); an overflow would fail the
+    # limit together (a workflow's validate step copies the event's data into the state); an overflow would fail the
     # execution with States.DataLimitExceeded, which no Catch can record.
     max_body_bytes: int = Field(default=64 * 1024, gt=0, le=128 * 1024)
     timestamp_tolerance_seconds: int = Field(default=300, gt=0)

@@ -47,12 +47,13 @@ class Escalation(StrEnum):
 class DecisionPoint(Generic[OutT]):
     """One place where a model helps decide.
 
-    ``prompt`` names the prompt file (``interlock/ai/prompts/<prompt>.v<N>.md``, the highest version unless
-    ``prompt_version`` pins one); ``policy`` names the workflow's domain rules
-    (``interlock/ai/policies/<policy>.md``); a workflow package's points name its ``folder``, whose ``prompts/``
-    and ``policies/`` hold them instead. ``offline`` is the deterministic answer used when no model is
-    configured: the same output schema, computed from the request layer. ``allowed_actions`` is the allowlist
-    for "pick the next step" decisions whose output has an ``action`` field.
+    A decision point belongs to a workflow package, ``folder`` (``Path(__file__).parent`` of the module that
+    declares it). ``prompt`` names the prompt file (``<folder>/prompts/<prompt>.v<N>.md``, the highest version
+    unless ``prompt_version`` pins one); ``policy`` names the workflow's domain rules
+    (``<folder>/policies/<policy>.md``, unless the operator's ``ai_policy_dir`` holds a file of that name).
+    ``offline`` is the deterministic answer used when no model is configured: the same output schema, computed
+    from the request layer. ``allowed_actions`` is the allowlist for "pick the next step" decisions whose output
+    has an ``action`` field.
     """
 
     name: str
@@ -61,14 +62,14 @@ class DecisionPoint(Generic[OutT]):
     output: type[OutT]
     min_confidence: float
     offline: Callable[[Mapping[str, Any]], OutT]
+    # The workflow package's folder: its prompts/ and policies/ hold this point's files. An operator's
+    # ai_policy_dir still replaces the policy when it holds a file of that name.
+    folder: Path
     prompt_version: int | None = None
-    # The model tiers to try, in order; empty: the ai_model_tiers setting (the triage points use the setting).
+    # The model tiers to try, in order; empty: the ai_model_tiers setting.
     tiers: tuple[str, ...] = ()
     allowed_actions: tuple[str, ...] = ()
     max_output_tokens: int = 600
-    # A workflow package's folder: its prompts/ and policies/ hold this point's files (None: interlock/ai's own).
-    # An operator's ai_policy_dir still replaces the policy when it holds a file of that name.
-    folder: Path | None = None
 
     def __post_init__(self) -> None:
         # A "pick the next step" point with no allowlist would accept every action: declare one or fail here.

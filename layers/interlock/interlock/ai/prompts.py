@@ -1,9 +1,11 @@
 """Versioned prompts and domain policies, kept as files; a prompt's hash is recorded with every attempt.
 
-Prompts live in ``interlock/ai/prompts/<name>.v<N>.md``. A change to a prompt is a new version (a new file),
-so the timeline's ``prompt_version`` always names the words the model saw; ``prompt_hash`` (sha256 of the
-file) proves it. Policies (the domain layer) live in ``interlock/ai/policies/<name>.md``, or in the
-directory ``INTERLOCK_AI_POLICY_DIR`` names, so operators can keep their own business rules.
+A workflow package keeps its prompts in ``prompts/<name>.v<N>.md`` and its policies (the domain layer) in
+``policies/<name>.md`` (``interlock/workflows/<workflow>/``; a decision point names its package's folder). A
+change to a prompt is a new version (a new file), so the timeline's ``prompt_version`` always names the words
+the model saw; ``prompt_hash`` (sha256 of the file) proves it. The directory ``INTERLOCK_AI_POLICY_DIR`` names
+replaces a package's policy when it holds one of that name, so operators can keep their own business rules
+(:func:`interlock.ai.runner.policy_dir`).
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-PROMPTS_DIR = Path(__file__).parent / "prompts"
-POLICIES_DIR = Path(__file__).parent / "policies"
 _VERSIONED = re.compile(r"^(?P<name>[a-z0-9_]+)\.v(?P<version>\d+)\.md$")
 
 
@@ -32,7 +32,7 @@ class Prompt:
 
 
 @cache
-def load_prompt(name: str, version: int | None = None, directory: Path = PROMPTS_DIR) -> Prompt:
+def load_prompt(name: str, version: int | None = None, *, directory: Path) -> Prompt:
     versions: dict[int, Path] = {}
     for path in directory.glob(f"{name}.v*.md"):
         match = _VERSIONED.match(path.name)
@@ -49,9 +49,8 @@ def load_prompt(name: str, version: int | None = None, directory: Path = PROMPTS
 
 
 @cache
-def load_policy(name: str, directory: str = "") -> str:
-    base = Path(directory) if directory else POLICIES_DIR
-    path = base / f"{name}.md"
+def load_policy(name: str, directory: str | Path) -> str:
+    path = Path(directory) / f"{name}.md"
     if not path.is_file():
         raise PromptNotFound(f"no policy {name!r} at {path}")
     return path.read_text("utf-8").strip()

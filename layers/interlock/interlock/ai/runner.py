@@ -94,7 +94,7 @@ def spent_by_run(view: RunView | None) -> tuple[int, float]:
 
 
 # What a step's entry may tell the model about the run so far: codes and outcomes, never the data itself (the
-# request layer carries what a decision needs; a customer's address or the ticket text must not ride along).
+# request layer carries what a decision needs; a customer's address or a message's text must not ride along).
 HISTORY_FACTS = ("event_source", "event_type", "category", "confidence", "decided_by", "escalation", "found",
                  "partial", "reason", "outcome")
 
@@ -151,7 +151,7 @@ class DecisionRunner:
         """Decide ``point`` for this run. ``deadline`` is a ``clock()`` value the step must be done by."""
         step = step or point.name
         provider = self.provider()
-        prompt = load_prompt(point.prompt, point.prompt_version, *prompt_dir(point))
+        prompt = load_prompt(point.prompt, point.prompt_version, directory=prompt_dir(point))
         view = self.store.get(run_id)
         spent_tokens, spent_cost = spent_by_run(view)
         try:
@@ -376,16 +376,14 @@ class DecisionRunner:
         return round((self.clock() - started) * 1000)
 
 
-def prompt_dir(point: DecisionPoint[Any]) -> tuple[Path, ...]:
-    """Where ``point``'s prompt files are: its workflow package's ``prompts/``, else interlock/ai's (no argument)."""
-    return (point.folder / "prompts",) if point.folder is not None else ()
+def prompt_dir(point: DecisionPoint[Any]) -> Path:
+    """Where ``point``'s prompt files are: its workflow package's ``prompts/``."""
+    return point.folder / "prompts"
 
 
 def policy_dir(point: DecisionPoint[Any], settings: AiSettings) -> str:
-    """The operator's ``ai_policy_dir`` for a platform point; for a workflow package's point, that directory when it
-    holds the policy, else the package's ``policies/``."""
-    if point.folder is None:
-        return settings.ai_policy_dir
+    """Where ``point``'s policy is: the operator's ``ai_policy_dir`` when it holds the policy, else the workflow
+    package's ``policies/``."""
     if settings.ai_policy_dir and (Path(settings.ai_policy_dir) / f"{point.policy}.md").is_file():
         return settings.ai_policy_dir
     return str(point.folder / "policies")

@@ -1,10 +1,11 @@
 """What the sales manager sees when a lead asks for a discount above the threshold.
 
 ``view(state)`` takes the run's state as the wait receives it (``lead``, ``crm``, ``enrichment``, ``score``,
-``assignment``, ``discount``: the automatic path's outputs) and returns :class:`ApprovalView`: a title, the facts
-as (label, value) pairs written by code (numbers, the rules' names, cleaned names), and the outsiders' texts (the
-prospect's message, the model's reasons), each under a label that says whose words they are, for the page to
-quote (``interlock.outgoing.quoted``) and never to show as its own words. Plain data: the approval page adapts it.
+``assignment``, ``discount``: the automatic path's outputs) and returns the platform's
+:class:`~interlock.approval_pages.ApprovalView`: a title, the facts as (label, value) pairs written by code
+(numbers, the rules' names, cleaned names), and the outsiders' texts (the prospect's message, the model's reasons),
+each under a label that says whose words they are, for the page to quote (``interlock.outgoing.quoted``) and never
+to show as its own words. Plain data: the approval page adapts it.
 """
 
 from __future__ import annotations
@@ -12,24 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, Field
-
+from interlock.approval_pages import ApprovalView, QuotedText
 from interlock.outgoing import clean_label, clean_name, one_line
 from interlock.workflows.sales_lead.models import Assignment, CrmMatch, DiscountCheck, Enriched, Lead, LeadScore
 
 PROSPECT_WORDS = "the prospect's words, not ours"
 MODEL_WORDS = "the scoring model's words"
-
-
-class QuotedText(BaseModel):
-    label: str
-    text: str
-
-
-class ApprovalView(BaseModel):
-    title: str
-    fields: list[tuple[str, str]] = Field(default_factory=list)
-    quoted: list[QuotedText] = Field(default_factory=list)
 
 
 def _pct(value: float | None) -> str:

@@ -22,5 +22,6 @@ WORKFLOW = Workflow(
     ),
     automatic="automatic.asl.json",
     wait="wait.asl.json",
+    approval_view="interlock.workflows.support_triage.approval:view",
     settings=("approval_min_confidence",),
 )

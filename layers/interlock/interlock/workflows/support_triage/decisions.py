@@ -1,20 +1,24 @@
 """The triage workflow's decision points: classify a ticket, draft its reply.
 
-Each is declared for the AI decision layer (:mod:`interlock.ai`): a versioned prompt, an output schema with
-``confidence`` and ``reasoning``, a confidence threshold, and a deterministic offline answer (the keyword rules
-for the category, the vetted template of the category for the reply) used when no model is configured. Only
-the classify and draft steps import this module, when they decide.
+Each is declared for the AI decision layer (:mod:`interlock.ai`): a versioned prompt
+(``prompts/classify_ticket.v<N>.md``, ``prompts/draft_reply.v<N>.md``), the domain policy
+(``policies/support_triage.md``), an output schema with ``confidence`` and ``reasoning``, a confidence
+threshold, and a deterministic offline answer (the keyword rules for the category, the vetted template of the
+category for the reply) used when no model is configured. Only the classify and draft steps import this module,
+when they decide.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
 from interlock.ai.decision import DecisionOutput, DecisionPoint
-from interlock.decisions import (
+from interlock.outgoing import clean_label
+from interlock.workflows.support_triage.rules import (
     TEMPLATES,
     Category,
     KeywordClassifier,
@@ -23,7 +27,6 @@ from interlock.decisions import (
     template_name,
     template_text,
 )
-from interlock.outgoing import clean_label
 
 TEMPLATE_CONFIDENCE = 0.9  # the templates are vetted; what a template cannot know is the guardrail's job
 
@@ -70,6 +73,7 @@ CLASSIFY_TICKET: DecisionPoint[TicketClassificationOutput] = DecisionPoint(
     min_confidence=0.75,
     offline=offline_classification,
     max_output_tokens=300,
+    folder=Path(__file__).parent,
 )
 
 DRAFT_REPLY: DecisionPoint[DraftReplyOutput] = DecisionPoint(
@@ -80,4 +84,5 @@ DRAFT_REPLY: DecisionPoint[DraftReplyOutput] = DecisionPoint(
     min_confidence=0.6,
     offline=offline_draft,
     max_output_tokens=700,
+    folder=Path(__file__).parent,
 )

@@ -3,10 +3,10 @@ logic in :mod:`interlock.workflows.support_triage.triage` with what the context 
 
 from __future__ import annotations
 
-from interlock.decisions import Classification
-from interlock.guardrail import GuardrailResult
 from interlock.kit.context import StepContext
 from interlock.workflows.support_triage import triage
+from interlock.workflows.support_triage.guardrail import GuardrailResult
+from interlock.workflows.support_triage.rules import Classification
 from interlock.workflows.support_triage.triage import (
     AccountContext,
     Delivery,

@@ -14,7 +14,13 @@ from pydantic import BaseModel, Field, ValidationError
 
 from interlock.connectors.crm import Account, Crm
 from interlock.connectors.helpdesk import Helpdesk
-from interlock.decisions import (
+from interlock.errors import MissingData, NotConfigured
+from interlock.models import Envelope
+from interlock.observability import count
+from interlock.outgoing import OutsiderPart, clean_label, clean_name, one_line
+from interlock.steps import StepInput
+from interlock.workflows.support_triage.guardrail import GuardrailResult, evaluate
+from interlock.workflows.support_triage.rules import (
     Classification,
     KeywordClassifier,
     TicketText,
@@ -22,12 +28,6 @@ from interlock.decisions import (
     template_name,
     template_text,
 )
-from interlock.errors import MissingData, NotConfigured
-from interlock.guardrail import GuardrailResult, evaluate
-from interlock.models import Envelope
-from interlock.observability import count
-from interlock.outgoing import OutsiderPart, clean_label, clean_name, one_line
-from interlock.steps import StepInput
 
 if TYPE_CHECKING:
     from interlock.ai.context import SessionItem

@@ -1,10 +1,10 @@
 """What the triage workflow's decisions produce (:class:`Classification`) and the deterministic knowledge
 behind their offline answers: the keyword rules and the vetted reply templates.
 
-The decision points themselves (prompts, output schemas, thresholds) are declared in
-:mod:`interlock.workflows.support_triage.decisions`, which only the steps that decide import, so the AI layer costs
-the other steps nothing at cold start. Code around a decision validates its output and acts on it; the
-decision itself never executes anything.
+The decision points themselves (prompts, output schemas, thresholds) are declared in :mod:`.decisions`, which only
+the steps that decide import, so the AI layer costs the other steps nothing at cold start. Code around a decision
+validates its output and acts on it; the decision itself never executes anything. The rules that send a run to a
+person are in :mod:`.guardrail`.
 """
 
 from __future__ import annotations
