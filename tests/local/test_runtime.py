@@ -74,6 +74,18 @@ def test_the_banner_says_where_everything_is(runtime: tuple[LocalRuntime, list[s
     assert "interlock send <source>" in banner
 
 
+def test_every_local_fake_the_banner_lists_answers_a_browser(runtime: tuple[LocalRuntime, list[str]]) -> None:
+    local, console = runtime
+    start = console[0].index("Local fakes:")
+    listed = console[0][start:console[0].index("AI decisions:")]
+    urls = [word.rstrip(",") for word in listed.split() if word.startswith(local.url)]
+    assert len(urls) == 4  # the triage CRM and helpdesk, HubSpot's CRM objects, Slack's messages
+    for url in urls:
+        answer = httpx.get(url, timeout=10)
+        assert answer.status_code == 200, url
+        assert answer.headers["content-type"].startswith("application/json")
+
+
 def test_the_banner_says_which_sources_answer_404_and_why(
     topology: Topology, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -259,6 +259,8 @@ class LocalRuntime:
             f"Runs:            GET {url}/runs/<run_id>",
             f"Approval emails: {self.outbox_dir.resolve()}/ (links are printed here too)",
             f"Local fakes:     {url}/_local/crm/accounts?email=ada@example.com, {url}/_local/helpdesk/replies",
+            f"                 {url}/_local/crm/crm/v3/objects/contacts (and deals, tasks), "
+            f"{url}/_local/slack/messages",
             f"AI decisions:    {ai_line(os.environ)}",
             "",
             f"Try it:  {self._send_hint('form support_ticket')}    (Ctrl-C stops)",
