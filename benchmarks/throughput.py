@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ import httpx
 from interlock.local.persistence import state_path
 from interlock.models import run_id_for
 from local_harness import (
+    TERMINAL,
     PollBudget,
     RuntimeProcess,
     Tickets,
@@ -47,6 +49,7 @@ from local_harness import (
     mib,
     percentile,
     rss_bytes,
+    run_status,
     wait_terminal,
 )
 
@@ -134,6 +137,102 @@ def run_level(runtime: RuntimeProcess, senders: int, runs: int, timeout: float, 
                  latencies, cpu_seconds(runtime.pid) - cpu_before, rss_bytes(runtime.pid), run_ids)
 
 
+@dataclass
+class Sustained:
+    senders: int
+    accepted: int
+    completed: int
+    errors: int
+    seconds: float  # first ticket accepted to last run completed, by the runtime's own timestamps
+    steady: float  # completed runs per second between the 10th and the 90th percentile completion
+    latencies: list[float]  # received to completed, by the runtime's timestamps (queueing included)
+    cpu: float
+
+    @property
+    def per_second(self) -> float:
+        return self.completed / self.seconds if self.seconds else 0.0
+
+    def line(self, label: str) -> str:
+        cpu = self.cpu / self.completed if self.completed else float("nan")
+        extra = ""
+        if self.completed < self.accepted or self.errors:
+            extra = f"  ({self.accepted - self.completed} not terminal in time, {self.errors} not accepted)"
+        return (f"{label:<14} senders={self.senders:<3} runs={self.completed:<5} {self.per_second:6.2f} runs/s  "
+                f"steady {self.steady:6.2f} runs/s  received-to-done p50 {percentile(self.latencies, 50):6.3f} s  "
+                f"p95 {percentile(self.latencies, 95):6.3f} s  cpu {cpu * 1000:6.1f} ms/run{extra}")
+
+
+def _when(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()
+
+
+def run_sustained(runtime: RuntimeProcess, senders: int, runs: int, timeout: float) -> Sustained:
+    """``runs`` tickets from ``senders`` senders posting as a webhook provider posts (the next one as soon as the
+    last is answered 202, not waiting for its run), then every run read once it is done: how many runs a second
+    the runtime completes when it has more than it can do. The times are the runtime's own (each run's
+    ``created_at`` and, once terminal, ``updated_at``), so no poll's timing is in them, and the only polls while
+    it works are one a second on the last run accepted."""
+    tickets = Tickets(runtime.url)
+    lock = threading.Lock()
+    remaining = [runs]
+    accepted: list[str] = []
+    errors = [0]
+
+    def sender() -> None:
+        with httpx.Client(timeout=60) as client:
+            while True:
+                with lock:
+                    if remaining[0] <= 0:
+                        return
+                    remaining[0] -= 1
+                event_id = f"msg_bench_{time.time_ns()}_{threading.get_ident()}"
+                try:
+                    status, answer, _ = tickets.post(client, event_id)
+                except httpx.HTTPError:
+                    status, answer = 0, {}
+                with lock:
+                    if status == 202 and answer.get("run_id"):
+                        accepted.append(str(answer["run_id"]))
+                    else:
+                        errors[0] += 1
+
+    cpu_before = cpu_seconds(runtime.pid)
+    threads = [threading.Thread(target=sender, name=f"sender-{i}") for i in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done: dict[str, tuple[float, float]] = {}  # run id -> (received, completed)
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=60) as client:
+        pending = list(accepted)
+        while pending and time.monotonic() < deadline:
+            last = pending[-1]  # the runs are worked through about in order: the last one done, (nearly) all are
+            if run_status(client, runtime.url, last) not in TERMINAL:
+                time.sleep(1.0)
+                continue
+            still: list[str] = []
+            for run_id in pending:
+                view = client.get(f"{runtime.url}/runs/{run_id}").json()
+                if view.get("status") in TERMINAL:
+                    done[run_id] = (_when(view["created_at"]), _when(view["updated_at"]))
+                else:
+                    still.append(run_id)
+            pending = still
+            if pending:
+                time.sleep(1.0)
+    cpu = cpu_seconds(runtime.pid) - cpu_before
+    if not done:
+        return Sustained(senders, len(accepted), 0, errors[0], 0.0, 0.0, [], cpu)
+    first = min(received for received, _ in done.values())
+    ends = sorted(completed for _, completed in done.values())
+    low, high = ends[len(ends) // 10], ends[(len(ends) * 9) // 10]
+    in_window = sum(1 for end in ends if low < end <= high)
+    steady = in_window / (high - low) if high > low else 0.0
+    latencies = [completed - received for received, completed in done.values()]
+    return Sustained(senders, len(accepted), len(done), errors[0], ends[-1] - first, steady, latencies, cpu)
+
+
 # -- seeding stored runs --------------------------------------------------------------------------------------------
 
 
@@ -188,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds a run may take to finish")
     parser.add_argument("--poll-rate", type=float, default=20.0,
                         help="GET /runs/<id> per second, all senders together (the polls are load too)")
+    parser.add_argument("--sustained", type=int, default=600,
+                        help="tickets posted as providers post them, at the highest sender count (0: skip it)")
     parser.add_argument("--state-dir", type=Path, help="where the runtime keeps its state (default: a temp dir)")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
@@ -195,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="interlock-throughput-") as temporary:
         state_dir = args.state_dir or Path(temporary) / "state"
         print(f"interlock run: state in {state_dir}; {args.runs} runs per level, senders {levels}", flush=True)
-        results: list[tuple[str, Level]] = []
+        results: list[tuple[str, Level | Sustained]] = []
         templates: dict[str, str] = {}
         runtime = RuntimeProcess(state_dir).start()
         try:
@@ -206,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
                 templates.update(level.run_ids)
                 results.append(("fresh", level))
                 print(level.line("fresh"), flush=True)
+            if args.sustained > 0:
+                sustained = run_sustained(runtime, max(levels), args.sustained, max(args.timeout, 600.0))
+                results.append(("fresh, sustained", sustained))
+                print(sustained.line("fresh, sustained"), flush=True)
         finally:
             runtime.stop()
         if args.stored > 0 and templates:
@@ -221,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
                     level = run_level(runtime, senders, max(args.runs, senders), args.timeout, args.poll_rate)
                     results.append((f"{held} stored", level))
                     print(level.line(f"{held} stored"), flush=True)
+                if args.sustained > 0:
+                    sustained = run_sustained(runtime, max(levels), args.sustained, max(args.timeout, 600.0))
+                    results.append((f"{held} stored, sustained", sustained))
+                    print(sustained.line(f"{held} stored, sustained"), flush=True)
             finally:
                 runtime.stop()
         print("\nsummary: completed runs/s, end-to-end p50/p95, runtime CPU per run")

@@ -85,7 +85,7 @@ def test_a_method_without_a_route_is_405_with_allow(runtime: Runtime, method: st
     b"POST /webhooks/form HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
 ], ids=["letters", "negative", "bad-chunk"])
 def test_unreadable_body_framing_is_answered_400(runtime: Runtime, request_bytes: bytes) -> None:
-    assert _raw(runtime, request_bytes).startswith(b"HTTP/1.0 400 ")
+    assert _raw(runtime, request_bytes).startswith(b"HTTP/1.1 400 ")
 
 
 def test_an_http_09_request_is_answered_400_at_once(runtime: Runtime) -> None:

@@ -13,12 +13,14 @@ pytestmark = [pytest.mark.smoke, pytest.mark.e2e]
 def test_the_throughput_benchmark_runs_each_level_fresh_and_with_runs_stored(
         capsys: pytest.CaptureFixture[str]) -> None:
     assert throughput.main(["--concurrency", "1,2", "--runs", "2", "--warmup", "0", "--stored", "25",
-                            "--timeout", "90"]) == 0
+                            "--sustained", "4", "--timeout", "90"]) == 0
 
     out = capsys.readouterr().out
     summary = out.split("summary:", 1)[1].splitlines()[1:]
-    assert [line.split()[0] for line in summary] == ["fresh", "fresh", "25", "25"]
+    assert [line.split("senders=")[0].strip() for line in summary] == [
+        "fresh", "fresh", "fresh, sustained", "25 stored", "25 stored", "25 stored, sustained"]
     assert all("runs/s" in line and "p50" in line for line in summary)
+    assert all("runs=4 " in line and "steady" in line for line in summary if "sustained" in line)
 
 
 def test_the_burst_benchmark_sends_its_deliveries_and_reports_every_run(capsys: pytest.CaptureFixture[str]) -> None:

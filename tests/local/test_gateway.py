@@ -447,7 +447,24 @@ def test_the_server_keeps_a_backlog_for_connections_made_while_the_runtime_boots
         answers = [conn.recv(100) for conn in conns]
     finally:
         gateway.stop()
-    assert all(answer.startswith(b"HTTP/1.0 404") for answer in answers)
+    assert all(answer.startswith(b"HTTP/1.1 404") for answer in answers)
+
+
+def test_a_connection_is_kept_for_the_clients_next_request_and_a_1_0_clients_is_closed(served: Served) -> None:
+    gateway, _ = served
+    with socket.create_connection((gateway.host, gateway.port), timeout=5) as conn:
+        conn.sendall(b"GET /nope/1 HTTP/1.1\r\nHost: x\r\n\r\nGET /nope/2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = b""
+        while received.count(b"HTTP/1.1 404") < 2:
+            chunk = conn.recv(4096)
+            assert chunk, "the connection was closed after the first answer"
+            received += chunk
+    with socket.create_connection((gateway.host, gateway.port), timeout=5) as conn:
+        conn.sendall(b"GET /nope HTTP/1.0\r\n\r\n")
+        answer = b""
+        while chunk := conn.recv(4096):  # read to the close
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 404") and answer.endswith(b"}")
 
 
 def test_a_requests_console_line_is_written_before_its_answer(served: Served, http: httpx.Client, caplog) -> None:

@@ -122,6 +122,7 @@ class LocalCloud:
             moto_dynamodb_json,
             moto_jsonpath,
             moto_memory,
+            moto_sqs,
             sfn_bridge,
         )
 
@@ -135,6 +136,7 @@ class LocalCloud:
             self._uninstalls.append(moto_jsonpath.install())
             self._uninstalls.append(moto_dynamodb_json.install())
             self._uninstalls.append(moto_direct.install())
+            self._uninstalls.append(moto_sqs.install())
             on_change = self.state.mark_dirty if self.state is not None else None
             self._uninstalls.append(dynamodb_lock.install(on_change))
             if on_change is not None:

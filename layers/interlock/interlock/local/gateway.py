@@ -434,6 +434,10 @@ class _Server(ThreadingHTTPServer):
 def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "interlock-local"
+        # Connections are kept open between requests (as API Gateway keeps them): a client sending many requests
+        # does not pay a connection, and the runtime a thread, for each. An idle connection is closed after
+        # READ_TIMEOUT_SECONDS; an HTTP/1.0 client's, after its answer.
+        protocol_version = "HTTP/1.1"
         timeout = READ_TIMEOUT_SECONDS
 
         def version_string(self) -> str:
@@ -452,6 +456,7 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                 # HTTP/0.9: the standard library would wait for headers that never come, then answer with no
                 # status line. Refused at once, with one.
                 self.command, self.request_version, self.close_connection = "", "HTTP/1.0", True
+                self.protocol_version = "HTTP/1.0"  # the answer's status line, for a client older than 1.1
                 self.send_error(400, "HTTP/0.9 is not supported")
                 return False
             return bool(super().parse_request())
