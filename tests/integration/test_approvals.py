@@ -15,6 +15,7 @@ import http_approvals
 import pytest
 from interlock import approval_pages as pages
 from interlock.approvals import (
+    ApprovalRecord,
     ApprovalRequestInput,
     ApprovalService,
     ApprovalStatus,
@@ -26,7 +27,7 @@ from interlock.approvals import (
     StepFunctionsCallbacks,
     token_hash,
 )
-from interlock.models import Envelope, run_id_for, utcnow
+from interlock.models import EntryState, Envelope, TimelineEntry, run_id_for, utcnow
 from interlock.timeline import DynamoTimelineStore
 from interlock.workflows.support_triage.approval import view as triage_view
 
@@ -124,6 +125,28 @@ def world(cloud, monkeypatch) -> World:
 
 
 # -- request ----------------------------------------------------------------------------------------------
+
+
+def test_given_a_record_stored_before_views_when_opened_then_its_workflow_shows_it(world, lambda_context):
+    # An approval requested before approvals kept their view: its context is the workflow's own fields.
+    world.timeline.record(world.run_id, TimelineEntry(state=EntryState.PROCESSING, step="router"),
+                          workflow="support_triage")
+    token = "legacy_" + "x" * 36
+    world.approvals.put(ApprovalRecord(
+        token_hash=token_hash(token), run_id=world.run_id, task_token=TASK_TOKEN, status=ApprovalStatus.PENDING,
+        created_at=time.time(), deadline=time.time() + TTL,
+        context={"ticket": {"subject": "Refund please <b>now</b>", "body": "I was charged twice"},
+                 "draft": {"subject": "Re: Refund please", "body": "Hi Ada, we've received your refund request."},
+                 "guardrail": {"requires_approval": True, "reasons": ["risky_category:refund"]}}))
+
+    response = call(lambda_context, "GET", token)
+
+    assert response["statusCode"] == 200
+    assert "Refund please &lt;b&gt;now&lt;/b&gt;" in response["body"]  # the workflow's view, escaped
+    assert "refund request" in response["body"]
+    assert world.approvals.get(token_hash(token)).context.get("view") is None  # the record itself is unchanged
+
+
 
 
 def test_given_a_run_needing_approval_when_requested_then_one_email_with_the_link_and_the_run_is_pending(world):

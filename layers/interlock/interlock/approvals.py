@@ -282,7 +282,29 @@ class ApprovalService:
     def find(self, token: str) -> ApprovalRecord | None:
         if not TOKEN_PATTERN.match(token):
             return None
-        return self.store.get(token_hash(token))
+        record = self.store.get(token_hash(token))
+        return None if record is None else self._with_view(record)
+
+    def _with_view(self, record: ApprovalRecord) -> ApprovalRecord:
+        """A record stored before approvals kept what their approver is shown (its context the workflow's own
+        fields, no ``view``) is shown through its workflow's view all the same: its run names the workflow. One
+        that cannot be keeps the bare page (the run, the link's expiry); its decision works either way."""
+        if "view" in record.context or not record.context:
+            return record
+        from interlock.kit import registry
+        from interlock.kit.worker import imported
+
+        try:
+            run = self.timeline.get(record.run_id)
+            workflow = registry.workflow(run.workflow) if run is not None and run.workflow else None
+            if workflow is None or not workflow.approval_view:
+                return record
+            shown = imported(workflow.approval_view)(record.context)
+        except Exception as exc:  # a record the workflow's view cannot read: the bare page, never a 5xx
+            logger.warning("an approval stored without its view could not be shown through its workflow's",
+                           extra={"error": type(exc).__name__})
+            return record
+        return record.model_copy(update={"context": {"view": shown.model_dump(mode="json")}})
 
     def decide(self, token: str, decision: Decision, now: float | None = None) -> DecisionResult:
         now = time.time() if now is None else now
