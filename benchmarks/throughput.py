@@ -81,13 +81,38 @@ class Level:
                 f"p50 {p50:6.3f} s  p95 {p95:6.3f} s  cpu {cpu * 1000:6.1f} ms/run  rss {mib(self.rss)}{extra}")
 
 
+class Quota:
+    """The tickets a level sends, shared by its senders: :meth:`take` is True while one is left (and takes it)."""
+
+    def __init__(self, tickets: int) -> None:
+        self._left = tickets
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self._left <= 0:
+                return False
+            self._left -= 1
+            return True
+
+
+def post_ticket(tickets: Tickets, client: httpx.Client) -> tuple[int, dict[str, Any], str]:
+    """POST one ticket with a new event id: its status (0 if it could not be sent), its answer and its event id."""
+    event_id = f"msg_bench_{time.time_ns()}_{threading.get_ident()}"
+    try:
+        status, answer, _ = tickets.post(client, event_id)
+    except httpx.HTTPError:
+        return 0, {}, event_id
+    return status, answer, event_id
+
+
 def run_level(runtime: RuntimeProcess, senders: int, runs: int, timeout: float, poll_rate: float = 20.0) -> Level:
     """``runs`` tickets from ``senders`` closed-loop senders, polling at most ``poll_rate`` times a second in all;
     what it measured."""
     tickets = Tickets(runtime.url)
     budget = PollBudget(poll_rate)
     lock = threading.Lock()
-    remaining = [runs]
+    quota = Quota(runs)
     latencies: list[float] = []
     run_ids: dict[str, str] = {}
     counts = {"completed": 0, "not_completed": 0, "errors": 0}
@@ -95,17 +120,9 @@ def run_level(runtime: RuntimeProcess, senders: int, runs: int, timeout: float, 
 
     def sender() -> None:
         with httpx.Client(timeout=60) as client:
-            while True:
-                with lock:
-                    if remaining[0] <= 0:
-                        return
-                    remaining[0] -= 1
+            while quota.take():
                 started = time.perf_counter()
-                event_id = f"msg_bench_{time.time_ns()}_{threading.get_ident()}"
-                try:
-                    status, answer, _ = tickets.post(client, event_id)
-                except httpx.HTTPError:
-                    status, answer = 0, {}
+                status, answer, event_id = post_ticket(tickets, client)
                 run_id = answer.get("run_id")
                 if status != 202 or not run_id:
                     with lock:
@@ -174,22 +191,14 @@ def run_sustained(runtime: RuntimeProcess, senders: int, runs: int, timeout: flo
     it works are one a second on the last run accepted."""
     tickets = Tickets(runtime.url)
     lock = threading.Lock()
-    remaining = [runs]
+    quota = Quota(runs)
     accepted: list[str] = []
     errors = [0]
 
     def sender() -> None:
         with httpx.Client(timeout=60) as client:
-            while True:
-                with lock:
-                    if remaining[0] <= 0:
-                        return
-                    remaining[0] -= 1
-                event_id = f"msg_bench_{time.time_ns()}_{threading.get_ident()}"
-                try:
-                    status, answer, _ = tickets.post(client, event_id)
-                except httpx.HTTPError:
-                    status, answer = 0, {}
+            while quota.take():
+                status, answer, _ = post_ticket(tickets, client)
                 with lock:
                     if status == 202 and answer.get("run_id"):
                         accepted.append(str(answer["run_id"]))
@@ -333,8 +342,8 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 runtime.stop()
         print("\nsummary: completed runs/s, end-to-end p50/p95, runtime CPU per run")
-        for label, level in results:
-            print("  " + level.line(label))
+        for label, measured in results:
+            print("  " + measured.line(label))
     return 0
 
 

@@ -13,6 +13,8 @@ from botocore.exceptions import ClientError
 from interlock.local import moto_dynamodb_json
 from moto import mock_aws
 
+from .support import create_keyed_table
+
 TABLE = "answers"
 
 EVERY_TYPE: dict[str, Any] = {
@@ -84,13 +86,7 @@ def _answers(patched: bool) -> list[tuple[int, Any]]:
     """Each operation's HTTP status and parsed body, on a fresh moto."""
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "sk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_keyed_table(client, TABLE)
         bodies: list[tuple[int, Any]] = []
 
         def keep(http_response: Any, **_: Any) -> None:

@@ -15,6 +15,8 @@ from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.dynamo_type import Item
 from moto.dynamodb.models.table import Table
 
+from .support import create_keyed_table
+
 TABLE = "patched"
 STORED = 500  # items already in the table: a copy of it would copy each
 
@@ -27,13 +29,7 @@ def _s(value: str) -> dict[str, str]:
 def dynamodb() -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "sk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_keyed_table(client, TABLE)
         uninstall = dynamodb_lock.install()
         try:
             for i in range(STORED):

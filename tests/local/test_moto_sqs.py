@@ -25,14 +25,15 @@ def sqs() -> Iterator[Any]:
 
 
 def _attribute_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Each computation of the queue's attributes as a whole (its message counts: a pass over every message)."""
     reads: list[int] = []
-    original = Queue.attributes.fget  # type: ignore[attr-defined]
+    original = Queue.approximate_number_of_messages.fget  # type: ignore[attr-defined]
 
     def counted(self: Queue) -> Any:
         reads.append(1)
         return original(self)
 
-    monkeypatch.setattr(Queue, "attributes", property(counted))
+    monkeypatch.setattr(Queue, "approximate_number_of_messages", property(counted))
     return reads
 
 
@@ -60,3 +61,26 @@ def test_a_message_past_its_retention_period_is_not_delivered(sqs: Any, monkeypa
     monkeypatch.setattr(models, "unix_time", lambda *_: now + 61)
 
     assert "Messages" not in sqs.receive_message(QueueUrl=url)
+
+
+def test_a_send_does_not_compute_the_queues_attributes(sqs: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = sqs.create_queue(QueueName="ingest")["QueueUrl"]
+    reads = _attribute_reads(monkeypatch)
+
+    sqs.send_message(QueueUrl=url, MessageBody="ticket")
+
+    assert reads == []
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "1" and reads  # outside a send, the attributes are moto's
+
+
+def test_a_fifo_queue_with_content_based_deduplication_still_drops_a_repeated_body(sqs: Any) -> None:
+    url = sqs.create_queue(QueueName="runs.fifo", Attributes={
+        "FifoQueue": "true", "ContentBasedDeduplication": "true"})["QueueUrl"]
+
+    for _ in range(2):
+        sqs.send_message(QueueUrl=url, MessageBody="same", MessageGroupId="g")
+    sqs.send_message(QueueUrl=url, MessageBody="other", MessageGroupId="g")
+
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+    assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "2"

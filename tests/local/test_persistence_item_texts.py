@@ -13,6 +13,8 @@ import pytest
 from interlock.local import dynamodb_lock, persistence
 from moto import mock_aws
 
+from .support import create_keyed_table
+
 TABLE = "saved"
 
 
@@ -24,13 +26,7 @@ def _s(value: str) -> dict[str, str]:
 def dynamodb() -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "sk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_keyed_table(client, TABLE)
         undo = [dynamodb_lock.install(), persistence.install_dynamodb_hook()]
         try:
             for i in range(20):
