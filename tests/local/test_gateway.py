@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -448,6 +449,20 @@ def test_the_server_keeps_a_backlog_for_connections_made_while_the_runtime_boots
     finally:
         gateway.stop()
     assert all(answer.startswith(b"HTTP/1.1 404") for answer in answers)
+
+
+def test_a_client_resetting_its_kept_connection_prints_no_traceback(served: Served, capfd) -> None:
+    import struct
+
+    gateway, _ = served
+    for _ in range(3):
+        conn = socket.create_connection((gateway.host, gateway.port), timeout=5)
+        conn.sendall(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert conn.recv(4096).startswith(b"HTTP/1.1 404")
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+        conn.close()
+    time.sleep(0.3)  # the server's thread reading the next request meets the reset
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_a_connection_is_kept_for_the_clients_next_request_and_a_1_0_clients_is_closed(served: Served) -> None:

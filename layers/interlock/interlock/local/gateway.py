@@ -443,6 +443,14 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
         def version_string(self) -> str:
             return self.server_version
 
+        def handle(self) -> None:
+            # A client that drops a kept-alive connection while it waits for the next request (a reset, a pipe
+            # closed) is a connection ending, not an error to print a traceback for.
+            try:
+                super().handle()
+            except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
+                log.debug("a client closed its connection")
+
         def __getattr__(self, name: str) -> Any:
             # Every method reaches the gateway (a 405 with Allow on a known resource, as API Gateway answers),
             # not the standard library's 501 for a method without a do_<METHOD>.
