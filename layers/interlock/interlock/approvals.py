@@ -292,19 +292,17 @@ class ApprovalService:
         if "view" in record.context or not record.context:
             return record
         from interlock.kit import registry
-        from interlock.kit.worker import imported
+        from interlock.kit.outcomes import view_context
 
         try:
             run = self.timeline.get(record.run_id)
             workflow = registry.workflow(run.workflow) if run is not None and run.workflow else None
-            if workflow is None or not workflow.approval_view:
-                return record
-            shown = imported(workflow.approval_view)(record.context)
+            shown = view_context(workflow, record.context) if workflow is not None else None
         except Exception as exc:  # a record the workflow's view cannot read: the bare page, never a 5xx
             logger.warning("an approval stored without its view could not be shown through its workflow's",
                            extra={"error": type(exc).__name__})
             return record
-        return record.model_copy(update={"context": {"view": shown.model_dump(mode="json")}})
+        return record if shown is None else record.model_copy(update={"context": shown})
 
     def decide(self, token: str, decision: Decision, now: float | None = None) -> DecisionResult:
         now = time.time() if now is None else now

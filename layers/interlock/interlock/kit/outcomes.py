@@ -10,6 +10,7 @@ from pydantic import Field
 
 from interlock.approvals import ApprovalRequestInput
 from interlock.errors import parse_cause
+from interlock.kit import Workflow
 from interlock.kit.context import StepContext
 from interlock.models import EntryState, TimelineEntry
 from interlock.observability import count
@@ -62,11 +63,19 @@ def request_approval(data: ApprovalRequestInput, ctx: StepContext) -> dict[str, 
     the approval record, never in the link)."""
     from interlock.approvals import SesMailer
     from interlock.kit import registry
-    from interlock.kit.worker import imported
     from interlock.wiring import approval_request_settings, approval_service
 
-    workflow = registry.workflow(ctx.workflow)
-    if workflow.approval_view:  # what the approver is shown, built by the workflow's own code from its state
-        shown = imported(workflow.approval_view)(data.context)
-        data = data.model_copy(update={"context": {"view": shown.model_dump(mode="json")}})
+    shown = view_context(registry.workflow(ctx.workflow), data.context)
+    if shown is not None:
+        data = data.model_copy(update={"context": shown})
     return approval_service().request(data, approval_request_settings(), SesMailer())
+
+
+def view_context(workflow: Workflow, context: dict[str, Any]) -> dict[str, Any] | None:
+    """What an approval keeps of the wait's context: ``{"view": ...}``, the view the workflow's own code builds from
+    its state (its ``approval_view``); None if the workflow has none."""
+    from interlock.kit.worker import imported
+
+    if not workflow.approval_view:
+        return None
+    return {"view": imported(workflow.approval_view)(context).model_dump(mode="json")}

@@ -212,7 +212,7 @@ class ExecutionStatusEvents(Poller):
 
     def poll_once(self) -> int:
         """Deliver an event for each execution that stopped in a watched status; the number of invocations."""
-        ended = [(execution["executionArn"], str(execution.get("stopDate"))) for execution in self._stopped()]
+        ended = list(self._stopped())
         invoked = 0
         for key in [*self._pending, *ended]:  # a failed delivery is tried again at the next poll
             if self.stopping:
@@ -223,10 +223,11 @@ class ExecutionStatusEvents(Poller):
             invoked += 1
         return invoked
 
-    def _stopped(self) -> Iterator[dict[str, Any]]:
+    def _stopped(self) -> Iterator[tuple[str, str]]:
+        """The key (ARN, stop date) of each execution that ended in a watched status since the last poll."""
         for execution in self._ended.poll():
             if status(execution) in self.watch.statuses:
-                yield {"executionArn": execution.exec_arn, "stopDate": execution.stop_date}
+                yield execution.exec_arn, str(execution.stop_date)
 
     def _deliver(self, key: tuple[str, str]) -> None:
         if key in self._pending:  # a retry delivers the same event, id included

@@ -33,17 +33,6 @@ _enabled = threading.Event()
 def _utf8(value: Any) -> Any:
     return value.encode("utf-8") if isinstance(value, str) else value
 
-_parsers: dict[str, Any] = {}
-
-
-def _parser(protocol: str) -> Any:
-    parser = _parsers.get(protocol)
-    if parser is None:
-        from botocore.parsers import ResponseParserFactory
-
-        parser = _parsers[protocol] = ResponseParserFactory().create_parser(protocol)
-    return parser
-
 
 def _authorization(request_signer: Any) -> str | None:
     """What moto reads of a SigV4 header (the access key, the region), with no signature."""
@@ -57,8 +46,9 @@ def _authorization(request_signer: Any) -> str | None:
             "SignedHeaders=host, Signature=unsigned")
 
 
-def direct(model: Any, params: dict[str, Any], request_signer: Any) -> Any:
-    """The answer ``(http_response, parsed)`` from moto, or None where the usual path must take the call."""
+def direct(client: Any, model: Any, params: dict[str, Any]) -> Any:
+    """The answer ``(http_response, parsed)`` from moto, or None where the usual path must take the call. The
+    answer is parsed as the client's endpoint parses one (its parser factory, its modelled error fields)."""
     if not _enabled.is_set():
         return None
     from moto.core.models import botocore_stubber
@@ -75,7 +65,7 @@ def direct(model: Any, params: dict[str, Any], request_signer: Any) -> Any:
     headers = HTTPHeaders()
     for name, value in params["headers"].items():
         headers[name] = value
-    authorization = _authorization(request_signer)
+    authorization = _authorization(client._request_signer)
     if authorization is not None and "Authorization" not in headers:
         headers["Authorization"] = authorization
     body = params["body"]
@@ -91,22 +81,12 @@ def direct(model: Any, params: dict[str, Any], request_signer: Any) -> Any:
     status, response_headers, response_body = answer
     http_response = AWSResponse(request.url, status, response_headers, MockRawResponse(response_body))
     response_dict = convert_to_response_dict(http_response, model)
-    parser = _parser(model.service_model.resolved_protocol)
+    endpoint = client._endpoint
+    parser = endpoint._response_parser_factory.create_parser(model.service_model.resolved_protocol)
     parsed = parser.parse(response_dict, model.output_shape)
     if http_response.status_code >= 300:
-        _add_modeled_error_fields(response_dict, parsed, model, parser)
+        endpoint._add_modeled_error_fields(response_dict, parsed, model, parser)
     return http_response, parsed
-
-
-def _add_modeled_error_fields(response_dict: dict[str, Any], parsed: dict[str, Any], model: Any,
-                              parser: Any) -> None:
-    """What botocore's endpoint adds to an error's parsed answer: the error shape's own members."""
-    code = parsed.get("Error", {}).get("Code")
-    if code is None:
-        return
-    shape = model.service_model.shape_for_error_code(code)
-    if shape is not None:
-        parsed.update(parser.parse(response_dict, shape))
 
 
 def _cached_method_names(original: Callable[[Any], list[str]]) -> Callable[[Any], frozenset[str]]:
@@ -133,7 +113,7 @@ def install() -> Callable[[], None]:
     def _make_request(self: Any, operation_model: Any, request_dict: dict[str, Any],
                       request_context: Any) -> Any:
         try:
-            answer = direct(operation_model, request_dict, self._request_signer)
+            answer = direct(self, operation_model, request_dict)
         except Exception as exc:  # what the endpoint's usual path tells the client's handlers, too
             self.meta.events.emit(
                 f"after-call-error.{self._service_model.service_id.hyphenize()}.{operation_model.name}",
