@@ -409,7 +409,7 @@ _AI_MEMORY_MB = 1024
 # connector call has its own timeouts inside. The automatic path's worst case must fit Express's five minutes
 # (interlock.kit.budget, checked by both realisations).
 _WORKER_TIMEOUT_SECONDS = {Job.DECIDE: _AI_TIMEOUT_SECONDS, Job.QUERY: 8, Job.ACT: 10, Job.NOTIFY: 8,
-                           Job.APPROVE: 10, Job.VALIDATE: 5, Job.RECORD: 5}
+                           Job.APPROVE: 10, Job.VALIDATE: 5, Job.RECORD: 5, Job.WAIT: 5}
 _WORKER_DESCRIPTION = {
     Job.VALIDATE: "Worker: validate, extract and check by deterministic rules, for every workflow",
     Job.DECIDE: "Worker: AI decision points (the only reader of the model key), for every workflow",
@@ -418,6 +418,7 @@ _WORKER_DESCRIPTION = {
     Job.NOTIFY: "Worker: messages (Slack, email), each once, for every workflow",
     Job.APPROVE: "Worker: ask a person (a hashed one-time link by email), the waits' task",
     Job.RECORD: "Worker: record a run's outcome (failed, rejected, escalated) or a partial step",
+    Job.WAIT: "Worker: register a wait for an external event by its correlation key, the waits' task",
 }
 
 

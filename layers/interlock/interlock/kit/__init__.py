@@ -37,14 +37,71 @@ class Job(StrEnum):
     NOTIFY = "notify"  # send a message (email, Slack, WhatsApp), once (through the ledger)
     APPROVE = "approve"  # ask a person: store a one-time link and email it (the wait's task)
     RECORD = "record"  # record an outcome that is no step's success (failed, rejected, escalated, partial)
+    WAIT = "wait"  # register a wait for an external event by its correlation key (the wait's task)
 
 
 @dataclass(frozen=True)
 class Trigger:
-    """An event that starts the workflow: its webhook source and its event type (the routing table's key)."""
+    """An event that starts the workflow: its webhook source and its event type (the routing table's key).
+
+    ``correlation``, ``"module:function"`` from the event's payload to a correlation key (or None when the event
+    has none): a run it starts owns that key, and while the run is open the key's next events of this trigger
+    *join* it (an entry on its timeline) instead of starting a second run (:mod:`interlock.kit.correlation`).
+    """
 
     source: str
     event_type: str
+    correlation: str | None = None
+
+
+@dataclass(frozen=True)
+class Resumer:
+    """An event that ends a run's wait for an external event: matched to the waiting run by its correlation key
+    (``"module:function"``, payload -> key), or buffered under the key until the wait is registered. It never
+    starts a run of its own (docs/finance.md, Waiting for an external event)."""
+
+    source: str
+    event_type: str
+    correlation: str
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A time the workflow runs at, as EventBridge Scheduler writes it: ``cron(min hour day-of-month month
+    day-of-week year)`` or ``rate(<n> minute|minutes|hour|hours|day|days)``, in ``timezone`` (IANA). Each firing
+    is an envelope of source ``schedule`` and type ``<workflow>.<name>``, deduplicated by its scheduled time."""
+
+    name: str
+    expression: str
+    timezone: str = "UTC"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class DataTable:
+    """A DynamoDB table of the workflow's own records (an invoice ledger, say): the stack creates it, with its
+    stream on when a status change watches it. Its steps reach it by name (``StepContext.table``)."""
+
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """When a record of the workflow's table ``table`` changes ``attribute`` from ``from_`` to ``to``: an envelope
+    of source ``table`` and type ``<table>.<attribute>:<from_>-><to>``, deduplicated by the stream record's
+    sequence number. Any other change is filtered out before it reaches the queue."""
+
+    name: str
+    table: str
+    from_: str
+    to: str
+    attribute: str = "status"
+
+    @property
+    def event_type(self) -> str:
+        return f"{self.table}.{self.attribute}:{self.from_}->{self.to}"
 
 
 @dataclass(frozen=True)
@@ -71,6 +128,7 @@ class Step:
 PLATFORM_STEPS = (
     Step("record", Job.RECORD, "interlock.kit.outcomes:record", entry="none"),
     Step("request_approval", Job.APPROVE, "interlock.kit.outcomes:request_approval", entry="none"),
+    Step("wait_for_event", Job.WAIT, "interlock.kit.correlation:wait_for_event", entry="none"),
 )
 
 
@@ -89,6 +147,11 @@ class Workflow:
     approval_view: str | None = None
     # Deployment settings (interlock.topology.DeploymentSettings names) its steps read, given to its workers
     settings: tuple[str, ...] = ()
+    # Events that end its wait for an external event (matched by correlation key), never starting a run
+    resumers: tuple[Resumer, ...] = ()
+    schedules: tuple[Schedule, ...] = ()
+    tables: tuple[DataTable, ...] = ()
+    status_changes: tuple[StatusChange, ...] = ()
     folder: Path | None = field(default=None, compare=False)  # set by the registry: where the package lives
 
     def step(self, name: str) -> Step:
@@ -104,7 +167,19 @@ class Workflow:
         found.setdefault(Job.RECORD)
         if self.wait:
             found.setdefault(Job.APPROVE)
+        if self.resumers:
+            found.setdefault(Job.WAIT)
         return tuple(found)
+
+    def schedule(self, name: str) -> Schedule:
+        for schedule in self.schedules:
+            if schedule.name == name:
+                return schedule
+        raise KeyError(f"workflow {self.name!r} has no schedule {name!r}")
+
+    def schedule_type(self, name: str) -> str:
+        """The envelope type of the schedule ``name``'s firings (its routing key with source ``schedule``)."""
+        return f"{self.name}.{self.schedule(name).name}"
 
     def definition_path(self, kind: str) -> Path:
         """The ASL file of ``kind`` (``automatic`` or ``wait``)."""

@@ -15,7 +15,7 @@ from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
-from interlock.kit import Workflow
+from interlock.kit import Resumer, Trigger, Workflow
 
 EXTRA_ENV = "INTERLOCK_EXTRA_WORKFLOWS"
 BUILT_IN_PACKAGE = "interlock.workflows"
@@ -58,21 +58,66 @@ def _packages(extra: str) -> list[str]:
     return found
 
 
+SCHEDULE_SOURCE = "schedule"  # the envelope source of a schedule's firings
+TABLE_SOURCE = "table"  # the envelope source of a workflow table's status changes
+
+
+def _keys(workflow: Workflow) -> list[tuple[tuple[str, str], str]]:
+    """Every (source, event type) the workflow takes, with what takes it (for the error naming a clash)."""
+    keys = [((t.source, t.event_type), "starts") for t in workflow.triggers]
+    keys += [((SCHEDULE_SOURCE, workflow.schedule_type(s.name)), "starts") for s in workflow.schedules]
+    keys += [((TABLE_SOURCE, c.event_type), "starts") for c in workflow.status_changes]
+    keys += [((r.source, r.event_type), "resumes") for r in workflow.resumers]
+    return keys
+
+
+def _check(workflow: Workflow) -> None:
+    names = [s.name for s in workflow.schedules] + [c.name for c in workflow.status_changes]
+    for name in names:
+        if not _NAME.fullmatch(name):
+            raise WorkflowError(f"workflow {workflow.name!r}: schedule or status change name {name!r} is not "
+                                "lower-case letters, digits and '_', starting with a letter, at most 40")
+    if len(set(names)) != len(names):
+        raise WorkflowError(f"workflow {workflow.name!r}: two schedules or status changes share a name")
+    tables = {t.name for t in workflow.tables}
+    for table in workflow.tables:
+        if not _NAME.fullmatch(table.name):
+            raise WorkflowError(f"workflow {workflow.name!r}: table name {table.name!r} is not lower-case letters, "
+                                "digits and '_', starting with a letter, at most 40")
+    for change in workflow.status_changes:
+        if change.table not in tables:
+            raise WorkflowError(f"workflow {workflow.name!r}: status change {change.name!r} watches table "
+                                f"{change.table!r}, which the workflow does not declare (Workflow.tables)")
+        if change.from_ == change.to:
+            raise WorkflowError(f"workflow {workflow.name!r}: status change {change.name!r} does not change the "
+                                f"status ({change.from_!r} to itself)")
+    if workflow.resumers and not workflow.wait:
+        raise WorkflowError(f"workflow {workflow.name!r} declares resumers but no wait state machine")
+
+
 @cache
 def _workflows(extra: str) -> dict[str, Workflow]:
     workflows: dict[str, Workflow] = {}
-    triggers: dict[tuple[str, str], str] = {}
+    taken: dict[tuple[str, str], tuple[str, str]] = {}
+    tables: dict[str, str] = {}
     for package in _packages(extra):
         workflow = load(package)
         if workflow.name in workflows:
             raise WorkflowError(f"two workflow packages are named {workflow.name!r}: "
                                 f"{workflows[workflow.name].package} and {package}")
-        for trigger in workflow.triggers:
-            key = (trigger.source, trigger.event_type)
-            if key in triggers:
-                raise WorkflowError(f"{trigger.source} {trigger.event_type!r} starts both {triggers[key]!r} and "
-                                    f"{workflow.name!r}: an event starts one workflow")
-            triggers[key] = workflow.name
+        _check(workflow)
+        for (source, event_type), verb in _keys(workflow):
+            if (source, event_type) in taken:
+                first_verb, first = taken[(source, event_type)]
+                both = (f"{verb} both {first!r} and {workflow.name!r}" if verb == first_verb else
+                        f"{first_verb} {first!r} and {verb} {workflow.name!r}")
+                raise WorkflowError(f"{source} {event_type!r} {both}: an event starts or resumes one workflow")
+            taken[(source, event_type)] = (verb, workflow.name)
+        for table in workflow.tables:
+            if table.name in tables:
+                raise WorkflowError(f"workflows {tables[table.name]!r} and {workflow.name!r} both declare the "
+                                    f"table {table.name!r}")
+            tables[table.name] = workflow.name
         workflows[workflow.name] = workflow
     return workflows
 
@@ -90,8 +135,34 @@ def workflow(name: str) -> Workflow:
 
 
 def routes(extra: str | None = None) -> dict[tuple[str, str], str]:
-    """The routing table: (source, event type) -> the workflow it starts."""
-    return {(t.source, t.event_type): wf.name for wf in workflows(extra).values() for t in wf.triggers}
+    """The routing table: (source, event type) -> the workflow it starts (its triggers, its schedules' firings,
+    its tables' status changes)."""
+    table: dict[tuple[str, str], str] = {}
+    for wf in workflows(extra).values():
+        for key, verb in _keys(wf):
+            if verb == "starts":
+                table[key] = wf.name
+    return table
+
+
+def trigger(source: str, event_type: str, extra: str | None = None) -> Trigger | None:
+    """The webhook trigger declared for (source, event type), if any (its ``correlation`` says whether its events
+    join a running run)."""
+    for wf in workflows(extra).values():
+        for t in wf.triggers:
+            if (t.source, t.event_type) == (source, event_type):
+                return t
+    return None
+
+
+def resumer(source: str, event_type: str, extra: str | None = None) -> tuple[Workflow, Resumer] | None:
+    """The workflow whose wait an event of (source, event type) ends, and how it is matched; None: no wait takes
+    it."""
+    for wf in workflows(extra).values():
+        for r in wf.resumers:
+            if (r.source, r.event_type) == (source, event_type):
+                return wf, r
+    return None
 
 
 def clear() -> None:
