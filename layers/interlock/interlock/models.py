@@ -44,6 +44,8 @@ class RunStatus(StrEnum):
     RECEIVED = "received"
     PROCESSING = "processing"
     PENDING_APPROVAL = "pending_approval"
+    # Waiting for an external event (a payment), by its correlation key (interlock.kit.correlation)
+    WAITING = "waiting"
     COMPLETED = "completed"
     REJECTED = "rejected"
     FAILED = "failed"
@@ -71,6 +73,8 @@ class EntryState(StrEnum):
     DUPLICATE = "duplicate"
     IGNORED = "ignored"  # the router found the event informational (details: its reason)
     REPLAYED = "replayed"  # on a replayed run: an operator replayed it as the run ``details.replayed_as``
+    WAITING = "waiting"  # the run waits for an external event (details: its correlation key, the events)
+    JOINED = "joined"  # a later event of the same key joined this open run instead of starting another
 
 
 # The run status an entry moves the run to; entries absent here leave the status as it is.
@@ -78,6 +82,7 @@ STATUS_AFTER: dict[EntryState, RunStatus] = {
     EntryState.RECEIVED: RunStatus.RECEIVED,
     EntryState.PROCESSING: RunStatus.PROCESSING,
     EntryState.PENDING_APPROVAL: RunStatus.PENDING_APPROVAL,
+    EntryState.WAITING: RunStatus.WAITING,
     EntryState.APPROVED: RunStatus.PROCESSING,
     EntryState.REJECTED: RunStatus.REJECTED,
     EntryState.FAILED: RunStatus.FAILED,

@@ -10,14 +10,19 @@ counted as ``RunsIgnored``, never alarmed on. Any other event is not dropped: it
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from interlock import aws
+from interlock.kit import registry
 from interlock.models import EntryState, Envelope, TimelineEntry
 from interlock.observability import count, logger
 from interlock.timeline import TimelineStore
+
+if TYPE_CHECKING:
+    from interlock.kit.correlation import Correlation
 
 
 def route_for(source: str, event_type: str) -> str | None:
@@ -86,10 +91,18 @@ class StepFunctionsEngine:
 
 
 class Router:
-    def __init__(self, engine: WorkflowEngine, store: TimelineStore, policy: dict[str, Any]) -> None:
+    def __init__(self, engine: WorkflowEngine, store: TimelineStore, policy: dict[str, Any],
+                 correlation: Callable[[], Correlation] | None = None) -> None:
         self.engine = engine
         self.store = store
         self.policy = policy
+        self._correlation = correlation  # built on first use: only a workflow that waits for an event needs it
+
+    @property
+    def correlation(self) -> Correlation:
+        if self._correlation is None:
+            raise RuntimeError("this router has no correlation store, and an event needs one")
+        return self._correlation()
 
     def route(self, envelope: Envelope, acceptance: str | None = None) -> None:
         """Start the envelope's workflow. ``acceptance`` is the token of the ingest delivery that queued it (the
@@ -104,6 +117,11 @@ class Router:
             logger.info("message superseded: a later delivery took the event's acceptance over")
             return
         workflow = route_for(envelope.source, envelope.type)
+        if workflow is None and (resumer := registry.resumer(envelope.source, envelope.type)) is not None:
+            self._deliver(envelope, resumer[0].name, resumer[1].correlation)
+            return
+        if workflow is not None and self._joined(envelope, workflow):
+            return
         if workflow is None and (rule := informational(envelope)) is not None:
             self.store.record(
                 envelope.run_id,
@@ -145,3 +163,69 @@ class Router:
         )
         count("RunsStarted")
         logger.info("workflow started", extra={"workflow": workflow, "execution": execution})
+
+    # -- events matched by correlation key (interlock.kit.correlation) ------------------------------------------
+
+    def _key(self, envelope: Envelope, function: str, workflow: str) -> tuple[bool, str | None]:
+        """(ok, key): the workflow's correlation function applied to the payload; not ok (the run recorded
+        failed) when it raises or gives something that is no key."""
+        from interlock.kit.correlation import checked_key
+        from interlock.kit.worker import imported
+
+        try:
+            return True, checked_key(imported(function)(envelope.payload))
+        except Exception as exc:  # a workflow's function on an outsider's payload: its failure ends this run
+            self.store.record(envelope.run_id, TimelineEntry(
+                state=EntryState.FAILED, step="router",
+                details={"reason": "correlation_key_error", "error": type(exc).__name__,
+                         "event_type": envelope.type}), workflow=workflow)
+            count("RunsFailed")
+            logger.warning("correlation key could not be read from the event", extra={"error": type(exc).__name__})
+            return False, None
+
+    def _joined(self, envelope: Envelope, workflow: str) -> bool:
+        """True if the event joined the open run that owns its correlation key (recorded on both runs)."""
+        trigger = registry.trigger(envelope.source, envelope.type)
+        if trigger is None or trigger.correlation is None:
+            return False
+        ok, key = self._key(envelope, trigger.correlation, workflow)
+        if not ok:
+            return True
+        if key is None:
+            return False
+        owner = self.correlation.claim(key, envelope)
+        if owner == envelope.run_id:
+            return False
+        self.store.record(envelope.run_id, TimelineEntry(
+            state=EntryState.IGNORED, step="router",
+            details={"reason": "joined_open_run", "joined_run_id": owner, "event_type": envelope.type}),
+            workflow=workflow)
+        count("RunsIgnored")
+        logger.info("event joined the open run of its correlation key", extra={"joined_run_id": owner})
+        return True
+
+    def _deliver(self, envelope: Envelope, workflow: str, function: str) -> None:
+        """An event that ends a wait: handed to the waiting run, or buffered for it; its own run records which."""
+        from interlock.kit.correlation import DeliveryKind
+
+        ok, key = self._key(envelope, function, workflow)
+        if not ok:
+            return
+        details: dict[str, str | None]
+        if key is None:
+            state, details = EntryState.IGNORED, {"reason": "no_correlation_key"}
+        else:
+            delivery = self.correlation.deliver(key, envelope)
+            details = {"correlation_key": key, "run": delivery.run_id}
+            if delivery.kind is DeliveryKind.RESUMED:
+                state, details = EntryState.COMPLETED, {"reason": "resumed_waiting_run", **details}
+            elif delivery.kind is DeliveryKind.BUFFERED and delivery.run_id:
+                state, details = EntryState.COMPLETED, {"reason": "buffered_for_waiting_run", **details}
+            elif delivery.kind is DeliveryKind.BUFFERED:
+                state, details = EntryState.IGNORED, {"reason": "no_waiting_run", **details}
+            else:
+                state, details = EntryState.IGNORED, {"reason": "wait_already_resumed", **details}
+        self.store.record(envelope.run_id, TimelineEntry(
+            state=state, step="correlation", details={**details, "event_type": envelope.type}), workflow=workflow)
+        count("RunsCompleted" if state is EntryState.COMPLETED else "RunsIgnored")
+        logger.info("event matched by correlation key", extra={"reason": details["reason"]})

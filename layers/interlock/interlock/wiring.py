@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from interlock.connectors.crm import Crm
     from interlock.connectors.helpdesk import Helpdesk
     from interlock.ingest.service import IngestService
+    from interlock.kit.correlation import Correlation
     from interlock.replay import ReplayService
     from interlock.routing import Router
 
@@ -61,6 +62,7 @@ def router() -> Router:
         engine=StepFunctionsEngine(settings.state_machine_arns),
         store=timeline_store(),
         policy={"approval_timeout_seconds": settings.approval_timeout_seconds},
+        correlation=correlation,
     )
 
 
@@ -107,3 +109,12 @@ def approval_request_settings() -> RequestSettings:
     settings = load(ApprovalRequestSettings)
     return RequestSettings(public_base_url=settings.public_base_url, approver_email=settings.approver_email,
                            sender_email=settings.sender_email, ttl_seconds=settings.approval_ttl_seconds)
+
+
+@cache
+def correlation() -> Correlation:
+    """The correlation store: waits for external events and the events that end them (interlock.kit.correlation)."""
+    from interlock.approvals import StepFunctionsCallbacks
+    from interlock.kit.correlation import Correlation, CorrelationTable
+
+    return Correlation(CorrelationTable(load(TableSettings).table_name), timeline_store(), StepFunctionsCallbacks())
