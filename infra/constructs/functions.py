@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -191,9 +191,14 @@ class LambdaFunction(Construct):
             case Access.STATES_START:
                 _lookup(targets.state_machines, grant.target, "state machine").grant_start_execution(self.role)
             case Access.STATES_CALLBACK:
-                machine = _lookup(targets.state_machines, grant.target, "state machine")
+                _lookup(targets.state_machines, grant.target, "state machine")  # it exists
+                # By name, not by reference: a wait machine names the function that resumes it (the wait worker
+                # resumes its own wait when the event came first), and a reference would make a cycle.
+                arn = Stack.of(self).format_arn(service="states", resource="stateMachine",
+                                                resource_name=physical_name(self, grant.target),
+                                                arn_format=ArnFormat.COLON_RESOURCE_NAME)
                 iam.Grant.add_to_principal(grantee=self.role, actions=list(TASK_RESPONSE_ACTIONS),
-                                           resource_arns=[machine.state_machine_arn])
+                                           resource_arns=[arn])
             case Access.SES_SEND:
                 targets.email.grant_send(self.role)
             case Access.SECRETS_READ:

@@ -18,6 +18,7 @@ from aws_cdk import App, Stack
 from aws_cdk.assertions import Match
 from infra_synthesis import Synthesis, synthesize
 from interlock.ingest.ports import parse_secret
+from interlock.kit import registry
 from interlock.topology import (
     AI_KEY_SECRET_NAME,
     FUNCTIONS_DIR,
@@ -477,10 +478,21 @@ def test_given_webhook_secrets_when_synthesised_then_only_the_ingest_function_re
     assert readers == {role_lid_of_function(synthesis, "webhook_ingest")}
 
 
-def test_given_callbacks_when_synthesised_then_only_approvals_api_can_send_task_success(
+def test_given_callbacks_when_synthesised_then_only_the_deciders_of_waits_can_send_task_success(
     synthesis: Synthesis,
 ) -> None:
-    assert _holders(synthesis, "states:SendTaskSuccess") == _granted(Access.STATES_CALLBACK) == {"approvals_api"}
+    """The approvals API ends a wait for a person; the router (the event that ends a wait for it) and the wait worker
+    (a wait whose event came first) end a wait for an external event, and only those machines."""
+    holders = _holders(synthesis, "states:SendTaskSuccess")
+    assert holders == _granted(Access.STATES_CALLBACK) == {"approvals_api", "ingest_router", "job_wait"}
+    event_waits = {f"{wf.name}-wait" for wf in registry.workflows().values() if wf.resumers}
+    assert event_waits
+    for name in ("ingest_router", "job_wait"):
+        st = next(st for st in statements_of_role(synthesis, role_lid_of_function(synthesis, name))
+                  if "states:SendTaskSuccess" in _listify(st["Action"]))
+        rendered = json.dumps(st["Resource"])
+        assert all(f"stateMachine:Interlock-{wait}\"" in rendered for wait in event_waits), rendered
+        assert rendered.count("stateMachine:") == len(event_waits), rendered
 
 
 def test_given_workflows_when_synthesised_then_only_the_router_can_start_executions(synthesis: Synthesis) -> None:

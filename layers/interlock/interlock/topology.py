@@ -439,6 +439,8 @@ def _worker(job: Job, workflows: tuple[Workflow, ...]) -> Function:
         memory = _AI_MEMORY_MB
     if job in (Job.NOTIFY, Job.APPROVE):
         grants.append(Grant(Access.SES_SEND))
+    if job is Job.WAIT:  # a wait whose event came first is resumed by its own registration
+        grants += [Grant(Access.STATES_CALLBACK, name) for name in _event_waits(workflows)]
     if job is Job.APPROVE:
         env.update(INTERLOCK_PUBLIC_BASE_URL=Ref(RefKind.API_URL),
                    INTERLOCK_APPROVER_EMAIL=Ref(RefKind.SETTING, "approver_email"),
@@ -453,6 +455,11 @@ def _worker(job: Job, workflows: tuple[Workflow, ...]) -> Function:
                                                         (Job.ACT, Job.NOTIFY, Job.APPROVE)) + 5)
     return Function(name=f"job_{job.value}", module=f"job_{job.value}", description=_WORKER_DESCRIPTION[job],
                     grants=tuple(grants), env=env, timeout_seconds=timeout, memory_mb=memory)
+
+
+def _event_waits(workflows: tuple[Workflow, ...]) -> list[str]:
+    """The Standard machines that wait for an external event (their workflows declare resumers)."""
+    return [f"{wf.name}{WAIT_SUFFIX}" for wf in workflows if wf.resumers and wf.wait]
 
 
 _WORKER_PLACEHOLDER = re.compile(r"\$\{Worker_([a-z]+)\}")
@@ -530,7 +537,9 @@ def build(extra_workflows: str | None = None) -> Topology:
             name="ingest_router",
             module="queue_router",
             description="Ingest queue consumer: route each envelope to its workflow, one execution per run",
-            grants=(_READ, _WRITE, *(Grant(Access.STATES_START, name) for name in automatic)),
+            # STATES_CALLBACK: an event that ends a wait for it resumes that wait (interlock.kit.correlation)
+            grants=(_READ, _WRITE, *(Grant(Access.STATES_START, name) for name in automatic),
+                    *(Grant(Access.STATES_CALLBACK, name) for name in _event_waits(workflows))),
             env=_env(
                 INTERLOCK_STATE_MACHINE_ARNS=Ref(RefKind.STATE_MACHINE_ARNS),
                 INTERLOCK_APPROVAL_TIMEOUT_SECONDS=Ref(RefKind.SETTING, "approval_timeout_seconds"),
@@ -620,6 +629,12 @@ class DeploymentSettings:
     slack_token: str = ""
     # A requested discount above this percentage waits for the sales manager's approval.
     sales_discount_approval_pct: str = "15"
+    # Failed-payment recovery (workflows/payment_recovery/README.md): each wait for Stripe's next event for the
+    # invoice, the reminders sent before customer success is asked, and who customer success is (empty: no email;
+    # the run still ends escalated, with its reason).
+    payment_wait_seconds: str = str(3 * 24 * 3600)
+    payment_reminders: str = "2"
+    customer_success_email: str = ""
     powertools_trace_disabled: str = "true"
     # The AI decision layer (interlock.settings.AiSettings; docs/ai.md).
     ai_provider: str = "auto"

@@ -224,6 +224,11 @@ class Correlation:
         count("EventsBuffered")
         return Delivery(DeliveryKind.BUFFERED, item.token_run or item.owner)
 
+    def arrived(self, key: str) -> Matched | None:
+        """The event that will end ``key``'s wait, if it came already (a workflow checks before it acts)."""
+        item = self.table.get(key)
+        return item.matched if item else None
+
     def register(self, key: str, run_id: str, token: str, waiting_for: list[str], attempt: int = 0) -> bool:
         """Register ``run_id``'s wait; True if the key's event had come already (the wait is resumed now)."""
         item = self.table.register(key, run_id, token)
