@@ -95,6 +95,10 @@ class TopologyBucket(Construct):
 class UploadBuckets(Construct):
     def __init__(self, scope: Construct, cid: str, *, specs: tuple[Bucket, ...]) -> None:
         super().__init__(scope, cid)
+        # The uploads' settings, refused at synthesis rather than at the functions' cold start
+        # (interlock.uploads.UploadApiSettings' bounds).
+        int_setting(self, "upload_url_ttl_seconds", minimum=1, maximum=3600)
+        int_setting(self, "upload_max_bytes", minimum=1, maximum=100 * 1024 * 1024)
         self.by_name = {spec.name: TopologyBucket(self, construct_id(spec.name), spec=spec) for spec in specs}
 
     def __getitem__(self, name: str) -> TopologyBucket:

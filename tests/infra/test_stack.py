@@ -398,6 +398,9 @@ def test_given_function_env_when_synthesised_then_refs_resolve_to_the_resources_
             assert got == TOPOLOGY.enabled_sources(DeploymentSettings().enabled_sources)
         elif value.kind is RefKind.AI_KEY_SECRET:
             assert got == AI_KEY_SECRET_NAME
+        elif value.kind is RefKind.BUCKET_NAME:  # a bucket's Ref is its name
+            (bucket_lid,) = synthesis.of_type("AWS::S3::Bucket")
+            assert got == {"Ref": bucket_lid}
         else:
             pytest.fail(f"{key}: unexpected {value}")
 
