@@ -7,6 +7,11 @@ runtime's functions sign with), refuses it once expired (``X-Amz-Date`` + ``X-Am
 refuses a PUT whose signed headers (``Content-Length``, ``Content-Type``, ``Host``) differ from the ones sent, and
 stores the object into moto's bucket. What the uploads function's role may do on AWS holds here too: only the
 topology's buckets, only under their prefix. Errors are S3's: XML ``<Error><Code>...`` with S3's status codes.
+
+``GET /_local/uploads/<reference>`` is the laptop's window onto an upload, as the fakes have theirs: the bytes, read
+by :func:`interlock.uploads.fetch_upload` (the reader a step uses, every check included), or its named error as
+JSON (``upload_missing`` 404, ``invalid_upload_reference`` 400, ``upload_too_large`` 413, ``upload_wrong_type``
+415, ``upload_expired`` 410).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
-from interlock.local.http_types import Request, Response
+from interlock.local.http_types import Request, Response, json_response
 from interlock.topology import Bucket
 
 MOUNT = "/_local/uploads"
@@ -148,6 +153,8 @@ class LocalUploads:
 
     def handle(self, request: Request) -> Response:
         bucket, _, key = request.path[len(MOUNT):].lstrip("/").partition("/")
+        if request.method in ("GET", "HEAD") and not key:
+            return self.read(bucket)
         if request.method != "PUT":
             return s3_error(405, "MethodNotAllowed", "The specified method is not allowed against this resource.")
         if bucket not in self.prefixes:
@@ -166,6 +173,18 @@ class LocalUploads:
         answer = self.client().put_object(Bucket=bucket, Key=key, Body=request.body,
                                           ContentType=headers["content-type"])
         return Response(200, [("ETag", str(answer.get("ETag", ""))), ("Content-Type", "application/xml")], b"")
+
+    def read(self, reference: str) -> Response:
+        """An upload as a step reads it, or the reader's named error."""
+        from interlock import uploads
+
+        try:
+            upload = uploads.fetch_upload(reference)
+        except uploads.UploadError as exc:
+            status = {uploads.InvalidUploadReference: 400, uploads.UploadMissing: 404, uploads.UploadTooLarge: 413,
+                      uploads.UploadWrongType: 415, uploads.UploadExpired: 410}.get(type(exc), 400)
+            return json_response(status, {"error": exc.code, "message": str(exc)})
+        return Response(200, [("Content-Type", upload.content_type), ("Cache-Control", "no-store")], upload.body)
 
     def client(self) -> Any:
         if self._client is not None:
