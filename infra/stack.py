@@ -25,6 +25,7 @@ from infra.constructs.monitoring import Monitoring
 from infra.constructs.queues import WorkQueues
 from infra.constructs.secrets import WebhookSecrets
 from infra.constructs.storage import TimelineStorage
+from infra.constructs.uploads import UploadBuckets
 from infra.constructs.watchdog import ExecutionWatches
 from infra.constructs.workflows import Workflows
 from infra.context import check_context, check_deployable, check_settings, deployment_setting
@@ -53,6 +54,7 @@ class InterlockStack(Stack):
 
         self.storage = TimelineStorage(self, "Storage", spec=topology.table)
         self.queues = WorkQueues(self, "Queues", specs=topology.queues)
+        self.buckets = UploadBuckets(self, "Buckets", specs=topology.buckets)
         self.secrets = WebhookSecrets(self, "WebhookSecrets", topology=topology)
         self.ai_key = AiKeySecret(self, "AiKey")
         self.email = ApprovalEmail(
@@ -80,6 +82,7 @@ class InterlockStack(Stack):
                 secrets=self.secrets,
                 email=self.email,
                 ai_key=self.ai_key,
+                buckets=self.buckets.by_name,
             )
         )
         self.monitoring = Monitoring(
@@ -113,6 +116,10 @@ class InterlockStack(Stack):
         for source, secret in self.secrets.by_source.items():
             CfnOutput(self, f"{construct_id(source)}WebhookSecretName", value=secret.secret_name,
                       description=f"Put the {source} webhook secret here (docs/deploy.md, Set the webhook secrets)")
+        for bucket in self.buckets:
+            CfnOutput(self, f"{construct_id(bucket.spec.name)}BucketName", value=bucket.bucket.bucket_name,
+                      description=f"The {bucket.spec.name} bucket: objects under {bucket.spec.prefix}, kept "
+                                  f"{bucket.retention_days} days (docs/deploy.md, Uploads)")
         CfnOutput(self, "AiApiKeySecretName", value=self.ai_key.secret.secret_name,
                   description="Put the AI provider's API key here; without one, decisions are made offline "
                               "(docs/deploy.md, AI decisions)")

@@ -198,6 +198,9 @@ class PublicApi(Construct):
             reason += "the webhook's HMAC signature over the raw body, with the source's secret."
         elif route.path.startswith("/approvals/"):
             reason += "a 256-bit one-time approval token from the emailed link, stored only as a hash."
+        elif route.path == "/uploads":
+            reason += ("a Standard Webhooks HMAC signature over the raw body, with the form source's secret (the "
+                       "sender of the events that refer to the upload).")
         else:
             raise ValueError(f"{route.method} {route.path} has auth 'none' but no handler-level authentication")
         for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):

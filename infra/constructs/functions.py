@@ -10,7 +10,7 @@ and the approval step needs the API's URL.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -41,6 +41,7 @@ from infra.constructs.ai import AiKeySecret
 from infra.constructs.email import ApprovalEmail
 from infra.constructs.queues import WorkQueues
 from infra.constructs.secrets import WebhookSecrets
+from infra.constructs.uploads import TopologyBucket
 from infra.context import deployment_setting, flag_setting
 from infra.nag import acknowledge
 from infra.naming import construct_id, physical_name
@@ -77,6 +78,7 @@ class WiringTargets:
     secrets: WebhookSecrets
     email: ApprovalEmail
     ai_key: AiKeySecret
+    buckets: Mapping[str, TopologyBucket] = field(default_factory=dict)
 
 
 class LambdaFunction(Construct):
@@ -171,6 +173,8 @@ class LambdaFunction(Construct):
                 return topology.enabled_sources(deployment_setting(self, "enabled_sources"))
             case RefKind.AI_KEY_SECRET:
                 return targets.ai_key.name
+            case RefKind.BUCKET_NAME:
+                return _lookup(targets.buckets, ref.name, "bucket").bucket.bucket_name
         raise ValueError(f"function {self.spec.name!r}: no CDK resolution for {ref!r}")
 
     def apply(self, grant: Grant, targets: WiringTargets) -> None:
@@ -202,7 +206,7 @@ class LambdaFunction(Construct):
             case Access.SES_SEND:
                 targets.email.grant_send(self.role)
             case Access.SECRETS_READ:
-                targets.secrets.grant_read(self.role)
+                targets.secrets.grant_read(self.role, grant.target)
             case Access.CONNECTOR_SECRET_READ:
                 name = deployment_setting(self, grant.target).strip()
                 if name:  # the connector's secret, when the deployment names one (its value: docs/deploy.md)
@@ -210,6 +214,8 @@ class LambdaFunction(Construct):
                         self.role)
             case Access.AI_KEY_READ:
                 targets.ai_key.grant_read(self.role)
+            case Access.BUCKET_PUT | Access.BUCKET_READ:
+                _lookup(targets.buckets, grant.target, "bucket").grant(self.role, grant.access)
             case _:
                 raise ValueError(f"function {self.spec.name!r}: no CDK realisation for grant {grant!r}")
 

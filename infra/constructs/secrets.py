@@ -64,6 +64,8 @@ class WebhookSecrets(Construct):
             )
             self.by_source[source.name] = secret
 
-    def grant_read(self, grantee: iam.IGrantable) -> None:
-        for secret in self.by_source.values():
-            secret.grant_read(grantee)
+    def grant_read(self, grantee: iam.IGrantable, source: str = "") -> None:
+        """Read every source's secret, or only ``source``'s (the uploads function: the form source's)."""
+        for name, secret in self.by_source.items():
+            if not source or name == source:
+                secret.grant_read(grantee)

@@ -320,11 +320,12 @@ def rotating(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
 @pytest.fixture(scope="session")
 def short_approvals(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
     """Approval links that expire after 2 s, and a workflow that escalates after the same 2 s without a decision
-    (a link may not expire before the wait ends)."""
+    (a link may not expire before the wait ends); presigned upload URLs that expire after 1 s."""
     yield from _start(
         tmp_path_factory.mktemp("short"),
         INTERLOCK_APPROVAL_TTL_SECONDS="2",
         INTERLOCK_APPROVAL_TIMEOUT_SECONDS="2",
+        INTERLOCK_UPLOAD_URL_TTL_SECONDS="1",
     )
 
 

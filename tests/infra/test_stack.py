@@ -62,6 +62,9 @@ GRANT_ACTIONS = {
     Access.AI_KEY_READ: {"secretsmanager:GetSecretValue"},  # what Powertools' get_secret calls, nothing more
     # only when the deployment names the connector's secret (none by default; test_kit_stack names one)
     Access.CONNECTOR_SECRET_READ: set(),
+    # under the bucket's prefix; ListBucket on the bucket, so that a missing upload is a 404 (constructs/uploads.py)
+    Access.BUCKET_PUT: {"s3:PutObject"},
+    Access.BUCKET_READ: {"s3:GetObject", "s3:ListBucket"},
 }
 QUEUE_CONSUMER_ACTIONS = {
     "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
@@ -396,6 +399,9 @@ def test_given_function_env_when_synthesised_then_refs_resolve_to_the_resources_
             assert got == TOPOLOGY.enabled_sources(DeploymentSettings().enabled_sources)
         elif value.kind is RefKind.AI_KEY_SECRET:
             assert got == AI_KEY_SECRET_NAME
+        elif value.kind is RefKind.BUCKET_NAME:  # a bucket's Ref is its name
+            (bucket_lid,) = synthesis.of_type("AWS::S3::Bucket")
+            assert got == {"Ref": bucket_lid}
         else:
             pytest.fail(f"{key}: unexpected {value}")
 
@@ -462,20 +468,22 @@ def webhook_secret_lids(s: Synthesis) -> set[str]:
             if r["Properties"]["Name"].startswith(prefix)}
 
 
-def test_given_webhook_secrets_when_synthesised_then_only_the_ingest_function_reads_them(
+def test_given_webhook_secrets_when_synthesised_then_only_the_ingest_function_reads_them_all_and_uploads_the_forms(
     synthesis: Synthesis,
 ) -> None:
-    assert _granted(Access.SECRETS_READ) == {"webhook_ingest"}
+    assert _granted(Access.SECRETS_READ) == {"webhook_ingest", "uploads_api"}
     webhook_secrets = webhook_secret_lids(synthesis)
     assert len(webhook_secrets) == len(TOPOLOGY.webhook_sources)
-    readers = set()
+    form_secret = {lid for lid, r in synthesis.of_type("AWS::SecretsManager::Secret").items()
+                   if r["Properties"]["Name"] == TOPOLOGY.secret_name("form")}
+    readers: dict[str, set[str]] = {}
     for role_lid in synthesis.of_type("AWS::IAM::Role"):
         for st in statements_of_role(synthesis, role_lid):
             targets = {lid for r in _listify(st["Resource"]) for lid in _refs_in(r)}
             if any(a.startswith("secretsmanager:") for a in _listify(st["Action"])) and targets & webhook_secrets:
-                readers.add(role_lid)
-                assert targets == webhook_secrets, st
-    assert readers == {role_lid_of_function(synthesis, "webhook_ingest")}
+                readers.setdefault(role_lid, set()).update(targets)
+    assert readers == {role_lid_of_function(synthesis, "webhook_ingest"): webhook_secrets,
+                       role_lid_of_function(synthesis, "uploads_api"): form_secret}
 
 
 def test_given_callbacks_when_synthesised_then_only_the_deciders_of_waits_can_send_task_success(

@@ -1,4 +1,5 @@
-"""The ``interlock`` command: ``run`` the embedded local cloud, ``send`` it a signed webhook, ``replay`` a run.
+"""The ``interlock`` command: ``run`` the embedded local cloud, ``send`` it a signed webhook, ``replay`` a run,
+``upload`` a document too large for an event.
 
 ``send`` signs a sample the way the source's provider does, with the provider's plug-in's
 ``sender_headers`` (``interlock.webhooks.sources``), so what verifies here is what the provider sends.
@@ -381,6 +382,60 @@ def replay(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- interlock upload ------------------------------------------------------------------------------------------
+
+
+def _content_type(path: Path, data: bytes, given: str | None) -> str:
+    if given:
+        return given
+    if path.suffix.lower() == ".pdf" or data.startswith(b"%PDF-"):
+        return "application/pdf"
+    if path.suffix.lower() in (".txt", ".text"):
+        return "text/plain"
+    raise CliError(f"cannot tell the type of {path}: uploads are PDF or UTF-8 text; pass --content-type "
+                   "application/pdf or text/plain")
+
+
+def upload(args: argparse.Namespace) -> int:
+    """``POST /uploads`` signed with the form source's secret, then the PUT to the URL it answers: what a sender does
+    with a document too large for an event's body. The reference alone goes to standard output."""
+    from interlock.topology import UPLOAD_SOURCE
+
+    base = (args.url or _default_url()).rstrip("/")
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if not data:
+        raise CliError(f"{path} is empty")
+    content_type = _content_type(path, data, args.content_type)
+    source_secrets = _source_secrets(UPLOAD_SOURCE, "standard-webhooks", args.state_dir or _default_state_dir())
+    from interlock.webhooks.standard import signed_headers
+
+    body = json.dumps({"content_type": content_type, "size": len(data)}).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": "interlock-upload",
+               **signed_headers(source_secrets.signing[0], f"msg_{secrets.token_urlsafe(18)}", int(time.time()), body)}
+    response = _call("POST", f"{base}/uploads", base, content=body, headers=headers)
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if response.status_code != 201 or not isinstance(answer, dict):
+        reason = answer.get("message") if isinstance(answer, dict) else response.text.strip()[:200]
+        raise CliError(f"POST {base}/uploads refused the upload: {reason} ({response.status_code})")
+    # The URL is a credential for this one PUT: used, never printed.
+    put = _call("PUT", answer["url"], base, content=data, headers=answer["headers"])
+    if not put.is_success:
+        code = re.search(r"<Code>([^<]{1,100})</Code>", put.text)
+        raise CliError(f"the upload's PUT was refused: {code.group(1) if code else put.reason_phrase} "
+                       f"({put.status_code})")
+    print(f"Uploaded {path} ({len(data)} bytes, {answer['content_type']}); refer to it in an event as "
+          f'"document": {{"upload": "{answer["upload"]}"}}', file=sys.stderr)
+    print(answer["upload"])
+    return 0
+
+
 # -- the parser ------------------------------------------------------------------------------------------------
 
 
@@ -432,6 +487,18 @@ def build_parser() -> argparse.ArgumentParser:
     replay_cmd.add_argument("--url", help="where Interlock listens (default: INTERLOCK_URL or "
                                           f"http://127.0.0.1:<INTERLOCK_PORT or {DEFAULT_PORT}>)")
     replay_cmd.set_defaults(func=replay)
+
+    upload_cmd = commands.add_parser(
+        "upload", help="upload a document too large for an event (PDF or text) and print its reference")
+    upload_cmd.add_argument("file", metavar="FILE", help="the document: a PDF or a UTF-8 text file")
+    upload_cmd.add_argument("--content-type", choices=["application/pdf", "text/plain"],
+                            help="the document's type (default: told from its name or its first bytes)")
+    upload_cmd.add_argument("--url", help="where Interlock listens (default: INTERLOCK_URL or "
+                                          f"http://127.0.0.1:<INTERLOCK_PORT or {DEFAULT_PORT}>)")
+    upload_cmd.add_argument("--state-dir", type=Path, default=None,
+                            help="where `interlock run` keeps secrets.json, for the form source's secret (default: "
+                                 f"INTERLOCK_STATE_DIR or {DEFAULT_STATE_DIR})")
+    upload_cmd.set_defaults(func=upload)
     return parser
 
 

@@ -48,6 +48,8 @@ class RefKind(StrEnum):
     # The Secrets Manager secret holding the AI provider's API key: its name on AWS; locally empty (a laptop's
     # key comes from OPENAI_API_KEY in the environment).
     AI_KEY_SECRET = "ai_key_secret"
+    # The physical name of a bucket of the topology (name: the bucket's topology name).
+    BUCKET_NAME = "bucket_name"
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,10 @@ class Access(StrEnum):
     # GetSecretValue on the secret a connector's setting names (target: the setting), when it names one
     CONNECTOR_SECRET_READ = "connector_secret_read"
     AI_KEY_READ = "ai_key_read"
+    # s3:PutObject under the bucket's prefix (target: the bucket): what a presigned upload URL it signs can do
+    BUCKET_PUT = "bucket_put"
+    # s3:GetObject under the bucket's prefix, and s3:ListBucket so that a missing object is a 404, not a 403
+    BUCKET_READ = "bucket_read"
 
 
 @dataclass(frozen=True)
@@ -193,6 +199,16 @@ class Table:
 
 
 @dataclass(frozen=True)
+class Bucket:
+    """An S3 bucket: private, encrypted, TLS only; its objects under ``prefix``, deleted ``retention_setting``
+    days after they were written (a lifecycle rule). Locally, a bucket of the same name in moto."""
+
+    name: str
+    prefix: str
+    retention_setting: str  # the deployment setting holding the days an object is kept
+
+
+@dataclass(frozen=True)
 class WebhookSource:
     """``POST /webhooks/{name}`` (and ``GET``, for the provider's handshake), verified by ``scheme``: a key
     of ``interlock.webhooks.registry.SCHEMES``. Each source has its own secret, ``<secret_prefix><name>``."""
@@ -240,6 +256,7 @@ class Topology:
     webhook_sources: tuple[WebhookSource, ...]
     secret_prefix: str = "interlock/webhooks/"
     execution_watches: tuple[ExecutionWatch, ...] = ()
+    buckets: tuple[Bucket, ...] = ()
 
     def check_budgets(self) -> dict[str, float]:
         """Each Express machine's worst case in seconds (:mod:`interlock.kit.budget`); raises ``OverBudget`` for
@@ -274,6 +291,12 @@ class Topology:
             if sm.name == name:
                 return sm
         raise KeyError(f"no state machine named {name!r} in the topology")
+
+    def bucket(self, name: str) -> Bucket:
+        for bucket in self.buckets:
+            if bucket.name == name:
+                return bucket
+        raise KeyError(f"no bucket named {name!r} in the topology")
 
     def execution_watch(self, name: str) -> ExecutionWatch:
         for watch in self.execution_watches:
@@ -354,6 +377,11 @@ INGEST_QUEUE = "ingest"
 EXECUTION_FAILURES = "execution_failures"
 WAIT_SUFFIX = "-wait"  # a workflow's Standard machine is named <workflow>-wait
 
+# Documents too large for a webhook body (interlock.uploads): POST /uploads presigns a PUT into this bucket.
+UPLOADS_BUCKET = Bucket(name="uploads", prefix="uploads/", retention_setting="upload_retention_days")
+# The source whose signing secret authorises an upload: the sender of the events that refer to one.
+UPLOAD_SOURCE = "form"
+
 # Every webhook source: POST /webhooks/<name>, its secret <secret_prefix><name>, verified by its scheme.
 WEBHOOK_SOURCES = (
     WebhookSource("form", "standard-webhooks"),  # forms, internal tools, any Standard Webhooks / Svix sender
@@ -385,6 +413,16 @@ _WRITE = Grant(Access.TABLE_WRITE)
 
 def _env(**extra: str | Ref) -> dict[str, str | Ref]:
     return {**_COMMON_ENV, **extra}
+
+
+def _upload_read_env() -> dict[str, str | Ref]:
+    """What reading an upload needs (interlock.uploads.UploadReadSettings)."""
+    return {
+        "INTERLOCK_UPLOADS_BUCKET": Ref(RefKind.BUCKET_NAME, UPLOADS_BUCKET.name),
+        "INTERLOCK_UPLOAD_PREFIX": UPLOADS_BUCKET.prefix,
+        "INTERLOCK_UPLOAD_MAX_BYTES": Ref(RefKind.SETTING, "upload_max_bytes"),
+        "INTERLOCK_UPLOAD_RETENTION_DAYS": Ref(RefKind.SETTING, UPLOADS_BUCKET.retention_setting),
+    }
 
 
 def _ai_env() -> dict[str, str | Ref]:
@@ -437,6 +475,9 @@ def _worker(job: Job, workflows: tuple[Workflow, ...]) -> Function:
         grants.append(Grant(Access.AI_KEY_READ))
         env.update(_ai_env())
         memory = _AI_MEMORY_MB
+    if job is Job.VALIDATE:  # taking the document: a PDF's text, from an upload by its reference
+        grants.append(Grant(Access.BUCKET_READ, UPLOADS_BUCKET.name))
+        env.update(_upload_read_env())
     if job in (Job.NOTIFY, Job.APPROVE):
         grants.append(Grant(Access.SES_SEND))
     if job is Job.WAIT:  # a wait whose event came first is resumed by its own registration
@@ -554,6 +595,21 @@ def build(extra_workflows: str | None = None) -> Topology:
             grants=(_READ, _WRITE),
             env=_env(),
         ),
+        Function(
+            name="uploads_api",
+            module="http_uploads",
+            description="POST /uploads: a presigned PUT URL and a reference, for a document too large for a webhook",
+            grants=(Grant(Access.SECRETS_READ, UPLOAD_SOURCE), Grant(Access.BUCKET_PUT, UPLOADS_BUCKET.name)),
+            env={
+                **{k: v for k, v in _COMMON_ENV.items() if k.startswith("POWERTOOLS_")},
+                **_upload_read_env(),
+                "INTERLOCK_UPLOAD_URL_TTL_SECONDS": Ref(RefKind.SETTING, "upload_url_ttl_seconds"),
+                "INTERLOCK_UPLOAD_ENDPOINT_URL": Ref(RefKind.SETTING, "upload_endpoint_url"),
+                "INTERLOCK_UPLOAD_SOURCE": UPLOAD_SOURCE,
+                "INTERLOCK_SECRET_PREFIX": Ref(RefKind.SECRET_PREFIX),
+                "INTERLOCK_ENABLED_SOURCES": Ref(RefKind.WEBHOOK_SOURCES),
+            },
+        ),
         *(_worker(job, workflows) for job in Job),
     )
     routes = (
@@ -566,6 +622,9 @@ def build(extra_workflows: str | None = None) -> Topology:
         Route("GET", "/approvals/{token}", "approvals_api"),
         Route("HEAD", "/approvals/{token}", "approvals_api"),
         Route("POST", "/approvals/{token}", "approvals_api"),
+        # Signed as a form webhook (the form source's secret), by the sender that posts the events: no AWS
+        # credentials needed, and no open write into the bucket.
+        Route("POST", "/uploads", "uploads_api"),
     )
     queues = (
         Queue(name=INGEST_QUEUE, consumer="ingest_router", batch_size=10, visibility_timeout_seconds=180,
@@ -590,6 +649,7 @@ def build(extra_workflows: str | None = None) -> Topology:
         state_machines=state_machines,
         webhook_sources=WEBHOOK_SOURCES,
         execution_watches=execution_watches,
+        buckets=(UPLOADS_BUCKET,),
     )
 
 
@@ -646,6 +706,13 @@ class DeploymentSettings:
     ai_prices: str = ""
     # An OpenAI-compatible endpoint (Azure OpenAI's v1 URL, vLLM, Ollama, a LiteLLM proxy); empty: OpenAI.
     openai_base_url: str = ""
+    # Uploads (interlock.uploads; docs/finance.md, Take the document): how long a presigned URL works, the largest
+    # document, the days an upload is kept (the bucket's lifecycle), and where URLs point (empty: S3 itself;
+    # locally the runtime's own /_local/uploads).
+    upload_url_ttl_seconds: str = "300"
+    upload_max_bytes: str = str(20 * 1024 * 1024)
+    upload_retention_days: str = "3"
+    upload_endpoint_url: str = ""
     # -- the AWS stack only (infra/; docs/deploy.md) --
     # Who the alarm topic emails (an SNS email subscription, confirmed by a link); empty: nobody, and
     # synthesis warns.
@@ -657,6 +724,7 @@ class DeploymentSettings:
     api_rate_webhooks: str = "50"
     api_rate_approvals: str = "10"
     api_rate_runs: str = "10"
+    api_rate_uploads: str = "10"
     # Requests per source IP per 5 minutes above which a WAF web ACL on the API stage blocks; empty: no WAF.
     waf_rate_limit: str = ""
     # "false" drops the functions' reserved concurrency (an account whose concurrency quota is too small).

@@ -19,7 +19,7 @@ from interlock.local import env as local_env
 from interlock.local import get_logger, persistence
 from interlock.local.functions import ACCOUNT_ID, REGION, LocalLambda, cold_start_reset
 from interlock.local.secrets import render as render_secret
-from interlock.topology import APP_NAME, ExecutionWatch, Queue, StateMachine, StateMachineType, Topology
+from interlock.topology import APP_NAME, Bucket, ExecutionWatch, Queue, StateMachine, StateMachineType, Topology
 from interlock.webhooks.base import SourceSecrets
 
 log = get_logger(__name__)
@@ -221,6 +221,7 @@ class LocalCloud:
         self._verify_sender()
         machines = {sm.name: self._create_state_machine(sm) for sm in self.topology.state_machines}
         self.watch_dlq_urls = {watch.name: self._create_watch_dlq(watch) for watch in self.topology.execution_watches}
+        buckets = {bucket.name: self._create_bucket(bucket) for bucket in self.topology.buckets}
         return local_env.Deployed(
             table_name=table_name,
             api_url=self.api_url,
@@ -231,6 +232,7 @@ class LocalCloud:
             function_arns={fn.name: self.functions.arn(fn.name) for fn in self.topology.functions},
             workflow_arns={sm.workflow: machines[sm.name] for sm in self.topology.state_machines
                            if sm.type is StateMachineType.EXPRESS},
+            bucket_names=buckets,
         )
 
     def _create_table(self) -> str:
@@ -280,6 +282,20 @@ class LocalCloud:
     def _queue_arn(self, url: str) -> str:
         attributes = self.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
         return str(attributes["Attributes"]["QueueArn"])
+
+    def _create_bucket(self, bucket: Bucket) -> str:
+        """The bucket, private as on AWS; the lifecycle expiry is the reader's age check here (moto keeps the rule
+        but never applies it)."""
+        name = resource_name(bucket.name)
+        s3 = self.client("s3")
+        s3.create_bucket(Bucket=name)
+        blocked = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+        s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=dict.fromkeys(blocked, True))
+        days = int(local_env.setting(bucket.retention_setting, self.api_url, self.environ))
+        s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": [{
+            "ID": "expire", "Status": "Enabled", "Filter": {"Prefix": bucket.prefix},
+            "Expiration": {"Days": days}, "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]})
+        return name
 
     def _create_watch_dlq(self, watch: ExecutionWatch) -> str:
         url = str(self.client("sqs").create_queue(

@@ -43,6 +43,7 @@ class Deployed:
     function_arns: dict[str, str] = field(default_factory=dict)
     # workflow -> the ARN of its automatic state machine (what RefKind.STATE_MACHINE_ARNS resolves to, as JSON)
     workflow_arns: dict[str, str] = field(default_factory=dict)
+    bucket_names: dict[str, str] = field(default_factory=dict)  # topology name -> the bucket's name in moto
 
 
 def local_setting_defaults(api_url: str) -> dict[str, str]:
@@ -54,6 +55,7 @@ def local_setting_defaults(api_url: str) -> dict[str, str]:
         "helpdesk_base_url": f"{api_url}/_local/helpdesk",
         "enrichment_base_url": f"{api_url}/_local/enrichment",
         "slack_api_url": f"{api_url}/_local/slack",
+        "upload_endpoint_url": f"{api_url}/_local/uploads",  # S3's presigned PUT, served by the gateway
         "slack_token": FAKE_SLACK_TOKEN,  # the local fake Slack's bot token (a deployment names a secret instead)
     }
 
@@ -98,6 +100,7 @@ def resolve(ref: Ref, deployed: Deployed, environ: Mapping[str, str]) -> str:
         RefKind.QUEUE_URL: deployed.queue_urls,
         RefKind.STATE_MACHINE_ARN: deployed.state_machine_arns,
         RefKind.FUNCTION_ARN: deployed.function_arns,
+        RefKind.BUCKET_NAME: deployed.bucket_names,
     }
     if ref.kind is RefKind.TABLE_NAME:
         return deployed.table_name

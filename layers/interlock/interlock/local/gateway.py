@@ -41,6 +41,7 @@ from interlock.local import get_logger
 from interlock.local.fakes import LocalFakes
 from interlock.local.functions import ACCOUNT_ID, Invocation
 from interlock.local.http_types import Request, Response, json_response
+from interlock.local.uploads import LocalUploads
 from interlock.safe_log import printable
 from interlock.topology import Route, Topology
 
@@ -277,6 +278,10 @@ class Gateway:
         self.routes = RouteTable(topology.routes)
         self._credential_prefixes = _credential_prefixes(topology.routes)
         self.fakes = fakes or LocalFakes()
+        # S3's presigned PUT for the topology's buckets (interlock.local.uploads), in moto's bucket of that name.
+        from interlock.local.cloud import resource_name
+
+        self.uploads = LocalUploads(topology.buckets, resource_name)
         self._invoke: Invoke | None = None
         self._server = _Server((host, port), _handler_class(self))
         self._server.daemon_threads = True
@@ -342,8 +347,17 @@ class Gateway:
                 return "/" + "".join(f"{part}/" for part in prefix)
         return None
 
+    def body_limit(self, raw_path: str) -> int:
+        """The largest body the gateway reads for ``raw_path``: API Gateway's 10 MiB, or, for an upload's PUT to the
+        local S3 endpoint, the uploads' own cap (S3 takes up to 5 GB in one PUT)."""
+        if self.uploads.handles(unquote(raw_path)):
+            return max(MAX_BODY_BYTES, self.uploads.body_limit())
+        return MAX_BODY_BYTES
+
     def respond(self, request: Request, raw_path: str, source_ip: str) -> Response:
         """The gateway's answer to one request (kept free of sockets so it is testable directly)."""
+        if self.uploads.handles(request.path):
+            return self.uploads.handle(request)
         if self.fakes.handles(request.path):
             return self.fakes.handle(request)
         try:
@@ -485,11 +499,11 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             raw_path, raw_query = _split_target(self.path)
             shown = gateway.loggable(self.command, raw_path, raw_query)
             try:
-                body = self._read_body()
+                body = self._read_body(gateway.body_limit(raw_path))
             # Each console line is written before its answer, so that whoever has the answer can find its line.
             except _PayloadTooLarge:
                 self.close_connection = True
-                log.info("%s -> 413 (the body is over %d bytes)", shown, MAX_BODY_BYTES)
+                log.info("%s -> 413 (the body is over %d bytes)", shown, gateway.body_limit(raw_path))
                 self._write(json_response(413, {"message": "Request Too Long"}))
                 return
             except _BadRequest as exc:
@@ -517,7 +531,7 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             log.info("%s -> %d (%.0f ms)", shown, response.status, (time.monotonic() - started) * 1000)
             self._write(response)
 
-        def _read_body(self) -> bytes:
+        def _read_body(self, limit: int = MAX_BODY_BYTES) -> bytes:
             codings = [c.strip().lower() for v in self.headers.get_all("Transfer-Encoding") or [] for c in v.split(",")]
             lengths = {v.strip() for v in self.headers.get_all("Content-Length") or []}
             if codings:
@@ -525,21 +539,21 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                     raise _BadRequest("both Content-Length and Transfer-Encoding")
                 if codings != ["chunked"]:
                     raise _BadRequest("a Transfer-Encoding other than chunked")
-                return self._read_chunked()
+                return self._read_chunked(limit)
             if not lengths:
                 return b""
             (value,) = lengths if len(lengths) == 1 else ("",)
             if not _CONTENT_LENGTH.fullmatch(value):
                 raise _BadRequest("a Content-Length that is not one decimal number")
             length = int(value)
-            if length > MAX_BODY_BYTES:
+            if length > limit:
                 raise _PayloadTooLarge
             body = self.rfile.read(length) if length else b""
             if len(body) < length:
                 raise _BadRequest("a body shorter than its Content-Length")
             return body
 
-        def _read_chunked(self) -> bytes:
+        def _read_chunked(self, limit: int) -> bytes:
             chunks: list[bytes] = []
             total = 0
             while True:
@@ -559,7 +573,7 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                             raise _BadRequest("a chunked body that is cut off")
                     raise _BadRequest("too many trailer lines")
                 total += size
-                if total > MAX_BODY_BYTES:
+                if total > limit:
                     raise _PayloadTooLarge
                 chunk = self.rfile.read(size)
                 if len(chunk) < size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
