@@ -147,3 +147,17 @@ def test_given_no_payment_then_a_reminder_then_customer_success(short_wait: Runt
     note = text(to_success)
     assert invoice in note and run_id in note
     assert "ada@example.com" not in note  # the customer's address stays out of the internal note
+
+
+def test_given_a_restart_while_waiting_then_the_payment_still_ends_the_wait(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    for rt in _start(tmp_path_factory.mktemp("recovery-restart")):
+        invoice = new_invoice()
+        run_id = post(rt, "invoice.payment_failed", invoice)
+        rt.wait_status(run_id, "waiting")
+        rt.restart()
+
+        post(rt, "invoice.paid", invoice)
+        done = rt.wait_status(run_id, "completed")
+        assert last(done)["details"]["outcome"] == "paid"
+        assert len(emails_about(rt, "ada@example.com", invoice)) == 1  # the dunning email, not sent again
