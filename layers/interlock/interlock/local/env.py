@@ -43,6 +43,8 @@ class Deployed:
     function_arns: dict[str, str] = field(default_factory=dict)
     # workflow -> the ARN of its automatic state machine (what RefKind.STATE_MACHINE_ARNS resolves to, as JSON)
     workflow_arns: dict[str, str] = field(default_factory=dict)
+    # a workflow table's declared name -> its physical name (what RefKind.WORKFLOW_TABLE_NAME resolves to)
+    workflow_tables: dict[str, str] = field(default_factory=dict)
 
 
 def local_setting_defaults(api_url: str) -> dict[str, str]:
@@ -98,6 +100,7 @@ def resolve(ref: Ref, deployed: Deployed, environ: Mapping[str, str]) -> str:
         RefKind.QUEUE_URL: deployed.queue_urls,
         RefKind.STATE_MACHINE_ARN: deployed.state_machine_arns,
         RefKind.FUNCTION_ARN: deployed.function_arns,
+        RefKind.WORKFLOW_TABLE_NAME: deployed.workflow_tables,
     }
     if ref.kind is RefKind.TABLE_NAME:
         return deployed.table_name
