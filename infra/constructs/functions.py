@@ -10,7 +10,7 @@ and the approval step needs the API's URL.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -55,6 +55,10 @@ CODE_EXCLUDES = ["__pycache__", "*.pyc", "*.pyo", ".pytest_cache", ".mypy_cache"
 TABLE_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem")
 TABLE_WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem")
 TABLE_DELETE_ACTIONS = ("dynamodb:DeleteItem",)
+# A workflow's own table: its steps read and write their records (an invoice ledger) as they see fit.
+WORKFLOW_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan",
+                          "dynamodb:ConditionCheckItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                          "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
 # An approval decision, approved or rejected, is a SendTaskSuccess with the decision (interlock/approvals.py).
 TASK_RESPONSE_ACTIONS = ("states:SendTaskSuccess",)
 
@@ -77,6 +81,8 @@ class WiringTargets:
     secrets: WebhookSecrets
     email: ApprovalEmail
     ai_key: AiKeySecret
+    # the workflows' own tables, by declared name (infra/constructs/triggers.py)
+    workflow_tables: Mapping[str, dynamodb.ITable] = field(default_factory=dict)
 
 
 class LambdaFunction(Construct):
@@ -171,6 +177,8 @@ class LambdaFunction(Construct):
                 return topology.enabled_sources(deployment_setting(self, "enabled_sources"))
             case RefKind.AI_KEY_SECRET:
                 return targets.ai_key.name
+            case RefKind.WORKFLOW_TABLE_NAME:
+                return _lookup(targets.workflow_tables, ref.name, "workflow table").table_name
         raise ValueError(f"function {self.spec.name!r}: no CDK resolution for {ref!r}")
 
     def apply(self, grant: Grant, targets: WiringTargets) -> None:
@@ -205,6 +213,10 @@ class LambdaFunction(Construct):
                         self.role)
             case Access.AI_KEY_READ:
                 targets.ai_key.grant_read(self.role)
+            case Access.WORKFLOW_TABLE_READ_WRITE:
+                table = _lookup(targets.workflow_tables, grant.target, "workflow table")
+                iam.Grant.add_to_principal(grantee=self.role, actions=list(WORKFLOW_TABLE_ACTIONS),
+                                           resource_arns=[table.table_arn])
             case _:
                 raise ValueError(f"function {self.spec.name!r}: no CDK realisation for grant {grant!r}")
 

@@ -61,6 +61,10 @@ GRANT_ACTIONS = {
     Access.AI_KEY_READ: {"secretsmanager:GetSecretValue"},  # what Powertools' get_secret calls, nothing more
     # only when the deployment names the connector's secret (none by default; test_kit_stack names one)
     Access.CONNECTOR_SECRET_READ: set(),
+    # a workflow's own table, when a workflow declares one (test_triggers_stack.py)
+    Access.WORKFLOW_TABLE_READ_WRITE: {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan",
+                                       "dynamodb:ConditionCheckItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                                       "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"},
 }
 QUEUE_CONSUMER_ACTIONS = {
     "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
