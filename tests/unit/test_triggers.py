@@ -238,3 +238,22 @@ def test_a_stream_record_with_a_malformed_sequence_number_or_arn_is_poison() -> 
     for body in (bad_seq, bad_arn):
         with pytest.raises(PoisonMessage, match="StreamRecord"):
             parse_message(json.dumps(body))
+
+
+def test_a_step_reaches_the_tables_its_workflow_declares_by_their_physical_names_and_no_other(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from interlock.kit.context import NotGranted, Services, StepContext
+    from interlock.kit.services import _table
+
+    ctx = StepContext(run_id="r", attempt=0, workflow="wf", step="s", deadline=None,
+                      services=Services(timeline=None, tables=_table), tables=("tickets",))  # type: ignore[arg-type]
+    monkeypatch.setenv("INTERLOCK_TABLE_TICKETS", "stack-TicketsTable-1X2Y")
+    monkeypatch.setenv("INTERLOCK_TABLE_OTHER", "someone-elses")
+
+    assert ctx.table("tickets") == "stack-TicketsTable-1X2Y"
+    with pytest.raises(NotGranted, match="did not declare"):
+        ctx.table("other")  # its variable is set (another workflow's), but this workflow did not declare it
+    monkeypatch.delenv("INTERLOCK_TABLE_TICKETS")
+    with pytest.raises(NotGranted, match="not given"):
+        ctx.table("tickets")  # declared, but this worker was given no name for it
