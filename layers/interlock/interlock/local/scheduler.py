@@ -292,7 +292,7 @@ class LocalScheduler:
             return {}
 
     def _save(self) -> None:
-        if self.state_path is None:
+        if self.state_path is None or not self.cursors:
             return
         data = {"schedules": {key: {"anchor": c.anchor.isoformat(), "last": c.last.isoformat()}
                               for key, c in self.cursors.items()}}
