@@ -25,6 +25,7 @@ from infra.constructs.monitoring import Monitoring
 from infra.constructs.queues import WorkQueues
 from infra.constructs.secrets import WebhookSecrets
 from infra.constructs.storage import TimelineStorage
+from infra.constructs.triggers import Schedules, StatusPipes, WorkflowTables
 from infra.constructs.uploads import UploadBuckets
 from infra.constructs.watchdog import ExecutionWatches
 from infra.constructs.workflows import Workflows
@@ -55,6 +56,11 @@ class InterlockStack(Stack):
         self.storage = TimelineStorage(self, "Storage", spec=topology.table)
         self.queues = WorkQueues(self, "Queues", specs=topology.queues)
         self.buckets = UploadBuckets(self, "Buckets", specs=topology.buckets)
+        # The workflows' own tables, and the triggers that are not webhooks, into the ingest queue.
+        self.workflow_tables = WorkflowTables(self, "WorkflowTables", specs=topology.workflow_tables)
+        self.schedules = Schedules(self, "Schedules", specs=topology.schedules, queues=self.queues)
+        self.status_pipes = StatusPipes(self, "StatusChanges", specs=topology.status_pipes,
+                                        tables=self.workflow_tables.by_name, queues=self.queues)
         self.secrets = WebhookSecrets(self, "WebhookSecrets", topology=topology)
         self.ai_key = AiKeySecret(self, "AiKey")
         self.email = ApprovalEmail(
@@ -83,6 +89,7 @@ class InterlockStack(Stack):
                 email=self.email,
                 ai_key=self.ai_key,
                 buckets=self.buckets.by_name,
+                workflow_tables=self.workflow_tables.by_name,
             )
         )
         self.monitoring = Monitoring(
@@ -120,6 +127,9 @@ class InterlockStack(Stack):
             CfnOutput(self, f"{construct_id(bucket.spec.name)}BucketName", value=bucket.bucket.bucket_name,
                       description=f"The {bucket.spec.name} bucket: objects under {bucket.spec.prefix}, kept "
                                   f"{bucket.retention_days} days (docs/deploy.md, Uploads)")
+        for name, table in self.workflow_tables.by_name.items():
+            CfnOutput(self, f"{construct_id(name)}WorkflowTableName", value=table.table_name,
+                      description=f"The workflow table {name}")
         CfnOutput(self, "AiApiKeySecretName", value=self.ai_key.secret.secret_name,
                   description="Put the AI provider's API key here; without one, decisions are made offline "
                               "(docs/deploy.md, AI decisions)")

@@ -56,6 +56,10 @@ CODE_EXCLUDES = ["__pycache__", "*.pyc", "*.pyo", ".pytest_cache", ".mypy_cache"
 TABLE_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem")
 TABLE_WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem")
 TABLE_DELETE_ACTIONS = ("dynamodb:DeleteItem",)
+# A workflow's own table: its steps read and write their records (an invoice ledger) as they see fit.
+WORKFLOW_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan",
+                          "dynamodb:ConditionCheckItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                          "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
 # An approval decision, approved or rejected, is a SendTaskSuccess with the decision (interlock/approvals.py).
 TASK_RESPONSE_ACTIONS = ("states:SendTaskSuccess",)
 
@@ -79,6 +83,8 @@ class WiringTargets:
     email: ApprovalEmail
     ai_key: AiKeySecret
     buckets: Mapping[str, TopologyBucket] = field(default_factory=dict)
+    # the workflows' own tables, by declared name (infra/constructs/triggers.py)
+    workflow_tables: Mapping[str, dynamodb.ITable] = field(default_factory=dict)
 
 
 class LambdaFunction(Construct):
@@ -175,6 +181,8 @@ class LambdaFunction(Construct):
                 return targets.ai_key.name
             case RefKind.BUCKET_NAME:
                 return _lookup(targets.buckets, ref.name, "bucket").bucket.bucket_name
+            case RefKind.WORKFLOW_TABLE_NAME:
+                return _lookup(targets.workflow_tables, ref.name, "workflow table").table_name
         raise ValueError(f"function {self.spec.name!r}: no CDK resolution for {ref!r}")
 
     def apply(self, grant: Grant, targets: WiringTargets) -> None:
@@ -216,6 +224,10 @@ class LambdaFunction(Construct):
                 targets.ai_key.grant_read(self.role)
             case Access.BUCKET_PUT | Access.BUCKET_READ:
                 _lookup(targets.buckets, grant.target, "bucket").grant(self.role, grant.access)
+            case Access.WORKFLOW_TABLE_READ_WRITE:
+                table = _lookup(targets.workflow_tables, grant.target, "workflow table")
+                iam.Grant.add_to_principal(grantee=self.role, actions=list(WORKFLOW_TABLE_ACTIONS),
+                                           resource_arns=[table.table_arn])
             case _:
                 raise ValueError(f"function {self.spec.name!r}: no CDK realisation for grant {grant!r}")
 

@@ -65,6 +65,10 @@ GRANT_ACTIONS = {
     # under the bucket's prefix; ListBucket on the bucket, so that a missing upload is a 404 (constructs/uploads.py)
     Access.BUCKET_PUT: {"s3:PutObject"},
     Access.BUCKET_READ: {"s3:GetObject", "s3:ListBucket"},
+    # a workflow's own table, when a workflow declares one (test_triggers_stack.py)
+    Access.WORKFLOW_TABLE_READ_WRITE: {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan",
+                                       "dynamodb:ConditionCheckItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                                       "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"},
 }
 QUEUE_CONSUMER_ACTIONS = {
     "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",

@@ -1,5 +1,5 @@
 """The ``interlock`` command: ``run`` the embedded local cloud, ``send`` it a signed webhook, ``replay`` a run,
-``upload`` a document too large for an event.
+``upload`` a document too large for an event, ``trigger`` a schedule.
 
 ``send`` signs a sample the way the source's provider does, with the provider's plug-in's
 ``sender_headers`` (``interlock.webhooks.sources``), so what verifies here is what the provider sends.
@@ -436,6 +436,31 @@ def upload(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- interlock trigger ------------------------------------------------------------------------------------------
+
+
+def trigger(args: argparse.Namespace) -> int:
+    """Fire a schedule now: ``POST /_local/scheduler/trigger`` on the running local runtime."""
+    base = (args.url or _default_url()).rstrip("/")
+    endpoint = f"{base}/_local/scheduler/trigger"
+    response = _call("POST", endpoint, base, json={"schedule": args.schedule})
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        answer = {}
+    if response.status_code == 404 and answer.get("error") != "unknown_schedule":
+        raise CliError(f"{base} has no local scheduler: `interlock trigger` talks to `interlock run` (a deployment's "
+                       "schedules are EventBridge Scheduler's)")
+    if not response.is_success:
+        reason = answer.get("message") or response.text.strip()[:200] or response.reason_phrase
+        raise CliError(f"cannot fire {args.schedule!r}: {reason}")
+    print(f"Schedule {answer.get('schedule')} fired for {answer.get('scheduled_time')}: run {answer.get('run_id')}")
+    print(f"Watch it:\n  curl -s {base}/runs/{answer.get('run_id')}")
+    return 0
+
+
 # -- the parser ------------------------------------------------------------------------------------------------
 
 
@@ -499,6 +524,13 @@ def build_parser() -> argparse.ArgumentParser:
                             help="where `interlock run` keeps secrets.json, for the form source's secret (default: "
                                  f"INTERLOCK_STATE_DIR or {DEFAULT_STATE_DIR})")
     upload_cmd.set_defaults(func=upload)
+    trigger_cmd = commands.add_parser(
+        "trigger", help="fire a workflow's schedule now on the running local runtime, and print its run id")
+    trigger_cmd.add_argument("schedule", metavar="WORKFLOW.SCHEDULE",
+                             help="the schedule, as its workflow declares it (the banner lists them)")
+    trigger_cmd.add_argument("--url", help="where Interlock listens (default: INTERLOCK_URL or "
+                                           f"http://127.0.0.1:<INTERLOCK_PORT or {DEFAULT_PORT}>)")
+    trigger_cmd.set_defaults(func=trigger)
     return parser
 
 

@@ -10,6 +10,7 @@ counted as ``RunsIgnored``, never alarmed on. Any other event is not dropped: it
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -19,10 +20,11 @@ from interlock import aws
 from interlock.kit import registry
 from interlock.models import EntryState, Envelope, TimelineEntry
 from interlock.observability import count, logger
-from interlock.timeline import TimelineStore
+from interlock.timeline import DedupeState, TimelineStore
 
 if TYPE_CHECKING:
     from interlock.kit.correlation import Correlation
+    from interlock.kit.triggers import ScheduleMessage, StreamRecord
 
 
 def route_for(source: str, event_type: str) -> str | None:
@@ -104,15 +106,16 @@ class Router:
             raise RuntimeError("this router has no correlation store, and an event needs one")
         return self._correlation()
 
-    def route(self, envelope: Envelope, acceptance: str | None = None) -> None:
+    def route(self, envelope: Envelope, acceptance: str | None = None, confirm_queued: bool = True) -> None:
         """Start the envelope's workflow. ``acceptance`` is the token of the ingest delivery that queued it (the
         message's ``acceptance`` attribute): a message whose acceptance another delivery took over is superseded
         by that delivery's own message, and dropped (the execution name, the run id, makes a second start a
-        no-op anyway; this keeps the superseded one from touching the run at all)."""
+        no-op anyway; this keeps the superseded one from touching the run at all). ``confirm_queued=False``: the
+        caller confirms the acceptance itself, once the run is started (:meth:`accept_trigger`)."""
         logger.append_keys(correlation_id=envelope.run_id)
         # It reached the queue: later deliveries of the same event are duplicates, even if the ingest
         # function died before it could say so itself.
-        if not self.store.mark_queued(envelope, acceptance, read_first=True):
+        if confirm_queued and not self.store.mark_queued(envelope, acceptance, read_first=True):
             count("MessagesSuperseded")
             logger.info("message superseded: a later delivery took the event's acceptance over")
             return
@@ -229,3 +232,64 @@ class Router:
             state=state, step="correlation", details={**details, "event_type": envelope.type}), workflow=workflow)
         count("RunsCompleted" if state is EntryState.COMPLETED else "RunsIgnored")
         logger.info("event matched by correlation key", extra={"reason": details["reason"]})
+
+    # -- the triggers that are not webhooks (interlock.kit.triggers) -------------------------------------------
+
+    def accept_trigger(self, message: ScheduleMessage | StreamRecord, delivery: str) -> None:
+        """A schedule's firing or a table's status change, straight off the queue: make its envelope, create its run
+        (as the ingest does for a webhook: ``received``, the envelope kept, the dedupe key), then start it.
+
+        ``delivery`` is the queue message's id: the acceptance token. Its dedupe key (the scheduled time, the
+        stream record's sequence number) stays ``accepting`` until the run is started, then is marked ``queued``:
+
+        * the same message again (SQS redelivers it after a crash) finds its own token and starts the run (the
+          execution name makes a second start a no-op);
+        * another message for the same firing or record (Scheduler's retry, the DLQ redriven) is a duplicate and
+          starts nothing, unless the acceptance was abandoned (``accepting`` for longer than
+          ``TRIGGER_STALE_SECONDS``): then it takes the acceptance over and starts the run, so none is lost.
+        """
+        from interlock.kit.triggers import TRIGGER_DEDUPE_TTL_SECONDS, trigger_envelope
+        from interlock.models import utcnow
+
+        envelope = trigger_envelope(message, utcnow())
+        if envelope is None:
+            count("StatusChangesFiltered")
+            logger.info("stream record filtered out: no status change a workflow declares",
+                        extra={"event_name": getattr(message, "eventName", None)})
+            return
+        logger.append_keys(correlation_id=envelope.run_id)
+        created = self.store.create_run_once(envelope, TRIGGER_DEDUPE_TTL_SECONDS, delivery)
+        if not created and not self._resumable(envelope, delivery):
+            return
+        self.route(envelope, delivery, confirm_queued=False)
+        # Started: from now on a delivery with its dedupe key is a duplicate (False: taken over meanwhile by another
+        # delivery, which starts the same execution).
+        self.store.mark_queued(envelope, delivery)
+
+    def _resumable(self, envelope: Envelope, delivery: str) -> bool:
+        """Whether this delivery goes on to start a trigger's run whose dedupe key exists already; otherwise it is a
+        duplicate, recorded once on the run."""
+        from interlock.kit.triggers import TRIGGER_STALE_SECONDS
+
+        held = self.store.dedupe_record(envelope.dedupe_key)
+        if held is not None and held.token == delivery:
+            if held.state is DedupeState.ACCEPTING:
+                logger.warning("a trigger's run was created but not started; starting it now")
+                return True
+            logger.info("trigger message delivered again after its run was started")
+            return False
+        if (held is not None and held.state is DedupeState.ACCEPTING
+                and time.time() - held.accepted_at >= TRIGGER_STALE_SECONDS
+                and self.store.take_over(envelope, held, delivery)):
+            logger.warning("taking over an abandoned trigger acceptance", extra={"accepted_at": held.accepted_at})
+            return True
+        self.store.record_once(
+            held.run_id if held is not None else envelope.run_id,
+            TimelineEntry(state=EntryState.DUPLICATE, step="router",
+                          details={"event_source": envelope.source, "event_type": envelope.type,
+                                   "event_id": envelope.event_id}),
+            key=f"duplicate:{delivery}",
+        )
+        count("EventsDuplicate")
+        logger.info("duplicate trigger: its run exists already", extra={"event_type": envelope.type})
+        return False

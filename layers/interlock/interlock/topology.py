@@ -50,6 +50,8 @@ class RefKind(StrEnum):
     AI_KEY_SECRET = "ai_key_secret"
     # The physical name of a bucket of the topology (name: the bucket's topology name).
     BUCKET_NAME = "bucket_name"
+    # The physical name of a workflow's own table (name: the table's declared name, WorkflowTable).
+    WORKFLOW_TABLE_NAME = "workflow_table_name"
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ class Access(StrEnum):
     BUCKET_PUT = "bucket_put"
     # s3:GetObject under the bucket's prefix, and s3:ListBucket so that a missing object is a 404, not a 403
     BUCKET_READ = "bucket_read"
+    # Read and write items of a workflow's own table (target: its declared name), what its jobs' workers get
+    WORKFLOW_TABLE_READ_WRITE = "workflow_table_read_write"
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,65 @@ class Bucket:
 
 
 @dataclass(frozen=True)
+class WorkflowTable:
+    """A table a workflow declares (``kit.DataTable``): its records, read and written by its jobs' workers; with
+    its stream on (new and old images) when a status change watches it."""
+
+    name: str
+    workflow: str
+    partition_key: str
+    sort_key: str | None = None
+    stream: bool = False
+
+    @property
+    def env_var(self) -> str:
+        from interlock.kit.triggers import table_variable
+
+        return table_variable(self.name)
+
+
+@dataclass(frozen=True)
+class ScheduleTarget:
+    """A workflow's schedule (``kit.Schedule``): on AWS an EventBridge Scheduler schedule whose target is ``queue``
+    with the fixed input ``message`` (Scheduler fills in its scheduled time), flexible time window off, retried
+    for ``max_event_age_seconds`` and then sent to the queue's DLQ; locally ``interlock.local.scheduler``."""
+
+    workflow: str
+    name: str
+    expression: str
+    timezone: str
+    queue: str
+    message: str
+    retry_attempts: int = 185
+    max_event_age_seconds: int = 24 * 3600
+
+    @property
+    def id(self) -> str:
+        """``<workflow>.<schedule>``: what ``interlock trigger`` names, and the envelope's type."""
+        return f"{self.workflow}.{self.name}"
+
+
+@dataclass(frozen=True)
+class StatusPipe:
+    """A workflow's status change (``kit.StatusChange``): on AWS an EventBridge Pipe from ``table``'s stream, its
+    filter ``pattern`` (JSON, ``kit.triggers.status_change_pattern``), to ``queue``; records it cannot deliver go to
+    the queue's DLQ. Locally ``interlock.local.streams`` applies the same pattern to moto's stream."""
+
+    workflow: str
+    name: str
+    table: str
+    pattern: str
+    queue: str
+    batch_size: int = 10  # an SQS target's largest batch
+    retry_attempts: int = 10
+    max_record_age_seconds: int = 24 * 3600
+
+    @property
+    def id(self) -> str:
+        return f"{self.workflow}.{self.name}"
+
+
+@dataclass(frozen=True)
 class WebhookSource:
     """``POST /webhooks/{name}`` (and ``GET``, for the provider's handshake), verified by ``scheme``: a key
     of ``interlock.webhooks.registry.SCHEMES``. Each source has its own secret, ``<secret_prefix><name>``."""
@@ -257,6 +320,10 @@ class Topology:
     secret_prefix: str = "interlock/webhooks/"
     execution_watches: tuple[ExecutionWatch, ...] = ()
     buckets: tuple[Bucket, ...] = ()
+    # The workflows' own tables, schedules and status changes (docs/finance.md, Triggers that are not webhooks).
+    workflow_tables: tuple[WorkflowTable, ...] = ()
+    schedules: tuple[ScheduleTarget, ...] = ()
+    status_pipes: tuple[StatusPipe, ...] = ()
 
     def check_budgets(self) -> dict[str, float]:
         """Each Express machine's worst case in seconds (:mod:`interlock.kit.budget`); raises ``OverBudget`` for
@@ -297,6 +364,19 @@ class Topology:
             if bucket.name == name:
                 return bucket
         raise KeyError(f"no bucket named {name!r} in the topology")
+
+    def workflow_table(self, name: str) -> WorkflowTable:
+        for table in self.workflow_tables:
+            if table.name == name:
+                return table
+        raise KeyError(f"no workflow table named {name!r} in the topology")
+
+    def schedule(self, schedule_id: str) -> ScheduleTarget:
+        """The schedule ``<workflow>.<schedule>``."""
+        for target in self.schedules:
+            if target.id == schedule_id:
+                return target
+        raise KeyError(f"no schedule named {schedule_id!r} in the topology")
 
     def execution_watch(self, name: str) -> ExecutionWatch:
         for watch in self.execution_watches:
@@ -464,6 +544,9 @@ def _worker(job: Job, workflows: tuple[Workflow, ...]) -> Function:
     """The worker of ``job``: the table, plus what its kind of job needs and nothing else."""
     grants: list[Grant] = [_READ, _WRITE]
     env: dict[str, str | Ref] = _env()
+    for grant, variable, value in _workflow_tables_of(job, workflows):
+        grants.append(grant)
+        env[variable] = value
     for name in sorted({n for wf in workflows for n in wf.settings}):
         env[f"INTERLOCK_{name.upper()}"] = Ref(RefKind.SETTING, name)
     for connector in CONNECTORS.values():
@@ -503,6 +586,35 @@ def _event_waits(workflows: tuple[Workflow, ...]) -> list[str]:
     return [f"{wf.name}{WAIT_SUFFIX}" for wf in workflows if wf.resumers and wf.wait]
 
 
+def _workflow_tables_of(job: Job, workflows: tuple[Workflow, ...]) -> list[tuple[Grant, str, Ref]]:
+    """What the worker of ``job`` gets of the workflows' own tables: each table of a workflow that has steps of
+    that job, read and write, and its physical name in ``INTERLOCK_TABLE_<NAME>``."""
+    from interlock.kit.triggers import table_variable
+
+    return [(Grant(Access.WORKFLOW_TABLE_READ_WRITE, t.name), table_variable(t.name),
+             Ref(RefKind.WORKFLOW_TABLE_NAME, t.name))
+            for wf in workflows if job in wf.jobs for t in wf.tables]
+
+
+def _triggers(workflows: tuple[Workflow, ...]) -> tuple[tuple[WorkflowTable, ...], tuple[ScheduleTarget, ...],
+                                                        tuple[StatusPipe, ...]]:
+    """The workflows' tables, schedules and status-change pipes, all into the ingest queue."""
+    import json
+
+    from interlock.kit.triggers import schedule_message_template, status_change_pattern
+
+    tables = tuple(WorkflowTable(t.name, wf.name, t.partition_key, t.sort_key,
+                                 stream=any(c.table == t.name for c in wf.status_changes))
+                   for wf in workflows for t in wf.tables)
+    schedules = tuple(ScheduleTarget(wf.name, s.name, s.expression, s.timezone, INGEST_QUEUE,
+                                     schedule_message_template(wf.name, s.name))
+                      for wf in workflows for s in wf.schedules)
+    pipes = tuple(StatusPipe(wf.name, c.name, c.table, json.dumps(status_change_pattern(c), sort_keys=True),
+                             INGEST_QUEUE)
+                  for wf in workflows for c in wf.status_changes)
+    return tables, schedules, pipes
+
+
 _WORKER_PLACEHOLDER = re.compile(r"\$\{Worker_([a-z]+)\}")
 _MACHINE_PLACEHOLDER = re.compile(r"\$\{StateMachine_(automatic|wait)\}")
 
@@ -530,6 +642,7 @@ def build(extra_workflows: str | None = None) -> Topology:
     from interlock.kit import registry
 
     workflows = tuple(registry.workflows(extra_workflows).values())
+    workflow_tables, schedules, status_pipes = _triggers(workflows)
     automatic = [wf.name for wf in workflows]
     waiting = [f"{wf.name}{WAIT_SUFFIX}" for wf in workflows if wf.wait]
     functions = (
@@ -584,6 +697,8 @@ def build(extra_workflows: str | None = None) -> Topology:
             env=_env(
                 INTERLOCK_STATE_MACHINE_ARNS=Ref(RefKind.STATE_MACHINE_ARNS),
                 INTERLOCK_APPROVAL_TIMEOUT_SECONDS=Ref(RefKind.SETTING, "approval_timeout_seconds"),
+                # Which workflow table a stream record comes from (its ARN names the physical table).
+                **{t.env_var: Ref(RefKind.WORKFLOW_TABLE_NAME, t.name) for t in workflow_tables if t.stream},
             ),
             timeout_seconds=30,
             reserved_concurrency=5,  # = the ingest queue's maximum_concurrency
@@ -650,6 +765,9 @@ def build(extra_workflows: str | None = None) -> Topology:
         webhook_sources=WEBHOOK_SOURCES,
         execution_watches=execution_watches,
         buckets=(UPLOADS_BUCKET,),
+        workflow_tables=workflow_tables,
+        schedules=schedules,
+        status_pipes=status_pipes,
     )
 
 

@@ -9,7 +9,9 @@ runs for, the time left, and the platform's services as the worker of its job ma
   idempotency ledger (:mod:`interlock.kit.ledger`): ``do(key)`` is called with an idempotency key to pass on to
   the system it writes to; a repeat of the step (a redelivered task, a retried or restarted execution) gets the
   first call's result back without calling ``do`` again, and the timeline shows the skipped repeat;
-* ``ctx.setting(name)``: a deployment setting the workflow declared (``Workflow.settings``).
+* ``ctx.setting(name)``: a deployment setting the workflow declared (``Workflow.settings``);
+* ``ctx.table(name)``: the physical name of a table the workflow declared (``Workflow.tables``), which the workers
+  of its jobs may read and write (with their own DynamoDB client: ``interlock.aws.client("dynamodb")``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Services:
     decisions: Callable[[], DecisionRunner] | None = None
     connectors: Callable[[str], Any] | None = None
     settings: Callable[[str], str] | None = None
+    tables: Callable[[str], str] | None = None
 
 
 @dataclass
@@ -53,6 +56,7 @@ class StepContext:
     services: Services
     connectors: tuple[str, ...] = ()
     settings: tuple[str, ...] = ()
+    tables: tuple[str, ...] = ()
     # Filled by :meth:`once`: effects done now (confirmed with the step's entry) and repeats that were skipped.
     pending: list[PendingEffect] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
@@ -78,6 +82,12 @@ class StepContext:
         if name not in self.settings or self.services.settings is None:
             raise NotGranted(f"workflow {self.workflow!r} did not declare the setting {name!r}")
         return self.services.settings(name)
+
+    def table(self, name: str) -> str:
+        """The physical name of the workflow's table ``name``."""
+        if name not in self.tables or self.services.tables is None:
+            raise NotGranted(f"workflow {self.workflow!r} did not declare the table {name!r}")
+        return self.services.tables(name)
 
     def once(self, effect: str, do: Callable[[str], R], model: type[R]) -> R:
         """``do(idempotency_key)`` at most once for this run, step and ``effect``; its result either way."""

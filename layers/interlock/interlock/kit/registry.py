@@ -71,7 +71,18 @@ def _keys(workflow: Workflow) -> list[tuple[tuple[str, str], str]]:
     return keys
 
 
+# A table named so would take the timeline table's variable (its physical name is INTERLOCK_TABLE_<NAME>).
+_RESERVED_TABLE_NAMES = frozenset({"name"})
+
+
 def _check(workflow: Workflow) -> None:
+    from interlock.kit.triggers import ScheduleExpressionError, check_schedule
+
+    for schedule in workflow.schedules:
+        try:
+            check_schedule(workflow.name, schedule)
+        except ScheduleExpressionError as exc:
+            raise WorkflowError(str(exc)) from None
     names = [s.name for s in workflow.schedules] + [c.name for c in workflow.status_changes]
     for name in names:
         if not _NAME.fullmatch(name):
@@ -84,6 +95,10 @@ def _check(workflow: Workflow) -> None:
         if not _NAME.fullmatch(table.name):
             raise WorkflowError(f"workflow {workflow.name!r}: table name {table.name!r} is not lower-case letters, "
                                 "digits and '_', starting with a letter, at most 40")
+        if table.name in _RESERVED_TABLE_NAMES:
+            raise WorkflowError(f"workflow {workflow.name!r}: a table may not be named {table.name!r} (its variable, "
+                                f"INTERLOCK_TABLE_{table.name.upper()}, is the timeline table's)")
+    watched: dict[str, str] = {}
     for change in workflow.status_changes:
         if change.table not in tables:
             raise WorkflowError(f"workflow {workflow.name!r}: status change {change.name!r} watches table "
@@ -91,6 +106,11 @@ def _check(workflow: Workflow) -> None:
         if change.from_ == change.to:
             raise WorkflowError(f"workflow {workflow.name!r}: status change {change.name!r} does not change the "
                                 f"status ({change.from_!r} to itself)")
+        # One record then is at most one status change (its dedupe key is the table's sequence number).
+        if watched.setdefault(change.table, change.attribute) != change.attribute:
+            raise WorkflowError(f"workflow {workflow.name!r}: the status changes of table {change.table!r} watch "
+                                f"both {watched[change.table]!r} and {change.attribute!r}; one table's status "
+                                "changes watch one attribute")
     if workflow.resumers and not workflow.wait:
         raise WorkflowError(f"workflow {workflow.name!r} declares resumers but no wait state machine")
 

@@ -25,6 +25,16 @@ def _setting(name: str) -> str:
     return DeploymentSettings().get(name)
 
 
+def _table(name: str) -> str:
+    """A workflow table's physical name, as its workers' environment holds it (``INTERLOCK_TABLE_<NAME>``)."""
+    from interlock.kit.triggers import table_variable
+
+    value = os.environ.get(table_variable(name), "").strip()
+    if not value:
+        raise NotGranted(f"this worker is not given the table {name!r} ({table_variable(name)} is not set)")
+    return value
+
+
 def _connectors(job: Job) -> Callable[[str], Any]:
     from interlock.kit import connectors
 
@@ -53,4 +63,5 @@ def services(job: Job) -> Services:
         decisions=wiring.decision_runner if job is Job.DECIDE else None,
         connectors=_connectors(job) if job in CONNECTOR_JOBS else None,
         settings=_setting,
+        tables=_table,
     )

@@ -19,7 +19,16 @@ from interlock.local import env as local_env
 from interlock.local import get_logger, persistence
 from interlock.local.functions import ACCOUNT_ID, REGION, LocalLambda, cold_start_reset
 from interlock.local.secrets import render as render_secret
-from interlock.topology import APP_NAME, Bucket, ExecutionWatch, Queue, StateMachine, StateMachineType, Topology
+from interlock.topology import (
+    APP_NAME,
+    Bucket,
+    ExecutionWatch,
+    Queue,
+    StateMachine,
+    StateMachineType,
+    Topology,
+    WorkflowTable,
+)
 from interlock.webhooks.base import SourceSecrets
 
 log = get_logger(__name__)
@@ -31,6 +40,11 @@ _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 def resource_name(name: str) -> str:
     """Physical names follow the deployed stack: ``interlock-<logical name>``."""
     return f"{APP_NAME}-{name}"
+
+
+def workflow_table_name(name: str) -> str:
+    """A workflow table's physical name here (``interlock-table-<name>``: never the timeline table's)."""
+    return resource_name(f"table-{name}")
 
 
 def state_machine_arn(name: str, region: str = REGION, account: str = ACCOUNT_ID) -> str:
@@ -98,6 +112,7 @@ class LocalCloud:
         self.webhook_sources = ""  # name=scheme,... of the sources the ingest accepts, once started
         self.queue_arns: dict[str, str] = {}
         self.watch_dlq_urls: dict[str, str] = {}  # execution watch name -> its DLQ's URL
+        self.stream_arns: dict[str, str] = {}  # watched workflow table (declared name) -> its stream's ARN
         self._mock: Any = None
         self._env = EnvironmentPatch()
         self._uninstalls: list[Callable[[], None]] = []  # the patches of moto installed, undone in reverse
@@ -170,14 +185,15 @@ class LocalCloud:
     # -- the saved local state ------------------------------------------------------------------------------
 
     def _table_names(self) -> list[str]:
-        return [resource_name(self.topology.table.name)]
+        return [resource_name(self.topology.table.name),
+                *(workflow_table_name(t.name) for t in self.topology.workflow_tables)]
 
     def _restore(self) -> None:
         """Put the saved items and messages back (before anything polls or serves)."""
         saved = self.state.saved if self.state is not None else None
         if saved is None:
             return
-        ttl = {name: self.topology.table.ttl_attribute for name in self._table_names()}
+        ttl = {resource_name(self.topology.table.name): self.topology.table.ttl_attribute}  # workflow tables: none
         self.restored["items"] = persistence.restore_tables(saved.tables, ttl)
         saved.tables.clear()  # put back: moto holds them now (10,000 runs' items are some 40 MB as parsed JSON)
         self.restored["messages"] = persistence.restore_queues(self.client("sqs"), self.queue_urls_by_name,
@@ -216,6 +232,7 @@ class LocalCloud:
 
     def _create_resources(self) -> local_env.Deployed:
         table_name = self._create_table()
+        workflow_tables = {t.name: self._create_workflow_table(t) for t in self.topology.workflow_tables}
         queue_urls = {queue.name: self._create_queue(queue) for queue in self.topology.queues}
         self._create_secrets()
         self._verify_sender()
@@ -233,6 +250,7 @@ class LocalCloud:
             workflow_arns={sm.workflow: machines[sm.name] for sm in self.topology.state_machines
                            if sm.type is StateMachineType.EXPRESS},
             bucket_names=buckets,
+            workflow_tables=workflow_tables,
         )
 
     def _create_table(self) -> str:
@@ -255,6 +273,25 @@ class LocalCloud:
             TableName=name,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
         )
+        return name
+
+    def _create_workflow_table(self, table: WorkflowTable) -> str:
+        """A workflow's own table, as the stack creates it: on demand, its stream on (new and old images) when a
+        status change watches it (``interlock.local.streams`` reads it)."""
+        name = workflow_table_name(table.name)
+        keys = [(table.partition_key, "HASH"), *([(table.sort_key, "RANGE")] if table.sort_key else [])]
+        extra: dict[str, Any] = {}
+        if table.stream:
+            extra["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+        answer = self.client("dynamodb").create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": key, "KeyType": kind} for key, kind in keys],
+            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"} for key, _ in keys],
+            BillingMode="PAY_PER_REQUEST",
+            **extra,
+        )
+        if table.stream:
+            self.stream_arns[table.name] = str(answer["TableDescription"]["LatestStreamArn"])
         return name
 
     def _create_queue(self, queue: Queue) -> str:

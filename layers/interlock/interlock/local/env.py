@@ -44,6 +44,8 @@ class Deployed:
     # workflow -> the ARN of its automatic state machine (what RefKind.STATE_MACHINE_ARNS resolves to, as JSON)
     workflow_arns: dict[str, str] = field(default_factory=dict)
     bucket_names: dict[str, str] = field(default_factory=dict)  # topology name -> the bucket's name in moto
+    # a workflow table's declared name -> its physical name (what RefKind.WORKFLOW_TABLE_NAME resolves to)
+    workflow_tables: dict[str, str] = field(default_factory=dict)
 
 
 def local_setting_defaults(api_url: str) -> dict[str, str]:
@@ -101,6 +103,7 @@ def resolve(ref: Ref, deployed: Deployed, environ: Mapping[str, str]) -> str:
         RefKind.STATE_MACHINE_ARN: deployed.state_machine_arns,
         RefKind.FUNCTION_ARN: deployed.function_arns,
         RefKind.BUCKET_NAME: deployed.bucket_names,
+        RefKind.WORKFLOW_TABLE_NAME: deployed.workflow_tables,
     }
     if ref.kind is RefKind.TABLE_NAME:
         return deployed.table_name

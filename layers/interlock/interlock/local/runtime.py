@@ -17,6 +17,7 @@ saved once more between the two, when nothing changes it any more.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -38,7 +39,10 @@ from interlock.local.functions import LocalLambda
 from interlock.local.gateway import Gateway
 from interlock.local.outbox import Outbox
 from interlock.local.persistence import LocalState, state_path
-from interlock.topology import TOPOLOGY, DeploymentSettings, Topology
+from interlock.local.scheduler import LocalScheduler, SkippableClock
+from interlock.local.streams import LocalStreams
+from interlock.local.trigger_endpoints import RuntimeLocalApps, TriggerEndpoints, keys_of
+from interlock.topology import INGEST_QUEUE, TOPOLOGY, DeploymentSettings, Topology
 from interlock.webhooks.base import SourceSecrets
 from interlock.webhooks.registry import parse_enabled
 
@@ -99,6 +103,12 @@ class LocalRuntime:
         self.event_sources: list[SqsEventSource] = []
         self.execution_watches: list[ExecutionStatusEvents] = []
         self.outbox: Outbox | None = None
+        # The triggers that are not webhooks: the local EventBridge Scheduler (on a clock that can be skipped
+        # ahead, POST /_local/scheduler/advance) and the local DynamoDB Streams + Pipes.
+        self.clock = SkippableClock()
+        self.scheduler: LocalScheduler | None = None
+        self.streams: LocalStreams | None = None
+        self.apps = RuntimeLocalApps()
         self.fresh = fresh  # discard the saved local state (runs, approvals, queued events) at start
         self.keep_state = keep_state  # False: nothing is read or saved (an in-memory runtime)
         self.local_state: LocalState | None = None
@@ -129,7 +139,7 @@ class LocalRuntime:
             self.local_state.load()
         sources = {s.name: s.scheme for s in self.topology.webhook_sources}
         self.secrets = local_secrets.load_or_create(self.state_dir, sources)
-        self.gateway = Gateway(self.topology, self.host, self.port)
+        self.gateway = Gateway(self.topology, self.host, self.port, fakes=self.apps)
         try:
             self.cloud = LocalCloud(self.topology, self.functions, self.gateway.url, self.secrets,
                                     state=self.local_state)
@@ -153,6 +163,7 @@ class LocalRuntime:
                 )
                 poller.start()
                 self.execution_watches.append(poller)
+            self._start_triggers(deployed.queue_urls)
             self.outbox = Outbox(self.outbox_dir, self.echo)
             self.outbox.start()
         except BaseException:
@@ -168,6 +179,11 @@ class LocalRuntime:
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None
+        self.apps.triggers = None
+        for producer in (self.scheduler, self.streams):
+            if producer is not None:
+                producer.stop()
+        self.scheduler = self.streams = None
         for source in self.event_sources:
             source.stop()
         self.event_sources = []
@@ -192,6 +208,34 @@ class LocalRuntime:
             self.cloud.stop()
             self.cloud = None
         self._stopped.set()
+
+    def _start_triggers(self, queue_urls: Mapping[str, str]) -> None:
+        """The schedules and the watched tables' streams, sending into the ingest queue (as Scheduler and Pipes
+        send): started once the queue's consumer polls; the schedules' saved cursors in the state directory."""
+        assert self.cloud is not None and self.cloud.deployed is not None
+        sqs = self.cloud.client("sqs")
+        targets = {s.queue for s in self.topology.schedules} | {p.queue for p in self.topology.status_pipes}
+        if targets - {INGEST_QUEUE}:
+            raise ValueError(f"schedules and status changes send to the {INGEST_QUEUE} queue, not {sorted(targets)}")
+
+        def send(body: str) -> None:
+            sqs.send_message(QueueUrl=queue_urls[INGEST_QUEUE], MessageBody=body)
+
+        self.scheduler = LocalScheduler(self.topology.schedules, send, clock=self.clock,
+                                        state_dir=self.state_dir if self.keep_state else None)
+        self.streams = LocalStreams(self.topology.status_pipes, self.cloud.stream_arns, send, self.cloud.region)
+        tables = self.topology.workflow_tables
+        self.apps.triggers = TriggerEndpoints(
+            self.scheduler, self.streams, dict(self.cloud.deployed.workflow_tables),
+            {t.name: keys_of(t.partition_key, t.sort_key) for t in tables}, lambda: self.cloud_client("dynamodb"))
+        self.streams.start()
+        for firing in self.scheduler.start():
+            log.info("schedule %s missed while stopped: fired for %s", firing.schedule, firing.scheduled_time)
+
+    def cloud_client(self, service: str) -> Any:
+        if self.cloud is None:
+            raise RuntimeError("the runtime is not started")
+        return self.cloud.client(service)
 
     def _resume(self) -> None:
         """Resume the saved executions and keep the state saved from now on."""
@@ -262,11 +306,31 @@ class LocalRuntime:
             f"                 {url}/_local/crm/crm/v3/objects/contacts (and deals, tasks), "
             f"{url}/_local/slack/messages",
             f"AI decisions:    {ai_line(os.environ)}",
+            *self._trigger_lines(),
             "",
             f"Try it:  {self._send_hint('form support_ticket')}    (Ctrl-C stops)",
             f"         {self._send_hint('<source>')}    (its provider's sample, signed as the provider signs)",
         ]
         return "\n".join(lines)
+
+    def _trigger_lines(self) -> list[str]:
+        """The schedules (with their next firing) and the watched tables, when any workflow declares them."""
+        lines: list[str] = []
+        if self.apps.triggers is not None and self.topology.schedules:
+            lines += ["", f"Schedules (fire one now: {send_command()} trigger <workflow>.<schedule>; skip time: "
+                          f"POST {self.url}/_local/scheduler/advance {{\"seconds\": N}}):"]
+            for entry in self.apps.triggers.overview()["schedules"]:
+                lines.append(f"  {entry['schedule']}  {entry['expression']} ({entry['timezone']})  "
+                             f"next: {entry['next'] or 'never'}")
+        if self.topology.status_pipes:
+            lines += ["", f"Status changes (change a record: PATCH {self.url}/_local/tables/<table>/items "
+                          '{"key": {...}, "set": {"status": "..."}}):']
+            for pipe in self.topology.status_pipes:
+                pattern = json.loads(pipe.pattern)["dynamodb"]
+                attribute = next(iter(pattern["NewImage"]))
+                lines.append(f"  {pipe.id}  table {pipe.table}: {attribute} "
+                             f"{pattern['OldImage'][attribute]['S'][0]} -> {pattern['NewImage'][attribute]['S'][0]}")
+        return lines
 
     def _source_line(self, name: str, scheme: str, enabled: dict[str, str], width: int) -> str:
         if name not in enabled:
