@@ -258,7 +258,7 @@ def approvers_asked(definition: Any) -> list[int]:
     number (a task that passes it from the state, ``approvers.$``, is only known when it runs)."""
     found: list[int] = []
     if isinstance(definition, dict):
-        if definition.get("step") == "request_approval":
+        if definition.get("step") == "request_approval" and "approvers.$" not in definition:
             asked = definition.get("approvers", 1)
             if isinstance(asked, int) and not isinstance(asked, bool):
                 found.append(asked)
