@@ -28,7 +28,7 @@ def show(token: str) -> Response:
         return _html(200, pages.pending(record))
     if status.value == "expired":
         return _html(410, pages.expired())
-    return _html(200, pages.decided(status, record, just_now=False))
+    return _html(200, pages.decided(status, record, just_now=False))  # already decided, or closed by others
 
 
 @app.post("/approvals/<token>")

@@ -79,12 +79,22 @@ def check_settings(scope: IConstruct) -> None:
         except ValidationError as exc:
             problems += [f"{context_key(str(err['loc'][0])) if err['loc'] else model.__name__}: {err['msg']}"
                          for err in exc.errors(include_url=False)]
+    problems += [f"{context_key('approver_email')}: {problem}" for problem in _quorum_problems(scope)]
     base_url = deployment_setting(scope, "openai_base_url")
     if base_url and not _BASE_URL.fullmatch(base_url):
         problems.append(f"{context_key('openai_base_url')}: must be the http(s) URL of an OpenAI-compatible API "
                         f"with no query (e.g. https://<resource>.openai.azure.com/openai/v1/), not {base_url!r}")
     if problems:
         raise InvalidSettingError(f"invalid Interlock setting(s): {'; '.join(problems)}")
+
+
+def _quorum_problems(scope: IConstruct) -> list[str]:
+    """The approver pool, and no workflow's wait asking more different approvers than it names."""
+    from interlock.approvals import quorum_problems
+    from interlock.kit import registry
+
+    workflows = registry.workflows(deployment_setting(scope, "extra_workflows")).values()
+    return quorum_problems(deployment_setting(scope, "approver_email"), workflows)
 
 
 # -- settings only the stack reads (alarms, the front door, deploying) -------------------------------------
@@ -104,6 +114,11 @@ class LaptopSettingError(InvalidSettingError):
 
 
 def is_placeholder_email(address: str) -> bool:
+    """Whether an address (or any address of a comma-separated list: the approver pool) goes nowhere."""
+    return any(_is_placeholder(one) for one in address.split(","))
+
+
+def _is_placeholder(address: str) -> bool:
     domain = address.strip().rpartition("@")[2].lower().rstrip(".")
     return (domain in PLACEHOLDER_DOMAINS or domain.endswith(tuple(f".{d}" for d in PLACEHOLDER_DOMAINS))
             or domain.rpartition(".")[2] in PLACEHOLDER_TLDS)

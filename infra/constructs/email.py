@@ -6,6 +6,7 @@ from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_ses as ses
 from constructs import Construct
+from interlock.settings import approver_pool
 
 
 class ApprovalEmail(Construct):
@@ -25,11 +26,12 @@ class ApprovalEmail(Construct):
         """Send as the sender identity, and nothing else.
 
         While the account is in the SES sandbox, SES also authorises the send against the recipient's
-        (verified) identity, so the approver's identity ARN is listed too; it grants nothing beyond
-        mailing that one address.
+        (verified) identity, so each approver's identity ARN (every address of the pool) is listed too; it
+        grants nothing beyond mailing those addresses.
         """
         iam.Grant.add_to_principal(
             grantee=grantee,
             actions=["ses:SendRawEmail", "ses:SendEmail"],
-            resource_arns=[self.identity.email_identity_arn, self.identity_arn(self.approver_email)],
+            resource_arns=[self.identity.email_identity_arn,
+                           *(self.identity_arn(address) for address in approver_pool(self.approver_email))],
         )

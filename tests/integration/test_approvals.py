@@ -165,9 +165,10 @@ def test_given_a_run_needing_approval_when_requested_then_one_email_with_the_lin
     assert view.status.value == "pending_approval"
     details = view.timeline[-1].details
     assert details["reasons"] == ["risky_category:refund"]
-    assert details["approver"] == APPROVER
+    assert details["approvers"] == [APPROVER]
+    assert details["required"] == 1
     assert details["expires_at"] == answer["expires_at"]
-    assert details["email_message_id"]
+    assert len(details["email_message_ids"]) == 1 and details["email_message_ids"][0]
 
 
 def test_given_a_request_when_stored_then_only_the_hash_is_kept_and_the_task_token_never_leaves(world):

@@ -295,7 +295,10 @@ def test_given_the_approval_request_when_mailed_then_the_message_names_its_real_
             return "m-1"
 
     class Store:
-        def put(self, record):
+        def open(self, quorum):
+            pass
+
+        def put_link(self, link):
             pass
 
     class Timeline:

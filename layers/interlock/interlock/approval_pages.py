@@ -128,10 +128,25 @@ def _title(view: ApprovalView) -> str:
     return one_line(view.title or "Approve this?", 120)
 
 
-def _fields(record: ApprovalRecord, view: ApprovalView, *, email_text: bool = False) -> list[tuple[str, str]]:
+def progress(record: ApprovalRecord) -> str:
+    """How far a request asking several approvers is: "1 of 2 approvals"."""
+    return f"{record.approvals} of {record.required} approvals"
+
+
+def _quorum_field(record: ApprovalRecord, in_email: bool) -> list[tuple[str, str]]:
+    if record.required <= 1:
+        return []
+    if in_email:
+        return [("Approvals needed", f"{record.required} different approvers; any rejection ends it")]
+    return [("Approvals", progress(record))]
+
+
+def _fields(record: ApprovalRecord, view: ApprovalView, *, email_text: bool = False,
+            in_email: bool = False) -> list[tuple[str, str]]:
     fields = [(one_line(label, FIELD_LABEL_MAX_CHARS), one_line(value, FIELD_VALUE_MAX_CHARS))
               for label, value in view.fields if not (email_text and label in view.page_only)]
-    return [("Run", record.run_id), *fields, ("Link expires", _when(record.deadline))]
+    return [("Run", record.run_id), *_quorum_field(record, in_email or email_text), *fields,
+            ("Link expires", _when(record.deadline))]
 
 
 def _label(q: QuotedText) -> str:
@@ -144,8 +159,9 @@ def _outsider_html(label: str, text: str, block: bool = False) -> str:
     return f'<div class="outsider"><p class="label">{escape(label)}</p>{inner}</div>'
 
 
-def _summary(record: ApprovalRecord, view: ApprovalView) -> str:
-    dl = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v or '—')}</dd>" for k, v in _fields(record, view))
+def _summary(record: ApprovalRecord, view: ApprovalView, *, in_email: bool = False) -> str:
+    dl = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v or '—')}</dd>"
+                 for k, v in _fields(record, view, in_email=in_email))
     quotes = "".join((f"<h2>{escape(one_line(q.heading, 120))}</h2>" if q.heading else "")
                      + _outsider_html(f"{_label(q)}:", q.text, block=not q.one_line) for q in view.quoted)
     shown = "".join(f"<h2>{escape(one_line(s.heading, 120))}</h2><pre>{escape(s.text)}</pre>" for s in view.shown)
@@ -165,20 +181,44 @@ def pending(record: ApprovalRecord) -> str:
         '<button class="reject" type="submit">Reject</button></form>'
     )
     view = view_of(record)
-    return _page(_title(view), _summary(record, view) + buttons +
+    quorum = (f'<p class="note">This request needs {record.required} different approvers ({escape(progress(record))} '
+              "so far); any one rejection ends it.</p>") if record.required > 1 else ""
+    return _page(_title(view), _summary(record, view) + quorum + buttons +
                  '<p class="note">Opening this page changes nothing; only a button decides, once.</p>')
 
 
+def _still_waiting(record: ApprovalRecord) -> bool:
+    return record.required > 1 and record.approvals < record.required
+
+
 def decided(status: ApprovalStatus, record: ApprovalRecord, just_now: bool) -> str:
+    if status is ApprovalStatus.CLOSED:
+        return closed(record)
     word = "approved" if status is ApprovalStatus.APPROVED else "rejected"
+    waiting = status is ApprovalStatus.APPROVED and _still_waiting(record)
     if just_now:
+        if waiting:
+            more = record.required - record.approvals
+            return _page("Thank you: approved",
+                         f"<p>Your approval is counted: {escape(progress(record))}. The request waits for {more} "
+                         f"more approver{'s' if more > 1 else ''}; any rejection ends it.</p>")
         view = view_of(record)
         said = view.approved if status is ApprovalStatus.APPROVED else view.rejected
         return _page(f"Thank you: {word}",
                      f"<p>{escape(said or f'You {word} it. The run goes on with your decision.')}</p>")
     when = f" on {_when(record.decided_at)}" if record.decided_at else ""
+    so_far = (f" So far: {escape(progress(record))}; the request waits for the others."
+              if waiting else "")
     return _page("Already decided",
-                 f"<p>This request was already {word}{when}. Nothing was changed.</p>")
+                 f"<p>This request was already {word}{when}. Nothing was changed.{so_far}</p>")
+
+
+def closed(record: ApprovalRecord) -> str:
+    """A link whose approver did not decide, of a request others' decisions already ended."""
+    ended = ("approved by enough approvers" if record.approvals >= record.required
+             else "rejected by another approver")
+    return _page("This approval is closed",
+                 f"<p>The request was already {ended}, so this link no longer works. Nothing was changed.</p>")
 
 
 def expired() -> str:
@@ -222,7 +262,7 @@ def email(record: ApprovalRecord, link: str) -> tuple[str, str, str]:
                  f'<p class="cta"><a href="{escape(link)}">Review and decide</a> (the link works once).</p>'
                  f"<p>{escape(opening)} This link is the only one in this email from Interlock; "
                  f"{f'{escape(whose)} text is' if whose else OTHERS_TEXTS_ARE} quoted in the marked blocks.</p>"
-                 f"{_summary(record, view)}")
+                 f"{_summary(record, view, in_email=True)}")
     # One line: a subject may carry an outsider's CR/LF, which no mail header may hold (and which would crash the
     # approval request instead of reaching the approver). In quotes: someone else's words, not ours.
     quote = view.subject_quote

@@ -7,6 +7,7 @@ start with a message naming the variable, instead of failing the first request.
 from __future__ import annotations
 
 import os
+import re
 from functools import cache
 from typing import Literal, TypeVar
 
@@ -149,9 +150,56 @@ class ApprovalWindow(_Settings):
         return self
 
 
-class ApprovalRequestSettings(TableSettings, ApprovalWindow):
-    public_base_url: str = Field(min_length=1)
+# How many different people one approval request may ask for (a workflow's ``approvers``), and how many addresses
+# the approver pool may name (each gets its own link, so its own email, for every request).
+MAX_APPROVERS = 5
+MAX_APPROVER_POOL = 10
+_ADDRESS = re.compile(r"[^@\s,;<>\"]+@[^@\s,;<>\"]+")
+
+
+def approver_id(address: str) -> str:
+    """Who an address is, for counting approvals: one person however the address is cased or spaced."""
+    return address.strip().lower()
+
+
+def approver_pool(value: str) -> tuple[str, ...]:
+    """The approver pool an ``approver_email`` setting names: one address, or several separated by commas (spaces
+    around them allowed). A ValueError for an empty entry, something that is no address, the same person twice or
+    more than :data:`MAX_APPROVER_POOL` addresses."""
+    entries = [entry.strip() for entry in value.split(",")]
+    if not any(entries):
+        raise ValueError("approver_email names no approver: give one address, or several separated by commas")
+    if not all(entries):
+        raise ValueError("approver_email has an empty entry (two commas in a row, or one at an end)")
+    bad = [entry for entry in entries if not _ADDRESS.fullmatch(entry)]
+    if bad:
+        raise ValueError(f"approver_email: {len(bad)} entr{'y is' if len(bad) == 1 else 'ies are'} not an email "
+                         "address (addresses are separated by commas)")
+    if len({approver_id(entry) for entry in entries}) != len(entries):
+        raise ValueError("approver_email names the same approver twice: approvals are counted by person, so each "
+                         "address may appear once")
+    if len(entries) > MAX_APPROVER_POOL:
+        raise ValueError(f"approver_email names {len(entries)} approvers; at most {MAX_APPROVER_POOL}")
+    return tuple(entries)
+
+
+class ApproverPool(_Settings):
+    """Who approves: ``approver_email`` is the pool, one address or several, comma-separated. Every address gets its
+    own link for every approval request; a request asking N approvers (its ``approvers``) waits for N different
+    addresses of the pool to approve, or for the first rejection. Checked at synthesis, at ``make run`` (with the
+    workflows' asks: a wait asking more approvers than the pool names is refused) and at cold start."""
+
     approver_email: str = Field(min_length=3)
+
+    @field_validator("approver_email")
+    @classmethod
+    def _a_pool(cls, value: str) -> str:
+        approver_pool(value)
+        return value
+
+
+class ApprovalRequestSettings(TableSettings, ApprovalWindow, ApproverPool):
+    public_base_url: str = Field(min_length=1)
     sender_email: str = Field(min_length=3)
 
 

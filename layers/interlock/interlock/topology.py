@@ -792,6 +792,8 @@ class DeploymentSettings:
     approval_min_confidence: str = "0.75"
     approval_timeout_seconds: str = str(72 * 3600)
     approval_ttl_seconds: str = str(72 * 3600)
+    # Who approves (the approver pool): one address, or several comma-separated; each gets its own link per
+    # request, and a wait asking N approvers needs N different ones of them (docs/finance.md, docs/deploy.md).
     approver_email: str = "approver@example.com"
     sender_email: str = "interlock@example.com"
     crm_base_url: str = ""

@@ -1,6 +1,6 @@
 """The platform's own steps, which every workflow has without declaring them: ``record`` (an outcome that is no
 step's success: failed, rejected, escalated, or a step the run continued without) and ``request_approval`` (the
-wait's task: a hashed one-time link emailed to the approver)."""
+wait's task: a hashed one-time link emailed to each approver of the pool, N of whom must approve)."""
 
 from __future__ import annotations
 
@@ -59,8 +59,10 @@ def record(data: OutcomeInput, ctx: StepContext) -> dict[str, Any]:
 
 
 def request_approval(data: ApprovalRequestInput, ctx: StepContext) -> dict[str, Any]:
-    """Store a hashed one-time link for the run and email it to the approver (the wait's task token stays in
-    the approval record, never in the link)."""
+    """Store the request (how many different approvers must approve: ``approvers``, default 1) and a hashed
+    one-time link for each approver of the pool, and email each their own (the wait's task token stays in the
+    request's record, never in a link). A request asking more approvers than the pool names fails with
+    ``NotEnoughApprovers``, which the wait's Catch records."""
     from interlock.approvals import SesMailer
     from interlock.kit import registry
     from interlock.wiring import approval_request_settings, approval_service
