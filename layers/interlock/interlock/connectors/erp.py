@@ -151,8 +151,13 @@ def normalise_invoice_number(value: str) -> str:
     return "".join(value.split()).upper()
 
 
+def is_identifier(value: str) -> bool:
+    """``value`` can name a vendor or a PO in a URL path (letters, digits, ``.``, ``_``, ``-``; at most 64)."""
+    return bool(_PATH_ID.fullmatch(value))
+
+
 def _path_id(value: str, step: str) -> str:
-    if not _PATH_ID.fullmatch(value):
+    if not is_identifier(value):
         raise ErpRejected("not an ERP identifier", step=step)
     return quote(value, safe="")
 

@@ -645,13 +645,18 @@ SEED_VENDORS: tuple[dict[str, Any], ...] = (
      "bank": {"iban": "NL91ABNA0417164300", "bic": "ABNANL2A"}},
 )
 SEED_PURCHASE_ORDERS: tuple[dict[str, Any], ...] = (
-    {"number": "PO-4500", "vendor_id": "V-1001", "status": "open", "currency": "EUR", "amount": "500.00",
+    {"number": "PO-4500", "vendor_id": "V-1001", "status": "open", "currency": "EUR", "amount": "480.00",
      "invoiced": "0.00"},
     {"number": "PO-4501", "vendor_id": "V-1002", "status": "open", "currency": "GBP", "amount": "2000.00",
      "invoiced": "1200.00"},
-    {"number": "PO-4502", "vendor_id": "V-1003", "status": "open", "currency": "EUR", "amount": "60000.00",
+    {"number": "PO-4502", "vendor_id": "V-1003", "status": "open", "currency": "EUR", "amount": "48400.00",
      "invoiced": "0.00"},
-    {"number": "PO-4503", "vendor_id": "V-1001", "status": "open", "currency": "EUR", "amount": "5000.00",
+    {"number": "PO-4503", "vendor_id": "V-1001", "status": "open", "currency": "EUR", "amount": "595.00",
+     "invoiced": "0.00"},
+    {"number": "PO-4504", "vendor_id": "V-1002", "status": "open", "currency": "GBP", "amount": "300.00",
+     "invoiced": "0.00"},
+    # a spare open PO of Acme's, for an invoice of your own (or a test's) that is not one of the samples
+    {"number": "PO-4505", "vendor_id": "V-1001", "status": "open", "currency": "EUR", "amount": "595.00",
      "invoiced": "0.00"},
     {"number": "PO-4400", "vendor_id": "V-1001", "status": "closed", "currency": "EUR", "amount": "310.00",
      "invoiced": "310.00"},
