@@ -15,10 +15,10 @@
 The PDF is untrusted input, so it is read under limits (:class:`DocumentLimits`): its size before pypdf sees it,
 its page count before any page is read, the text's length while the pages are read, and pypdf's own
 ``Configuration`` tightened for the whole read: every decompression filter stops at ``stream_output_bytes`` per
-stream (a decompression bomb of a few KiB that inflates to gigabytes stops at that cap with ``too_large``, never
-exhausting memory), a declared stream length beyond the file's own cap is refused, the parsing and decoding work
-per stream is bounded, and the external ``jbig2dec`` program is never run. pypdf is imported here, inside the
-function, so only the steps that read a PDF pay its import at cold start.
+stream (a decompression bomb, which Flate can make a thousand times its size, stops at that cap with
+``too_large`` instead of exhausting memory), a declared stream length beyond the file's own cap is refused, the
+parsing and decoding work per stream is bounded, and the external ``jbig2dec`` program is never run. pypdf is
+imported here, inside the function, so only the steps that read a PDF pay its import at cold start.
 
 A step that was handed an upload reference reads it first (:func:`interlock.uploads.fetch_upload`, its own named
 upload errors), then ``document_text(upload.body, upload.content_type)``.
