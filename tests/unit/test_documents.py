@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -314,3 +315,23 @@ def test_given_a_pdf_read_then_pypdf_is_loaded_and_not_for_text() -> None:
         "seen['after a PDF'] = 'pypdf' in sys.modules"))
 
     assert seen == {"interlock.documents": False, "after text": False, "after a PDF": True}
+
+
+def test_given_mutated_pdfs_then_every_answer_is_a_result_or_a_named_error() -> None:
+    # Deterministic mutations (bytes overwritten, cut, repeated) of a small PDF: whatever pypdf makes of them,
+    # nothing but a DocumentText or a DocumentError comes out.
+    rng = random.Random(11)
+    original = build([Page(lines=INVOICE), Page(lines=INVOICE, compress=True), Page(image=True)])
+    answers: set[str] = set()
+    for _ in range(300):
+        data = bytearray(original)
+        for _ in range(rng.randint(1, 8)):
+            at = rng.randrange(5, len(data))
+            data[at:at + rng.randint(1, 4)] = bytes(rng.randrange(256) for _ in range(rng.randint(0, 4)))
+        if rng.random() < 0.2:
+            data = data[:rng.randrange(5, len(data))]
+        try:
+            answers.add(document_text(bytes(data), PDF).outcome)
+        except DocumentError as exc:
+            answers.add(exc.code)
+    assert {"text", "broken_pdf"} <= answers
