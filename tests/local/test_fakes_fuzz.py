@@ -22,6 +22,9 @@ PATHS = [
     "/_local/helpdesk/replies", "/_local/helpdesk/outage", "/_local/enrichment/v2/companies/find",
     "/_local/enrichment/outage", "/_local/slack/api/chat.postMessage", "/_local/slack/api/nope",
     "/_local/slack/messages", "/_local/slack/outage", "/_local/slack/ratelimit",
+    "/_local/erp/vendors/V-1001", "/_local/erp/vendors/search", "/_local/erp/vendors/%00", "/_local/erp/vendors",
+    "/_local/erp/purchase-orders/PO-4500", "/_local/erp/purchase-orders/", "/_local/erp/ledger-entries",
+    "/_local/erp/ledger-entries/search", "/_local/erp/ledger-entries/LE-000001", "/_local/erp/outage",
 ]
 # mostly the methods the fakes take, so that most requests reach the reading of their query and body
 METHODS = ["POST"] * 6 + ["GET"] * 3 + ["PATCH"] * 2 + ["PUT", "DELETE", "OPTIONS", "HEAD", "FOO"]
@@ -41,7 +44,8 @@ def _body(rng: random.Random) -> tuple[bytes, list[tuple[str, str]]]:
         return json.dumps(rng.choice(ODD_VALUES)).encode(), [("Content-Type", "application/json")]
     if kind == 4:
         fields = {rng.choice(["email", "properties", "inputs", "filterGroups", "channel", "text", "to", "subject",
-                              "body", "domain", "enabled", "limit", "after"]): rng.choice(ODD_VALUES)
+                              "body", "domain", "enabled", "limit", "after", "tax_id", "vendor_id",
+                              "invoice_number", "total", "currency", "run_id", "approved_by"]): rng.choice(ODD_VALUES)
                   for _ in range(rng.randrange(1, 5))}
         if isinstance(fields.get("enabled"), bool):  # {"enabled": true} is a well-formed switch, not fuzz
             fields["enabled"] = "yes"
@@ -63,7 +67,8 @@ def _query(rng: random.Random) -> dict[str, list[str]]:
 
 def _switches(fakes: LocalFakes) -> dict[str, bool]:
     """What a later request could see of the fakes' switches."""
-    switches = {name: getattr(fakes, name).outage.enabled for name in ("crm", "helpdesk", "enrichment", "slack")}
+    switches = {name: getattr(fakes, name).outage.enabled
+                for name in ("crm", "helpdesk", "enrichment", "slack", "erp")}
     return {**switches, "slack rate limit": fakes.slack.rate_limit.enabled}
 
 
@@ -71,6 +76,7 @@ def test_malformed_requests_to_every_fake_get_an_answer_below_500_and_flip_no_sw
     rng = random.Random(SEED)
     fakes = LocalFakes()
     before = _switches(fakes)
+    ledger = fakes.erp.ledger()
     failures: list[str] = []
     sent = 0
     for path in PATHS:
@@ -89,3 +95,4 @@ def test_malformed_requests_to_every_fake_get_an_answer_below_500_and_flip_no_sw
     assert sent == len(PATHS) * CASES_PER_PATH
     assert not failures, "\n".join(failures[:30]) + f"\n...{len(failures)} in all"
     assert _switches(fakes) == before  # no malformed request took a fake down or rate-limited it
+    assert fakes.erp.ledger() == ledger  # nor recorded an invoice

@@ -300,3 +300,17 @@ class SlackSettings(_Settings):
     slack_token_secret: str = ""
     slack_token: str = ""
     slack_token_cache_seconds: int = Field(default=300, ge=0)
+
+
+# -- the invoice intake workflow's connector (interlock.connectors.erp; workflows/invoice_intake/README.md) -------
+
+
+class ErpSettings(_Settings):
+    """The ERP (vendor master, purchase orders, the ledger); empty base URL: not configured (an invoice cannot be
+    compared or recorded, and its run fails with ``erp_not_configured``). The bearer token is read from the Secrets
+    Manager secret ``erp_token_secret`` (plain text, or JSON ``{"token": "..."}``), else none is sent."""
+
+    erp_base_url: str = ""
+    erp_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+    erp_token_secret: str = ""
+    erp_token_cache_seconds: int = Field(default=300, ge=0)

@@ -815,6 +815,17 @@ class DeploymentSettings:
     payment_wait_seconds: str = str(3 * 24 * 3600)
     payment_reminders: str = "2"
     customer_success_email: str = ""
+    # The ERP connector (interlock.connectors.erp: vendor master, purchase orders, the ledger) and its token's
+    # secret (empty: none). Locally the URL points at the local fake ERP.
+    erp_base_url: str = ""
+    erp_token_secret: str = ""
+    # Invoice intake (workflows/invoice_intake/README.md), amounts in the invoice's own currency: a clean invoice
+    # whose total is below invoice_auto_limit is recorded without a person; any flag, or a total at or above it,
+    # needs one approver; a total at or above invoice_two_person_limit needs two different approvers. The total
+    # may differ from the PO's remaining amount by invoice_po_tolerance_pct percent (either way) without a flag.
+    invoice_auto_limit: str = "1000"
+    invoice_two_person_limit: str = "10000"
+    invoice_po_tolerance_pct: str = "2"
     powertools_trace_disabled: str = "true"
     # The AI decision layer (interlock.settings.AiSettings; docs/ai.md).
     ai_provider: str = "auto"

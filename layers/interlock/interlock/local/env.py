@@ -57,6 +57,7 @@ def local_setting_defaults(api_url: str) -> dict[str, str]:
         "helpdesk_base_url": f"{api_url}/_local/helpdesk",
         "enrichment_base_url": f"{api_url}/_local/enrichment",
         "slack_api_url": f"{api_url}/_local/slack",
+        "erp_base_url": f"{api_url}/_local/erp",
         "upload_endpoint_url": f"{api_url}/_local/uploads",  # S3's presigned PUT, served by the gateway
         "slack_token": FAKE_SLACK_TOKEN,  # the local fake Slack's bot token (a deployment names a secret instead)
     }

@@ -6,9 +6,10 @@ in a browser, ``GET /accounts?email=``) and HubSpot's CRM v3 objects (contacts, 
 read, create, update, associate) under ``/crm/v3/`` and ``/crm/v4/``; the helpdesk takes ``POST /replies`` with an
 ``Idempotency-Key``; the enrichment service answers ``GET /v2/companies/find?domain=`` (Clearbit's shape); Slack
 takes ``POST /api/chat.postMessage`` (the Web API's shape: HTTP 200 with ``ok: false`` and an error code for what
-Slack refuses) and lists what it was sent at ``GET /_local/slack/messages``. Each has an outage switch
-(``POST /_local/<system>/outage {"enabled": true}``) that makes it answer 503, which is how the
-retried and partial paths of a run are shown and tested without mocking anything; Slack also has a rate-limit
+Slack refuses) and lists what it was sent at ``GET /_local/slack/messages``; the ERP answers its vendor master,
+purchase orders and ledger (``interlock.connectors.erp``; ``GET /_local/erp/ledger-entries`` lists the ledger).
+Each has an outage switch (``POST /_local/<system>/outage {"enabled": true}``) that makes it answer 503, which is
+how the retried and partial paths of a run are shown and tested without mocking anything; Slack also has a rate-limit
 switch (``POST /_local/slack/ratelimit``: 429 with ``Retry-After``).
 
 Bad input gets a 4xx (or, from Slack, its ``ok: false`` answer), never a 5xx.
@@ -631,15 +632,200 @@ def _slack_error(code: str) -> Response:
     return json_response(200, {"ok": False, "error": code})
 
 
+# -- the ERP (vendor master, purchase orders, the accounts-payable ledger) ------------------------------------
+
+# The vendors and POs the invoice intake workflow's samples name (workflows/invoice_intake/samples/). IBANs are the
+# standard published examples, each passing its mod-97 check.
+SEED_VENDORS: tuple[dict[str, Any], ...] = (
+    {"vendor_id": "V-1001", "name": "Acme Office Supplies GmbH", "tax_id": "DE123456789", "currency": "EUR",
+     "bank": {"iban": "DE89370400440532013000", "bic": "COBADEFFXXX"}},
+    {"vendor_id": "V-1002", "name": "Northwind Logistics Ltd", "tax_id": "GB123456789", "currency": "GBP",
+     "bank": {"iban": "GB82WEST12345698765432", "bic": "WESTGB2L"}},
+    {"vendor_id": "V-1003", "name": "Globex Industrial B.V.", "tax_id": "NL123456789B01", "currency": "EUR",
+     "bank": {"iban": "NL91ABNA0417164300", "bic": "ABNANL2A"}},
+)
+SEED_PURCHASE_ORDERS: tuple[dict[str, Any], ...] = (
+    {"number": "PO-4500", "vendor_id": "V-1001", "status": "open", "currency": "EUR", "amount": "500.00",
+     "invoiced": "0.00"},
+    {"number": "PO-4501", "vendor_id": "V-1002", "status": "open", "currency": "GBP", "amount": "2000.00",
+     "invoiced": "1200.00"},
+    {"number": "PO-4502", "vendor_id": "V-1003", "status": "open", "currency": "EUR", "amount": "60000.00",
+     "invoiced": "0.00"},
+    {"number": "PO-4503", "vendor_id": "V-1001", "status": "open", "currency": "EUR", "amount": "5000.00",
+     "invoiced": "0.00"},
+    {"number": "PO-4400", "vendor_id": "V-1001", "status": "closed", "currency": "EUR", "amount": "310.00",
+     "invoiced": "310.00"},
+)
+# An invoice already recorded: the duplicate sample names it again.
+SEED_LEDGER: tuple[dict[str, Any], ...] = (
+    {"entry_id": "LE-000001", "vendor_id": "V-1001", "invoice_number": "ACME-2025-0990", "currency": "EUR",
+     "total": "310.00", "subtotal": "260.50", "tax": "49.50", "po_number": "PO-4400", "issue_date": "2025-01-10",
+     "due_date": "2025-02-09", "status": "posted", "run_id": None, "approved_by": []},
+)
+_ERP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_DECIMAL = re.compile(r"^-?[0-9]{1,15}(\.[0-9]{1,4})?$")
+_LEDGER_TEXT = ("vendor_id", "invoice_number", "currency", "total", "run_id")
+_LEDGER_OPTIONAL = ("subtotal", "tax", "po_number", "issue_date", "due_date")
+
+
+def _invoice_number_key(value: str) -> str:
+    return "".join(value.split()).upper()
+
+
+class FakeErp:
+    """The ERP's vendor master, purchase orders and ledger, in memory (interlock.connectors.erp's protocol):
+    ``GET /vendors/{id}``, ``POST /vendors/search {"tax_id"}``, ``GET /purchase-orders/{number}``, ``POST
+    /ledger-entries/search {"vendor_id", "invoice_number"}``, ``POST /ledger-entries`` (an ``Idempotency-Key`` is
+    required: the same key and body answer the first entry with ``Idempotent-Replayed: true``, the same key with
+    another body is 409; a vendor's invoice number is recorded once, whatever the key), ``GET /ledger-entries``
+    (every entry, for a person or a test) and ``/outage``. Recording an entry adds its total to the PO's invoiced
+    amount. With a ``token``, every call needs ``Authorization: Bearer <token>``."""
+
+    def __init__(self, vendors: tuple[dict[str, Any], ...] = SEED_VENDORS,
+                 purchase_orders: tuple[dict[str, Any], ...] = SEED_PURCHASE_ORDERS,
+                 ledger: tuple[dict[str, Any], ...] = SEED_LEDGER, token: str | None = None) -> None:
+        self.vendors = {v["vendor_id"]: dict(v) for v in vendors}
+        self.purchase_orders = {p["number"]: dict(p) for p in purchase_orders}
+        self.entries: list[dict[str, Any]] = [dict(e) for e in ledger]
+        self._by_key: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self._ids = itertools.count(len(self.entries) + 1)
+        self.token = token
+        self.outage = _Outage()
+        self._lock = threading.Lock()
+
+    def ledger(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(e) for e in self.entries]
+
+    def handle(self, request: Request, path: str) -> Response:
+        if path == "/outage":
+            return self.outage.handle(request)
+        if self.outage.enabled:
+            return self.outage.unavailable()
+        header = request.header("Authorization")
+        if (self.token is not None and header != f"Bearer {self.token}") or \
+                (header is not None and (not header.startswith("Bearer ") or not header[7:].strip())):
+            return json_response(401, {"error": "unauthorized", "message": "a bearer token is required"})
+        parts = path.strip("/").split("/")
+        if parts[0] == "vendors" and len(parts) == 2:
+            if parts[1] == "search":
+                return self._post(request, lambda body: self._vendor_search(body))
+            return self._get(request, lambda: self.vendors.get(parts[1]), parts[1])
+        if parts[0] == "purchase-orders" and len(parts) == 2:
+            return self._get(request, lambda: self.purchase_orders.get(parts[1]), parts[1])
+        if parts == ["ledger-entries", "search"]:
+            return self._post(request, lambda body: self._ledger_search(body))
+        if parts == ["ledger-entries"]:
+            if request.method == "GET":
+                return json_response(200, {"results": self.ledger()})
+            if request.method == "POST":
+                return self._create(request)
+            return _method_not_allowed("GET, POST")
+        return _not_found()
+
+    @staticmethod
+    def _get(request: Request, find: Any, identifier: str) -> Response:
+        if request.method != "GET":
+            return _method_not_allowed("GET")
+        if not _ERP_ID.match(identifier):
+            return json_response(400, {"error": "invalid_request", "message": "not an identifier"})
+        found = find()
+        return json_response(200, found) if found is not None else json_response(404, {"error": "not_found"})
+
+    @staticmethod
+    def _post(request: Request, answer: Any) -> Response:
+        if request.method != "POST":
+            return _method_not_allowed("POST")
+        body = _json_object(request)
+        if body is None:
+            return json_response(400, {"error": "invalid_request", "message": "the body must be a JSON object"})
+        result: Response = answer(body)
+        return result
+
+    def _vendor_search(self, body: dict[str, Any]) -> Response:
+        tax_id = body.get("tax_id")
+        if not isinstance(tax_id, str) or not tax_id.strip() or len(tax_id) > 32:
+            return json_response(400, {"error": "invalid_request", "message": "tax_id is required"})
+        wanted = "".join(tax_id.split()).upper()
+        return json_response(200, {"results": [v for v in self.vendors.values()
+                                               if "".join(str(v.get("tax_id") or "").split()).upper() == wanted]})
+
+    def _ledger_search(self, body: dict[str, Any]) -> Response:
+        vendor_id, number = body.get("vendor_id"), body.get("invoice_number")
+        if not isinstance(vendor_id, str) or not isinstance(number, str) or not vendor_id or not number.strip() \
+                or len(number) > 64:
+            return json_response(400, {"error": "invalid_request", "message": "vendor_id and invoice_number"})
+        key = _invoice_number_key(number)
+        with self._lock:
+            found = [dict(e) for e in self.entries
+                     if e["vendor_id"] == vendor_id and _invoice_number_key(e["invoice_number"]) == key]
+        return json_response(200, {"results": found})
+
+    def _create(self, request: Request) -> Response:
+        body = _json_object(request)
+        key = (request.header("Idempotency-Key") or "").strip()
+        if not key or len(key) > 200:
+            return json_response(400, {"error": "invalid_request", "message": "an Idempotency-Key is required"})
+        if body is None:
+            return json_response(400, {"error": "invalid_request", "message": "the body must be a JSON object"})
+        entry, problem = self._entry(body)
+        if entry is None:
+            return json_response(400, {"error": "invalid_entry", "message": problem})
+        with self._lock:
+            previous = self._by_key.get(key)
+            if previous is not None:
+                if previous[1] != body:
+                    return json_response(409, {"error": "idempotency_key_reused",
+                                               "message": "this Idempotency-Key was used for another entry"})
+                return json_response(200, dict(previous[0]), {"Idempotent-Replayed": "true"})
+            number = _invoice_number_key(entry["invoice_number"])
+            if any(e["vendor_id"] == entry["vendor_id"] and _invoice_number_key(e["invoice_number"]) == number
+                   for e in self.entries):
+                return json_response(409, {"error": "duplicate_invoice",
+                                           "message": "this vendor's invoice number is recorded already"})
+            entry["entry_id"] = f"LE-{next(self._ids):06d}"
+            entry["status"] = "posted"
+            self.entries.append(entry)
+            self._by_key[key] = (entry, body)
+            po = self.purchase_orders.get(entry.get("po_number") or "")
+            if po is not None:
+                from decimal import Decimal
+
+                po["invoiced"] = str(Decimal(po["invoiced"]) + Decimal(entry["total"]))
+        return json_response(201, dict(entry))
+
+    def _entry(self, body: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+        missing = [f for f in _LEDGER_TEXT if not isinstance(body.get(f), str) or not body[f].strip()]
+        if missing:
+            return None, f"missing or empty: {', '.join(missing)}"
+        wrong = [f for f in _LEDGER_OPTIONAL if body.get(f) is not None and not isinstance(body[f], str)]
+        if wrong or any(len(str(body.get(f) or "")) > 64 for f in (*_LEDGER_TEXT, *_LEDGER_OPTIONAL)):
+            return None, "fields must be strings of at most 64 characters"
+        if body["vendor_id"] not in self.vendors:
+            return None, "no vendor with this vendor_id"
+        amounts = [body[f] for f in ("total", "subtotal", "tax") if body.get(f) is not None]
+        if not all(_DECIMAL.match(a) for a in amounts):
+            return None, "amounts must be decimal strings"
+        approved_by = body.get("approved_by", [])
+        if not isinstance(approved_by, list) or not all(isinstance(a, str) for a in approved_by) or \
+                len(approved_by) > 10:
+            return None, "approved_by must be a list of strings"
+        entry = {f: body[f] for f in _LEDGER_TEXT}
+        entry.update({f: body.get(f) for f in _LEDGER_OPTIONAL})
+        entry["approved_by"] = list(approved_by)
+        return entry, ""
+
+
 class LocalFakes:
     """Everything mounted under ``/_local/``: ``/_local/crm/...``, ``/_local/helpdesk/...``,
-    ``/_local/enrichment/...`` and ``/_local/slack/...``."""
+    ``/_local/enrichment/...``, ``/_local/slack/...`` and ``/_local/erp/...``."""
 
     def __init__(self) -> None:
         self.crm = FakeCrm()
         self.helpdesk = FakeHelpdesk()
         self.enrichment = FakeEnrichment()
         self.slack = FakeSlack()
+        self.erp = FakeErp()
 
     def handles(self, path: str) -> bool:
         return path == MOUNT or path.startswith(MOUNT + "/")
@@ -656,6 +842,8 @@ class LocalFakes:
             return self.enrichment.handle(request, sub)
         if system == "slack":
             return self.slack.handle(request, sub)
+        if system == "erp":
+            return self.erp.handle(request, sub)
         return _not_found()
 
 

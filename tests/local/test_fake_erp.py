@@ -1,0 +1,192 @@
+"""The ERP connector (``interlock.connectors.erp``) speaking to the local fake ERP: through an httpx MockTransport
+handing each request to the fake as the gateway does, and over real HTTP through the local gateway."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from interlock.connectors.erp import (
+    ErpRejected,
+    ErpUnavailable,
+    HttpErp,
+    LedgerConflict,
+    NewLedgerEntry,
+    ledger_key,
+)
+from interlock.local.fakes import FakeErp
+from interlock.local.gateway import Gateway
+from interlock.topology import Topology
+
+from .test_fake_enrichment_slack import transport
+from .test_gateway import FakeFunctions
+
+
+def erp(fake: FakeErp, token: str | None = None) -> HttpErp:
+    return HttpErp("http://127.0.0.1:8000/_local/erp", transport=transport(fake.handle, "erp"), token=lambda: token)
+
+
+def entry(**changes: Any) -> NewLedgerEntry:
+    fields: dict[str, Any] = {"vendor_id": "V-1001", "invoice_number": "ACME-2025-1001", "currency": "EUR",
+                              "total": "476.00", "subtotal": "400.00", "tax": "76.00", "po_number": "PO-4500",
+                              "issue_date": "2025-03-03", "due_date": "2025-04-02", "run_id": "run-1"}
+    return NewLedgerEntry(**{**fields, **changes})
+
+
+# -- the vendor master and purchase orders ------------------------------------------------------------------------
+
+
+def test_a_vendor_is_found_by_its_id_and_by_its_tax_id_with_its_bank_details() -> None:
+    connector = erp(FakeErp())
+
+    by_id = connector.get_vendor("V-1001")
+    by_tax_id = connector.find_vendor_by_tax_id(" de123456789 ")
+
+    assert by_id is not None and by_id == by_tax_id
+    assert (by_id.name, by_id.currency, by_id.bank.iban, by_id.bank.bic) == (
+        "Acme Office Supplies GmbH", "EUR", "DE89370400440532013000", "COBADEFFXXX")
+    assert connector.get_vendor("V-9999") is None
+    assert connector.find_vendor_by_tax_id("FR00000000000") is None
+
+
+def test_a_purchase_order_answers_its_remaining_amount_exactly() -> None:
+    connector = erp(FakeErp())
+
+    po = connector.get_purchase_order("PO-4501")
+
+    assert po is not None and (po.vendor_id, po.status, po.currency) == ("V-1002", "open", "GBP")
+    assert po.remaining == Decimal("800.00")
+    assert connector.get_purchase_order("PO-0000") is None
+
+
+def test_an_identifier_that_could_change_the_url_is_refused_before_any_request() -> None:
+    seen: list[httpx.Request] = []
+    fake = FakeErp()
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(500)
+
+    connector = HttpErp("http://127.0.0.1:8000/_local/erp", transport=httpx.MockTransport(record))
+    for bad in ("../ledger-entries", "PO 4500", "a/b", "", "x" * 65):
+        with pytest.raises(ErpRejected):
+            connector.get_purchase_order(bad)
+    assert seen == [] and fake.ledger() == FakeErp().ledger()
+
+
+# -- the ledger ---------------------------------------------------------------------------------------------------
+
+
+def test_an_entry_is_recorded_once_per_key_and_a_repeat_answers_the_first_entry() -> None:
+    fake = FakeErp()
+    connector = erp(fake)
+    key = ledger_key("V-1001", "ACME-2025-1001")
+
+    first = connector.create_ledger_entry(entry(), key)
+    again = connector.create_ledger_entry(entry(), key)
+
+    assert first.created and not again.created
+    assert first.entry.entry_id == again.entry.entry_id == "LE-000002"
+    assert [e["invoice_number"] for e in fake.ledger()] == ["ACME-2025-0990", "ACME-2025-1001"]
+    assert connector.get_purchase_order("PO-4500").remaining == Decimal("24.00")  # type: ignore[union-attr]
+    found = connector.find_ledger_entry("V-1001", "acme-2025-1001 ")
+    assert found is not None and found.entry_id == "LE-000002" and found.total == Decimal("476.00")
+
+
+def test_the_key_is_the_vendor_and_the_invoice_number_however_the_number_is_written() -> None:
+    assert ledger_key("V-1001", " acme-2025 1001") == ledger_key("V-1001", "ACME-20251001") == \
+        "invoice:V-1001:ACME-20251001"
+    assert ledger_key("V-1002", "ACME-20251001") != ledger_key("V-1001", "ACME-20251001")
+
+
+def test_the_same_key_with_other_figures_or_the_same_invoice_under_another_key_is_a_conflict() -> None:
+    fake = FakeErp()
+    connector = erp(fake)
+    key = ledger_key("V-1001", "ACME-2025-1001")
+    connector.create_ledger_entry(entry(), key)
+
+    with pytest.raises(LedgerConflict) as other_figures:
+        connector.create_ledger_entry(entry(total="999.00"), key)
+    with pytest.raises(LedgerConflict):
+        connector.create_ledger_entry(entry(invoice_number="ACME-2025-0990"), "another-key")
+
+    assert other_figures.value.reason == "duplicate_invoice"
+    assert len(fake.ledger()) == 2  # the seeded entry and the first one: nothing recorded twice
+
+
+def test_an_outage_is_unavailable_and_retried_and_bad_input_is_rejected() -> None:
+    fake = FakeErp()
+    connector = erp(fake)
+
+    fake.outage.enabled = True
+    with pytest.raises(ErpUnavailable) as down:
+        connector.get_vendor("V-1001")
+    fake.outage.enabled = False
+    with pytest.raises(ErpRejected) as refused:
+        connector.create_ledger_entry(entry(vendor_id="V-9999"), "k")
+
+    assert down.value.retryable and down.value.details["status"] == 503
+    assert not refused.value.retryable and refused.value.details["status"] == 400
+
+
+def test_a_token_is_sent_as_a_bearer_token_and_a_wrong_one_is_refused() -> None:
+    fake = FakeErp(token="erp-secret")
+
+    assert erp(fake, token="erp-secret").get_vendor("V-1003") is not None
+    with pytest.raises(ErpRejected) as wrong:
+        erp(fake, token="other").get_vendor("V-1003")
+    assert "erp-secret" not in str(wrong.value) and "other" not in str(wrong.value)
+
+
+def test_a_refused_connection_names_the_exception_never_the_url() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused to http://secret-host/vendors/V-1001")
+
+    connector = HttpErp("http://secret-host", transport=httpx.MockTransport(refuse))
+    with pytest.raises(ErpUnavailable) as failed:
+        connector.get_vendor("V-1001")
+    assert "secret-host" not in str(failed.value) and "ConnectError" in str(failed.value)
+
+
+def test_an_unreadable_answer_names_the_fields_never_the_values() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"number": "PO-1", "vendor_id": "V-1", "status": "lost", "currency": "EUR",
+                                         "amount": "secret-amount"})
+
+    connector = HttpErp("http://erp", transport=httpx.MockTransport(answer))
+    with pytest.raises(ErpUnavailable) as unreadable:
+        connector.get_purchase_order("PO-1")
+    assert "amount" in str(unreadable.value) and "status" in str(unreadable.value)
+    assert "secret-amount" not in str(unreadable.value) and "lost" not in str(unreadable.value)
+
+
+# -- over real HTTP ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def gateway(topology: Topology) -> Iterator[Gateway]:
+    served = Gateway(topology, port=0)
+    served.start(FakeFunctions().invoke)
+    yield served
+    served.stop()
+
+
+def test_the_connector_reads_and_records_through_the_gateway_and_the_ledger_is_listed(gateway: Gateway) -> None:
+    connector = HttpErp(f"{gateway.url}/_local/erp")
+    key = ledger_key("V-1003", "GLX-77001")
+
+    vendor = connector.find_vendor_by_tax_id("NL123456789B01")
+    po = connector.get_purchase_order("PO-4502")
+    made = connector.create_ledger_entry(entry(vendor_id="V-1003", invoice_number="GLX-77001", total="48400.00",
+                                               po_number="PO-4502"), key)
+    again = connector.create_ledger_entry(entry(vendor_id="V-1003", invoice_number="GLX-77001", total="48400.00",
+                                                po_number="PO-4502"), key)
+
+    assert vendor is not None and vendor.vendor_id == "V-1003" and po is not None and po.status == "open"
+    assert made.created and not again.created and made.entry == again.entry
+    listed = httpx.get(f"{gateway.url}/_local/erp/ledger-entries").json()["results"]
+    assert [e["invoice_number"] for e in listed] == ["ACME-2025-0990", "GLX-77001"]
+    assert httpx.post(f"{gateway.url}/_local/erp/ledger-entries", json={}).status_code == 400  # no key: a 4xx
