@@ -90,8 +90,8 @@ def check_settings(scope: IConstruct) -> None:
 
 def _quorum_problems(scope: IConstruct) -> list[str]:
     """The approver pool, and no workflow's wait asking more different approvers than it names."""
-    from interlock.approvals import quorum_problems
     from interlock.kit import registry
+    from interlock.settings import quorum_problems
 
     workflows = registry.workflows(deployment_setting(scope, "extra_workflows")).values()
     return quorum_problems(deployment_setting(scope, "approver_email"), workflows)

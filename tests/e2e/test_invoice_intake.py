@@ -227,4 +227,4 @@ def test_given_a_broken_pdf_then_the_run_fails_with_a_named_reason_and_nothing_i
 
     run = runtime.wait_status(run_id, "failed")
 
-    assert entry(run, "outcome", "failed")["reason"] == "pdf_unreadable"
+    assert entry(run, "outcome", "failed")["reason"] == "broken_pdf"

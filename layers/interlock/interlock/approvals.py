@@ -40,6 +40,11 @@ from interlock.models import TERMINAL_STATUSES, EntryState, RunStatus, TimelineE
 from interlock.observability import count, logger
 from interlock.outgoing import APPROVAL_LINK_HEADER  # the email names its own link in it
 from interlock.settings import MAX_APPROVERS, approver_id, approver_pool
+
+# Kept in interlock.settings, which `interlock run` checks before the local cloud sets the log level (importing
+# this module then would build the handlers' logger at the wrong level); named here for the approvals' readers.
+from interlock.settings import approvers_asked as approvers_asked
+from interlock.settings import quorum_problems as quorum_problems
 from interlock.steps import StepInput
 from interlock.timeline import TimelineStore
 
@@ -251,41 +256,6 @@ def _iso(ts: float) -> str:
 
 
 # -- what the workflows ask, checked against the pool before anything runs -----------------------------------
-
-
-def approvers_asked(definition: Any) -> list[int]:
-    """The ``approvers`` every ``request_approval`` task of a state machine definition (parsed ASL) asks for as a
-    number (a task that passes it from the state, ``approvers.$``, is only known when it runs)."""
-    found: list[int] = []
-    if isinstance(definition, dict):
-        if definition.get("step") == "request_approval" and "approvers.$" not in definition:
-            asked = definition.get("approvers", 1)
-            if isinstance(asked, int) and not isinstance(asked, bool):
-                found.append(asked)
-        for value in definition.values():
-            found += approvers_asked(value)
-    elif isinstance(definition, list):
-        for value in definition:
-            found += approvers_asked(value)
-    return found
-
-
-def quorum_problems(pool_setting: str, workflows: Any) -> list[str]:
-    """A sentence for each workflow whose wait asks more different approvers than the pool names (it could never
-    be approved), and for a pool that is no list of distinct addresses."""
-    try:
-        pool = approver_pool(pool_setting)
-    except ValueError as exc:
-        return [str(exc)]
-    problems = []
-    for workflow in workflows:
-        if not workflow.wait:
-            continue
-        asked = approvers_asked(json.loads(workflow.definition_path("wait").read_text(encoding="utf-8")))
-        if asked and max(asked) > len(pool):
-            problems.append(f"workflow {workflow.name!r} asks {max(asked)} different approvers, and approver_email "
-                            f"names {len(pool)}: its approvals could never be given")
-    return problems
 
 
 # -- ports ------------------------------------------------------------------------------------------------

@@ -6,10 +6,11 @@ start with a message naming the variable, instead of failing the first request.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from functools import cache
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -181,6 +182,41 @@ def approver_pool(value: str) -> tuple[str, ...]:
     if len(entries) > MAX_APPROVER_POOL:
         raise ValueError(f"approver_email names {len(entries)} approvers; at most {MAX_APPROVER_POOL}")
     return tuple(entries)
+
+
+def approvers_asked(definition: Any) -> list[int]:
+    """The ``approvers`` every ``request_approval`` task of a state machine definition (parsed ASL) asks for as a
+    number (a task that passes it from the state, ``approvers.$``, is only known when it runs)."""
+    found: list[int] = []
+    if isinstance(definition, dict):
+        if definition.get("step") == "request_approval" and "approvers.$" not in definition:
+            asked = definition.get("approvers", 1)
+            if isinstance(asked, int) and not isinstance(asked, bool):
+                found.append(asked)
+        for value in definition.values():
+            found += approvers_asked(value)
+    elif isinstance(definition, list):
+        for value in definition:
+            found += approvers_asked(value)
+    return found
+
+
+def quorum_problems(pool_setting: str, workflows: Any) -> list[str]:
+    """A sentence for each workflow whose wait asks more different approvers than the pool names (it could never
+    be approved), and for a pool that is no list of distinct addresses."""
+    try:
+        pool = approver_pool(pool_setting)
+    except ValueError as exc:
+        return [str(exc)]
+    problems = []
+    for workflow in workflows:
+        if not workflow.wait:
+            continue
+        asked = approvers_asked(json.loads(workflow.definition_path("wait").read_text(encoding="utf-8")))
+        if asked and max(asked) > len(pool):
+            problems.append(f"workflow {workflow.name!r} asks {max(asked)} different approvers, and approver_email "
+                            f"names {len(pool)}: its approvals could never be given")
+    return problems
 
 
 class ApproverPool(_Settings):

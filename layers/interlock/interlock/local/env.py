@@ -84,8 +84,8 @@ def check_settings(api_url: str, environ: Mapping[str, str]) -> None:
         problems = "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in exc.errors())
         raise InvalidLocalSetting(f"invalid setting(s) ({', '.join(SETTING_ENV_PREFIX + n.upper() for n in names)}): "
                                   f"{problems}") from None
-    from interlock.approvals import quorum_problems
     from interlock.kit import registry
+    from interlock.settings import quorum_problems
 
     # The approver pool, and no workflow asking more different approvers than it names.
     pool = quorum_problems(setting("approver_email", api_url, environ),

@@ -229,8 +229,9 @@ class LocalRuntime:
             self.scheduler, self.streams, dict(self.cloud.deployed.workflow_tables),
             {t.name: keys_of(t.partition_key, t.sort_key) for t in tables}, lambda: self.cloud_client("dynamodb"))
         self.streams.start()
-        for firing in self.scheduler.start():
+        for firing in self.scheduler.catch_up():
             log.info("schedule %s missed while stopped: fired for %s", firing.schedule, firing.scheduled_time)
+        self.scheduler.start()
 
     def cloud_client(self, service: str) -> Any:
         if self.cloud is None:

@@ -41,6 +41,7 @@ from interlock.kit.triggers import (
     time_zone,
 )
 from interlock.local import get_logger
+from interlock.local.polling import Poller
 from interlock.models import run_id_for
 from interlock.topology import ScheduleTarget
 
@@ -180,12 +181,13 @@ class _Cursor:
     last: datetime  # the last scheduled time fired (or, before any, when it was first seen)
 
 
-class LocalScheduler:
+class LocalScheduler(Poller):
     """Fires ``schedules`` by ``send(message_body)`` (a send to the ingest queue) at their times on ``clock``."""
 
     def __init__(self, schedules: tuple[ScheduleTarget, ...], send: Callable[[str], None],
                  clock: Callable[[], datetime] = utc_now, state_dir: Path | None = None,
                  poll_seconds: float = 0.5) -> None:
+        super().__init__("interlock-scheduler", poll_seconds)
         self.schedules = {s.id: s for s in schedules}
         for schedule in schedules:  # what EventBridge would refuse stops the runtime here, not at the first firing
             parse_expression(schedule.expression)
@@ -197,32 +199,17 @@ class LocalScheduler:
         self.poll_seconds = poll_seconds
         self.cursors: dict[str, _Cursor] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
-    def start(self) -> list[Firing]:
-        """Load the saved cursors, fire what fell due while stopped (the latest of each schedule), then poll."""
-        caught_up = self.catch_up()
+    def start(self) -> None:
+        """Fire what fell due while stopped (the latest of each schedule, :meth:`catch_up`, which the runtime calls
+        first), then poll."""
         if self.schedules:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="interlock-scheduler", daemon=True)
-            self._thread.start()
-        return caught_up
+            super().start()
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
-            try:
-                self.run_due()
-            except Exception:
-                log.exception("the local scheduler could not fire its schedules; trying again")
+    def poll_once(self) -> int:
+        return len(self.run_due())
 
     # -- firing ------------------------------------------------------------------------------------------
 

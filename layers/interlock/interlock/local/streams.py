@@ -21,6 +21,7 @@ from typing import Any
 
 from interlock.kit.triggers import matches, plain
 from interlock.local import get_logger
+from interlock.local.polling import Poller
 from interlock.models import run_id_for
 from interlock.topology import StatusPipe
 
@@ -41,12 +42,13 @@ def pipes_record(record: dict[str, Any], stream_arn: str, region: str) -> dict[s
     return wire
 
 
-class LocalStreams:
+class LocalStreams(Poller):
     """Reads the streams of the tables ``stream_arns`` names (declared name -> stream ARN) and sends each record a
     pipe of ``pipes`` lets through with ``send(message_body)``."""
 
     def __init__(self, pipes: tuple[StatusPipe, ...], stream_arns: dict[str, str], send: Callable[[str], None],
                  region: str, client: Any | None = None, poll_seconds: float = 0.2) -> None:
+        super().__init__("interlock-streams", poll_seconds)
         self.pipes = pipes
         self.stream_arns = {table: arn for table, arn in stream_arns.items() if any(p.table == table for p in pipes)}
         self.send = send
@@ -56,8 +58,6 @@ class LocalStreams:
         self._iterators: dict[tuple[str, str], str | None] = {}  # (table, shard) -> the next iterator
         self.changes: dict[str, deque[dict[str, Any]]] = {t: deque(maxlen=LOG_SIZE) for t in self.stream_arns}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @property
     def client(self) -> Any:
@@ -71,24 +71,11 @@ class LocalStreams:
         return self._client
 
     def start(self) -> None:
-        if not self.stream_arns:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="interlock-streams", daemon=True)
-        self._thread.start()
+        if self.stream_arns:
+            super().start()
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
-            try:
-                self.poll()
-            except Exception:
-                log.exception("the local streams could not be read; trying again")
+    def poll_once(self) -> int:
+        return len(self.poll())
 
     def poll(self) -> list[dict[str, Any]]:
         """Read every watched stream once; send what the pipes let through. Returns what was read (the log's

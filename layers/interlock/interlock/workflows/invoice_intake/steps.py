@@ -53,6 +53,8 @@ EVENT_TYPE = "invoice.received"
 AUTO_LIMIT = "invoice_auto_limit"
 TWO_PERSON_LIMIT = "invoice_two_person_limit"
 TOLERANCE = "invoice_po_tolerance_pct"
+# The most of a document's text a run carries from step to step (more is cut, and flagged document_truncated).
+MAX_RUN_TEXT_CHARS = 40_000
 
 
 class DocumentRefused(StepError):
@@ -87,8 +89,9 @@ def _erp(ctx: StepContext) -> Erp:
 
 
 def take_document(data: TakeInput, ctx: StepContext) -> Document:
-    """The invoice's text: as sent, from a PDF's text layer, or from an upload by its reference."""
-    from interlock import documents
+    """The invoice's text: as sent, from a PDF's text layer, or from an upload by its reference
+    (:func:`interlock.documents.document_text` reads it, under its limits)."""
+    from interlock.documents import PDF, TEXT, DocumentError
 
     envelope = data.envelope
     if envelope.type != EVENT_TYPE:
@@ -107,12 +110,11 @@ def take_document(data: TakeInput, ctx: StepContext) -> Document:
     filename = one_line(ref.filename, 200) if ref.filename else None
     try:
         if ref.text is not None:
-            text, truncated = documents.plain_text(ref.text)
-            return _text_document("text", text, truncated, ref.text.encode(), filename)
+            return _read("text", ref.text.encode("utf-8"), TEXT, filename)
         if ref.pdf_base64 is not None:
-            return _pdf_document("pdf", _base64(ref.pdf_base64), filename)
+            return _read("pdf", _base64(ref.pdf_base64), PDF, filename)
         return read_upload_document(ref.upload or "", filename)
-    except documents.DocumentError as exc:
+    except DocumentError as exc:
         raise DocumentRefused(str(exc), step="take_document", reason=exc.code) from None
 
 
@@ -124,39 +126,33 @@ def _base64(value: str) -> bytes:
                               reason="invalid_base64") from None
 
 
-def _text_document(kind: Literal["text", "upload_text"], text: str, truncated: bool, raw: bytes,
-                   filename: str | None) -> Document:
-    from interlock.documents import sha256
+def _read(kind: Literal["text", "pdf", "upload_text", "upload_pdf"], data: bytes, content_type: str,
+          filename: str | None) -> Document:
+    """The document's text as the run carries it: at most :data:`MAX_RUN_TEXT_CHARS` (Step Functions' state is
+    256 KB, the event's own envelope in it), the rest cut and flagged; no text for a PDF without a text layer."""
+    import hashlib
 
-    if not text:
-        raise MissingData("the document's text is empty", step="take_document", reason="empty_document")
-    return Document(kind=kind, text=text, bytes=len(raw), chars=len(text), truncated=truncated,
-                    sha256=sha256(raw), filename=filename)
+    from interlock.documents import document_text
 
-
-def _pdf_document(kind: Literal["pdf", "upload_pdf"], pdf: bytes, filename: str | None) -> Document:
-    from interlock.documents import pdf_text
-
-    found = pdf_text(pdf)
-    return Document(kind=kind, text=found.text or None, text_layer=found.text_layer,
-                    reason=found.reason, pages=found.pages, bytes=found.bytes, chars=len(found.text),
-                    truncated=found.truncated, sha256=found.sha256, filename=filename)
+    found = document_text(data, content_type)
+    text = found.text.strip()
+    return Document(kind=kind, text=text[:MAX_RUN_TEXT_CHARS] or None, text_layer=found.has_text,
+                    reason=None if found.has_text else found.outcome, pages=found.pages, bytes=len(data),
+                    chars=len(text), truncated=len(text) > MAX_RUN_TEXT_CHARS,
+                    sha256=hashlib.sha256(data).hexdigest(), filename=filename)
 
 
 def read_upload_document(reference: str, filename: str | None) -> Document:
     """The document an upload's reference names (``POST /uploads``; interlock.uploads): the reader checks its size,
     type and age again, and a PDF's text comes from its text layer as for one sent in the event."""
-    from interlock import documents
     from interlock.uploads import PDF, UploadError, fetch_upload
 
     try:
         upload = fetch_upload(reference)
     except UploadError as exc:
         raise DocumentRefused(str(exc), step="take_document", reason=exc.code) from None
-    if upload.content_type == PDF:
-        return _pdf_document("upload_pdf", upload.body, filename)
-    text, truncated = documents.plain_text(upload.body)
-    return _text_document("upload_text", text, truncated, upload.body, filename)
+    kind: Literal["upload_pdf", "upload_text"] = "upload_pdf" if upload.content_type == PDF else "upload_text"
+    return _read(kind, upload.body, upload.content_type, filename)
 
 
 def document_summary(result: Document) -> dict[str, Any]:
