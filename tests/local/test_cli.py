@@ -196,8 +196,9 @@ def test_send_handshake_makes_metas_get_verification_with_the_stored_verify_toke
 @pytest.mark.parametrize(("argv", "message"), [
     (["send", "pigeon"], "unknown webhook source 'pigeon'; the sources are: form, stripe, slack, whatsapp, "
                          "hubspot, github"),
-    (["send", "form", "nope"], "the samples for 'form' are: lead_freemail, lead_submitted, refund_request, "
-                               "support_ticket"),
+    (["send", "form", "nope"], "the samples for 'form' are: invoice_bank_change, invoice_clean, invoice_duplicate, "
+                               "invoice_large, invoice_mismatch, invoice_pdf, invoice_scanned, lead_freemail, "
+                               "lead_submitted, refund_request, support_ticket"),
     (["send", "form"], "no webhook secret for 'form': set INTERLOCK_SECRET_FORM"),
     (["send", "stripe"], "no webhook secret for 'stripe': set INTERLOCK_SECRET_STRIPE"),
 ])
