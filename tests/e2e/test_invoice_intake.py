@@ -14,8 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
+from interlock.webhooks.standard import signed_headers
 
-from e2e.conftest import Runtime, _start
+from e2e.conftest import SECRET, Runtime, _start
 
 pytestmark = pytest.mark.e2e
 
@@ -228,3 +229,37 @@ def test_given_a_broken_pdf_then_the_run_fails_with_a_named_reason_and_nothing_i
     run = runtime.wait_status(run_id, "failed")
 
     assert entry(run, "outcome", "failed")["reason"] == "broken_pdf"
+
+
+def test_given_an_invoice_pdf_too_large_for_an_event_then_it_is_uploaded_and_read_by_its_reference(
+    runtime: Runtime,
+) -> None:
+    import importlib.util
+    import uuid
+
+    spec = importlib.util.spec_from_file_location("make_samples", SAMPLES / "make_samples.py")
+    assert spec is not None and spec.loader is not None
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    text = make.TEXTS["pdf"].replace("NW-88123", "NW-88999").replace("PO-4504", "PO-4501")
+    # a PDF over the webhook body limit: the invoice, and pages of terms after it
+    import hashlib
+
+    references = (hashlib.sha512(str(n).encode()).hexdigest() + hashlib.sha256(str(n).encode()).hexdigest()
+                  for n in range(850))  # incompressible
+    pdf = make.text_pdf(text + "\n".join(f"Delivery note {n}: {ref}" for n, ref in enumerate(references)))
+    assert len(pdf) > 64 * 1024
+    body = json.dumps({"content_type": "application/pdf", "size": len(pdf)}).encode()
+    signed = signed_headers(SECRET, f"msg_{uuid.uuid4().hex}", int(time.time()), body)
+    grant = httpx.post(f"{runtime.url}/uploads", content=body, timeout=10,
+                       headers={"Content-Type": "application/json", **signed}).json()
+    assert httpx.put(grant["url"], content=pdf, headers=grant["headers"], timeout=10).status_code == 200
+
+    run_id = send(runtime, {"type": "invoice.received", "data": {"document": {"upload": grant["upload"]}}})
+
+    run = runtime.wait_status(run_id, "pending_approval")
+    document = entry(run, "take_document")
+    assert (document["kind"], document["bytes"], document["truncated"]) == ("upload_pdf", len(pdf), True)
+    assert entry(run, "extract", "processing")  # read from the upload's text layer
+    request = entry(run, "approval", "pending_approval")
+    assert "document_truncated" in request["reasons"]  # more text than a run carries: a person looks
