@@ -30,9 +30,7 @@ if TYPE_CHECKING:
 def route_for(source: str, event_type: str) -> str | None:
     """The workflow an event starts: the routing table is made of the workflows' triggers
     (:func:`interlock.kit.registry.routes`)."""
-    from interlock.kit.registry import routes
-
-    return routes().get((source, event_type))
+    return registry.routes().get((source, event_type))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ escalate (notify customer success). Every email goes through ``ctx.once``: a rep
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING, Any
 
 from interlock.errors import MissingData, NotConfigured
@@ -170,15 +171,9 @@ def escalate(data: EscalateInput, ctx: StepContext) -> Escalated:
     if to:
         subject, text = rules.escalation_text(data.invoice, data.run_id, sent)
         message_id = ctx.once("customer_success_email", lambda key: Notified(
-            message_id=_send(ctx, to, subject, text, f"<pre>{_escape(text)}</pre>")), Notified).message_id
+            message_id=_send(ctx, to, subject, text, f"<pre>{html.escape(text)}</pre>")), Notified).message_id
     count("RunsEscalated")
     return Escalated(reminders_sent=sent, message_id=message_id)
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
 
 
 # -- settle (validate) -------------------------------------------------------------------------------------------
