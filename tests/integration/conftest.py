@@ -110,3 +110,15 @@ def fresh_import(monkeypatch: pytest.MonkeyPatch):
         return importlib.import_module(name)
 
     return load
+
+
+@pytest.fixture
+def serialised_moto() -> Iterator[None]:
+    """DynamoDB applies each conditional write atomically; moto in one process with several threads does so once its
+    calls take turns, as the local runtime has them (interlock.local.dynamodb_lock). A test racing threads
+    against moto uses this, or it tests moto's missing isolation instead of the code."""
+    from interlock.local import dynamodb_lock
+
+    uninstall = dynamodb_lock.install()
+    yield
+    uninstall()

@@ -297,17 +297,6 @@ def test_given_two_first_approvals_in_flight_together_then_both_count_and_the_se
     assert q.entries() == [("approved", "ann@corp.io"), ("approved", "bob@corp.io")]
 
 
-@pytest.fixture
-def serialised_moto():
-    """DynamoDB applies each conditional write atomically; moto in one process with several threads does so once its
-    calls take turns, as the local runtime has them (interlock.local.dynamodb_lock)."""
-    from interlock.local import dynamodb_lock
-
-    uninstall = dynamodb_lock.install()
-    yield
-    uninstall()
-
-
 @pytest.mark.parametrize("round_", range(4))
 def test_given_every_approver_deciding_at_once_then_exactly_one_outcome_resumes_the_task(
         world, monkeypatch, serialised_moto, round_):

@@ -117,7 +117,8 @@ def test_given_a_wait_that_timed_out_when_the_event_arrives_then_the_next_regist
 
 
 @pytest.mark.parametrize("round_", range(12))
-def test_given_the_wait_and_the_event_at_the_same_time_then_exactly_one_side_resumes(parts, round_: int) -> None:
+def test_given_the_wait_and_the_event_at_the_same_time_then_exactly_one_side_resumes(
+        parts, serialised_moto, round_: int) -> None:
     correlation, callbacks, store = parts
     key = f"{KEY}-{round_}"
     owner = started(store, envelope(f"evt_fail_{round_}", "invoice.payment_failed"))
@@ -177,7 +178,9 @@ def test_given_a_closed_owner_when_the_trigger_fires_again_then_a_new_run_owns_t
     assert correlation.register(KEY, later.run_id, "token-2", ["invoice.paid"]) is False
 
 
-def test_given_two_triggers_at_once_then_one_owns_the_key_and_the_other_joins_it(parts) -> None:
+@pytest.mark.parametrize("round_", range(4))
+def test_given_two_triggers_at_once_then_one_owns_the_key_and_the_other_joins_it(
+        parts, serialised_moto, round_) -> None:
     correlation, _, store = parts
     events = [envelope(f"evt_fail_{i}", "invoice.payment_failed") for i in range(2)]
     for event in events:
