@@ -168,6 +168,17 @@ class Runtime:
             for p in sorted(outbox.glob("*.eml"))
         ]
 
+    def wait_emails(self, matches: Callable[[email.message.EmailMessage], bool], count: int,
+                    timeout: float = 15.0) -> list[email.message.EmailMessage]:
+        """The outbox's emails that ``matches`` accepts, once there are ``count`` of them (the outbox copies
+        what SES sent a moment after the step that sent it has written its entry)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [m for m in self.emails() if matches(m)]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.2)
+
     def approval_link(self, run_id: str, timeout: float = 30.0) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

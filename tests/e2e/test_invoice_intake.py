@@ -119,8 +119,9 @@ def test_given_a_scanned_pdf_without_text_then_a_person_is_told_and_the_run_ends
     handed = entry(run, "hand_over", "escalated")
     assert (handed["reason"], handed["notified"]) == ("no_text_layer", 2)
     assert "extract" not in {e["step"] for e in run["timeline"]}
-    told = [m for m in runtime.emails() if m["Subject"] == "Invoice needs manual entry"
-            and f"Run: {run_id}" in m.get_body(preferencelist=("plain",)).get_content()]
+    told = runtime.wait_emails(lambda m: m["Subject"] == "Invoice needs manual entry"
+                               and f"Run: {run_id}" in m.get_body(preferencelist=("plain",)).get_content(),
+                               count=len(POOL))
     assert sorted(str(m["To"]) for m in told) == sorted(POOL)
     assert len(ledger(runtime)) == before
 

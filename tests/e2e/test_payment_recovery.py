@@ -5,7 +5,6 @@ escalation, and a second failure joining the open run."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from importlib import resources
@@ -55,12 +54,7 @@ def text(message: Any) -> str:
 def emails_about(rt: Runtime, address: str, invoice_id: str, count: int = 1) -> list[Any]:
     """The emails to ``address`` about ``invoice_id`` (its Stripe page's link is in each), once the outbox holds
     ``count`` of them (it copies what SES sent a moment later)."""
-    deadline = time.monotonic() + 10
-    while True:
-        found = [m for m in rt.emails() if m["To"] == address and hosted_url(invoice_id) in text(m)]
-        if len(found) >= count or time.monotonic() > deadline:
-            return found
-        time.sleep(0.2)
+    return rt.wait_emails(lambda m: m["To"] == address and hosted_url(invoice_id) in text(m), count, timeout=10)
 
 
 def test_given_a_failed_payment_then_a_dunning_email_and_a_wait_that_invoice_paid_completes(runtime: Runtime) -> None:
