@@ -249,9 +249,11 @@ def seed_stored_runs(state_file: Path, templates: dict[str, str], target: int) -
     """Clone the completed runs ``templates`` (run id -> event id) in the saved state until it holds ``target``
     runs; the number of runs it holds then."""
     document = json.loads(state_file.read_text())
-    (table,) = document["tables"].values() if len(document["tables"]) == 1 else (None,)
-    if table is None:
-        raise SystemExit("the saved state does not have exactly one table")
+    # The timeline table; the workflows' own tables (interlock-table-<name>) are left as they are.
+    timelines = [items for name, items in document["tables"].items() if not name.startswith("interlock-table-")]
+    if len(timelines) != 1:
+        raise SystemExit("the saved state does not have exactly one timeline table")
+    (table,) = timelines
     stored = sum(1 for item in table if item["sk"]["S"] == "#RUN")
     items_of: dict[str, list[str]] = {}
     for run_id in templates:

@@ -1,5 +1,5 @@
-"""SQS ingest queue consumer: start each envelope's workflow, and each schedule firing's or status change's (made
-into an envelope here: interlock.kit.triggers); failed records are retried, then DLQ'd."""
+"""SQS ingest queue consumer: start each envelope's workflow, and each schedule firing's, status change's or
+follow-up's (made into an envelope here: interlock.kit.triggers); failed records are retried, then DLQ'd."""
 
 from typing import Any
 
@@ -20,7 +20,7 @@ def route_record(record: SQSRecord) -> None:
     except PoisonMessage as exc:
         poisoned(record, exc)
         raise
-    if not isinstance(message, Envelope):  # a schedule's firing or a table's status change
+    if not isinstance(message, Envelope):  # a schedule's firing, a table's status change, a follow-up
         try:
             router().accept_trigger(message, record.message_id)
         except PoisonMessage as exc:

@@ -90,6 +90,8 @@ class InterlockStack(Stack):
                 ai_key=self.ai_key,
                 buckets=self.buckets.by_name,
                 workflow_tables=self.workflow_tables.by_name,
+                workflow_table_indexes={t.name: tuple(index for index, _, _ in t.indexes)
+                                        for t in topology.workflow_tables},
             )
         )
         self.monitoring = Monitoring(

@@ -56,10 +56,10 @@ CODE_EXCLUDES = ["__pycache__", "*.pyc", "*.pyo", ".pytest_cache", ".mypy_cache"
 TABLE_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem")
 TABLE_WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem")
 TABLE_DELETE_ACTIONS = ("dynamodb:DeleteItem",)
-# A workflow's own table: its steps read and write their records (an invoice ledger) as they see fit.
-WORKFLOW_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan",
-                          "dynamodb:ConditionCheckItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                          "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
+# A workflow's own table, and its indexes: read by key or query, write an item; no scan, no batch, no delete, as for
+# the timeline table (tests/infra/test_trust.py).
+WORKFLOW_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem", "dynamodb:PutItem",
+                          "dynamodb:UpdateItem")
 # An approval decision, approved or rejected, is a SendTaskSuccess with the decision (interlock/approvals.py).
 TASK_RESPONSE_ACTIONS = ("states:SendTaskSuccess",)
 
@@ -85,6 +85,8 @@ class WiringTargets:
     buckets: Mapping[str, TopologyBucket] = field(default_factory=dict)
     # the workflows' own tables, by declared name (infra/constructs/triggers.py)
     workflow_tables: Mapping[str, dynamodb.ITable] = field(default_factory=dict)
+    # each workflow table's index names: its workers may query those indexes, by name (no wildcard)
+    workflow_table_indexes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class LambdaFunction(Construct):
@@ -227,7 +229,9 @@ class LambdaFunction(Construct):
             case Access.WORKFLOW_TABLE_READ_WRITE:
                 table = _lookup(targets.workflow_tables, grant.target, "workflow table")
                 iam.Grant.add_to_principal(grantee=self.role, actions=list(WORKFLOW_TABLE_ACTIONS),
-                                           resource_arns=[table.table_arn])
+                                           resource_arns=[table.table_arn, *(
+                                               f"{table.table_arn}/index/{index}"
+                                               for index in targets.workflow_table_indexes.get(grant.target, ()))])
             case _:
                 raise ValueError(f"function {self.spec.name!r}: no CDK realisation for grant {grant!r}")
 

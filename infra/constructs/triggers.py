@@ -48,6 +48,14 @@ class WorkflowTables(Construct):
                 removal_policy=RemovalPolicy.RETAIN,
                 deletion_protection=True,  # a workflow's records of its own, as the timeline: no accidental delete
             )
+            for index, partition_key, sort_key in spec.indexes:
+                self.by_name[spec.name].add_global_secondary_index(
+                    index_name=index,
+                    partition_key=dynamodb.Attribute(name=partition_key, type=dynamodb.AttributeType.STRING),
+                    sort_key=(dynamodb.Attribute(name=sort_key, type=dynamodb.AttributeType.STRING)
+                              if sort_key else None),
+                    projection_type=dynamodb.ProjectionType.ALL,
+                )
 
     def __getitem__(self, name: str) -> dynamodb.Table:
         try:

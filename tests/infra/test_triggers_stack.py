@@ -37,6 +37,19 @@ def _table(s: Synthesis) -> tuple[str, dict[str, Any]]:
     return lid, table["Properties"] | {"_resource": table}
 
 
+def _pipe(s: Synthesis, table_lid: str) -> dict[str, Any]:
+    """The properties of the one pipe reading ``table_lid``'s stream."""
+    [props] = [r["Properties"] for r in s.of_type("AWS::Pipes::Pipe").values()
+               if r["Properties"]["Source"] == {"Fn::GetAtt": [table_lid, "StreamArn"]}]
+    return props
+
+
+def _table_and_indexes(table_lid: str) -> Any:
+    """What a worker's grant on the throwaway's table names: the table (it declares no index; CDK may merge it into
+    the statement of the timeline table's grant, whose actions are the same)."""
+    return {"Fn::GetAtt": [table_lid, "Arn"]}
+
+
 def _allowed(statements: list[dict[str, Any]]) -> list[tuple[set[str], Any]]:
     return [({*(st["Action"] if isinstance(st["Action"], list) else [st["Action"]])}, st["Resource"])
             for st in statements if st["Effect"] == "Allow"]
@@ -56,17 +69,23 @@ def test_the_workflow_table_is_made_as_the_timeline_table_with_its_stream_on(tri
     assert props["_resource"]["DeletionPolicy"] == "Retain"
 
 
-def test_given_no_workflow_with_triggers_then_no_schedule_pipe_or_workflow_table(synthesis: Synthesis) -> None:
-    assert synthesis.of_type("AWS::Scheduler::Schedule") == {}
-    assert synthesis.of_type("AWS::Pipes::Pipe") == {}
-    assert len(synthesis.of_type("AWS::DynamoDB::Table")) == 1  # the timeline
+def test_the_built_in_workflows_schedules_pipes_and_tables_are_exactly_the_topologys(synthesis: Synthesis) -> None:
+    from interlock.topology import TOPOLOGY
+
+    schedules = [json.loads(r["Properties"]["Target"]["Input"])
+                 for r in synthesis.of_type("AWS::Scheduler::Schedule").values()]
+    assert sorted((s["workflow"], s["schedule"]) for s in schedules) == sorted(
+        (s.workflow, s.name) for s in TOPOLOGY.schedules)
+    assert len(synthesis.of_type("AWS::Pipes::Pipe")) == len(TOPOLOGY.status_pipes)
+    assert len(synthesis.of_type("AWS::DynamoDB::Table")) == 1 + len(TOPOLOGY.workflow_tables)  # and the timeline
 
 
 def test_each_schedule_sends_schedulers_message_to_the_ingest_queue_with_retries_and_the_dlq(
     triggers: Synthesis,
 ) -> None:
     schedules = {json.loads(r["Properties"]["Target"]["Input"])["schedule"]: r["Properties"]
-                 for r in triggers.of_type("AWS::Scheduler::Schedule").values()}
+                 for r in triggers.of_type("AWS::Scheduler::Schedule").values()
+                 if json.loads(r["Properties"]["Target"]["Input"])["workflow"] == WORKFLOW}
     assert set(schedules) == {DAILY, HOURLY}
     daily = schedules[DAILY]
     assert (daily["ScheduleExpression"], daily["ScheduleExpressionTimezone"]) == ("cron(30 7 * * ? *)",
@@ -100,7 +119,7 @@ def test_the_pipe_reads_the_tables_stream_through_the_status_change_filter_into_
     triggers: Synthesis,
 ) -> None:
     table_lid, _ = _table(triggers)
-    [props] = [r["Properties"] for r in triggers.of_type("AWS::Pipes::Pipe").values()]
+    props = _pipe(triggers, table_lid)
     assert props["Source"] == {"Fn::GetAtt": [table_lid, "StreamArn"]}
     assert props["Target"] == _arn(triggers, "ingest")
     [pattern] = props["SourceParameters"]["FilterCriteria"]["Filters"]
@@ -116,7 +135,7 @@ def test_the_pipe_reads_the_tables_stream_through_the_status_change_filter_into_
 
 def test_the_pipes_role_reads_only_its_tables_stream_and_sends_only_to_the_ingest_queue(triggers: Synthesis) -> None:
     table_lid, _ = _table(triggers)
-    [props] = [r["Properties"] for r in triggers.of_type("AWS::Pipes::Pipe").values()]
+    props = _pipe(triggers, table_lid)
     role_lid = props["RoleArn"]["Fn::GetAtt"][0]
     trust = triggers.resources[role_lid]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert [st["Principal"] for st in trust] == [{"Service": "pipes.amazonaws.com"}]
@@ -140,7 +159,8 @@ def test_the_workers_of_the_workflows_jobs_read_and_write_its_table_and_are_told
         env = functions[name][1]["Properties"]["Environment"]["Variables"]
         assert env["INTERLOCK_TABLE_TICKETS"] == {"Ref": table_lid}
         grants = [actions for actions, resource in _allowed(statements_of_role(triggers, role_lid_of_function(
-            triggers, name))) if resource == {"Fn::GetAtt": [table_lid, "Arn"]}]
+            triggers, name))) if _table_and_indexes(table_lid) in (resource if isinstance(resource, list)
+                                                                   else [resource])]
         assert grants == [set(WORKFLOW_TABLE_ACTIONS)]
     for name in ("job_decide", "job_act", "webhook_ingest"):  # no step of the workflow runs there
         env = functions[name][1]["Properties"]["Environment"]["Variables"]

@@ -288,7 +288,8 @@ def test_given_the_deployment_defaults_then_they_are_the_ai_settings_defaults():
 def test_given_openai_base_url_in_a_laptops_environment_then_it_is_the_setting_and_unset_when_empty():
     from interlock.local.env import Deployed
 
-    deployed = Deployed(table_name="t", api_url="http://127.0.0.1:8000", secret_prefix="p/")
+    deployed = Deployed(table_name="t", api_url="http://127.0.0.1:8000", secret_prefix="p/",
+                        workflow_tables={t.name: f"t-{t.name}" for t in TOPOLOGY.workflow_tables})
     classify = TOPOLOGY.function("job_decide")
 
     with_url = function_environment(classify, deployed, {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})

@@ -17,7 +17,7 @@ from interlock.kit.context import NotGranted, Services, StepContext
 from interlock.local.fakes import FakeErp
 from interlock.models import Envelope
 from interlock.uploads import PDF, TEXT, Upload, UploadMissing
-from interlock.workflows.invoice_intake import WORKFLOW, steps
+from interlock.workflows.invoice_intake import WORKFLOW, records, steps
 from interlock.workflows.invoice_intake.models import (
     Checked,
     CompareInput,
@@ -36,7 +36,15 @@ from interlock.workflows.invoice_intake.models import (
 from pdf_fixtures import encrypted, scanned_pdf, text_pdf
 
 from unit.fakes import RecordingTimeline, offline_runner
+from unit.invoice_records_fake import MemoryInvoiceRecords
 from unit.sales_lead_support import BASE, MemoryLedger, served_by
+
+
+@pytest.fixture(autouse=True)
+def invoice_records_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The invoices table of each World's steps is its MemoryInvoiceRecords."""
+    monkeypatch.setattr(records, "records_of", lambda ctx: ctx.services.invoice_records)
+
 
 SAMPLES = Path(__file__).parents[2] / "layers/interlock/interlock/workflows/invoice_intake/samples"
 SETTINGS = {"invoice_auto_limit": "1000", "invoice_two_person_limit": "10000", "invoice_po_tolerance_pct": "2",
@@ -61,6 +69,7 @@ class World:
     settings: dict[str, str] = field(default_factory=lambda: dict(SETTINGS))
     erp_configured: bool = True
     sent: list[tuple[str, str, str]] = field(default_factory=list)
+    records: MemoryInvoiceRecords = field(default_factory=MemoryInvoiceRecords)
 
     def __post_init__(self) -> None:
         self.erp = HttpErp(f"{BASE}/erp", transport=served_by(self.erp_fake.handle, "erp"))
@@ -70,9 +79,11 @@ class World:
         declared = WORKFLOW.step(step)
         services = Services(timeline=self.timeline, ledger=self.ledger, decisions=lambda: self.runner,
                             connectors=lambda name: self.erp if self.erp_configured else None,
-                            settings=self.settings.__getitem__)
+                            settings=self.settings.__getitem__, tables=lambda name: f"interlock-table-{name}")
+        services.invoice_records = self.records  # type: ignore[attr-defined]  # what records_of answers here
         return StepContext(run_id=run_id, attempt=0, workflow=WORKFLOW.name, step=step, deadline=None,
-                           services=services, connectors=declared.connectors, settings=WORKFLOW.settings)
+                           services=services, connectors=declared.connectors, settings=WORKFLOW.settings,
+                           tables=tuple(t.name for t in WORKFLOW.tables), starts=declared.starts)
 
     def through_review(self, document: Any, run_id: str = "run-1") -> dict[str, Any]:
         """The automatic path up to the review, as the ASL chains it."""

@@ -24,6 +24,7 @@ from interlock.timeline import DedupeState, TimelineStore
 
 if TYPE_CHECKING:
     from interlock.kit.correlation import Correlation
+    from interlock.kit.follow_ups import FollowUpMessage
     from interlock.kit.triggers import ScheduleMessage, StreamRecord
 
 
@@ -233,12 +234,14 @@ class Router:
 
     # -- the triggers that are not webhooks (interlock.kit.triggers) -------------------------------------------
 
-    def accept_trigger(self, message: ScheduleMessage | StreamRecord, delivery: str) -> None:
-        """A schedule's firing or a table's status change, straight off the queue: make its envelope, create its run
-        (as the ingest does for a webhook: ``received``, the envelope kept, the dedupe key), then start it.
+    def accept_trigger(self, message: ScheduleMessage | StreamRecord | FollowUpMessage, delivery: str) -> None:
+        """A schedule's firing, a table's status change or a step's follow-up, straight off the queue: make its
+        envelope, create its run (as the ingest does for a webhook: ``received``, the envelope kept, the dedupe
+        key), then start it.
 
         ``delivery`` is the queue message's id: the acceptance token. Its dedupe key (the scheduled time, the
-        stream record's sequence number) stays ``accepting`` until the run is started, then is marked ``queued``:
+        stream record's sequence number, the follow-up's key) stays ``accepting`` until the run is started, then
+        is marked ``queued``:
 
         * the same message again (SQS redelivers it after a crash) finds its own token and starts the run (the
           execution name makes a second start a no-op);

@@ -222,6 +222,7 @@ class WorkflowTable:
     partition_key: str
     sort_key: str | None = None
     stream: bool = False
+    indexes: tuple[tuple[str, str, str | None], ...] = ()  # (name, partition key, sort key or None)
 
     @property
     def env_var(self) -> str:
@@ -400,6 +401,7 @@ class Topology:
         Each realisation applies the setting before it builds anything, so a further source is a source like
         the others in both: its own route segment, its own secret, readable by the ingest alone.
         """
+        from interlock.kit.registry import PLATFORM_SOURCES
         from interlock.webhooks.registry import SCHEMES
 
         sources = list(self.webhook_sources)
@@ -413,6 +415,10 @@ class Topology:
             if not _SOURCE_NAME.fullmatch(name):
                 raise InvalidWebhookSource(f"extra_webhook_sources: {name!r} is not a source name (lower-case "
                                            "letters, digits, '-' and '_', starting with a letter, at most 48)")
+            if name in PLATFORM_SOURCES:
+                raise InvalidWebhookSource(f"extra_webhook_sources: {name!r} is the source of the envelopes "
+                                           "Interlock makes itself (schedules, status changes, follow-ups); "
+                                           "pick another name")
             if scheme not in SCHEMES:
                 raise InvalidWebhookSource(f"extra_webhook_sources: {part!r} names no scheme {scheme!r}; the "
                                            f"schemes are: {', '.join(sorted(SCHEMES))}")
@@ -563,6 +569,10 @@ def _worker(job: Job, workflows: tuple[Workflow, ...]) -> Function:
         env.update(_upload_read_env())
     if job in (Job.NOTIFY, Job.APPROVE):
         grants.append(Grant(Access.SES_SEND))
+    if any(step.starts for wf in workflows for step in wf.steps if step.job is job):
+        # A step of this job starts follow-up runs: onto the ingest queue, as a schedule's firing goes.
+        grants.append(Grant(Access.QUEUE_SEND, INGEST_QUEUE))
+        env["INTERLOCK_INGEST_QUEUE_URL"] = Ref(RefKind.QUEUE_URL, INGEST_QUEUE)
     if job is Job.WAIT:  # a wait whose event came first is resumed by its own registration
         grants += [Grant(Access.STATES_CALLBACK, name) for name in _event_waits(workflows)]
     if job is Job.APPROVE:
@@ -604,7 +614,8 @@ def _triggers(workflows: tuple[Workflow, ...]) -> tuple[tuple[WorkflowTable, ...
     from interlock.kit.triggers import schedule_message_template, status_change_pattern
 
     tables = tuple(WorkflowTable(t.name, wf.name, t.partition_key, t.sort_key,
-                                 stream=any(c.table == t.name for c in wf.status_changes))
+                                 stream=any(c.table == t.name for c in wf.status_changes),
+                                 indexes=tuple((i.name, i.partition_key, i.sort_key) for i in t.indexes))
                    for wf in workflows for t in wf.tables)
     schedules = tuple(ScheduleTarget(wf.name, s.name, s.expression, s.timezone, INGEST_QUEUE,
                                      schedule_message_template(wf.name, s.name))
@@ -826,6 +837,9 @@ class DeploymentSettings:
     invoice_auto_limit: str = "1000"
     invoice_two_person_limit: str = "10000"
     invoice_po_tolerance_pct: str = "2"
+    # Who the daily past-due check's follow-ups email about a recorded invoice still unpaid after its due date
+    # (empty: nobody; each run still ends escalated, with its reason).
+    payables_email: str = ""
     powertools_trace_disabled: str = "true"
     # The AI decision layer (interlock.settings.AiSettings; docs/ai.md).
     ai_provider: str = "auto"

@@ -15,7 +15,12 @@ Protocol (JSON; amounts are decimal strings, never floats, so that no cent is lo
 * ``POST {base}/ledger-entries`` with the entry and an ``Idempotency-Key`` (the workflow's key: vendor + invoice
   number): 201 with the entry; the same key again answers the first entry (``Idempotent-Replayed: true``), so an
   invoice is never recorded twice however often the step runs; the same key with other figures is 409
-  (``idempotency_key_reused``): that invoice number of that vendor was recorded with other figures.
+  (``idempotency_key_reused``): that invoice number of that vendor was recorded with other figures;
+* ``POST {base}/payments`` with ``{"entry_id", "vendor_id", "amount", "currency", "pay_on"}`` and an
+  ``Idempotency-Key`` (one payment per ledger entry): 201 with the payment (``{"payment_id", "entry_id",
+  "vendor_id", "amount", "currency", "pay_on", "status": "scheduled"}``), the same key again answers the first
+  payment; the ERP pays the vendor master's bank account, so no bank details travel with the request (an
+  invoice's own bank details are never where money goes).
 
 429 and 5xx, a timeout or a refused connection are :class:`ErpUnavailable` (retried by the state machine); other
 4xx are :class:`ErpRejected` (another try cannot help); the 409 of a create is :class:`LedgerConflict`. Errors name a
@@ -128,6 +133,33 @@ class LedgerWrite(BaseModel):
     created: bool  # False: the ledger answered an entry it held for the same key (a repeat)
 
 
+class NewPayment(BaseModel):
+    """A payment of a recorded ledger entry, to the vendor master's account, on ``pay_on`` (ISO date)."""
+
+    entry_id: str
+    vendor_id: str
+    amount: str  # a decimal string
+    currency: str
+    pay_on: str
+
+
+class Payment(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    payment_id: str = Field(min_length=1, max_length=64)
+    entry_id: str
+    vendor_id: str
+    amount: Decimal
+    currency: str
+    pay_on: str
+    status: str = "scheduled"
+
+
+class PaymentWrite(BaseModel):
+    payment: Payment
+    created: bool  # False: the ERP answered the payment it held for the same key (a repeat)
+
+
 class _Results(BaseModel):
     model_config = ConfigDict(extra="ignore")
     results: list[dict[str, Any]] = Field(default_factory=list, max_length=50)
@@ -139,6 +171,7 @@ class Erp(Protocol):
     def get_purchase_order(self, number: str) -> PurchaseOrder | None: ...
     def find_ledger_entry(self, vendor_id: str, invoice_number: str) -> LedgerEntry | None: ...
     def create_ledger_entry(self, entry: NewLedgerEntry, idempotency_key: str) -> LedgerWrite: ...
+    def schedule_payment(self, payment: NewPayment, idempotency_key: str) -> PaymentWrite: ...
 
 
 def ledger_key(vendor_id: str, invoice_number: str) -> str:
@@ -213,6 +246,20 @@ class HttpErp:
                                        "ERP answered with an unreadable ledger entry", step)
         replayed = response.headers.get("Idempotent-Replayed", "").lower() == "true"
         return LedgerWrite(entry=made, created=response.status_code == 201 and not replayed)
+
+    # -- payments ----------------------------------------------------------------------------------------------
+
+    def schedule_payment(self, payment: NewPayment, idempotency_key: str, step: str = "schedule_payment"
+                         ) -> PaymentWrite:
+        response = self._call("POST", "/payments", step=step, json=payment.model_dump(mode="json"),
+                              key=idempotency_key)
+        if response.status_code == 409:
+            raise LedgerConflict("the ERP holds a payment of this entry with other figures", step=step, status=409)
+        self._check(response, step)
+        made: Payment = read_model(response, Payment, ErpUnavailable, "ERP answered with an unreadable payment",
+                                   step)
+        replayed = response.headers.get("Idempotent-Replayed", "").lower() == "true"
+        return PaymentWrite(payment=made, created=response.status_code == 201 and not replayed)
 
     # -- the calls ---------------------------------------------------------------------------------------------
 

@@ -78,13 +78,25 @@ class Schedule:
 
 
 @dataclass(frozen=True)
-class DataTable:
-    """A DynamoDB table of the workflow's own records (an invoice ledger, say): the stack creates it, with its
-    stream on when a status change watches it. Its steps reach it by name (``StepContext.table``)."""
+class TableIndex:
+    """A global secondary index of a workflow table (string keys, every attribute projected): what a step
+    queries instead of scanning the table (the records of one status, by due date, say)."""
 
     name: str
     partition_key: str
     sort_key: str | None = None
+
+
+@dataclass(frozen=True)
+class DataTable:
+    """A DynamoDB table of the workflow's own records (an invoice ledger, say): the stack creates it, with its
+    stream on when a status change watches it, and its indexes. Its steps reach it by name (``StepContext.table``),
+    and query it by key or by index: they may not scan it, batch or delete."""
+
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+    indexes: tuple[TableIndex, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,6 +117,17 @@ class StatusChange:
 
 
 @dataclass(frozen=True)
+class FollowUp:
+    """A run the workflow's own steps start, one per ``key`` (a step that found what needs doing, for each thing
+    it found: a past-due invoice, say). Each is an envelope of source ``workflow`` and type
+    ``<workflow>.<name>``, deduplicated by its key, sent to the ingest queue and routed like any other trigger
+    (:mod:`interlock.kit.follow_ups`). A step names the follow-ups it may start (``Step.starts``)."""
+
+    name: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Step:
     """One task of the workflow: ``run`` is ``"module:function"``, imported by the worker on first use.
 
@@ -112,7 +135,8 @@ class Step:
     that ends a run; ``none`` for a step that records its own entries). ``summary``, also ``"module:function"``,
     turns the step's output into the entry's details (default: the whole output). ``connectors`` are the names
     (``interlock.kit.connectors``) the step may ask its context for; the worker of its job must be one the
-    connector is granted to.
+    connector is granted to. ``starts`` names the workflow's follow-ups (:class:`FollowUp`) the step may start
+    (``StepContext.start_runs``); its worker may then send to the ingest queue.
     """
 
     name: str
@@ -121,6 +145,7 @@ class Step:
     entry: str = "processing"
     summary: str | None = None
     connectors: tuple[str, ...] = ()
+    starts: tuple[str, ...] = ()
 
 
 # Steps every workflow has without declaring them (interlock.kit.outcomes): the outcome recorder, which the
@@ -152,6 +177,7 @@ class Workflow:
     schedules: tuple[Schedule, ...] = ()
     tables: tuple[DataTable, ...] = ()
     status_changes: tuple[StatusChange, ...] = ()
+    follow_ups: tuple[FollowUp, ...] = ()
     folder: Path | None = field(default=None, compare=False)  # set by the registry: where the package lives
 
     def step(self, name: str) -> Step:
@@ -180,6 +206,12 @@ class Workflow:
     def schedule_type(self, name: str) -> str:
         """The envelope type of the schedule ``name``'s firings (its routing key with source ``schedule``)."""
         return f"{self.name}.{self.schedule(name).name}"
+
+    def follow_up_type(self, name: str) -> str:
+        """The envelope type of the follow-up ``name``'s runs (its routing key with source ``workflow``)."""
+        if not any(f.name == name for f in self.follow_ups):
+            raise KeyError(f"workflow {self.name!r} has no follow-up {name!r}")
+        return f"{self.name}.{name}"
 
     def definition_path(self, kind: str) -> Path:
         """The ASL file of ``kind`` (``automatic`` or ``wait``)."""

@@ -11,7 +11,9 @@ runs for, the time left, and the platform's services as the worker of its job ma
   first call's result back without calling ``do`` again, and the timeline shows the skipped repeat;
 * ``ctx.setting(name)``: a deployment setting the workflow declared (``Workflow.settings``);
 * ``ctx.table(name)``: the physical name of a table the workflow declared (``Workflow.tables``), which the workers
-  of its jobs may read and write (with their own DynamoDB client: ``interlock.aws.client("dynamodb")``).
+  of its jobs may read and write (with their own DynamoDB client: ``interlock.aws.client("dynamodb")``);
+* ``ctx.start_runs(follow_up, [(key, data), ...])``: start one run of the workflow's follow-up per key, once per
+  key whatever repeats (:mod:`interlock.kit.follow_ups`); the step must name the follow-up (``Step.starts``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from interlock.ai.runner import DecisionRunner
+    from interlock.kit.follow_ups import FollowUpMessage
     from interlock.kit.ledger import Ledger, PendingEffect
     from interlock.timeline import TimelineStore
 
@@ -44,6 +47,8 @@ class Services:
     connectors: Callable[[str], Any] | None = None
     settings: Callable[[str], str] | None = None
     tables: Callable[[str], str] | None = None
+    # Sends follow-up messages to the ingest queue (the workers of jobs whose steps start runs)
+    start: Callable[[list[FollowUpMessage], str], None] | None = None
 
 
 @dataclass
@@ -57,6 +62,7 @@ class StepContext:
     connectors: tuple[str, ...] = ()
     settings: tuple[str, ...] = ()
     tables: tuple[str, ...] = ()
+    starts: tuple[str, ...] = ()
     # Filled by :meth:`once`: effects done now (confirmed with the step's entry) and repeats that were skipped.
     pending: list[PendingEffect] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
@@ -88,6 +94,21 @@ class StepContext:
         if name not in self.tables or self.services.tables is None:
             raise NotGranted(f"workflow {self.workflow!r} did not declare the table {name!r}")
         return self.services.tables(name)
+
+    def start_runs(self, follow_up: str, items: list[tuple[str, dict[str, Any]]]) -> list[str]:
+        """Start a run of the follow-up ``follow_up`` for each (key, data) in ``items`` (at most 500 a call): the
+        ids of those runs, in order, whether they start now or had started before (the same key is one run)."""
+        from interlock.kit.follow_ups import follow_up_run_id, messages
+
+        if follow_up not in self.starts:
+            raise NotGranted(f"step {self.workflow}.{self.step} does not declare that it starts {follow_up!r} "
+                             "(Step.starts)")
+        if self.services.start is None:
+            raise NotGranted(f"step {self.workflow}.{self.step}: its worker may not start runs")
+        batch = messages(self.workflow, follow_up, self.run_id, items, step=self.step)
+        if batch:
+            self.services.start(batch, self.step)
+        return [follow_up_run_id(self.workflow, follow_up, key) for key, _ in items]
 
     def once(self, effect: str, do: Callable[[str], R], model: type[R]) -> R:
         """``do(idempotency_key)`` at most once for this run, step and ``effect``; its result either way."""

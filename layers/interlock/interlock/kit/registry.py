@@ -60,6 +60,9 @@ def _packages(extra: str) -> list[str]:
 
 SCHEDULE_SOURCE = "schedule"  # the envelope source of a schedule's firings
 TABLE_SOURCE = "table"  # the envelope source of a workflow table's status changes
+FOLLOW_UP_SOURCE = "workflow"  # the envelope source of the runs a workflow's steps start (its follow-ups)
+# Sources no webhook may take: their envelopes are made by the platform, never by a sender.
+PLATFORM_SOURCES = frozenset({SCHEDULE_SOURCE, TABLE_SOURCE, FOLLOW_UP_SOURCE})
 
 
 def _keys(workflow: Workflow) -> list[tuple[tuple[str, str], str]]:
@@ -67,6 +70,7 @@ def _keys(workflow: Workflow) -> list[tuple[tuple[str, str], str]]:
     keys = [((t.source, t.event_type), "starts") for t in workflow.triggers]
     keys += [((SCHEDULE_SOURCE, workflow.schedule_type(s.name)), "starts") for s in workflow.schedules]
     keys += [((TABLE_SOURCE, c.event_type), "starts") for c in workflow.status_changes]
+    keys += [((FOLLOW_UP_SOURCE, f"{workflow.name}.{f.name}"), "starts") for f in workflow.follow_ups]
     keys += [((r.source, r.event_type), "resumes") for r in workflow.resumers]
     return keys
 
@@ -95,6 +99,10 @@ def _check(workflow: Workflow) -> None:
         if not _NAME.fullmatch(table.name):
             raise WorkflowError(f"workflow {workflow.name!r}: table name {table.name!r} is not lower-case letters, "
                                 "digits and '_', starting with a letter, at most 40")
+        index_names = [i.name for i in table.indexes]
+        if len(set(index_names)) != len(index_names) or not all(_NAME.fullmatch(n) for n in index_names):
+            raise WorkflowError(f"workflow {workflow.name!r}: table {table.name!r}: index names are distinct, "
+                                "lower-case letters, digits and '_', starting with a letter, at most 40")
         if table.name in _RESERVED_TABLE_NAMES:
             raise WorkflowError(f"workflow {workflow.name!r}: a table may not be named {table.name!r} (its variable, "
                                 f"INTERLOCK_TABLE_{table.name.upper()}, is the timeline table's)")
@@ -111,6 +119,22 @@ def _check(workflow: Workflow) -> None:
             raise WorkflowError(f"workflow {workflow.name!r}: the status changes of table {change.table!r} watch "
                                 f"both {watched[change.table]!r} and {change.attribute!r}; one table's status "
                                 "changes watch one attribute")
+    follow_ups = [f.name for f in workflow.follow_ups]
+    for name in follow_ups:
+        if not _NAME.fullmatch(name):
+            raise WorkflowError(f"workflow {workflow.name!r}: follow-up name {name!r} is not lower-case letters, "
+                                "digits and '_', starting with a letter, at most 40")
+    if len(set(follow_ups)) != len(follow_ups):
+        raise WorkflowError(f"workflow {workflow.name!r}: two follow-ups share a name")
+    for step in workflow.steps:
+        unknown = [name for name in step.starts if name not in follow_ups]
+        if unknown:
+            raise WorkflowError(f"workflow {workflow.name!r}: step {step.name!r} starts {', '.join(unknown)}, "
+                                "which the workflow does not declare (Workflow.follow_ups)")
+    for source in [t.source for t in workflow.triggers] + [r.source for r in workflow.resumers]:
+        if source in PLATFORM_SOURCES:
+            raise WorkflowError(f"workflow {workflow.name!r}: a trigger or resumer of source {source!r} "
+                                "(the platform makes those envelopes: declare a Schedule, StatusChange or FollowUp)")
     if workflow.resumers and not workflow.wait:
         raise WorkflowError(f"workflow {workflow.name!r} declares resumers but no wait state machine")
 

@@ -46,6 +46,16 @@ def _connectors(job: Job) -> Callable[[str], Any]:
     return get
 
 
+def _starter() -> Callable[[list[Any], str], None] | None:
+    """What sends follow-ups, for a worker the topology gives the ingest queue (a job whose steps start runs)."""
+    url = os.environ.get("INTERLOCK_INGEST_QUEUE_URL", "").strip()
+    if not url:
+        return None
+    from interlock.kit.follow_ups import QueueStarter
+
+    return QueueStarter(url).send
+
+
 @once_per_process
 def services(job: Job) -> Services:
     from interlock import wiring
@@ -64,4 +74,5 @@ def services(job: Job) -> Services:
         connectors=_connectors(job) if job in CONNECTOR_JOBS else None,
         settings=_setting,
         tables=_table,
+        start=_starter(),
     )

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from interlock.kit.follow_ups import FOLLOW_UP_MESSAGE_KIND, FollowUpMessage, follow_up_envelope
 from interlock.kit.registry import SCHEDULE_SOURCE, TABLE_SOURCE
 from interlock.models import Envelope, run_id_for
 
@@ -433,9 +434,10 @@ def matching_change(record: StreamRecord, changes: tuple[StatusChange, ...]) -> 
 # -- which message is it -------------------------------------------------------------------------------------
 
 
-def parse_message(body: str) -> Envelope | ScheduleMessage | StreamRecord:
+def parse_message(body: str) -> Envelope | ScheduleMessage | StreamRecord | FollowUpMessage:
     """The ingest queue message ``body`` as what it is: an envelope (the ingest's, a replay's), a schedule's
-    firing or a stream record. :class:`PoisonMessage` for anything else, or for one of them that does not validate
+    firing, a stream record or a follow-up a step started. :class:`PoisonMessage` for anything else, or for one
+    of them that does not validate
     (the error names the shape and the fields, never their values)."""
     try:
         data = json.loads(body)
@@ -449,14 +451,16 @@ def parse_message(body: str) -> Envelope | ScheduleMessage | StreamRecord:
         shape = ScheduleMessage
     elif data.get("eventSource") == "aws:dynamodb":
         shape = StreamRecord
+    elif data.get("kind") == FOLLOW_UP_MESSAGE_KIND:
+        shape = FollowUpMessage
     else:
-        raise PoisonMessage("the message is no envelope, schedule firing or DynamoDB stream record")
+        raise PoisonMessage("the message is no envelope, schedule firing, DynamoDB stream record or follow-up")
     try:
         parsed = shape.model_validate(data)
     except ValidationError as exc:
         fields = sorted({".".join(str(p) for p in err["loc"]) or "(the message)" for err in exc.errors()})
         raise PoisonMessage(f"the {shape.__name__} does not validate: {', '.join(fields)}") from None
-    assert isinstance(parsed, (Envelope, ScheduleMessage, StreamRecord))
+    assert isinstance(parsed, (Envelope, ScheduleMessage, StreamRecord, FollowUpMessage))
     return parsed
 
 
@@ -481,13 +485,21 @@ def declared_table(physical: str, environ: Mapping[str, str] | None = None) -> t
     return None
 
 
-def trigger_envelope(message: ScheduleMessage | StreamRecord, received_at: datetime,
+def trigger_envelope(message: ScheduleMessage | StreamRecord | FollowUpMessage, received_at: datetime,
                      environ: Mapping[str, str] | None = None) -> Envelope | None:
-    """The envelope a schedule's firing or a stream record starts a run with; None for a stream record that is no
-    status change a workflow declares (the pipe's filter, checked again: it never makes a run).
-    :class:`PoisonMessage` for a message naming a schedule or a table no workflow declares."""
+    """The envelope a schedule's firing, a stream record or a follow-up starts a run with; None for a stream record
+    that is no status change a workflow declares (the pipe's filter, checked again: it never makes a run).
+    :class:`PoisonMessage` for a message naming a schedule, a table or a follow-up no workflow declares."""
     from interlock.kit import registry
 
+    if isinstance(message, FollowUpMessage):
+        try:
+            workflow = registry.workflow(message.workflow)
+        except registry.UnknownWorkflow:
+            workflow = None
+        if workflow is None or not any(f.name == message.follow_up for f in workflow.follow_ups):
+            raise PoisonMessage(f"no workflow declares the follow-up {message.event_type!r}")
+        return follow_up_envelope(message, workflow, received_at)
     if isinstance(message, ScheduleMessage):
         try:
             workflow = registry.workflow(message.workflow)

@@ -283,10 +283,18 @@ class LocalCloud:
         extra: dict[str, Any] = {}
         if table.stream:
             extra["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+        attributes = dict.fromkeys(key for key, _ in keys)
+        if table.indexes:
+            extra["GlobalSecondaryIndexes"] = [
+                {"IndexName": index, "Projection": {"ProjectionType": "ALL"},
+                 "KeySchema": [{"AttributeName": pk, "KeyType": "HASH"},
+                               *([{"AttributeName": sk, "KeyType": "RANGE"}] if sk else [])]}
+                for index, pk, sk in table.indexes]
+            attributes.update(dict.fromkeys(a for _, pk, sk in table.indexes for a in (pk, sk) if a))
         answer = self.client("dynamodb").create_table(
             TableName=name,
             KeySchema=[{"AttributeName": key, "KeyType": kind} for key, kind in keys],
-            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"} for key, _ in keys],
+            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"} for key in attributes],
             BillingMode="PAY_PER_REQUEST",
             **extra,
         )

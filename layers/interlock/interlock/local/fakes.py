@@ -671,6 +671,7 @@ _ERP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _DECIMAL = re.compile(r"^-?[0-9]{1,15}(\.[0-9]{1,4})?$")
 _LEDGER_TEXT = ("vendor_id", "invoice_number", "currency", "total", "run_id")
 _LEDGER_OPTIONAL = ("subtotal", "tax", "po_number", "issue_date", "due_date")
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 def _invoice_number_key(value: str) -> str:
@@ -683,8 +684,10 @@ class FakeErp:
     /ledger-entries/search {"vendor_id", "invoice_number"}``, ``POST /ledger-entries`` (an ``Idempotency-Key`` is
     required: the same key and body answer the first entry with ``Idempotent-Replayed: true``, the same key with
     another body is 409; a vendor's invoice number is recorded once, whatever the key), ``GET /ledger-entries``
-    (every entry, for a person or a test) and ``/outage``. Recording an entry adds its total to the PO's invoiced
-    amount. With a ``token``, every call needs ``Authorization: Bearer <token>``."""
+    (every entry, for a person or a test), ``POST /payments`` (an ``Idempotency-Key`` is required, as for an entry;
+    one payment per ledger entry, of its amount and currency, to the vendor master's bank account), ``GET
+    /payments`` and ``/outage``. Recording an entry adds its total to the PO's invoiced amount. With a ``token``,
+    every call needs ``Authorization: Bearer <token>``."""
 
     def __init__(self, vendors: tuple[dict[str, Any], ...] = SEED_VENDORS,
                  purchase_orders: tuple[dict[str, Any], ...] = SEED_PURCHASE_ORDERS,
@@ -694,6 +697,8 @@ class FakeErp:
         self.entries: list[dict[str, Any]] = [dict(e) for e in ledger]
         self._by_key: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         self._ids = itertools.count(len(self.entries) + 1)
+        self.payments: list[dict[str, Any]] = []
+        self._payments_by_key: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         self.token = token
         self.outage = _Outage()
         self._lock = threading.Lock()
@@ -701,6 +706,10 @@ class FakeErp:
     def ledger(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(e) for e in self.entries]
+
+    def scheduled_payments(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(p) for p in self.payments]
 
     def handle(self, request: Request, path: str) -> Response:
         if path == "/outage":
@@ -726,7 +735,52 @@ class FakeErp:
             if request.method == "POST":
                 return self._create(request)
             return _method_not_allowed("GET, POST")
+        if parts == ["payments"]:
+            if request.method == "GET":
+                return json_response(200, {"results": self.scheduled_payments()})
+            if request.method == "POST":
+                return self._pay(request)
+            return _method_not_allowed("GET, POST")
         return _not_found()
+
+    def _pay(self, request: Request) -> Response:
+        body = _json_object(request)
+        key = (request.header("Idempotency-Key") or "").strip()
+        if not key or len(key) > 200:
+            return json_response(400, {"error": "invalid_request", "message": "an Idempotency-Key is required"})
+        if body is None:
+            return json_response(400, {"error": "invalid_request", "message": "the body must be a JSON object"})
+        fields = ("entry_id", "vendor_id", "amount", "currency", "pay_on")
+        if any(not isinstance(body.get(f), str) or not body[f].strip() or len(body[f]) > 64 for f in fields):
+            return json_response(400, {"error": "invalid_payment", "message": f"required strings: {', '.join(fields)}"})
+        if not _DECIMAL.match(body["amount"]) or not _ISO_DATE.match(body["pay_on"]):
+            return json_response(400, {"error": "invalid_payment", "message": "amount is a decimal string, pay_on "
+                                                                              "a date (YYYY-MM-DD)"})
+        from decimal import Decimal
+
+        with self._lock:
+            previous = self._payments_by_key.get(key)
+            if previous is not None:
+                if previous[1] != body:
+                    return json_response(409, {"error": "idempotency_key_reused",
+                                               "message": "this Idempotency-Key was used for another payment"})
+                return json_response(200, dict(previous[0]), {"Idempotent-Replayed": "true"})
+            entry = next((e for e in self.entries if e.get("entry_id") == body["entry_id"]), None)
+            if entry is None or entry["vendor_id"] != body["vendor_id"]:
+                return json_response(400, {"error": "invalid_payment",
+                                           "message": "no such ledger entry of this vendor"})
+            if Decimal(entry["total"]) != Decimal(body["amount"]) or entry["currency"] != body["currency"]:
+                return json_response(400, {"error": "invalid_payment",
+                                           "message": "a payment is of its entry's total, in its currency"})
+            if any(p["entry_id"] == body["entry_id"] for p in self.payments):
+                return json_response(409, {"error": "payment_exists",
+                                           "message": "this ledger entry has a payment already"})
+            bank = (self.vendors.get(body["vendor_id"]) or {}).get("bank") or {}
+            payment = {"payment_id": f"PAY-{len(self.payments) + 1:06d}", **{f: body[f] for f in fields},
+                       "status": "scheduled", "to_iban": bank.get("iban")}
+            self.payments.append(payment)
+            self._payments_by_key[key] = (payment, body)
+        return json_response(201, dict(payment))
 
     @staticmethod
     def _get(request: Request, find: Any, identifier: str) -> Response:

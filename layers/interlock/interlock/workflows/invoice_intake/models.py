@@ -186,6 +186,7 @@ class Recorded(BaseModel):
     currency: str
     created: bool  # False: the ledger answered the entry it held for this vendor and invoice number
     approved_by: list[str] = Field(default_factory=list)
+    record: str | None = None  # its record in the workflow's invoices table (its payment status), "invoices/<id>"
 
 
 class Refused(BaseModel):

@@ -77,7 +77,8 @@ def _decimal_setting(ctx: StepContext, name: str) -> Decimal:
     return value
 
 
-def _erp(ctx: StepContext) -> Erp:
+def erp_of(ctx: StepContext) -> Erp:
+    """The ERP connector the step declared; :class:`NotConfigured` when no ERP is set."""
     erp: Erp | None = ctx.connector("erp")
     if erp is None:
         raise NotConfigured("no ERP is configured (INTERLOCK_ERP_BASE_URL)", step=ctx.step,
@@ -195,7 +196,7 @@ def compare(data: CompareInput, ctx: StepContext) -> Comparison:
     vendor master's bank details and the ledger's entry for the same vendor and invoice number."""
     from interlock.connectors.erp import is_identifier
 
-    erp = _erp(ctx)
+    erp = erp_of(ctx)
     checked = data.checked
     tolerance = _decimal_setting(ctx, TOLERANCE)
     po = erp.get_purchase_order(checked.po_number) if checked.po_number and is_identifier(checked.po_number) \
@@ -308,7 +309,7 @@ def record_entry(data: RecordInput, ctx: StepContext) -> Recorded:
                            currency=checked.currency or "", total=checked.total or "", subtotal=checked.subtotal,
                            tax=checked.tax, po_number=checked.po_number, issue_date=checked.issue_date,
                            due_date=checked.due_date, run_id=data.run_id, approved_by=approved_by)
-    erp = _erp(ctx)
+    erp = erp_of(ctx)
 
     def write(_run_key: str) -> Recorded:
         # The ERP's key is the invoice's, not the run's: two runs of one invoice still make one entry.
@@ -317,4 +318,14 @@ def record_entry(data: RecordInput, ctx: StepContext) -> Recorded:
                         invoice_number=made.entry.invoice_number, total=str(made.entry.total),
                         currency=made.entry.currency, created=made.created, approved_by=approved_by)
 
-    return ctx.once("ledger_entry", write, Recorded)
+    recorded = ctx.once("ledger_entry", write, Recorded)
+    # The entry's payment status from now on: the invoices table, which the daily check reads and whose move to
+    # "approved" schedules the payment. A repeat of the step leaves a record that has moved on as it is.
+    from interlock.workflows.invoice_intake import records
+
+    records.records_of(ctx).track(records.InvoiceRecord(
+        invoice_id=recorded.entry_id, status=records.RECORDED, vendor_id=recorded.vendor_id,
+        invoice_number=recorded.invoice_number, total=recorded.total, currency=recorded.currency,
+        due_date=checked.due_date, issue_date=checked.issue_date, run_id=data.run_id, recorded_at=records.now(),
+        approved_by=approved_by))
+    return recorded.model_copy(update={"record": f"{records.TABLE}/{recorded.entry_id}"})
