@@ -461,6 +461,74 @@ def trigger(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for value in values:
+        name, sep, text = value.partition("=")
+        if not sep or not name:
+            raise CliError(f"{flag} takes NAME=VALUE, not {value!r}")
+        if name in pairs:
+            raise CliError(f"{flag} names {name!r} twice")
+        pairs[name] = text
+    return pairs
+
+
+def _local_table_answer(response: Any, base: str, table: str) -> dict[str, Any]:
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        answer = {}
+    if response.status_code == 404 and answer.get("error") not in ("unknown_table", "unknown_item"):
+        raise CliError(f"{base} has no local tables: `interlock change` talks to `interlock run` (on AWS, a "
+                       "workflow's table is changed by whatever owns its records)")
+    if not response.is_success:
+        reason = answer.get("message") or response.text.strip()[:200] or response.reason_phrase
+        raise CliError(f"cannot change the {table} record: {reason}")
+    return answer
+
+
+CHANGE_WAIT_SECONDS = 10.0  # how long `interlock change` waits for the stream to read the change
+
+
+def change(args: argparse.Namespace) -> int:
+    """Change attributes of a record in a workflow table on the running local runtime (``PATCH
+    /_local/tables/<table>/items``), as another system of record would, then wait for the local stream to read the
+    change and print the status change it matched and the run it started (or that it matched none)."""
+    import time
+
+    base = (args.url or _default_url()).rstrip("/")
+    key, changes = _pairs(args.key, "--key"), _pairs(args.set, "--set")
+    tables = f"{base}/_local/tables/{args.table}"
+    before = _local_table_answer(_call("GET", f"{tables}/changes", base), base, args.table)
+    seen = {c.get("sequence_number") for c in before.get("changes", []) if isinstance(c, dict)}
+    answer = _local_table_answer(_call("PATCH", f"{tables}/items", base, json={"key": key, "set": changes}),
+                                 base, args.table)
+    raw = answer.get("item")
+    item = raw if isinstance(raw, dict) else {}
+    print(f"{args.table} {' '.join(f'{k}={v}' for k, v in key.items())}: "
+          + ", ".join(f"{name}={item.get(name)!r}" for name in changes))
+    deadline = time.monotonic() + CHANGE_WAIT_SECONDS
+    while True:
+        read = _local_table_answer(_call("GET", f"{tables}/changes", base), base, args.table)
+        mine = [c for c in read.get("changes", []) if isinstance(c, dict) and c.get("sequence_number") not in seen
+                and c.get("keys") == key and c.get("event_name") == "MODIFY"]
+        if mine:
+            record = mine[-1]
+            if record.get("run_id"):
+                print(f"Stream record {record.get('sequence_number')} is the status change "
+                      f"{', '.join(record.get('status_changes') or [])}: run {record['run_id']}")
+                print(f"Watch it:\n  curl -s {base}/runs/{record['run_id']}")
+            else:
+                print(f"Stream record {record.get('sequence_number')} matched no status change: no run started")
+            return 0
+        if time.monotonic() > deadline:
+            raise CliError(f"the record changed, but the table's stream did not show the change within "
+                           f"{CHANGE_WAIT_SECONDS:.0f} s (is {args.table} a table a status change watches?)")
+        time.sleep(0.2)
+
+
 # -- the parser ------------------------------------------------------------------------------------------------
 
 
@@ -531,6 +599,17 @@ def build_parser() -> argparse.ArgumentParser:
     trigger_cmd.add_argument("--url", help="where Interlock listens (default: INTERLOCK_URL or "
                                            f"http://127.0.0.1:<INTERLOCK_PORT or {DEFAULT_PORT}>)")
     trigger_cmd.set_defaults(func=trigger)
+    change_cmd = commands.add_parser(
+        "change", help="change a record in a workflow table on the running local runtime (a status change), and "
+                       "print the run it starts")
+    change_cmd.add_argument("table", metavar="TABLE", help="the table, as its workflow declares it (e.g. invoices)")
+    change_cmd.add_argument("--key", action="append", required=True, metavar="NAME=VALUE",
+                            help="the record's key attribute (repeat for a sort key)")
+    change_cmd.add_argument("--set", action="append", required=True, metavar="NAME=VALUE",
+                            help="an attribute to set, as a string (repeat for more), e.g. status=approved")
+    change_cmd.add_argument("--url", help="where Interlock listens (default: INTERLOCK_URL or "
+                                          f"http://127.0.0.1:<INTERLOCK_PORT or {DEFAULT_PORT}>)")
+    change_cmd.set_defaults(func=change)
     return parser
 
 

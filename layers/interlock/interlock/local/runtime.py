@@ -325,8 +325,8 @@ class LocalRuntime:
                 lines.append(f"  {entry['schedule']}  {entry['expression']} ({entry['timezone']})  "
                              f"next: {entry['next'] or 'never'}")
         if self.topology.status_pipes:
-            lines += ["", f"Status changes (change a record: PATCH {self.url}/_local/tables/<table>/items "
-                          '{"key": {...}, "set": {"status": "..."}}):']
+            lines += ["", f"Status changes (change a record: {send_command()} change <table> --key <name>=<value> "
+                          f"--set status=<status>, or PATCH {self.url}/_local/tables/<table>/items):"]
             for pipe in self.topology.status_pipes:
                 pattern = json.loads(pipe.pattern)["dynamodb"]
                 attribute = next(iter(pattern["NewImage"]))
