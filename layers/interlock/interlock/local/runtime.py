@@ -306,7 +306,7 @@ class LocalRuntime:
             f"Local fakes:     {url}/_local/crm/accounts?email=ada@example.com, {url}/_local/helpdesk/replies",
             f"                 {url}/_local/crm/crm/v3/objects/contacts (and deals, tasks), "
             f"{url}/_local/slack/messages",
-            f"                 {url}/_local/erp/ledger-entries (and vendors, purchase-orders)",
+            f"                 {url}/_local/erp/ledger-entries (and vendors, purchase-orders, payments)",
             f"AI decisions:    {ai_line(os.environ)}",
             *self._trigger_lines(),
             "",
