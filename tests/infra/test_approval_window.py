@@ -44,3 +44,11 @@ def test_given_a_pool_of_approvers_then_the_send_grant_lists_each_and_placeholde
     assert "identity/ann@corp.io" in policy and "identity/bob@corp.io" in policy
     assert is_placeholder_email("ann@corp.io,x@example.com") and is_placeholder_email("x@example.com,ann@corp.io")
     assert not is_placeholder_email("ann@corp.io,bob@corp.io")
+
+
+def test_given_a_workflow_setting_its_steps_would_refuse_when_checked_then_synthesis_refuses_it() -> None:
+    stack = Stack(App(context={"interlock:invoice_auto_limit": "5000", "interlock:invoice_two_person_limit": "2000"}),
+                  "LimitsTheWrongWayRound")
+    with pytest.raises(InvalidSettingError, match=r"workflow 'invoice_intake': invoice_two_person_limit \(2000\) is "
+                                                  r"below invoice_auto_limit \(5000\)"):
+        check_settings(stack)

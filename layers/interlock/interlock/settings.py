@@ -163,6 +163,11 @@ def approver_id(address: str) -> str:
     return address.strip().lower()
 
 
+def is_address(value: str) -> bool:
+    """One email address (as an approver pool's entry is one): a setting naming who a workflow emails."""
+    return bool(_ADDRESS.fullmatch(value.strip()))
+
+
 def approver_pool(value: str) -> tuple[str, ...]:
     """The approver pool an ``approver_email`` setting names: one address, or several separated by commas (spaces
     around them allowed). A ValueError for an empty entry, something that is no address, the same person twice or

@@ -172,6 +172,10 @@ class Workflow:
     approval_view: str | None = None
     # Deployment settings (interlock.topology.DeploymentSettings names) its steps read, given to its workers
     settings: tuple[str, ...] = ()
+    # "module:function" checking those settings' values together, ``(Mapping[str, str]) -> list[str]``: a sentence
+    # for each problem. `make run` and the synthesis refuse a deployment with any (interlock.kit.registry
+    # .settings_problems), so a value its steps would refuse at run time never starts
+    settings_check: str | None = None
     # Events that end its wait for an external event (matched by correlation key), never starting a run
     resumers: tuple[Resumer, ...] = ()
     schedules: tuple[Schedule, ...] = ()

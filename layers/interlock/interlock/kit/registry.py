@@ -11,6 +11,7 @@ import importlib
 import os
 import pkgutil
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
@@ -207,6 +208,20 @@ def resumer(source: str, event_type: str, extra: str | None = None) -> tuple[Wor
             if (r.source, r.event_type) == (source, event_type):
                 return wf, r
     return None
+
+
+def settings_problems(workflows: Iterable[Workflow], value: Callable[[str], str]) -> list[str]:
+    """What each workflow's ``settings_check`` finds wrong with its settings' values (``value(name)``), each
+    sentence naming its workflow: `make run` and the synthesis refuse to start on any."""
+    from interlock.kit.worker import imported
+
+    problems: list[str] = []
+    for workflow in workflows:
+        if workflow.settings_check:
+            values = {name: value(name) for name in workflow.settings}
+            problems += [f"workflow {workflow.name!r}: {problem}"
+                         for problem in imported(workflow.settings_check)(values)]
+    return problems
 
 
 def clear() -> None:

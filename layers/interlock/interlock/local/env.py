@@ -92,6 +92,12 @@ def check_settings(api_url: str, environ: Mapping[str, str]) -> None:
                            registry.workflows(setting("extra_workflows", api_url, environ)).values())
     if pool:
         raise InvalidLocalSetting(f"invalid setting {SETTING_ENV_PREFIX}APPROVER_EMAIL: {'; '.join(pool)}")
+    # Each workflow's own settings, as its steps read them.
+    workflows = registry.workflows(setting("extra_workflows", api_url, environ)).values()
+    found = registry.settings_problems(workflows, lambda name: setting(name, api_url, environ))
+    if found:
+        raise InvalidLocalSetting(f"invalid workflow setting(s) (INTERLOCK_<SETTING> in the environment): "
+                                  f"{'; '.join(found)}")
 
 
 def setting(name: str, api_url: str, environ: Mapping[str, str]) -> str:

@@ -40,6 +40,7 @@ WORKFLOW = Workflow(
     approval_view="interlock.workflows.invoice_intake.approval:view",
     settings=("invoice_auto_limit", "invoice_two_person_limit", "invoice_po_tolerance_pct", "sender_email",
               "approver_email", "payables_email"),
+    settings_check="interlock.workflows.invoice_intake.limits:check",
     # The recorded invoices' payment status, indexed by status and due date for the daily check.
     tables=(DataTable("invoices", partition_key="invoice_id",
                       indexes=(TableIndex("by_status", partition_key="status", sort_key="due_date"),)),),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
@@ -21,7 +21,7 @@ from interlock.errors import MissingData, NotConfigured, StepError
 # At run time, not only for type checking: a worker reads a step's input model from its annotations.
 from interlock.kit.context import StepContext
 from interlock.outgoing import one_line
-from interlock.workflows.invoice_intake import rules
+from interlock.workflows.invoice_intake import limits, rules
 from interlock.workflows.invoice_intake.models import (
     Checked,
     CompareInput,
@@ -50,9 +50,7 @@ if TYPE_CHECKING:
     from interlock.connectors.erp import Erp
 
 EVENT_TYPE = "invoice.received"
-AUTO_LIMIT = "invoice_auto_limit"
-TWO_PERSON_LIMIT = "invoice_two_person_limit"
-TOLERANCE = "invoice_po_tolerance_pct"
+AUTO_LIMIT, TWO_PERSON_LIMIT, TOLERANCE = limits.AUTO_LIMIT, limits.TWO_PERSON_LIMIT, limits.TOLERANCE
 # The most of a document's text a run carries from step to step (more is cut, and flagged document_truncated).
 MAX_RUN_TEXT_CHARS = 40_000
 
@@ -65,16 +63,11 @@ class DocumentRefused(StepError):
 
 
 def _decimal_setting(ctx: StepContext, name: str) -> Decimal:
-    raw = ctx.setting(name).strip()
+    """A limit or the tolerance, read as `make run` and the synthesis check it (:mod:`.limits`)."""
     try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise NotConfigured(f"{name} must be a number, not {raw!r}", step=ctx.step, reason="invalid_setting",
-                            setting=name) from None
-    if not value.is_finite() or value < 0:
-        raise NotConfigured(f"{name} must be a number of at least 0", step=ctx.step, reason="invalid_setting",
-                            setting=name)
-    return value
+        return limits.amount(name, ctx.setting(name))
+    except ValueError as exc:
+        raise NotConfigured(str(exc), step=ctx.step, reason="invalid_setting", setting=name) from None
 
 
 def erp_of(ctx: StepContext) -> Erp:

@@ -44,21 +44,12 @@ from interlock.workflows.payment_recovery.models import (
 if TYPE_CHECKING:
     from interlock.connectors.crm import Crm
 
-DEFAULT_WAIT_SECONDS = 3 * 24 * 3600
-DEFAULT_REMINDERS = 2
-
-
-def _int_setting(ctx: StepContext, name: str, default: int, low: int, high: int) -> int:
-    raw = ctx.setting(name).strip()
+def _int_setting(ctx: StepContext, name: str) -> int:
+    """A whole-number setting, read as `make run` and the synthesis check it (``rules.check_settings``)."""
     try:
-        value = int(raw) if raw else default
-    except ValueError:
-        raise NotConfigured(f"{name} must be a whole number, not {raw!r}", step=ctx.step,
-                            reason="invalid_setting", setting=name) from None
-    if not low <= value <= high:
-        raise NotConfigured(f"{name} must be between {low} and {high}", step=ctx.step, reason="invalid_setting",
-                            setting=name)
-    return value
+        return rules.whole_setting(name, ctx.setting(name))
+    except ValueError as exc:
+        raise NotConfigured(str(exc), step=ctx.step, reason="invalid_setting", setting=name) from None
 
 
 # -- extract (validate) ------------------------------------------------------------------------------------------
@@ -72,8 +63,8 @@ def extract(data: ExtractInput, ctx: StepContext) -> Extracted:
     key = invoice_key(envelope.payload)
     if key is None:
         raise MissingData("the event names no invoice", step="extract", fields=["data.object.id"])
-    wait = WaitPolicy(seconds=_int_setting(ctx, "payment_wait_seconds", DEFAULT_WAIT_SECONDS, 1, 365 * 24 * 3600),
-                      reminders=_int_setting(ctx, "payment_reminders", DEFAULT_REMINDERS, 0, 10))
+    wait = WaitPolicy(seconds=_int_setting(ctx, "payment_wait_seconds"),
+                      reminders=_int_setting(ctx, "payment_reminders"))
     return Extracted(invoice=rules.invoice_from_event(envelope.payload, key), wait=wait)
 
 

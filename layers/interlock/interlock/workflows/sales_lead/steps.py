@@ -9,6 +9,7 @@ through ``ctx.once`` so that a repeated step never writes twice.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -305,18 +306,34 @@ def assign(data: AssignInput, ctx: StepContext) -> Assignment:
 # -- discount_check (validate) -----------------------------------------------------------------------------------
 
 
-def discount_threshold(ctx: StepContext) -> float:
-    raw = ctx.setting(DISCOUNT_SETTING).strip()
-    if not raw:
+def discount_pct(raw: str) -> float:
+    """The discount threshold (its default when empty); ValueError when it is no percentage from 0 to 100."""
+    text = raw.strip()
+    if not text:
         return DEFAULT_DISCOUNT_APPROVAL_PCT
     try:
-        value = float(raw)
+        value = float(text)
     except ValueError:
         value = -1.0
-    if not 0 <= value <= 100:
-        raise NotConfigured(f"{DISCOUNT_SETTING} must be a percentage from 0 to 100", step="discount_check",
-                            reason="invalid_setting")
+    if not 0 <= value <= 100:  # NaN too
+        raise ValueError(f"{DISCOUNT_SETTING} must be a percentage from 0 to 100, not {text[:40]!r}")
     return value
+
+
+def check_settings(values: Mapping[str, str]) -> list[str]:
+    """The workflow's settings as its steps read them (`make run` and the synthesis stop on a problem)."""
+    try:
+        discount_pct(values.get(DISCOUNT_SETTING, ""))
+    except ValueError as exc:
+        return [str(exc)]
+    return []
+
+
+def discount_threshold(ctx: StepContext) -> float:
+    try:
+        return discount_pct(ctx.setting(DISCOUNT_SETTING))
+    except ValueError as exc:
+        raise NotConfigured(str(exc), step="discount_check", reason="invalid_setting") from None
 
 
 def discount_check(data: LeadInput, ctx: StepContext) -> DiscountCheck:
