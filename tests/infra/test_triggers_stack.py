@@ -178,3 +178,42 @@ def test_the_workflow_table_name_is_an_output(triggers: Synthesis) -> None:
     assert outputs["TicketsWorkflowTableName"]["Value"] == {"Ref": table_lid}
 
 
+
+
+def test_the_invoice_intakes_table_index_schedule_pipe_and_follow_up_grant(synthesis: Synthesis) -> None:
+    """The built-in invoice intake as deployed: the invoices table with its by_status index and its stream, the
+    daily 07:00 UTC check, the pipe passing only recorded -> approved, and the act worker (find_past_due starts
+    the follow-ups) allowed to send to the ingest queue and to query the index by name."""
+    [(lid, table)] = [(lid, r["Properties"]) for lid, r in synthesis.of_type("AWS::DynamoDB::Table").items()
+                      if r["Properties"]["KeySchema"][0]["AttributeName"] == "invoice_id"]
+    [index] = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "by_status" and index["Projection"] == {"ProjectionType": "ALL"}
+    assert index["KeySchema"] == [{"AttributeName": "status", "KeyType": "HASH"},
+                                  {"AttributeName": "due_date", "KeyType": "RANGE"}]
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+
+    [check] = [r["Properties"] for r in synthesis.of_type("AWS::Scheduler::Schedule").values()
+               if json.loads(r["Properties"]["Target"]["Input"])["workflow"] == "invoice_intake"]
+    assert (check["ScheduleExpression"], check["ScheduleExpressionTimezone"]) == ("cron(0 7 * * ? *)", "UTC")
+    assert check["Target"]["Arn"] == _arn(synthesis, "ingest")
+
+    [pattern] = _pipe(synthesis, lid)["SourceParameters"]["FilterCriteria"]["Filters"]
+    assert json.loads(pattern["Pattern"]) == {"eventName": ["MODIFY"], "dynamodb": {
+        "OldImage": {"status": {"S": ["recorded"]}}, "NewImage": {"status": {"S": ["approved"]}}}}
+
+    functions = functions_by_name(synthesis)
+    allowed = _allowed(statements_of_role(synthesis, role_lid_of_function(synthesis, "job_act")))
+    sends = [resource for actions, resource in allowed if "sqs:SendMessage" in actions]
+    assert sends and all(_arn(synthesis, "ingest") in (r if isinstance(r, list) else [r]) for r in sends)
+    assert functions["job_act"][1]["Properties"]["Environment"]["Variables"]["INTERLOCK_INGEST_QUEUE_URL"] == {
+        "Ref": queue_lids(synthesis)["ingest"]}
+    index_arn = {"Fn::Join": ["", [{"Fn::GetAtt": [lid, "Arn"]}, "/index/by_status"]]}
+    queries = [actions for actions, resource in allowed if index_arn in (resource if isinstance(resource, list)
+                                                                         else [resource])]
+    assert queries == [set(WORKFLOW_TABLE_ACTIONS)]
+    assert not {"dynamodb:Scan", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"} & set(WORKFLOW_TABLE_ACTIONS)
+    for name in ("job_validate", "job_decide", "job_query", "job_notify", "job_record"):  # no step of theirs starts
+        variables = functions[name][1]["Properties"]["Environment"]["Variables"]
+        assert "INTERLOCK_INGEST_QUEUE_URL" not in variables
+        assert not [a for a, _ in _allowed(statements_of_role(synthesis, role_lid_of_function(synthesis, name)))
+                    if "sqs:SendMessage" in a]

@@ -15,6 +15,7 @@ from interlock.connectors.erp import (
     HttpErp,
     LedgerConflict,
     NewLedgerEntry,
+    NewPayment,
     ledger_key,
 )
 from interlock.local.fakes import FakeErp
@@ -115,6 +116,45 @@ def test_the_same_key_with_other_figures_or_the_same_invoice_under_another_key_i
 
     assert other_figures.value.reason == "duplicate_invoice"
     assert len(fake.ledger()) == 2  # the seeded entry and the first one: nothing recorded twice
+
+
+# -- payments -------------------------------------------------------------------------------------------------------
+
+
+def payment(**changes: Any) -> NewPayment:
+    return NewPayment(**{"entry_id": "LE-000001", "vendor_id": "V-1001", "amount": "310.00", "currency": "EUR",
+                         "pay_on": "2026-12-10", **changes})
+
+
+def test_a_payment_goes_to_the_vendor_masters_account_once_per_key() -> None:
+    fake = FakeErp()
+    connector = erp(fake)
+
+    first = connector.schedule_payment(payment(), "payment:LE-000001")
+    again = connector.schedule_payment(payment(), "payment:LE-000001")
+
+    assert first.created and not again.created and first.payment == again.payment
+    assert (first.payment.payment_id, first.payment.amount, first.payment.pay_on) == (
+        "PAY-000001", Decimal("310.00"), "2026-12-10")
+    assert [(p["entry_id"], p["to_iban"]) for p in fake.scheduled_payments()] == [
+        ("LE-000001", "DE89370400440532013000")]
+
+
+def test_a_reused_key_another_payment_of_an_entry_or_wrong_figures_pay_nothing() -> None:
+    fake = FakeErp()
+    connector = erp(fake)
+    connector.schedule_payment(payment(), "payment:LE-000001")
+
+    with pytest.raises(LedgerConflict):
+        connector.schedule_payment(payment(pay_on="2026-12-11"), "payment:LE-000001")  # the key, other figures
+    with pytest.raises(LedgerConflict):
+        connector.schedule_payment(payment(), "another-key")  # the entry has its payment
+    for wrong in (payment(entry_id="LE-999999"), payment(vendor_id="V-1002"), payment(amount="300.00"),
+                  payment(currency="USD"), payment(pay_on="10/12/2026")):
+        with pytest.raises(ErpRejected) as refused:
+            connector.schedule_payment(wrong, "key-of-a-wrong-payment")
+        assert refused.value.details["status"] == 400
+    assert len(fake.scheduled_payments()) == 1
 
 
 def test_an_outage_is_unavailable_and_retried_and_bad_input_is_rejected() -> None:
