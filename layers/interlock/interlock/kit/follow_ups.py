@@ -62,7 +62,8 @@ class FollowUpNotSent(TransientError):
 
 
 def _data_size(data: dict[str, Any]) -> int:
-    return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
+    # allow_nan=False: NaN and Infinity are no JSON (the message would carry them as null), so refused
+    return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
 
 
 class FollowUpMessage(BaseModel):
