@@ -157,6 +157,20 @@ def test_a_reused_key_another_payment_of_an_entry_or_wrong_figures_pay_nothing()
     assert len(fake.scheduled_payments()) == 1
 
 
+def test_a_payment_in_an_outage_is_unavailable_and_one_without_a_key_is_refused_by_the_erp() -> None:
+    fake = FakeErp()
+    fake.outage.enabled = True
+    with pytest.raises(ErpUnavailable) as down:
+        erp(fake).schedule_payment(payment(), "payment:LE-000001")
+    fake.outage.enabled = False
+    unkeyed = httpx.Client(transport=transport(fake.handle, "erp")).post(
+        "http://127.0.0.1:8000/_local/erp/payments", json=payment().model_dump())
+
+    assert down.value.retryable and down.value.details["status"] == 503
+    assert unkeyed.status_code == 400 and unkeyed.json()["error"] == "invalid_request"
+    assert fake.scheduled_payments() == []
+
+
 def test_an_outage_is_unavailable_and_retried_and_bad_input_is_rejected() -> None:
     fake = FakeErp()
     connector = erp(fake)

@@ -242,6 +242,17 @@ def test_with_no_payables_address_the_follow_up_is_escalated_without_an_email(
     assert (reminded.notified, reminded.message_id, mailer) == (False, None, [])
 
 
+def test_a_follow_up_paid_since_the_check_is_closed_with_nothing_sent(mailer: list[tuple[str, str, str, str]]) -> None:
+    world = World()
+    world.add("LE-P", due_date="2026-11-20")
+    world.table.set_status("LE-P", records.PAID)
+    check = payables.check_past_due(FollowUpInput(run_id="f", envelope=follow_up("LE-P", "2026-12-02")),
+                                    world.ctx("check_past_due"))
+    closed = payables.close_follow_up(CheckedInput(run_id="f", check=check), world.ctx("close_follow_up"))
+    assert (closed.invoice_id, closed.outcome, closed.status, mailer) == ("LE-P", "no_longer_due", "paid", [])
+    assert WORKFLOW.step("close_follow_up").entry == "completed"
+
+
 # -- the payment of an approved invoice -------------------------------------------------------------------------
 
 

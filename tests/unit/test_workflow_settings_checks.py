@@ -11,8 +11,8 @@ from interlock.kit import registry
 from interlock.local.env import InvalidLocalSetting, check_settings
 from interlock.topology import DeploymentSettings
 from interlock.workflows.invoice_intake import limits
-from interlock.workflows.payment_recovery import rules as recovery
-from interlock.workflows.sales_lead import steps as sales
+from interlock.workflows.payment_recovery import limits as recovery
+from interlock.workflows.sales_lead import limits as sales
 
 API = "http://127.0.0.1:8000"
 INVOICE = {"invoice_auto_limit": "1000", "invoice_two_person_limit": "10000", "invoice_po_tolerance_pct": "2",

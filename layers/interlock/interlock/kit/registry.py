@@ -213,14 +213,18 @@ def resumer(source: str, event_type: str, extra: str | None = None) -> tuple[Wor
 def settings_problems(workflows: Iterable[Workflow], value: Callable[[str], str]) -> list[str]:
     """What each workflow's ``settings_check`` finds wrong with its settings' values (``value(name)``), each
     sentence naming its workflow: `make run` and the synthesis refuse to start on any."""
-    from interlock.kit.worker import imported
-
     problems: list[str] = []
     for workflow in workflows:
         if workflow.settings_check:
-            values = {name: value(name) for name in workflow.settings}
-            problems += [f"workflow {workflow.name!r}: {problem}"
-                         for problem in imported(workflow.settings_check)(values)]
+            # Imported here, not through the worker's loader: `make run` checks before it configures logging, so
+            # nothing that sets up the functions' logger may be loaded yet.
+            module, _, name = workflow.settings_check.partition(":")
+            check = getattr(importlib.import_module(module), name, None)
+            if not callable(check):
+                raise WorkflowError(f"workflow {workflow.name!r}: settings_check {workflow.settings_check!r} names "
+                                    "no function")
+            values = {setting: value(setting) for setting in workflow.settings}
+            problems += [f"workflow {workflow.name!r}: {problem}" for problem in check(values)]
     return problems
 
 

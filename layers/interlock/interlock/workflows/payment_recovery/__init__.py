@@ -38,5 +38,5 @@ WORKFLOW = Workflow(
     automatic="automatic.asl.json",
     wait="wait.asl.json",
     settings=("sender_email", "payment_wait_seconds", "payment_reminders", "customer_success_email"),
-    settings_check="interlock.workflows.payment_recovery.rules:check_settings",
+    settings_check="interlock.workflows.payment_recovery.limits:check_settings",
 )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -196,41 +195,3 @@ def escalation_text(invoice: Invoice, run_id: str, reminders_sent: int) -> tuple
             f"{invoice.amount_text} has not been received after the dunning email and {reminders_sent} "
             f"reminder(s).\n\nInterlock run: {run_id}\nStripe's invoice page: {invoice.hosted_invoice_url}\n")
     return f"Unpaid after reminders: {what}", text
-
-
-# -- its settings ----------------------------------------------------------------------------------------------
-
-DEFAULT_WAIT_SECONDS = 3 * 24 * 3600
-DEFAULT_REMINDERS = 2
-# Each whole-number setting: its default (when empty) and its range.
-WHOLE_SETTINGS = {"payment_wait_seconds": (DEFAULT_WAIT_SECONDS, 1, 365 * 24 * 3600),
-                  "payment_reminders": (DEFAULT_REMINDERS, 0, 10)}
-
-
-def whole_setting(name: str, raw: str) -> int:
-    """The whole-number setting ``name`` (its default when empty); ValueError naming it when out of range."""
-    default, low, high = WHOLE_SETTINGS[name]
-    text = raw.strip()
-    try:
-        value = int(text) if text else default
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, not {text[:40]!r}") from None
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, not {value}")
-    return value
-
-
-def check_settings(values: Mapping[str, str]) -> list[str]:
-    """A sentence for each of the recovery's settings its steps would refuse (`make run` and the synthesis stop)."""
-    from interlock.settings import is_address
-
-    problems: list[str] = []
-    for name in WHOLE_SETTINGS:
-        try:
-            whole_setting(name, values.get(name, ""))
-        except ValueError as exc:
-            problems.append(str(exc))
-    success = values.get("customer_success_email", "").strip()
-    if success and not is_address(success):
-        problems.append("customer_success_email is one email address, or empty for nobody")
-    return problems

@@ -16,7 +16,7 @@ from interlock.errors import MissingData, NotConfigured
 from interlock.kit.context import StepContext  # at run time: the worker resolves the steps' annotations
 from interlock.observability import count
 from interlock.outgoing import one_line
-from interlock.workflows.payment_recovery import rules
+from interlock.workflows.payment_recovery import limits, rules
 from interlock.workflows.payment_recovery.correlation import invoice_key
 from interlock.workflows.payment_recovery.models import (
     Checked,
@@ -45,9 +45,9 @@ if TYPE_CHECKING:
     from interlock.connectors.crm import Crm
 
 def _int_setting(ctx: StepContext, name: str) -> int:
-    """A whole-number setting, read as `make run` and the synthesis check it (``rules.check_settings``)."""
+    """A whole-number setting, read as `make run` and the synthesis check it (``limits.check_settings``)."""
     try:
-        return rules.whole_setting(name, ctx.setting(name))
+        return limits.whole_setting(name, ctx.setting(name))
     except ValueError as exc:
         raise NotConfigured(str(exc), step=ctx.step, reason="invalid_setting", setting=name) from None
 

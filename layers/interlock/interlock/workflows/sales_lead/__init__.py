@@ -35,5 +35,5 @@ WORKFLOW = Workflow(
     wait="wait.asl.json",
     approval_view="interlock.workflows.sales_lead.approval:view",
     settings=("sales_discount_approval_pct",),
-    settings_check="interlock.workflows.sales_lead.steps:check_settings",
+    settings_check="interlock.workflows.sales_lead.limits:check_settings",
 )

@@ -9,7 +9,6 @@ through ``ctx.once`` so that a repeated step never writes twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ from interlock.guardrail import text_findings
 # (typing.get_type_hints), which must resolve every one of them.
 from interlock.kit.context import StepContext
 from interlock.outgoing import OutsiderPart, clean_label, clean_name, one_line
+from interlock.workflows.sales_lead import limits
 from interlock.workflows.sales_lead.models import (
     ApprovalOutcome,
     AssignInput,
@@ -69,8 +69,7 @@ HUBSPOT_EVENT = "hubspot.contact.creation"
 HUBSPOT_PAYLOAD = "hubspot.webhooks.v3"
 REQUIRED_FIELDS = ("email", "company")
 FORM_FIELDS = ("name", "email", "company", "company_domain", "message", "requested_discount_pct", "plan_interest")
-DISCOUNT_SETTING = "sales_discount_approval_pct"
-DEFAULT_DISCOUNT_APPROVAL_PCT = 15.0
+DISCOUNT_SETTING, DEFAULT_DISCOUNT_APPROVAL_PCT = limits.DISCOUNT_SETTING, limits.DEFAULT_DISCOUNT_APPROVAL_PCT
 
 
 def _crm(ctx: StepContext) -> LeadCrm:
@@ -306,32 +305,9 @@ def assign(data: AssignInput, ctx: StepContext) -> Assignment:
 # -- discount_check (validate) -----------------------------------------------------------------------------------
 
 
-def discount_pct(raw: str) -> float:
-    """The discount threshold (its default when empty); ValueError when it is no percentage from 0 to 100."""
-    text = raw.strip()
-    if not text:
-        return DEFAULT_DISCOUNT_APPROVAL_PCT
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 100:  # NaN too
-        raise ValueError(f"{DISCOUNT_SETTING} must be a percentage from 0 to 100, not {text[:40]!r}")
-    return value
-
-
-def check_settings(values: Mapping[str, str]) -> list[str]:
-    """The workflow's settings as its steps read them (`make run` and the synthesis stop on a problem)."""
-    try:
-        discount_pct(values.get(DISCOUNT_SETTING, ""))
-    except ValueError as exc:
-        return [str(exc)]
-    return []
-
-
 def discount_threshold(ctx: StepContext) -> float:
     try:
-        return discount_pct(ctx.setting(DISCOUNT_SETTING))
+        return limits.discount_pct(ctx.setting(DISCOUNT_SETTING))
     except ValueError as exc:
         raise NotConfigured(str(exc), step="discount_check", reason="invalid_setting") from None
 

@@ -1,0 +1,43 @@
+"""The recovery's settings, read the same way where they are checked (``check_settings``, at `make run` and at
+synthesis: a deployment with a bad one never starts) and where its steps use them (``whole_setting``). Light on
+purpose: `make run` imports it before it sets up logging.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+DEFAULT_WAIT_SECONDS = 3 * 24 * 3600
+DEFAULT_REMINDERS = 2
+# Each whole-number setting: its default (when empty) and its range.
+WHOLE_SETTINGS = {"payment_wait_seconds": (DEFAULT_WAIT_SECONDS, 1, 365 * 24 * 3600),
+                  "payment_reminders": (DEFAULT_REMINDERS, 0, 10)}
+
+
+def whole_setting(name: str, raw: str) -> int:
+    """The whole-number setting ``name`` (its default when empty); ValueError naming it when out of range."""
+    default, low, high = WHOLE_SETTINGS[name]
+    text = raw.strip()
+    try:
+        value = int(text) if text else default
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {text[:40]!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, not {value}")
+    return value
+
+
+def check_settings(values: Mapping[str, str]) -> list[str]:
+    """A sentence for each of the recovery's settings its steps would refuse (`make run` and the synthesis stop)."""
+    from interlock.settings import is_address
+
+    problems: list[str] = []
+    for name in WHOLE_SETTINGS:
+        try:
+            whole_setting(name, values.get(name, ""))
+        except ValueError as exc:
+            problems.append(str(exc))
+    success = values.get("customer_success_email", "").strip()
+    if success and not is_address(success):
+        problems.append("customer_success_email is one email address, or empty for nobody")
+    return problems
