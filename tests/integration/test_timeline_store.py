@@ -124,6 +124,26 @@ def test_given_entries_without_a_status_when_recorded_then_the_status_stays(stor
     assert [e.state for e in view.timeline] == [EntryState.RECEIVED, EntryState.RETRIED, EntryState.DUPLICATE]
 
 
+def test_given_a_move_only_while_a_status_when_the_run_has_moved_on_then_the_entry_stands_and_the_status_stays(
+        store):
+    # A counted approval landing after the decision that ended the wait must not put the run back to waiting.
+    env = envelope(received_at=T0)
+    store.create_run_once(env, 3600)
+    store.record(env.run_id, TimelineEntry(state=EntryState.PENDING_APPROVAL, step="approval", at=at(1)))
+    store.record(env.run_id, TimelineEntry(state=EntryState.APPROVED, step="approval", at=at(2)),
+                 status=RunStatus.PENDING_APPROVAL, while_status=RunStatus.PENDING_APPROVAL)
+    assert store.get(env.run_id).status is RunStatus.PENDING_APPROVAL  # still waiting: moved (to the same)
+
+    store.record(env.run_id, TimelineEntry(state=EntryState.APPROVED, step="approval", at=at(3)),
+                 status=RunStatus.PROCESSING)  # the decision that ended the wait
+    store.record(env.run_id, TimelineEntry(state=EntryState.APPROVED, step="late", at=at(4)),
+                 status=RunStatus.PENDING_APPROVAL, while_status=RunStatus.PENDING_APPROVAL)
+
+    view = store.get(env.run_id)
+    assert view.status is RunStatus.PROCESSING
+    assert [e.step for e in view.timeline][-1] == "late"
+
+
 @pytest.mark.parametrize(
     "terminal",
     [EntryState.FAILED, EntryState.COMPLETED, EntryState.REJECTED, EntryState.ESCALATED],

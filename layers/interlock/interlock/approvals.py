@@ -608,7 +608,8 @@ class ApprovalService:
             self.timeline.record(
                 after.run_id,
                 TimelineEntry(state=EntryState.APPROVED, step="approval", details=self._entry_details(after, mine)),
-                status=RunStatus.PENDING_APPROVAL,
+                # Still waiting, unless the decision that ended the wait has written its entry meanwhile.
+                status=RunStatus.PENDING_APPROVAL, while_status=RunStatus.PENDING_APPROVAL,
             )
         except Exception:
             self._take_back(after.key, mine)

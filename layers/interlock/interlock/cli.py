@@ -363,12 +363,7 @@ def replay(args: argparse.Namespace) -> int:
     base = (args.url or _default_url()).rstrip("/")
     endpoint = f"{base}/runs/{quote(args.run_id, safe='')}/replay"
     response = _call("POST", endpoint, base)
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = None
-    if not isinstance(answer, dict):
-        answer = {}
+    answer = _answer_object(response)
     if not response.is_success:
         if response.status_code == 403 and not answer.get("error"):
             raise CliError(f"{base} refused the replay ({response.status_code}): on AWS the route is IAM-authorised; "
@@ -439,17 +434,21 @@ def upload(args: argparse.Namespace) -> int:
 # -- interlock trigger ------------------------------------------------------------------------------------------
 
 
+def _answer_object(response: Any) -> dict[str, Any]:
+    """The answer's JSON object; an empty one for anything else (an HTML error page, a list, no body)."""
+    try:
+        answer = response.json()
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
 def trigger(args: argparse.Namespace) -> int:
     """Fire a schedule now: ``POST /_local/scheduler/trigger`` on the running local runtime."""
     base = (args.url or _default_url()).rstrip("/")
     endpoint = f"{base}/_local/scheduler/trigger"
     response = _call("POST", endpoint, base, json={"schedule": args.schedule})
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = None
-    if not isinstance(answer, dict):
-        answer = {}
+    answer = _answer_object(response)
     if response.status_code == 404 and answer.get("error") != "unknown_schedule":
         raise CliError(f"{base} has no local scheduler: `interlock trigger` talks to `interlock run` (a deployment's "
                        "schedules are EventBridge Scheduler's)")
@@ -474,12 +473,7 @@ def _pairs(values: list[str], flag: str) -> dict[str, str]:
 
 
 def _local_table_answer(response: Any, base: str, table: str) -> dict[str, Any]:
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = None
-    if not isinstance(answer, dict):
-        answer = {}
+    answer = _answer_object(response)
     if response.status_code == 404 and answer.get("error") not in ("unknown_table", "unknown_item"):
         raise CliError(f"{base} has no local tables: `interlock change` talks to `interlock run` (on AWS, a "
                        "workflow's table is changed by whatever owns its records)")
@@ -515,7 +509,9 @@ def change(args: argparse.Namespace) -> int:
         mine = [c for c in read.get("changes", []) if isinstance(c, dict) and c.get("sequence_number") not in seen
                 and c.get("keys") == key and c.get("event_name") == "MODIFY"]
         if mine:
-            record = mine[-1]
+            # The first change of the record after ours is ours: the run it starts may change the record again
+            # (a payment scheduled moves it on) before the stream is read.
+            record = mine[0]
             if record.get("run_id"):
                 print(f"Stream record {record.get('sequence_number')} is the status change "
                       f"{', '.join(record.get('status_changes') or [])}: run {record['run_id']}")

@@ -113,9 +113,10 @@ class TimelineStore(Protocol):
         acceptance still holds the event (a late original never undoes the records of the one that took over)."""
 
     def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None,
-               status: RunStatus | None = None) -> None:
+               status: RunStatus | None = None, while_status: RunStatus | None = None) -> None:
         """Append an entry; move the run's status as the entry says (or to ``status``), never out of a terminal
-        status."""
+        status, and with ``while_status`` only while the run is in that status (a decision that does not end a
+        wait must not put back a run another decision has moved on meanwhile)."""
 
     def record_once(self, run_id: str, entry: TimelineEntry, key: str) -> RecordOnce:
         """:meth:`record`, at most once per ``key`` and only for a run that exists, atomically."""
@@ -410,7 +411,7 @@ class DynamoTimelineStore(aws.DynamoTable):
         self._transact([release, *({"Delete": {"TableName": self.table_name, "Key": k}} for k in keys[:99])])
 
     def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None,
-               status: RunStatus | None = None) -> None:
+               status: RunStatus | None = None, while_status: RunStatus | None = None) -> None:
         """The entry, and the run record's update when the entry moves the run's status (or names its workflow):
         a step's ``processing`` entry leaves the run record alone (it is ``processing`` already; its
         ``updated_at`` is read from the last entry)."""
@@ -419,7 +420,8 @@ class DynamoTimelineStore(aws.DynamoTable):
             return
         # The run is already terminal (or unknown): the entry stands on the timeline, the status stays.
         with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
-            self.client.update_item(TableName=self.table_name, **self._run_update(run_id, entry, workflow, status))
+            self.client.update_item(TableName=self.table_name,
+                                    **self._run_update(run_id, entry, workflow, status, while_status))
 
     def record_once(self, run_id: str, entry: TimelineEntry, key: str) -> RecordOnce:
         """One transaction writes a marker for ``key`` (only if absent), the entry and the run's new status.
@@ -471,7 +473,7 @@ class DynamoTimelineStore(aws.DynamoTable):
         return None
 
     def _run_update(self, run_id: str, entry: TimelineEntry, workflow: str | None,
-                    status: RunStatus | None = None) -> dict[str, Any]:
+                    status: RunStatus | None = None, while_status: RunStatus | None = None) -> dict[str, Any]:
         """The update of the run record an entry implies: ``updated_at``, and the status unless terminal."""
         status = status or STATUS_AFTER.get(entry.state)
         sets = ["updated_at = :now"]
@@ -489,6 +491,9 @@ class DynamoTimelineStore(aws.DynamoTable):
             for i, value in enumerate(terminal):
                 values[f":t{i}"] = _s(value)
             condition += " AND NOT #status IN (" + ", ".join(f":t{i}" for i in range(len(terminal))) + ")"
+            if while_status is not None:
+                values[":while"] = _s(while_status.value)
+                condition += " AND #status = :while"
         update: dict[str, Any] = {
             "Key": {"pk": _s(run_pk(run_id)), "sk": _s(self.RUN_SK)},
             "UpdateExpression": "SET " + ", ".join(sets),
