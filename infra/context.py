@@ -79,8 +79,7 @@ def check_settings(scope: IConstruct) -> None:
         except ValidationError as exc:
             problems += [f"{context_key(str(err['loc'][0])) if err['loc'] else model.__name__}: {err['msg']}"
                          for err in exc.errors(include_url=False)]
-    problems += [f"{context_key('approver_email')}: {problem}" for problem in _quorum_problems(scope)]
-    problems += _workflow_setting_problems(scope)
+    problems += _workflow_problems(scope)
     base_url = deployment_setting(scope, "openai_base_url")
     if base_url and not _BASE_URL.fullmatch(base_url):
         problems.append(f"{context_key('openai_base_url')}: must be the http(s) URL of an OpenAI-compatible API "
@@ -89,22 +88,17 @@ def check_settings(scope: IConstruct) -> None:
         raise InvalidSettingError(f"invalid Interlock setting(s): {'; '.join(problems)}")
 
 
-def _workflow_setting_problems(scope: IConstruct) -> list[str]:
-    """Each workflow's own settings, as its steps read them (its ``settings_check``), named by context key."""
-    from interlock.kit import registry
-
-    workflows = registry.workflows(deployment_setting(scope, "extra_workflows")).values()
-    return [f"{problem} (context interlock:<setting>)"
-            for problem in registry.settings_problems(workflows, lambda name: deployment_setting(scope, name))]
-
-
-def _quorum_problems(scope: IConstruct) -> list[str]:
-    """The approver pool, and no workflow's wait asking more different approvers than it names."""
+def _workflow_problems(scope: IConstruct) -> list[str]:
+    """The approver pool, and no workflow's wait asking more different approvers than it names; each workflow's
+    own settings, as its steps read them (its ``settings_check``)."""
     from interlock.kit import registry
     from interlock.settings import quorum_problems
 
     workflows = registry.workflows(deployment_setting(scope, "extra_workflows")).values()
-    return quorum_problems(deployment_setting(scope, "approver_email"), workflows)
+    return ([f"{context_key('approver_email')}: {p}"
+             for p in quorum_problems(deployment_setting(scope, "approver_email"), workflows)]
+            + [f"{p} (context interlock:<setting>)"
+               for p in registry.settings_problems(workflows, lambda name: deployment_setting(scope, name))])
 
 
 # -- settings only the stack reads (alarms, the front door, deploying) -------------------------------------

@@ -490,8 +490,6 @@ def change(args: argparse.Namespace) -> int:
     """Change attributes of a record in a workflow table on the running local runtime (``PATCH
     /_local/tables/<table>/items``), as another system of record would, then wait for the local stream to read the
     change and print the status change it matched and the run it started (or that it matched none)."""
-    import time
-
     base = (args.url or _default_url()).rstrip("/")
     key, changes = _pairs(args.key, "--key"), _pairs(args.set, "--set")
     tables = f"{base}/_local/tables/{args.table}"

@@ -163,9 +163,13 @@ def approver_id(address: str) -> str:
     return address.strip().lower()
 
 
-def is_address(value: str) -> bool:
-    """One email address (as an approver pool's entry is one): a setting naming who a workflow emails."""
-    return bool(_ADDRESS.fullmatch(value.strip()))
+def optional_address_problems(name: str, value: str) -> list[str]:
+    """What is wrong with the setting ``name`` naming who a workflow emails: empty (nobody) or one address (as an
+    approver pool's entry is one)."""
+    text = value.strip()
+    if text and not _ADDRESS.fullmatch(text):
+        return [f"{name} is one email address, or empty for nobody"]
+    return []
 
 
 def approver_pool(value: str) -> tuple[str, ...]:

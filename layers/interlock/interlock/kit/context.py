@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from interlock.timeline import TimelineStore
 
 R = TypeVar("R", bound=BaseModel)
+T = TypeVar("T")
 
 
 class NotGranted(PermissionError):
@@ -88,6 +89,16 @@ class StepContext:
         if name not in self.settings or self.services.settings is None:
             raise NotGranted(f"workflow {self.workflow!r} did not declare the setting {name!r}")
         return self.services.settings(name)
+
+    def setting_as(self, name: str, read: Callable[[str], T]) -> T:
+        """The setting ``name`` as ``read`` makes it of its text (the function the workflow's ``settings_check``
+        uses too); a ValueError of ``read`` is :class:`NotConfigured` (``invalid_setting``) with its message."""
+        from interlock.errors import NotConfigured
+
+        try:
+            return read(self.setting(name))
+        except ValueError as exc:
+            raise NotConfigured(str(exc), step=self.step, reason="invalid_setting", setting=name) from None
 
     def table(self, name: str) -> str:
         """The physical name of the workflow's table ``name``."""

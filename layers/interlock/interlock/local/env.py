@@ -88,12 +88,11 @@ def check_settings(api_url: str, environ: Mapping[str, str]) -> None:
     from interlock.settings import quorum_problems
 
     # The approver pool, and no workflow asking more different approvers than it names.
-    pool = quorum_problems(setting("approver_email", api_url, environ),
-                           registry.workflows(setting("extra_workflows", api_url, environ)).values())
+    workflows = registry.workflows(setting("extra_workflows", api_url, environ)).values()
+    pool = quorum_problems(setting("approver_email", api_url, environ), workflows)
     if pool:
         raise InvalidLocalSetting(f"invalid setting {SETTING_ENV_PREFIX}APPROVER_EMAIL: {'; '.join(pool)}")
     # Each workflow's own settings, as its steps read them.
-    workflows = registry.workflows(setting("extra_workflows", api_url, environ)).values()
     found = registry.settings_problems(workflows, lambda name: setting(name, api_url, environ))
     if found:
         raise InvalidLocalSetting(f"invalid workflow setting(s) (INTERLOCK_<SETTING> in the environment): "

@@ -35,7 +35,7 @@ def amount(name: str, raw: str) -> Decimal:
 
 def check(values: Mapping[str, str]) -> list[str]:
     """A sentence for each of the workflow's settings its steps would refuse, or that make no sense together."""
-    from interlock.settings import is_address
+    from interlock.settings import optional_address_problems
 
     problems: list[str] = []
     read: dict[str, Decimal] = {}
@@ -47,7 +47,4 @@ def check(values: Mapping[str, str]) -> list[str]:
     if AUTO_LIMIT in read and TWO_PERSON_LIMIT in read and read[TWO_PERSON_LIMIT] < read[AUTO_LIMIT]:
         problems.append(f"{TWO_PERSON_LIMIT} ({read[TWO_PERSON_LIMIT]}) is below {AUTO_LIMIT} ({read[AUTO_LIMIT]}): "
                         "an invoice needing two approvers must also be one that needs a person")
-    payables = values.get(PAYABLES_EMAIL, "").strip()
-    if payables and not is_address(payables):
-        problems.append(f"{PAYABLES_EMAIL} is one email address, or empty for nobody")
-    return problems
+    return problems + optional_address_problems(PAYABLES_EMAIL, values.get(PAYABLES_EMAIL, ""))

@@ -64,10 +64,7 @@ class DocumentRefused(StepError):
 
 def _decimal_setting(ctx: StepContext, name: str) -> Decimal:
     """A limit or the tolerance, read as `make run` and the synthesis check it (:mod:`.limits`)."""
-    try:
-        return limits.amount(name, ctx.setting(name))
-    except ValueError as exc:
-        raise NotConfigured(str(exc), step=ctx.step, reason="invalid_setting", setting=name) from None
+    return ctx.setting_as(name, lambda raw: limits.amount(name, raw))
 
 
 def erp_of(ctx: StepContext) -> Erp:

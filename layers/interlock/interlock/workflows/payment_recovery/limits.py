@@ -29,7 +29,7 @@ def whole_setting(name: str, raw: str) -> int:
 
 def check_settings(values: Mapping[str, str]) -> list[str]:
     """A sentence for each of the recovery's settings its steps would refuse (`make run` and the synthesis stop)."""
-    from interlock.settings import is_address
+    from interlock.settings import optional_address_problems
 
     problems: list[str] = []
     for name in WHOLE_SETTINGS:
@@ -37,7 +37,4 @@ def check_settings(values: Mapping[str, str]) -> list[str]:
             whole_setting(name, values.get(name, ""))
         except ValueError as exc:
             problems.append(str(exc))
-    success = values.get("customer_success_email", "").strip()
-    if success and not is_address(success):
-        problems.append("customer_success_email is one email address, or empty for nobody")
-    return problems
+    return problems + optional_address_problems("customer_success_email", values.get("customer_success_email", ""))

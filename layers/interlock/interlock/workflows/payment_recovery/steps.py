@@ -46,10 +46,7 @@ if TYPE_CHECKING:
 
 def _int_setting(ctx: StepContext, name: str) -> int:
     """A whole-number setting, read as `make run` and the synthesis check it (``limits.check_settings``)."""
-    try:
-        return limits.whole_setting(name, ctx.setting(name))
-    except ValueError as exc:
-        raise NotConfigured(str(exc), step=ctx.step, reason="invalid_setting", setting=name) from None
+    return ctx.setting_as(name, lambda raw: limits.whole_setting(name, raw))
 
 
 # -- extract (validate) ------------------------------------------------------------------------------------------

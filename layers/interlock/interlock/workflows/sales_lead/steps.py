@@ -306,10 +306,7 @@ def assign(data: AssignInput, ctx: StepContext) -> Assignment:
 
 
 def discount_threshold(ctx: StepContext) -> float:
-    try:
-        return limits.discount_pct(ctx.setting(DISCOUNT_SETTING))
-    except ValueError as exc:
-        raise NotConfigured(str(exc), step="discount_check", reason="invalid_setting") from None
+    return ctx.setting_as(DISCOUNT_SETTING, limits.discount_pct)
 
 
 def discount_check(data: LeadInput, ctx: StepContext) -> DiscountCheck:
