@@ -1,0 +1,51 @@
+"""Slack Events API messages to the app as :class:`~interlock.channels.Inbound`: an ``app_mention`` in a channel,
+or a direct message (``message`` in an ``im``). The payload is the event callback the Slack source records.
+
+The conversation is the thread: ``slack:<team>:<channel>:<thread_ts>`` (a mention that starts a thread is its own
+``ts``); a direct message outside a thread is the whole DM, ``slack:<team>:<channel>``. The app's own posts, other
+bots' and edits are no messages to answer (their types are ``slack.message.<subtype>``, and a bot's post carries
+``bot_id``): answering them would loop.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from interlock.channels import Inbound, MessageKind, NotAMessage, capped
+
+CHANNEL = "slack"
+
+_MENTION = re.compile(r"<@[A-Z0-9]+>")
+_TS = re.compile(r"[0-9]{1,12}\.[0-9]{1,9}")
+
+
+def _str(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def inbound(payload: Mapping[str, Any]) -> Inbound:
+    event = payload.get("event")
+    event = event if isinstance(event, Mapping) else {}
+    kind = _str(event.get("type"))
+    if event.get("bot_id") or _str(event.get("subtype")):
+        raise NotAMessage("not_from_a_person")
+    if kind == "message" and _str(event.get("channel_type")) != "im":
+        raise NotAMessage("not_to_the_app")
+    if kind not in ("app_mention", "message"):
+        raise NotAMessage("not_a_message")
+    team, channel, user, ts = (_str(payload.get("team_id")), _str(event.get("channel")), _str(event.get("user")),
+                               _str(event.get("ts")))
+    if not (team and channel and user and _TS.fullmatch(ts)):
+        raise NotAMessage("no_sender")
+    thread = _str(event.get("thread_ts"))
+    if thread and not _TS.fullmatch(thread):
+        raise NotAMessage("no_sender")
+    if kind == "app_mention":
+        conversation = f"{CHANNEL}:{team}:{channel}:{thread or ts}"
+    else:
+        conversation = f"{CHANNEL}:{team}:{channel}" + (f":{thread}" if thread else "")
+    text = _MENTION.sub("", _str(event.get("text"))).strip()
+    return Inbound(channel=CHANNEL, conversation=conversation, sender=user, message_id=ts, sent_at=float(ts),
+                   kind=MessageKind.TEXT, text=capped(text), original_type=kind)

@@ -1,0 +1,126 @@
+"""The channel adapters: what the assistant reads from a recorded WhatsApp or Slack event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from interlock.channels import MAX_TEXT_CHARS, MessageKind, NotAMessage, whatsapp
+from interlock.channels import slack as slack_channel
+
+
+def _wa(message: dict[str, Any], phone_number_id: str = "106540352242922") -> dict[str, Any]:
+    base = {"from": "16315551234", "id": "wamid.HBgL1", "timestamp": "1733212800"}
+    return {"waba_id": "102290129340398", "field": "messages",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": phone_number_id},
+            "contacts": [{"profile": {"name": "Sheena Nelson"}, "wa_id": "16315551234"}],
+            "message": {**base, **message}}
+
+
+def test_a_text_message_is_one_of_the_users_conversation_on_that_number() -> None:
+    got = whatsapp.inbound(_wa({"type": "text", "text": {"body": "  where is my order?  "}}))
+    assert got.conversation == "whatsapp:106540352242922:16315551234"
+    assert (got.sender, got.message_id, got.sent_at) == ("16315551234", "wamid.HBgL1", 1733212800.0)
+    assert (got.kind, got.text, got.reply_id) == (MessageKind.TEXT, "where is my order?", None)
+
+
+def test_the_same_user_on_another_business_number_is_another_conversation() -> None:
+    one = whatsapp.inbound(_wa({"type": "text", "text": {"body": "hi"}}))
+    other = whatsapp.inbound(_wa({"type": "text", "text": {"body": "hi"}}, phone_number_id="999"))
+    assert one.conversation != other.conversation
+
+
+@pytest.mark.parametrize(("message", "text", "reply_id"), [
+    ({"type": "interactive", "interactive": {"type": "button_reply",
+                                             "button_reply": {"id": "order_status", "title": "Order status"}}},
+     "Order status", "order_status"),
+    ({"type": "interactive", "interactive": {"type": "list_reply",
+                                             "list_reply": {"id": "row2", "title": "Refund", "description": "x"}}},
+     "Refund", "row2"),
+    ({"type": "button", "button": {"payload": "RESUME", "text": "Yes, continue"}}, "Yes, continue", "RESUME"),
+])
+def test_a_picked_button_or_row_is_an_interactive_reply_with_its_id(message: dict[str, Any], text: str,
+                                                                     reply_id: str) -> None:
+    got = whatsapp.inbound(_wa(message))
+    assert (got.kind, got.text, got.reply_id) == (MessageKind.INTERACTIVE_REPLY, text, reply_id)
+
+
+def test_an_image_is_read_by_its_caption_and_a_location_by_its_place() -> None:
+    image = whatsapp.inbound(_wa({"type": "image", "image": {"id": "1", "caption": "the broken box"}}))
+    assert (image.kind, image.text) == (MessageKind.IMAGE, "the broken box")
+    place = whatsapp.inbound(_wa({"type": "location", "location": {
+        "latitude": 52.52, "longitude": 13.405, "name": "Depot", "address": "Hauptstr. 1"}}))
+    assert (place.kind, place.text) == (MessageKind.LOCATION, "Depot, Hauptstr. 1 (52.52, 13.405)")
+
+
+def test_a_type_the_assistant_cannot_read_is_unsupported_and_keeps_its_name() -> None:
+    got = whatsapp.inbound(_wa({"type": "sticker", "sticker": {"id": "1"}}))
+    assert (got.kind, got.text, got.original_type) == (MessageKind.UNSUPPORTED, "", "sticker")
+
+
+def test_a_long_text_is_cut_at_whatsapps_own_limit() -> None:
+    got = whatsapp.inbound(_wa({"type": "text", "text": {"body": "a" * (MAX_TEXT_CHARS + 50)}}))
+    assert len(got.text) == MAX_TEXT_CHARS
+
+
+@pytest.mark.parametrize(("change", "code"), [
+    ({"from": ""}, "no_sender"),
+    ({"id": None}, "no_sender"),
+    ({"timestamp": "soon"}, "no_timestamp"),
+    ({"timestamp": "nan"}, "no_timestamp"),
+    ({"timestamp": "-5"}, "no_timestamp"),
+    ({"timestamp": "1e300"}, "no_timestamp"),
+    ({"type": "interactive", "interactive": {"type": "nfm_reply"}}, "unreadable_interactive"),
+])
+def test_a_message_without_a_sender_time_or_readable_reply_is_not_a_message(change: dict[str, Any],
+                                                                              code: str) -> None:
+    with pytest.raises(NotAMessage) as caught:
+        whatsapp.inbound(_wa({"type": "text", "text": {"body": "x"}, **change}))
+    assert caught.value.code == code
+
+
+def test_a_payload_without_the_business_number_or_message_is_not_a_message() -> None:
+    for payload in ({}, {"message": "x"}, {**_wa({"type": "text"}), "metadata": []}):
+        with pytest.raises(NotAMessage):
+            whatsapp.inbound(payload)
+
+
+def _slack(event: dict[str, Any]) -> dict[str, Any]:
+    return {"team_id": "T0001", "api_app_id": "A1", "type": "event_callback", "event_id": "Ev1",
+            "event": {"channel": "C0001", "user": "U0001", "ts": "1733212800.000100", **event}}
+
+
+def test_a_mention_starts_a_conversation_of_its_own_thread_without_the_mention() -> None:
+    got = slack_channel.inbound(_slack({"type": "app_mention", "text": "<@U0APP> where is order 1042?"}))
+    assert got.conversation == "slack:T0001:C0001:1733212800.000100"
+    assert (got.sender, got.text, got.sent_at) == ("U0001", "where is order 1042?", 1733212800.0001)
+
+
+def test_a_mention_in_a_thread_is_that_threads_conversation() -> None:
+    got = slack_channel.inbound(_slack({"type": "app_mention", "text": "<@U0APP> and now?",
+                                        "ts": "1733212900.000200", "thread_ts": "1733212800.000100"}))
+    assert got.conversation == "slack:T0001:C0001:1733212800.000100"
+
+
+def test_a_direct_message_is_the_dms_conversation_or_its_threads() -> None:
+    dm = slack_channel.inbound(_slack({"type": "message", "channel_type": "im", "channel": "D0001", "text": "hi"}))
+    assert dm.conversation == "slack:T0001:D0001"
+    threaded = slack_channel.inbound(_slack({"type": "message", "channel_type": "im", "channel": "D0001",
+                                             "text": "hi", "thread_ts": "1733212700.000001"}))
+    assert threaded.conversation == "slack:T0001:D0001:1733212700.000001"
+
+
+@pytest.mark.parametrize(("event", "code"), [
+    ({"type": "message", "channel_type": "im", "bot_id": "B1", "text": "my own reply"}, "not_from_a_person"),
+    ({"type": "message", "channel_type": "im", "subtype": "message_changed"}, "not_from_a_person"),
+    ({"type": "message", "channel_type": "channel", "text": "chatter"}, "not_to_the_app"),
+    ({"type": "reaction_added"}, "not_a_message"),
+    ({"type": "app_mention", "user": ""}, "no_sender"),
+    ({"type": "app_mention", "ts": "yesterday"}, "no_sender"),
+    ({"type": "app_mention", "thread_ts": "../x"}, "no_sender"),
+])
+def test_bots_edits_channel_chatter_and_malformed_events_are_not_messages(event: dict[str, Any],
+                                                                          code: str) -> None:
+    with pytest.raises(NotAMessage) as caught:
+        slack_channel.inbound(_slack(event))
+    assert caught.value.code == code
