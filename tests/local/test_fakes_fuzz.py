@@ -25,6 +25,8 @@ PATHS = [
     "/_local/erp/vendors/V-1001", "/_local/erp/vendors/search", "/_local/erp/vendors/%00", "/_local/erp/vendors",
     "/_local/erp/purchase-orders/PO-4500", "/_local/erp/purchase-orders/", "/_local/erp/ledger-entries",
     "/_local/erp/ledger-entries/search", "/_local/erp/ledger-entries/LE-000001", "/_local/erp/outage",
+    "/_local/graph/v23.0/106540352242922/messages", "/_local/graph/v23.0/../messages", "/_local/graph/messages",
+    "/_local/graph/outage", "/_local/graph/ratelimit",
 ]
 # mostly the methods the fakes take, so that most requests reach the reading of their query and body
 METHODS = ["POST"] * 6 + ["GET"] * 3 + ["PATCH"] * 2 + ["PUT", "DELETE", "OPTIONS", "HEAD", "FOO"]
@@ -68,8 +70,9 @@ def _query(rng: random.Random) -> dict[str, list[str]]:
 def _switches(fakes: LocalFakes) -> dict[str, bool]:
     """What a later request could see of the fakes' switches."""
     switches = {name: getattr(fakes, name).outage.enabled
-                for name in ("crm", "helpdesk", "enrichment", "slack", "erp")}
-    return {**switches, "slack rate limit": fakes.slack.rate_limit.enabled}
+                for name in ("crm", "helpdesk", "enrichment", "slack", "erp", "graph")}
+    return {**switches, "slack rate limit": fakes.slack.rate_limit.enabled,
+            "graph rate limit": fakes.graph.rate_limit.enabled}
 
 
 def test_malformed_requests_to_every_fake_get_an_answer_below_500_and_flip_no_switch() -> None:
@@ -96,3 +99,4 @@ def test_malformed_requests_to_every_fake_get_an_answer_below_500_and_flip_no_sw
     assert not failures, "\n".join(failures[:30]) + f"\n...{len(failures)} in all"
     assert _switches(fakes) == before  # no malformed request took a fake down or rate-limited it
     assert fakes.erp.ledger() == ledger  # nor recorded an invoice
+    assert fakes.graph.messages() == []  # nor sent a WhatsApp message (no request carries its token)

@@ -79,8 +79,8 @@ def test_every_local_fake_the_banner_lists_answers_a_browser(runtime: tuple[Loca
     start = console[0].index("Local fakes:")
     listed = console[0][start:console[0].index("AI decisions:")]
     urls = [word.rstrip(",") for word in listed.split() if word.startswith(local.url)]
-    # the triage CRM and helpdesk, HubSpot's CRM objects, Slack's messages, the ERP's ledger
-    assert len(urls) == 5
+    # the triage CRM and helpdesk, HubSpot's CRM objects, Slack's messages, the ERP's ledger, WhatsApp's sent messages
+    assert len(urls) == 6
     for url in urls:
         answer = httpx.get(url, timeout=10)
         assert answer.status_code == 200, url

@@ -130,3 +130,17 @@ class SlackRejected(StepError):
     ``not_authed``, ``no_text``, ``msg_too_long``...)."""
 
     reason = "slack_rejected"
+
+
+class WhatsAppUnavailable(TransientError):
+    """The Graph API timed out, answered 5xx, or rate limited the call (429, or a throttling error code such as
+    ``130429`` or ``131056``): another try later may work."""
+
+    reason = "whatsapp_unavailable"
+
+
+class WhatsAppRejected(StepError):
+    """The Graph API refused the message with an error another try cannot fix (an invalid token, a parameter
+    Meta does not accept, ``131047``: the 24-hour window is closed); ``whatsapp_error`` is Meta's code."""
+
+    reason = "whatsapp_rejected"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import secrets
 import threading
 import time
 import uuid
@@ -632,6 +633,101 @@ def _slack_error(code: str) -> Response:
     return json_response(200, {"ok": False, "error": code})
 
 
+# -- the WhatsApp Cloud API (the Graph API's messages endpoint) ----------------------------------------------
+
+FAKE_GRAPH_TOKEN = "local-graph-token"
+_GRAPH_MESSAGES = re.compile(r"/(v[0-9]{1,3}\.[0-9]{1,2})/([0-9]{1,20})/messages")
+_WA_ID = re.compile(r"\+?[0-9]{6,20}")
+
+
+def _graph_error(status: int, code: int, message: str, kind: str = "OAuthException") -> Response:
+    return json_response(status, {"error": {"message": message, "type": kind, "code": code,
+                                            "fbtrace_id": "AfakeTrace"}})
+
+
+def _graph_body_problem(body: dict[str, Any]) -> str | None:
+    """What Meta's validation would refuse in a messages body (a code 100 error), or None."""
+    if body.get("messaging_product") != "whatsapp":
+        return "messaging_product must be whatsapp"
+    if not isinstance(body.get("to"), str) or not _WA_ID.fullmatch(body["to"]):
+        return "to is not a WhatsApp number"
+    kind = body.get("type")
+    value = body.get(kind) if isinstance(kind, str) else None
+    if not isinstance(value, dict):
+        return "type must be text, interactive or template, with its object"
+    if kind == "text":
+        text = value.get("body")
+        return None if isinstance(text, str) and len(text.strip()) > 0 and len(text) <= 4096 else "text.body"
+    if kind == "template":
+        language = value.get("language")
+        ok = isinstance(value.get("name"), str) and isinstance(language, dict) and isinstance(language.get("code"), str)
+        return None if ok else "template.name and template.language.code"
+    if kind == "interactive":
+        buttons = (value.get("action") or {}).get("buttons") if isinstance(value.get("action"), dict) else None
+        text = (value.get("body") or {}).get("text") if isinstance(value.get("body"), dict) else None
+        if value.get("type") != "button" or not isinstance(text, str) or not 0 < len(text) <= 1024:
+            return "interactive.type button with a body of 1 to 1024 characters"
+        if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
+            return "interactive.action.buttons: 1 to 3"
+        for button in buttons:
+            reply = button.get("reply") if isinstance(button, dict) else None
+            if not (isinstance(reply, dict) and isinstance(reply.get("id"), str) and 0 < len(reply["id"]) <= 256
+                    and isinstance(reply.get("title"), str) and 0 < len(reply["title"]) <= 20):
+                return "a button's reply id (1-256) and title (1-20)"
+        return None
+    return f"type {str(kind)[:40]!r} is not supported here"
+
+
+class FakeGraphApi:
+    """The Graph API's ``POST /{version}/{phone-number-id}/messages`` as Meta answers it: ``200 {"messaging_product",
+    "contacts", "messages": [{"id": "wamid..."}]}``; ``401`` code 190 without the right bearer token; ``400`` code 100
+    for a body Meta's validation refuses. ``GET /messages`` lists what was sent, each with its phone number id.
+    Switches: ``/outage`` (503), ``/ratelimit`` (``400`` code 130429, Meta's throughput limit)."""
+
+    def __init__(self, token: str = FAKE_GRAPH_TOKEN) -> None:
+        self.token = token
+        self.outage = _Outage()
+        self.rate_limit = _Outage()
+        self._sent: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def messages(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(m) for m in self._sent]
+
+    def handle(self, request: Request, path: str) -> Response:
+        if path == "/outage":
+            return self.outage.handle(request)
+        if path == "/ratelimit":
+            return self.rate_limit.handle(request)
+        if path == "/messages":
+            if request.method != "GET":
+                return _method_not_allowed("GET")
+            return json_response(200, {"messages": self.messages()})
+        if self.outage.enabled:
+            return self.outage.unavailable()
+        match = _GRAPH_MESSAGES.fullmatch(path)
+        if match is None:
+            return _graph_error(400, 100, "Unsupported post request", "GraphMethodException")
+        if request.method != "POST":
+            return _method_not_allowed("POST")
+        if request.header("Authorization") != f"Bearer {self.token}":
+            return _graph_error(401, 190, "Invalid OAuth access token")
+        if self.rate_limit.enabled:
+            return _graph_error(400, 130429, "Rate limit hit", "OAuthException")
+        body = _json_object(request)
+        problem = "the body is not a JSON object" if body is None else _graph_body_problem(body)
+        if body is None or problem:
+            return _graph_error(400, 100, f"(#100) Invalid parameter: {problem}")
+        wamid = "wamid." + secrets.token_urlsafe(24)
+        with self._lock:
+            self._sent.append({"id": wamid, "version": match.group(1), "phone_number_id": match.group(2),
+                               "to": body["to"], "type": body["type"], "body": body})
+        return json_response(200, {"messaging_product": "whatsapp",
+                                   "contacts": [{"input": body["to"], "wa_id": body["to"].lstrip("+")}],
+                                   "messages": [{"id": wamid}]})
+
+
 # -- the ERP (vendor master, purchase orders, the accounts-payable ledger) ------------------------------------
 
 # The vendors and POs the invoice intake workflow's samples name (workflows/invoice_intake/samples/). IBANs are the
@@ -877,7 +973,8 @@ class FakeErp:
 
 class LocalFakes:
     """Everything mounted under ``/_local/``: ``/_local/crm/...``, ``/_local/helpdesk/...``,
-    ``/_local/enrichment/...``, ``/_local/slack/...`` and ``/_local/erp/...``."""
+    ``/_local/enrichment/...``, ``/_local/slack/...``, ``/_local/erp/...`` and ``/_local/graph/...`` (WhatsApp's
+    Graph API)."""
 
     def __init__(self) -> None:
         self.crm = FakeCrm()
@@ -885,6 +982,7 @@ class LocalFakes:
         self.enrichment = FakeEnrichment()
         self.slack = FakeSlack()
         self.erp = FakeErp()
+        self.graph = FakeGraphApi()
 
     def handles(self, path: str) -> bool:
         return path == MOUNT or path.startswith(MOUNT + "/")
@@ -903,6 +1001,8 @@ class LocalFakes:
             return self.slack.handle(request, sub)
         if system == "erp":
             return self.erp.handle(request, sub)
+        if system == "graph":
+            return self.graph.handle(request, sub)
         return _not_found()
 
 

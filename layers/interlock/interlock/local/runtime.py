@@ -307,6 +307,7 @@ class LocalRuntime:
             f"                 {url}/_local/crm/crm/v3/objects/contacts (and deals, tasks), "
             f"{url}/_local/slack/messages",
             f"                 {url}/_local/erp/ledger-entries (and vendors, purchase-orders, payments)",
+            f"                 {url}/_local/graph/messages (WhatsApp messages sent through the Graph API)",
             f"AI decisions:    {ai_line(os.environ)}",
             *self._trigger_lines(),
             "",
