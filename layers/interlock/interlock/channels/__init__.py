@@ -1,14 +1,16 @@
-"""Messaging channels behind one small port: what a conversational workflow reads from an inbound message.
+"""Messaging channels behind one small port: what a conversational workflow reads and how its replies go out.
 
 An adapter turns one recorded event of its webhook source into an :class:`Inbound` (the conversation it belongs
 to, who wrote, when by the channel's own clock, what kind of message and its text), or raises
 :class:`NotAMessage` with a code for an event that is no message to answer (a bot's own post, an edit, a
-malformed item). Channel differences live here, never in a workflow (docs/conversations.md).
+malformed item). It sends an :class:`OutgoingReply` to a conversation in the channel's own form (WhatsApp: text,
+reply buttons, or the approved template when the 24-hour window is closed; Slack: a threaded message with Block
+Kit buttons) and answers :class:`Sent`. Channel differences live here, never in a workflow (docs/conversations.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 # The most of one message's text kept for a turn: WhatsApp's own limit for a text body.
@@ -46,3 +48,41 @@ class NotAMessage(ValueError):
 
 def capped(text: str) -> str:
     return text[:MAX_TEXT_CHARS]
+
+
+# Outside this many seconds since the user's last message WhatsApp accepts only approved templates.
+SERVICE_WINDOW_SECONDS = 24 * 3600
+MAX_BUTTONS = 3
+
+
+@dataclass(frozen=True)
+class OutgoingReply:
+    """What a workflow sends: its vetted text and up to three quick-reply buttons, each ``(id, title)``."""
+
+    text: str
+    buttons: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Template:
+    """An approved WhatsApp template: the one message that may open a closed customer-service window."""
+
+    name: str
+    language: str = "en_US"
+
+
+class SentAs(StrEnum):
+    TEXT = "text"
+    BUTTONS = "buttons"
+    TEMPLATE = "template"
+
+
+@dataclass(frozen=True)
+class Sent:
+    message_id: str  # the channel's id of the message (a wamid, a Slack ts): delivery statuses name it
+    sent_as: SentAs
+
+
+def window_open(last_inbound_at: float | None, now: float) -> bool:
+    """Whether WhatsApp's customer-service window is open: the user wrote within the last 24 hours."""
+    return last_inbound_at is not None and now - last_inbound_at < SERVICE_WINDOW_SECONDS

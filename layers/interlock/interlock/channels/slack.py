@@ -5,6 +5,10 @@ The conversation is the thread: ``slack:<team>:<channel>:<thread_ts>`` (a mentio
 ``ts``); a direct message outside a thread is the whole DM, ``slack:<team>:<channel>``. The app's own posts, other
 bots' and edits are no messages to answer (their types are ``slack.message.<subtype>``, and a bot's post carries
 ``bot_id``): answering them would loop.
+
+A reply goes to the conversation's thread with ``chat.postMessage`` (``thread_ts``); its buttons are a Block Kit
+``actions`` block whose clicks come back through the Slack source as ``block_actions`` interactions (each
+button's ``action_id`` is ``reply:<id>`` and its ``value`` the id).
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from interlock.channels import Inbound, MessageKind, NotAMessage, capped
+from interlock.channels import Inbound, MessageKind, NotAMessage, OutgoingReply, Sent, SentAs, capped
+from interlock.connectors.slack import Slack
 
 CHANNEL = "slack"
 
@@ -49,3 +54,31 @@ def inbound(payload: Mapping[str, Any]) -> Inbound:
     text = _MENTION.sub("", _str(event.get("text"))).strip()
     return Inbound(channel=CHANNEL, conversation=conversation, sender=user, message_id=ts, sent_at=float(ts),
                    kind=MessageKind.TEXT, text=capped(text), original_type=kind)
+
+
+def address(conversation: str) -> tuple[str, str | None]:
+    """The channel and the thread (None for a whole DM) of a conversation key."""
+    parts = conversation.split(":")
+    if parts[0] != CHANNEL or len(parts) not in (3, 4) or not all(parts[1:3]):
+        raise ValueError("not a Slack conversation key")
+    thread = parts[3] if len(parts) == 4 else None
+    if thread is not None and not _TS.fullmatch(thread):
+        raise ValueError("not a Slack conversation key")
+    return parts[2], thread
+
+
+def blocks(reply: OutgoingReply) -> list[dict[str, Any]] | None:
+    """The reply's text and buttons as Block Kit blocks (None when it has no buttons: the text is enough)."""
+    if not reply.buttons:
+        return None
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": reply.text}},
+            {"type": "actions", "elements": [
+                {"type": "button", "action_id": f"reply:{button_id}", "value": button_id,
+                 "text": {"type": "plain_text", "text": title, "emoji": False}}
+                for button_id, title in reply.buttons]}]
+
+
+def send(client: Slack, conversation: str, reply: OutgoingReply) -> Sent:
+    channel, thread = address(conversation)
+    posted = client.post_message(channel, reply.text, thread_ts=thread, blocks=blocks(reply))
+    return Sent(posted.ts, SentAs.BUTTONS if reply.buttons else SentAs.TEXT)

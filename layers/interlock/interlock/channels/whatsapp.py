@@ -3,6 +3,9 @@
 
 The conversation is the business phone number and the user: ``whatsapp:<phone_number_id>:<wa_id>``. The order
 of a burst is WhatsApp's ``timestamp`` (seconds), not the order of arrival.
+
+A reply goes from the conversation's business number to the user: as text, as reply buttons, or — when the user's
+last message is more than 24 hours old and Meta accepts nothing else — as the approved template.
 """
 
 from __future__ import annotations
@@ -10,7 +13,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from interlock.channels import Inbound, MessageKind, NotAMessage, capped
+from interlock.channels import (
+    Inbound,
+    MessageKind,
+    NotAMessage,
+    OutgoingReply,
+    Sent,
+    SentAs,
+    Template,
+    capped,
+    window_open,
+)
+from interlock.connectors.whatsapp import WhatsApp, button_message, template_message, text_message
+from interlock.errors import NotConfigured
 
 CHANNEL = "whatsapp"
 
@@ -68,3 +83,29 @@ def inbound(payload: Mapping[str, Any]) -> Inbound:
     return Inbound(channel=CHANNEL, conversation=conversation_key(phone_number_id, wa_id), sender=wa_id,
                    message_id=message_id, sent_at=sent_at, kind=kind, text=capped(text), reply_id=reply_id,
                    original_type=_str(message.get("type"))[:40])
+
+
+def address(conversation: str) -> tuple[str, str]:
+    """The business phone number id and the user's wa_id of a conversation key."""
+    channel, _, rest = conversation.partition(":")
+    phone_number_id, _, wa_id = rest.partition(":")
+    if channel != CHANNEL or not phone_number_id.isdigit() or not wa_id.isdigit():
+        raise ValueError("not a WhatsApp conversation key")
+    return phone_number_id, wa_id
+
+
+def send(client: WhatsApp, conversation: str, reply: OutgoingReply, *, last_inbound_at: float | None, now: float,
+         template: Template | None) -> Sent:
+    """Send ``reply`` in the conversation; the template instead when the customer-service window is closed
+    (:class:`~interlock.errors.NotConfigured` when there is none to send)."""
+    phone_number_id, wa_id = address(conversation)
+    if not window_open(last_inbound_at, now):
+        if template is None:
+            raise NotConfigured("the 24-hour window is closed and no re-engagement template is set", step="send",
+                                reason="no_template")
+        sent = client.send(phone_number_id, template_message(wa_id, template.name, template.language))
+        return Sent(sent.message_id, SentAs.TEMPLATE)
+    if reply.buttons:
+        sent = client.send(phone_number_id, button_message(wa_id, reply.text, reply.buttons))
+        return Sent(sent.message_id, SentAs.BUTTONS)
+    return Sent(client.send(phone_number_id, text_message(wa_id, reply.text)).message_id, SentAs.TEXT)

@@ -20,7 +20,7 @@ Errors name a status, a Slack error code or an exception's class, never the URL,
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -53,7 +53,8 @@ class PostedMessage(BaseModel):
 
 
 class Slack(Protocol):
-    def post_message(self, channel: str, text: str) -> PostedMessage: ...
+    def post_message(self, channel: str, text: str, *, thread_ts: str | None = None,
+                     blocks: list[dict[str, Any]] | None = None) -> PostedMessage: ...
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -72,13 +73,20 @@ class HttpSlack:
         self.token = token
         self._http = SharedClient(timeout_seconds, transport)
 
-    def post_message(self, channel: str, text: str) -> PostedMessage:
+    def post_message(self, channel: str, text: str, *, thread_ts: str | None = None,
+                     blocks: list[dict[str, Any]] | None = None) -> PostedMessage:
+        """Post ``text`` (the notification's and the fallback's text) to ``channel``, in the thread ``thread_ts``
+        when given, laid out as ``blocks`` when given."""
         import httpx
 
         if len(text) > MAX_TEXT_CHARS:
             raise SlackRejected(f"the message is longer than {MAX_TEXT_CHARS} characters", step=STEP,
                                 slack_error="msg_too_long")
-        body = {"channel": channel, "text": text, "unfurl_links": False, "unfurl_media": False}
+        body: dict[str, Any] = {"channel": channel, "text": text, "unfurl_links": False, "unfurl_media": False}
+        if thread_ts:
+            body["thread_ts"] = thread_ts
+        if blocks:
+            body["blocks"] = blocks
         try:
             response = self._http.get().post(f"{self.api_url}/api/chat.postMessage", json=body,
                                              headers=bearer(self.token()))

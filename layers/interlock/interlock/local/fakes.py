@@ -565,8 +565,9 @@ class _SlackMessage:
 class FakeSlack:
     """``POST /api/chat.postMessage`` as Slack answers it: HTTP 200 ``{"ok": true, "channel", "ts", "message"}``, or
     HTTP 200 ``{"ok": false, "error"}``: ``not_authed`` (no token), ``invalid_auth`` (another token),
-    ``invalid_json`` / ``channel_not_found`` / ``no_text`` / ``msg_too_long`` for a bad body. ``GET /messages``
-    lists what was posted. Switches: ``/outage`` (503), ``/ratelimit`` (429 with ``Retry-After: 1``)."""
+    ``invalid_json`` / ``channel_not_found`` / ``no_text`` / ``msg_too_long`` / ``invalid_blocks`` for a bad body.
+    ``GET /messages`` lists what was posted. Switches: ``/outage`` (503), ``/ratelimit`` (429 with
+    ``Retry-After: 1``)."""
 
     def __init__(self, token: str = FAKE_SLACK_TOKEN,
                  conversations: frozenset[str] = SEED_SLACK_CONVERSATIONS) -> None:
@@ -620,6 +621,11 @@ class FakeSlack:
             return _slack_error("no_text")
         if len(text) > SLACK_TEXT_LIMIT:
             return _slack_error("msg_too_long")
+        blocks = body.get("blocks")
+        if blocks is not None and not (isinstance(blocks, list) and 0 < len(blocks) <= 50
+                                       and all(isinstance(b, dict) and isinstance(b.get("type"), str)
+                                               for b in blocks)):
+            return _slack_error("invalid_blocks")
         with self._lock:
             ts = f"{time.time():.6f}"
             while any(m.ts == ts for m in self._messages):  # a ts names one message in its channel
