@@ -124,3 +124,65 @@ def test_bots_edits_channel_chatter_and_malformed_events_are_not_messages(event:
     with pytest.raises(NotAMessage) as caught:
         slack_channel.inbound(_slack(event))
     assert caught.value.code == code
+
+
+def _status(status: dict[str, Any]) -> dict[str, Any]:
+    return {"waba_id": "102290129340398", "metadata": {"phone_number_id": "106540352242922"},
+            "status": {"id": "wamid.HBgL1", "recipient_id": "16315551234", "timestamp": "1733212860", **status}}
+
+
+def test_a_delivery_status_names_the_sent_message_and_when() -> None:
+    got = whatsapp.delivery_status(_status({"status": "read"}))
+    assert (got.message_id, got.status, got.at, got.error_code, got.window_closed) == (
+        "wamid.HBgL1", "read", 1733212860.0, None, False)
+
+
+def test_a_failure_with_the_re_engagement_error_says_the_window_is_closed() -> None:
+    failed = whatsapp.delivery_status(_status({"status": "failed", "errors": [
+        {"code": 131047, "title": "Re-engagement message", "message": "More than 24 hours have passed"}]}))
+    assert (failed.error_code, failed.window_closed) == (131047, True)
+    other = whatsapp.delivery_status(_status({"status": "failed", "errors": [{"code": 131026}]}))
+    assert other.window_closed is False
+
+
+@pytest.mark.parametrize("status", [{"id": ""}, {"status": None}, {"timestamp": "later"},
+                                    {"status": "failed", "errors": "x", "timestamp": "0"}])
+def test_a_status_without_its_message_state_or_time_is_unreadable(status: dict[str, Any]) -> None:
+    with pytest.raises(NotAMessage):
+        whatsapp.delivery_status(_status({"status": "sent", **status}))
+
+
+def _click(**changes: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "type": "block_actions", "team": {"id": "T0001"}, "user": {"id": "U0001"},
+        "container": {"type": "message", "message_ts": "1733212810.000300", "channel_id": "C0001"},
+        "message": {"ts": "1733212810.000300", "thread_ts": "1733212800.000100"},
+        "actions": [{"type": "button", "action_id": "reply:o1042", "value": "o1042",
+                     "text": {"type": "plain_text", "text": "Order 1042"}, "action_ts": "1733212900.123456"}]}
+    payload.update(changes)
+    return payload
+
+
+def test_a_click_on_a_reply_button_is_the_threads_next_message() -> None:
+    got = slack_channel.button_click(_click())
+    assert got.conversation == "slack:T0001:C0001:1733212800.000100"
+    assert (got.kind, got.text, got.reply_id, got.sender) == (MessageKind.INTERACTIVE_REPLY, "Order 1042", "o1042",
+                                                              "U0001")
+
+
+def test_a_click_in_a_dm_outside_a_thread_is_the_dms_message() -> None:
+    got = slack_channel.button_click(_click(container={"channel_id": "D0001"}, message={"ts": "1733212810.000300"}))
+    assert got.conversation == "slack:T0001:D0001"
+
+
+@pytest.mark.parametrize("changes", [
+    {"type": "view_submission"},
+    {"actions": [{"action_id": "approve_deal", "action_ts": "1733212900.1"}]},
+    {"actions": []},
+    {"user": {}},
+    {"message": {"ts": "1733212810.000300"}},  # a channel message outside a thread is no conversation of ours
+    {"message": {"thread_ts": "../../x"}},
+])
+def test_other_interactions_and_malformed_clicks_are_not_messages(changes: dict[str, Any]) -> None:
+    with pytest.raises(NotAMessage):
+        slack_channel.button_click(_click(**changes))

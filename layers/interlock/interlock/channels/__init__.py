@@ -86,3 +86,21 @@ class Sent:
 def window_open(last_inbound_at: float | None, now: float) -> bool:
     """Whether WhatsApp's customer-service window is open: the user wrote within the last 24 hours."""
     return last_inbound_at is not None and now - last_inbound_at < SERVICE_WINDOW_SECONDS
+
+
+@dataclass(frozen=True)
+class DeliveryStatus:
+    """What the channel says became of a message the workflow sent (``sent``, ``delivered``, ``read``, ``failed``)."""
+
+    message_id: str
+    status: str
+    at: float
+    error_code: int | None = None  # the channel's code of a failure (WhatsApp's 131047: the window is closed)
+
+    @property
+    def window_closed(self) -> bool:
+        return self.status == "failed" and self.error_code == REENGAGEMENT_ERROR
+
+
+# WhatsApp's "Re-engagement message": more than 24 hours since the user's last message; only a template can go.
+REENGAGEMENT_ERROR = 131047

@@ -56,6 +56,33 @@ def inbound(payload: Mapping[str, Any]) -> Inbound:
                    kind=MessageKind.TEXT, text=capped(text), original_type=kind)
 
 
+def button_click(payload: Mapping[str, Any]) -> Inbound:
+    """A ``block_actions`` interaction on one of the workflow's buttons (``action_id`` ``reply:<id>``) as the
+    conversation's next message: an interactive reply with the button's id and title."""
+    def obj(value: Any) -> Mapping[str, Any]:
+        return value if isinstance(value, Mapping) else {}
+
+    actions = payload.get("actions")
+    action = obj(actions[0]) if isinstance(actions, list) and actions else {}
+    action_id = _str(action.get("action_id"))
+    if not action_id.startswith("reply:") or _str(payload.get("type")) != "block_actions":
+        raise NotAMessage("not_a_reply_button")
+    team, user = _str(obj(payload.get("team")).get("id")), _str(obj(payload.get("user")).get("id"))
+    container = obj(payload.get("container"))
+    channel = _str(container.get("channel_id")) or _str(obj(payload.get("channel")).get("id"))
+    thread = _str(obj(payload.get("message")).get("thread_ts"))
+    at = _str(action.get("action_ts"))
+    if not (team and user and channel and _TS.fullmatch(at)) or (thread and not _TS.fullmatch(thread)):
+        raise NotAMessage("no_sender")
+    if not thread and not channel.startswith("D"):  # in a channel the workflow always answers in a thread
+        raise NotAMessage("no_conversation")
+    conversation = f"{CHANNEL}:{team}:{channel}" + (f":{thread}" if thread else "")
+    title = _str(obj(action.get("text")).get("text"))
+    return Inbound(channel=CHANNEL, conversation=conversation, sender=user, message_id=at, sent_at=float(at),
+                   kind=MessageKind.INTERACTIVE_REPLY, text=capped(title), reply_id=action_id[len("reply:"):][:256],
+                   original_type="block_actions")
+
+
 def address(conversation: str) -> tuple[str, str | None]:
     """The channel and the thread (None for a whole DM) of a conversation key."""
     parts = conversation.split(":")

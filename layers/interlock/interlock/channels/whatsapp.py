@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from interlock.channels import (
+    DeliveryStatus,
     Inbound,
     MessageKind,
     NotAMessage,
@@ -66,6 +67,30 @@ def _content(message: Mapping[str, Any]) -> tuple[MessageKind, str, str | None]:
     return MessageKind.UNSUPPORTED, "", None
 
 
+def _seconds(value: Any) -> float:
+    try:
+        seconds = float(_str(value))
+    except ValueError:
+        raise NotAMessage("no_timestamp") from None
+    if not 0 < seconds < 1e11:  # NaN and infinities fail too
+        raise NotAMessage("no_timestamp")
+    return seconds
+
+
+def delivery_status(payload: Mapping[str, Any]) -> DeliveryStatus:
+    """The status of a ``whatsapp.status.<status>`` event: the sent message's wamid, the status, its time, and the
+    first error's code for a failure."""
+    status = _obj(payload.get("status"))
+    message_id, state = _str(status.get("id")), _str(status.get("status"))
+    if not message_id or not state:
+        raise NotAMessage("no_message_id")
+    errors = status.get("errors")
+    first = _obj(errors[0]) if isinstance(errors, list) and errors else {}
+    code = first.get("code")
+    return DeliveryStatus(message_id=message_id, status=state[:40], at=_seconds(status.get("timestamp")),
+                          error_code=code if isinstance(code, int) and not isinstance(code, bool) else None)
+
+
 def inbound(payload: Mapping[str, Any]) -> Inbound:
     """The message of a ``whatsapp.message.<type>`` event; :class:`NotAMessage` when it cannot be answered."""
     message = _obj(payload.get("message"))
@@ -73,12 +98,7 @@ def inbound(payload: Mapping[str, Any]) -> Inbound:
     wa_id, message_id = _str(message.get("from")), _str(message.get("id"))
     if not (phone_number_id and wa_id and message_id):
         raise NotAMessage("no_sender")
-    try:
-        sent_at = float(_str(message.get("timestamp")))
-    except ValueError:
-        raise NotAMessage("no_timestamp") from None
-    if not 0 < sent_at < 1e11:
-        raise NotAMessage("no_timestamp")
+    sent_at = _seconds(message.get("timestamp"))
     kind, text, reply_id = _content(message)
     return Inbound(channel=CHANNEL, conversation=conversation_key(phone_number_id, wa_id), sender=wa_id,
                    message_id=message_id, sent_at=sent_at, kind=kind, text=capped(text), reply_id=reply_id,
