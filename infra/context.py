@@ -166,11 +166,11 @@ def check_deployable(scope: IConstruct) -> None:
                 f"refusing to synthesise a deployable stack: {message}; or, for a synthesis that is not deployed, "
                 f"-c {context_key('allow_placeholder_emails')}=true")
         warn(scope, "placeholderEmails", f"{message}. This template must not be deployed.")
-    if deployment_setting(scope, "slack_token").strip():
-        # a token in the template would be readable by anyone who can read the stack
-        raise LaptopSettingError(f"{context_key('slack_token')} is a laptop's setting: a deployment names the "
-                                    "Secrets Manager secret holding the bot token in "
-                                    f"{context_key('slack_token_secret')}")
+    for token, secret in (("slack_token", "slack_token_secret"), ("whatsapp_token", "whatsapp_token_secret")):
+        if deployment_setting(scope, token).strip():
+            # a token in the template would be readable by anyone who can read the stack
+            raise LaptopSettingError(f"{context_key(token)} is a laptop's setting: a deployment names the "
+                                     f"Secrets Manager secret holding the token in {context_key(secret)}")
     if not deployment_setting(scope, "alarm_email").strip():
         warn(scope, "noAlarmSubscriber",
              f"no {context_key('alarm_email')}: the alarms reach nobody. Pass -c {context_key('alarm_email')}="

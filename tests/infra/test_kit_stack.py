@@ -125,3 +125,11 @@ def test_given_a_slack_token_in_the_context_then_the_synthesis_is_refused(tmp_pa
 
     with pytest.raises(LaptopSettingError, match="slack_token_secret"):
         synthesize(tmp_path / "out", {"interlock:slack_token": "xoxb-123"})
+
+
+def test_given_a_whatsapp_token_in_the_context_then_the_synthesis_is_refused(tmp_path: Path) -> None:
+    """A Graph API token in the template would be readable by anyone who can read the stack."""
+    from infra.context import LaptopSettingError
+
+    with pytest.raises(LaptopSettingError, match="whatsapp_token_secret"):
+        synthesize(tmp_path / "out", {"interlock:whatsapp_token": "EAAG-123"})

@@ -103,3 +103,24 @@ def test_a_phone_number_id_that_is_not_a_number_never_reaches_the_url() -> None:
     with pytest.raises(WhatsAppRejected):
         connector(accepted(), seen).send("../me/accounts", text_message("16315551234", "hi"))
     assert seen == []
+
+
+def test_the_connector_is_built_from_its_settings_or_not_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    from interlock import settings
+
+    def built() -> HttpWhatsApp | None:
+        whatsapp.from_settings.cache_clear()
+        settings.load.cache_clear()
+        return whatsapp.from_settings()
+
+    monkeypatch.delenv("INTERLOCK_WHATSAPP_GRAPH_URL", raising=False)
+    assert built() is None
+    monkeypatch.setenv("INTERLOCK_WHATSAPP_GRAPH_URL", "https://graph.facebook.com")
+    monkeypatch.setenv("INTERLOCK_WHATSAPP_API_VERSION", "v24.0")
+    client = built()
+    assert client is not None and (client.graph_url, client.api_version) == ("https://graph.facebook.com", "v24.0")
+    monkeypatch.setenv("INTERLOCK_WHATSAPP_API_VERSION", "../v1")  # it is part of the URL's path
+    with pytest.raises(Exception, match="INTERLOCK_WHATSAPP_API_VERSION"):
+        built()
+    whatsapp.from_settings.cache_clear()
+    settings.load.cache_clear()

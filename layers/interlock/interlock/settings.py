@@ -311,6 +311,22 @@ class SlackSettings(_Settings):
     slack_token_cache_seconds: int = Field(default=300, ge=0)
 
 
+class WhatsAppSettings(_Settings):
+    """The WhatsApp Cloud API on the Graph API (``POST {whatsapp_graph_url}/{whatsapp_api_version}/{phone-number-id}
+    /messages``); empty URL: not configured.
+
+    The access token (a System User's token) is read from the Secrets Manager secret ``whatsapp_token_secret``
+    (plain text, or JSON ``{"token": "..."}``). ``whatsapp_token`` is the token itself, for a laptop only (the
+    local fake Graph API's token is its default there); a deployment leaves it empty and uses the secret."""
+
+    whatsapp_graph_url: str = ""
+    whatsapp_api_version: str = Field(default="v23.0", pattern=r"^v[0-9]{1,3}\.[0-9]{1,2}$")
+    whatsapp_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+    whatsapp_token_secret: str = ""
+    whatsapp_token: str = ""
+    whatsapp_token_cache_seconds: int = Field(default=300, ge=0)
+
+
 # -- the invoice intake workflow's connector (interlock.connectors.erp; workflows/invoice_intake/README.md) -------
 
 

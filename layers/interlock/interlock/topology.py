@@ -818,6 +818,13 @@ class DeploymentSettings:
     slack_token_secret: str = ""
     # A laptop's Slack token (the local fake's); a deployment names slack_token_secret and leaves this empty.
     slack_token: str = ""
+    # The WhatsApp Cloud API (interlock.connectors.whatsapp): the Graph API's base (https://graph.facebook.com; empty:
+    # not configured), its version, and the secret holding the access token. Locally the URL is the local fake's.
+    whatsapp_graph_url: str = ""
+    whatsapp_api_version: str = "v23.0"
+    whatsapp_token_secret: str = ""
+    # A laptop's Graph API token (the local fake's); a deployment names whatsapp_token_secret and leaves this empty.
+    whatsapp_token: str = ""
     # A requested discount above this percentage waits for the sales manager's approval.
     sales_discount_approval_pct: str = "15"
     # Failed-payment recovery (workflows/payment_recovery/README.md): each wait for Stripe's next event for the

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from interlock.aws import once_per_process
 from interlock.connectors.http import SharedClient, TokenSource, bearer, no_token
 from interlock.errors import WhatsAppRejected, WhatsAppUnavailable
 
@@ -134,3 +135,17 @@ class HttpWhatsApp:
         if not accepted.messages or not accepted.messages[0].id:
             raise WhatsAppUnavailable("the Graph API's answer names no message", step=STEP, status=status)
         return SentMessage(message_id=accepted.messages[0].id)
+
+
+@once_per_process
+def from_settings() -> HttpWhatsApp | None:
+    """The process's WhatsApp connector, or None when ``whatsapp_graph_url`` is not set."""
+    from interlock.connectors.http import token_source
+    from interlock.settings import WhatsAppSettings, load
+
+    settings = load(WhatsAppSettings)
+    if not settings.whatsapp_graph_url:
+        return None
+    return HttpWhatsApp(settings.whatsapp_graph_url, settings.whatsapp_api_version, settings.whatsapp_timeout_seconds,
+                        token=token_source(settings.whatsapp_token_secret, settings.whatsapp_token,
+                                           settings.whatsapp_token_cache_seconds, reason="whatsapp_token_unreadable"))

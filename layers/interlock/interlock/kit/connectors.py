@@ -35,6 +35,9 @@ CONNECTORS: dict[str, Connector] = {
         # slack_token is a laptop's token (the local fake's); a deployment names slack_token_secret instead
         Connector("slack", "interlock.connectors.slack:from_settings", (Job.NOTIFY,),
                   ("slack_api_url", "slack_token_secret", "slack_token")),
+        # WhatsApp's Graph API: a conversation's replies (whatsapp_token, like slack_token, is a laptop's token)
+        Connector("whatsapp", "interlock.connectors.whatsapp:from_settings", (Job.NOTIFY,),
+                  ("whatsapp_graph_url", "whatsapp_api_version", "whatsapp_token_secret", "whatsapp_token")),
         # the invoice intake workflow's ERP: vendor master and POs read by query, the ledger written by act
         Connector("erp", "interlock.connectors.erp:from_settings", (Job.QUERY, Job.ACT),
                   ("erp_base_url", "erp_token_secret")),

@@ -50,7 +50,7 @@ class Deployed:
 
 def local_setting_defaults(api_url: str) -> dict[str, str]:
     """Settings whose deployed default makes no sense locally: the connectors point at the local fakes."""
-    from interlock.local.fakes import FAKE_SLACK_TOKEN
+    from interlock.local.fakes import FAKE_GRAPH_TOKEN, FAKE_SLACK_TOKEN
 
     return {
         "crm_base_url": f"{api_url}/_local/crm",
@@ -60,6 +60,8 @@ def local_setting_defaults(api_url: str) -> dict[str, str]:
         "erp_base_url": f"{api_url}/_local/erp",
         "upload_endpoint_url": f"{api_url}/_local/uploads",  # S3's presigned PUT, served by the gateway
         "slack_token": FAKE_SLACK_TOKEN,  # the local fake Slack's bot token (a deployment names a secret instead)
+        "whatsapp_graph_url": f"{api_url}/_local/graph",
+        "whatsapp_token": FAKE_GRAPH_TOKEN,  # the local fake Graph API's token (a deployment names a secret instead)
     }
 
 
