@@ -1,10 +1,12 @@
 """API Gateway GET /runs/{run_id}: a run's status and its ordered timeline; GET /runs/{run_id}/event: the event it
-was started with, payload included (personal data: asked for explicitly, never part of the run's view)."""
+was started with, payload included (personal data: asked for explicitly, never part of the run's view);
+GET /runs/{run_id}/events: the timeline as Server-Sent Events (interlock.run_events)."""
 
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
+from interlock import run_events
 from interlock.http import can_name_a_record, json_response
 from interlock.models import is_run_id
 from interlock.observability import logger, metrics, tracer
@@ -30,6 +32,14 @@ def get_run_event(run_id: str) -> Response:
     if envelope is None:
         return json_response(404, {"error": "no_kept_event", "message": f"no kept event for a run with id {run_id!r}"})
     return json_response(200, envelope.model_dump(mode="json"))
+
+
+@app.get("/runs/<run_id>/events")
+def get_run_events(run_id: str) -> Response:
+    event = app.current_event
+    answer = run_events.answer(timeline_store(), run_id, event.headers, event.query_string_parameters)
+    return Response(status_code=answer.status, content_type=answer.content_type, body=answer.body,
+                    headers=answer.headers)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

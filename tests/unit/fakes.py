@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from interlock.models import Envelope, RunView, TimelineEntry
-from interlock.timeline import DedupeRecord, DedupeState, RecordOnce
+from interlock.timeline import DedupeRecord, DedupeState, EntriesAfter, RecordOnce
 from interlock.webhooks.base import SourceSecrets
 
 
@@ -70,6 +70,9 @@ class RecordingTimeline:
         return RecordOnce.RECORDED
 
     def get(self, run_id: str) -> RunView | None:
+        return None
+
+    def entries_after(self, run_id: str, after: str | None, limit: int = 200) -> EntriesAfter | None:
         return None
 
     @property

@@ -27,6 +27,7 @@ import contextlib
 import json
 import os
 import secrets
+import threading
 import time
 import zlib
 from dataclasses import dataclass
@@ -52,6 +53,34 @@ RUN_RETENTION_SECONDS = int(os.environ.get("INTERLOCK_RUN_RETENTION_DAYS", "90")
 # A kept envelope larger than this once compressed (DynamoDB's item limit is 400 KB, names included) is kept
 # without its payload, and cannot be replayed. A body within the ingest's limit (128 KiB at most) never is.
 MAX_KEPT_ENVELOPE_BYTES = 350_000
+
+
+# An entry's event id (its sort key without ``TL#``) is the time it was written, and several workers write a run's
+# entries: a reader emits an entry only once its id is older than this (interlock.run_events), so no entry can later
+# appear before an id already sent. A put that finishes later than this after its id's time is counted
+# (``TimelineEntryLate``).
+DEFAULT_EVENTS_SETTLE_SECONDS = 1.0
+
+
+def events_settle_seconds() -> float:
+    try:
+        value = float(os.environ.get("INTERLOCK_EVENTS_SETTLE_SECONDS", DEFAULT_EVENTS_SETTLE_SECONDS))
+    except ValueError:
+        return DEFAULT_EVENTS_SETTLE_SECONDS
+    return value if value >= 0 else DEFAULT_EVENTS_SETTLE_SECONDS
+
+
+ENTRY_SK_PREFIX = "TL#"
+
+
+@dataclass(frozen=True)
+class EntriesAfter:
+    """What :meth:`TimelineStore.entries_after` read: the run's status (read first) and its entries after the
+    cursor, each with its event id (its sort key without ``TL#``), in id order."""
+
+    status: RunStatus
+    entries: list[tuple[str, TimelineEntry]]
+    more: bool = False  # the read stopped at its limit: further entries follow
 
 
 class RunNotFound(LookupError):
@@ -123,6 +152,10 @@ class TimelineStore(Protocol):
 
     def get(self, run_id: str) -> RunView | None: ...
 
+    def entries_after(self, run_id: str, after: str | None, limit: int = 200) -> EntriesAfter | None:
+        """The run's status, then its entries whose event id sorts after ``after`` (all with None), at most
+        ``limit``; None for an unknown run."""
+
     def keep_prompt(self, sha256: str, text: str) -> None:
         """Keep the text of a model's instructions (a prompt version and its policies) once, by its hash: the
         decisions' context entries name it instead of repeating it."""
@@ -162,9 +195,36 @@ def run_pk(run_id: str) -> str:
     return f"RUN#{run_id}"
 
 
-def _entry_sk(at: datetime) -> str:
-    # Nanosecond wall clock plus a random suffix: ordered by time, unique under concurrent writers.
-    return f"TL#{int(at.timestamp() * 1_000_000_000):020d}#{secrets.token_hex(4)}"
+_sk_clock = threading.Lock()
+_last_sk_ns = 0
+
+
+def _sk_ns() -> int:
+    """Now, in ns since the epoch, later than any value this process gave before (the wall clock may step back)."""
+    global _last_sk_ns
+    with _sk_clock:
+        _last_sk_ns = max(time.time_ns(), _last_sk_ns + 1)
+        return _last_sk_ns
+
+
+def _entry_sk(ns: int) -> str:
+    # The time of the write (not the entry's ``at``, which a step may have taken earlier) plus a random suffix:
+    # ordered by when it was written, unique under concurrent writers.
+    return f"{ENTRY_SK_PREFIX}{ns:020d}#{secrets.token_hex(4)}"
+
+
+def entry_sk_ns(sk: str) -> int:
+    """The write time (ns since the epoch) an entry's sort key carries."""
+    return int(sk[len(ENTRY_SK_PREFIX):].split("#", 1)[0])
+
+
+def _warn_late(late_seconds: float) -> None:
+    # Imported here: the timeline is imported by light modules that never load Powertools.
+    from interlock.observability import count, logger
+
+    logger.warning("a timeline entry was written later than the events' settle time after its id",
+                   extra={"code": "timeline_entry_late", "late_ms": int(late_seconds * 1000)})
+    count("TimelineEntryLate")
 
 
 # An entry's details larger than this (a decision's context, with the messages the model saw) are kept
@@ -415,7 +475,11 @@ class DynamoTimelineStore(aws.DynamoTable):
         """The entry, and the run record's update when the entry moves the run's status (or names its workflow):
         a step's ``processing`` entry leaves the run record alone (it is ``processing`` already; its
         ``updated_at`` is read from the last entry)."""
-        self.client.put_item(TableName=self.table_name, Item=self._entry_item(run_id, entry))
+        item = self._entry_item(run_id, entry)
+        self.client.put_item(TableName=self.table_name, Item=item)
+        late = (time.time_ns() - entry_sk_ns(item["sk"]["S"])) / 1e9
+        if late > events_settle_seconds():
+            _warn_late(late)
         if workflow is None and status is None and not moves_status(entry):
             return
         # The run is already terminal (or unknown): the entry stands on the timeline, the status stays.
@@ -507,7 +571,7 @@ class DynamoTimelineStore(aws.DynamoTable):
     def _entry_item(self, run_id: str, entry: TimelineEntry) -> dict[str, Any]:
         return {
             "pk": _s(run_pk(run_id)),
-            "sk": _s(_entry_sk(entry.at)),
+            "sk": _s(_entry_sk(_sk_ns())),
             "state": _s(entry.state.value),
             "step": _s(entry.step),
             "attempt": _n(entry.attempt),
@@ -629,6 +693,35 @@ class DynamoTimelineStore(aws.DynamoTable):
 
     # -- reads -------------------------------------------------------------------------------------------
 
+    def entries_after(self, run_id: str, after: str | None, limit: int = 200) -> EntriesAfter | None:
+        head = self.client.get_item(TableName=self.table_name, ConsistentRead=True,
+                                    Key={"pk": _s(run_pk(run_id)), "sk": _s(self.RUN_SK)}).get("Item")
+        if not head:
+            return None
+        status = RunStatus(head["status"]["S"])
+        start = ENTRY_SK_PREFIX + (after or "")
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            # Only timeline entries: from the cursor (inclusive, dropped below) to the end of TL# (``$`` sorts
+            # right after ``#``, before the kept event's ``~``).
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :from AND :to",
+            "ExpressionAttributeValues": {":pk": _s(run_pk(run_id)), ":from": _s(start), ":to": _s("TL$")},
+            "ConsistentRead": True,
+        }
+        entries: list[tuple[str, TimelineEntry]] = []
+        while True:
+            page = self.client.query(**kwargs)
+            for i in page["Items"]:
+                sk = i["sk"]["S"]
+                if sk == start or not sk.startswith(ENTRY_SK_PREFIX):
+                    continue
+                if len(entries) == limit:
+                    return EntriesAfter(status, entries, more=True)
+                entries.append((sk[len(ENTRY_SK_PREFIX):], _entry(i)))
+            if "LastEvaluatedKey" not in page:
+                return EntriesAfter(status, entries)
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     def get(self, run_id: str) -> RunView | None:
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
@@ -646,7 +739,9 @@ class DynamoTimelineStore(aws.DynamoTable):
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         if not items or items[0]["sk"]["S"] != self.RUN_SK:
             return None
-        head, entries = items[0], items[1:]
+        # Stored in write order (the sort key is the write's time); the run's view is in the entries' own time
+        # order (stable: entries of the same instant keep their write order).
+        head, entries = items[0], sorted(items[1:], key=lambda i: datetime.fromisoformat(i["at"]["S"]))
         run = Run(
             run_id=run_id,
             workflow=head.get("workflow", {}).get("S"),
@@ -666,14 +761,15 @@ class DynamoTimelineStore(aws.DynamoTable):
             updated_at=run.updated_at,
             replay_of=run.replay_of,
             replayed_as=run.replayed_as,
-            timeline=[
-                TimelineEntry(
-                    state=EntryState(i["state"]["S"]),
-                    step=i["step"]["S"],
-                    attempt=int(i["attempt"]["N"]),
-                    at=datetime.fromisoformat(i["at"]["S"]),
-                    details=_read_details(i),
-                )
-                for i in entries
-            ],
+            timeline=[_entry(i) for i in entries],
         )
+
+
+def _entry(item: dict[str, Any]) -> TimelineEntry:
+    return TimelineEntry(
+        state=EntryState(item["state"]["S"]),
+        step=item["step"]["S"],
+        attempt=int(item["attempt"]["N"]),
+        at=datetime.fromisoformat(item["at"]["S"]),
+        details=_read_details(item),
+    )

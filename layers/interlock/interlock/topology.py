@@ -678,9 +678,12 @@ def build(extra_workflows: str | None = None) -> Topology:
         Function(
             name="runs_api",
             module="http_runs",
-            description="GET /runs/{run_id}: the run's status and ordered timeline; /event: its kept event",
+            description="GET /runs/{run_id}: the run's status and ordered timeline; /event: its kept event; "
+                        "/events: the timeline as Server-Sent Events",
             grants=(_READ,),
             env=_env(),
+            # /events long-polls for up to 20 s (INTERLOCK_EVENTS_WINDOW_SECONDS) within API Gateway's 29 s.
+            timeout_seconds=28,
         ),
         Function(
             name="runs_replay",
@@ -744,6 +747,7 @@ def build(extra_workflows: str | None = None) -> Topology:
         Route("GET", "/runs/{run_id}", "runs_api", auth="iam"),
         # The event's payload (personal data) and the replay are for operators alone: IAM (SigV4) on AWS.
         Route("GET", "/runs/{run_id}/event", "runs_api", auth="iam"),
+        Route("GET", "/runs/{run_id}/events", "runs_api", auth="iam"),
         Route("POST", "/runs/{run_id}/replay", "runs_replay", auth="iam"),
         Route("GET", "/approvals/{token}", "approvals_api"),
         Route("HEAD", "/approvals/{token}", "approvals_api"),

@@ -1,0 +1,156 @@
+"""``GET /runs/{run_id}/events``: a run's timeline as Server-Sent Events, in short responses (docs/live-progress.md).
+
+An entry's event id is its sort key without ``TL#``: the time it was written (ns since the epoch, 20 digits) and a
+random suffix, so ids sort as the timeline does. A client resumes after the last id it saw (``Last-Event-ID``, as
+``EventSource`` sends it on reconnecting, or ``?after=``; the header wins).
+
+Several workers write a run's entries, each with its own write time, so an entry written at ``t`` may become
+visible after one written at ``t' > t``. An entry is therefore sent only once its id is older than ``now -
+settle`` (``INTERLOCK_EVENTS_SETTLE_SECONDS``, 1 s): by then every entry with an earlier id has been written
+(a put that took longer is counted, ``TimelineEntryLate``), so resuming after an id sends each entry exactly once.
+
+One response long-polls: it sends every settled entry after the cursor; with none yet and the run not terminal, it
+reads again every ``INTERLOCK_EVENTS_POLL_SECONDS`` (0.5 s) for up to ``INTERLOCK_EVENTS_WINDOW_SECONDS`` (20 s;
+API Gateway answers within 29 s) and answers as soon as it has something. A terminal run whose entries have all
+been sent ends with ``event: end`` (and the header ``X-Interlock-Stream: end``). No Powertools here: the handler
+(``functions/http_runs.py``) turns the :class:`Answer` into its response.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from interlock.http import JSON, NO_STORE, can_name_a_record
+from interlock.models import TERMINAL_STATUSES, RunStatus, TimelineEntry
+from interlock.timeline import TimelineStore, entry_sk_ns, events_settle_seconds
+
+EVENT_STREAM = "text/event-stream"
+RETRY_MS = 1000
+END_HEADER = "X-Interlock-Stream"
+# Entries per response at most: a run with more is sent over several (the client resumes after the last id).
+MAX_ENTRIES_PER_RESPONSE = 200
+_EVENT_ID = re.compile(r"[0-9]{20}#[0-9a-f]{8}")
+
+
+def is_event_id(value: str) -> bool:
+    return _EVENT_ID.fullmatch(value) is not None
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def _seconds(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if value >= 0 else default
+
+
+@dataclass(frozen=True)
+class Timing:
+    settle: float = 1.0
+    poll: float = 0.5
+    window: float = 20.0
+
+    @classmethod
+    def from_env(cls) -> Timing:
+        return cls(settle=events_settle_seconds(), poll=_seconds("INTERLOCK_EVENTS_POLL_SECONDS", 0.5) or 0.5,
+                   window=_seconds("INTERLOCK_EVENTS_WINDOW_SECONDS", 20.0))
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: str
+    content_type: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def cursor(headers: Mapping[str, str] | None, query: Mapping[str, str] | None) -> str | None:
+    """The id to resume after: ``Last-Event-ID`` (any case), else ``?after=``; None for the start. Raises
+    :class:`BadCursor` for a value that is not an event id (an empty one included)."""
+    value: str | None = None
+    for name, header in (headers or {}).items():
+        if name.lower() == "last-event-id":
+            value = header
+            break
+    if value is None:
+        value = (query or {}).get("after")
+    if value is None:
+        return None
+    if not is_event_id(value):
+        raise BadCursor(value)
+    return value
+
+
+def entry_event(event_id: str, entry: TimelineEntry) -> str:
+    data = json.dumps(entry.model_dump(mode="json", include={"state", "step", "attempt", "at", "details"}),
+                      separators=(",", ":"), default=str)
+    return f"id: {event_id}\nevent: entry\ndata: {data}\n\n"
+
+
+def end_event(run_id: str, status: RunStatus) -> str:
+    return f"event: end\ndata: {json.dumps({'run_id': run_id, 'status': status.value}, separators=(',', ':'))}\n\n"
+
+
+def heartbeat(now: float) -> str:
+    return f": heartbeat {datetime.fromtimestamp(now, UTC).isoformat()}\n\n"
+
+
+def _error(status: int, code: str, message: str) -> Answer:
+    return Answer(status, json.dumps({"error": code, "message": message}), JSON, dict(NO_STORE))
+
+
+def _unknown(run_id: str) -> Answer:
+    return _error(404, "unknown_run", f"no run with id {run_id[:100]!r}")
+
+
+def answer(store: TimelineStore, run_id: str, headers: Mapping[str, str] | None,
+           query: Mapping[str, str] | None, *, timing: Timing | None = None,
+           clock: Callable[[], float] = time.time, sleep: Callable[[float], Any] = time.sleep) -> Answer:
+    """One response of the run's event stream (see the module's docstring)."""
+    if not can_name_a_record(run_id):
+        return _unknown(run_id)
+    try:
+        after = cursor(headers, query)
+    except BadCursor:
+        return _error(400, "bad_event_id", "an event id is 20 digits, '#' and 8 hex digits, as sent in 'id:'")
+    timing = timing or Timing.from_env()
+    deadline = clock() + timing.window
+    while True:
+        page = store.entries_after(run_id, after, MAX_ENTRIES_PER_RESPONSE)
+        if page is None:
+            return _unknown(run_id)
+        now = clock()
+        cutoff_ns = int((now - timing.settle) * 1_000_000_000)
+        settled: list[tuple[str, TimelineEntry]] = []
+        for event_id, entry in page.entries:
+            if entry_sk_ns("TL#" + event_id) > cutoff_ns:
+                break  # ids are ordered: the rest are later still
+            settled.append((event_id, entry))
+        complete = len(settled) == len(page.entries) and not page.more
+        ended = page.status in TERMINAL_STATUSES and complete
+        if settled or ended or now >= deadline:
+            return _stream(run_id, page.status, settled, ended, now)
+        sleep(max(0.0, min(timing.poll, deadline - now)))
+
+
+def _stream(run_id: str, status: RunStatus, entries: list[tuple[str, TimelineEntry]], ended: bool,
+            now: float) -> Answer:
+    parts = [f"retry: {RETRY_MS}\n\n", *(entry_event(i, e) for i, e in entries)]
+    headers = dict(NO_STORE)
+    if ended:
+        parts.append(end_event(run_id, status))
+        headers[END_HEADER] = "end"
+    elif not entries:
+        parts.append(heartbeat(now))
+    return Answer(200, "".join(parts), EVENT_STREAM, headers)
