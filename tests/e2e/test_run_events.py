@@ -90,7 +90,8 @@ def test_given_a_run_waiting_for_approval_when_a_client_reconnects_after_its_las
 def test_given_bad_run_ids_or_cursors_then_4xx_never_5xx(runtime: Runtime) -> None:
     run_id = runtime.send(LOW_RISK).json()["run_id"]
     runtime.wait_status(run_id, "completed")
-    cursors = ["", "1", "x" * 4000, "é" * 30, "../../etc/passwd", "' OR '1'='1", "00000000000000000000#zz",
+    assert httpx.get(f"{runtime.url}/runs/{run_id}/events", params={"after": ""}, timeout=40).status_code == 200
+    cursors = ["1", "x" * 4000, "é" * 30, "../../etc/passwd", "' OR '1'='1", "00000000000000000000#zz",
                "TL#00000000000000000001#0000000a", "%00", "\u202e" * 5]
     for cursor in cursors:
         by_query = httpx.get(f"{runtime.url}/runs/{run_id}/events", params={"after": cursor}, timeout=40)

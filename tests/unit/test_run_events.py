@@ -79,7 +79,13 @@ def test_given_no_cursor_then_none_and_a_header_wins_over_the_query_in_any_case(
     assert cursor({}, {"after": ID_C}) == ID_C
 
 
-@pytest.mark.parametrize("bad", ["", "1", "x" * 5000, "é" * 20 + "#0000000a", "../../etc/passwd",
+def test_given_an_empty_cursor_then_the_stream_starts_from_the_first_entry() -> None:
+    """The EventSource spec: an empty id resets the last event id, and the browser then sends none."""
+    assert cursor({"Last-Event-ID": ""}, None) is None
+    assert cursor({}, {"after": ""}) is None
+
+
+@pytest.mark.parametrize("bad", ["1", "x" * 5000, "é" * 20 + "#0000000a", "../../etc/passwd",
                                  "' OR 1=1 --", ID_A + "#", ID_A.upper().replace("A", "G"),
                                  f"{'0' * 20}#ABCDEF01", f"{'0' * 19}#0000000a", " " + ID_A])
 def test_given_a_malformed_cursor_then_it_is_refused_and_answered_400_bad_event_id(bad: str) -> None:

@@ -76,8 +76,9 @@ class Answer:
 
 
 def cursor(headers: Mapping[str, str] | None, query: Mapping[str, str] | None) -> str | None:
-    """The id to resume after: ``Last-Event-ID`` (any case), else ``?after=``; None for the start. Raises
-    :class:`BadCursor` for a value that is not an event id (an empty one included)."""
+    """The id to resume after: ``Last-Event-ID`` (any case), else ``?after=``; None for the start (an empty value
+    too: the EventSource spec's reset of the last event id). Raises :class:`BadCursor` for a value that is not an
+    event id."""
     value: str | None = None
     for name, header in (headers or {}).items():
         if name.lower() == "last-event-id":
@@ -85,7 +86,7 @@ def cursor(headers: Mapping[str, str] | None, query: Mapping[str, str] | None) -
             break
     if value is None:
         value = (query or {}).get("after")
-    if value is None:
+    if not value:
         return None
     if not is_event_id(value):
         raise BadCursor(value)
