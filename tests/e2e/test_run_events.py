@@ -104,3 +104,41 @@ def test_given_bad_run_ids_or_cursors_then_4xx_never_5xx(runtime: Runtime) -> No
     for bad_run in ["nope", "x" * 3000, "é" * 40, "..%2F..%2Fetc", "' OR 1=1 --", "%E2%80%AE", "00000000"]:
         response = httpx.get(f"{runtime.url}/runs/{quote(bad_run, safe='%')}/events", timeout=40)
         assert 400 <= response.status_code < 500, (bad_run, response.status_code, response.text)
+
+
+def test_given_interlock_watch_then_it_prints_each_entry_once_as_written_and_the_end(
+        runtime: Runtime, capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI follows the stream over real HTTP, reconnecting after the last entry seen, across an approval."""
+    import threading
+
+    from interlock import cli
+
+    run_id = runtime.send(NEEDS_APPROVAL).json()["run_id"]
+    runtime.wait_status(run_id, "pending_approval")
+    codes: list[int] = []
+    watcher = threading.Thread(target=lambda: codes.append(cli.main(["watch", run_id, "--url", runtime.url])))
+    watcher.start()
+    link = runtime.approval_link(run_id)
+    assert httpx.post(link, data={"decision": "approve"}, timeout=30).status_code < 400
+    watcher.join(timeout=90)
+
+    assert codes == [0]
+    lines = capsys.readouterr().out.strip().splitlines()
+    run = runtime.run(run_id)
+    assert lines[-1] == f"Run {run_id} ended {run['status']}."
+    entries = lines[:-1]
+    assert len(entries) == len(run["timeline"])  # each entry once, across the reconnections
+    # the same entries (the stream sends them in write order, GET /runs in their own times' order)
+    assert sorted(line.split()[1:3] for line in entries) == sorted([e["step"], e["state"]] for e in run["timeline"])
+
+
+def test_given_interlock_watch_of_an_unknown_run_or_nothing_listening_then_a_one_line_error(
+        runtime: Runtime, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from interlock import cli
+
+    assert cli.main(["watch", "00000000-0000-4000-8000-000000000000", "--url", runtime.url]) == 1
+    assert "cannot watch run" in capsys.readouterr().err
+    assert cli.main(["watch", "x", "--url", runtime.url, "--after", "nonsense"]) == 1
+    monkeypatch.setattr(cli, "WATCH_ATTEMPTS", 1)
+    assert cli.main(["watch", "x", "--url", "http://127.0.0.1:9"]) == 1
+    assert "nothing answers" in capsys.readouterr().err

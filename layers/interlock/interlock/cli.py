@@ -18,10 +18,12 @@ import secrets
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 DEFAULT_PORT = 8000
 DEFAULT_STATE_DIR = ".interlock"
@@ -460,6 +462,105 @@ def trigger(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- interlock watch ------------------------------------------------------------------------------------------
+
+# What a watched entry's line shows of its details: codes and outcomes, never the data itself.
+WATCH_FACTS = ("kind", "reason", "outcome", "category", "confidence", "decided_by", "escalation", "partial", "found")
+# Consecutive failed connections before watch gives up (each after the stream's retry delay).
+WATCH_ATTEMPTS = 5
+
+
+def sse_events(lines: Iterator[str]) -> Iterator[dict[str, str]]:
+    """Server-Sent Events from a stream's lines: one dict per event (``id``, ``event``, ``data``, ``retry``; a
+    comment as ``comment``), as the EventSource spec reads them (``data`` lines joined by newlines)."""
+    fields: dict[str, str] = {}
+    for raw in lines:
+        line = raw.rstrip("\r")
+        if not line:
+            if fields:
+                yield fields
+            fields = {}
+            continue
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if not name:
+            fields["comment"] = value
+        elif name == "data" and "data" in fields:
+            fields["data"] += "\n" + value
+        else:
+            fields[name] = value
+    if fields:
+        yield fields
+
+
+def _entry_line(data: str) -> str:
+    try:
+        entry = json.loads(data)
+    except ValueError:
+        entry = None
+    if not isinstance(entry, dict):
+        return f"(an entry that is not a JSON object: {data[:80]!r})"
+    details: dict[str, Any] = entry["details"] if isinstance(entry.get("details"), dict) else {}
+    facts = [f"{k}={details[k]}" for k in WATCH_FACTS if isinstance(details.get(k), str | int | float | bool)]
+    at = str(entry.get("at", ""))[11:19]
+    text = f"{at}  {entry.get('step', '')!s:<22} {entry.get('state', '')!s:<17} {' '.join(facts)}"
+    # a terminal reads control characters as commands: a value from the server never carries one through
+    return "".join(c if c.isprintable() else "?" for c in text).rstrip()
+
+
+def _json_data(data: str) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def watch(args: argparse.Namespace) -> int:
+    """Follow a run's timeline from ``GET /runs/<run_id>/events`` until it ends, reconnecting after the last entry
+    seen (``Last-Event-ID``): each entry printed once, as it is written."""
+    import httpx
+
+    base = (args.url or _default_url()).rstrip("/")
+    endpoint = f"{base}/runs/{quote(args.run_id, safe='')}/events"
+    last: str | None = args.after
+    failures, retry = 0, 1.0
+    while True:
+        headers = {"Accept": "text/event-stream", **({"Last-Event-ID": last} if last else {})}
+        try:
+            with httpx.stream("GET", endpoint, headers=headers, timeout=httpx.Timeout(60.0, connect=5.0)) as response:
+                if response.status_code != 200:
+                    response.read()
+                    answer = _answer_object(response)
+                    reason = answer.get("message") or response.text.strip()[:200] or response.reason_phrase
+                    if response.status_code < 500:
+                        raise CliError(f"cannot watch run {args.run_id[:100]!r}: {reason}")
+                    raise httpx.HTTPError(f"{response.status_code} {reason}")
+                failures = 0
+                for event in sse_events(response.iter_lines()):
+                    if "retry" in event and event["retry"].isdigit():
+                        retry = int(event["retry"]) / 1000
+                    if event.get("event") == "entry" and event.get("id"):
+                        last = event["id"]
+                        print(_entry_line(event.get("data", "")), flush=True)
+                    elif event.get("event") == "end":
+                        end = _json_data(event.get("data", ""))
+                        status = "".join(c for c in str(end.get("status", "?"))[:40] if c.isprintable())
+                        print(f"Run {args.run_id} ended {status}.")
+                        return 0
+        except httpx.ConnectError as exc:
+            failures += 1
+            if failures >= WATCH_ATTEMPTS:
+                raise CliError(f"nothing answers at {base}: is Interlock running? Start it with `interlock run` "
+                               "(or `make run`), or pass --url") from exc
+            time.sleep(retry)
+        except httpx.HTTPError as exc:  # a dropped stream, a timeout, a 5xx: resume after the last entry seen
+            failures += 1
+            if failures >= WATCH_ATTEMPTS:
+                raise CliError(f"the stream of run {args.run_id[:100]!r} keeps failing: {exc}") from exc
+            time.sleep(retry)
+
+
 def _pairs(values: list[str], flag: str) -> dict[str, str]:
     pairs: dict[str, str] = {}
     for value in values:
@@ -604,6 +705,13 @@ def build_parser() -> argparse.ArgumentParser:
     change_cmd.add_argument("--url", help="where Interlock listens (default: INTERLOCK_URL or "
                                           f"http://127.0.0.1:<INTERLOCK_PORT or {DEFAULT_PORT}>)")
     change_cmd.set_defaults(func=change)
+    watch_cmd = commands.add_parser(
+        "watch", help="follow a run's timeline as it is written, until the run ends (GET /runs/<run_id>/events)")
+    watch_cmd.add_argument("run_id", metavar="RUN_ID", help="the run, as its event's acceptance answered it")
+    watch_cmd.add_argument("--after", metavar="EVENT_ID", help="start after this entry's event id (default: the first)")
+    watch_cmd.add_argument("--url", help="where Interlock listens (default: INTERLOCK_URL or "
+                                         f"http://127.0.0.1:<INTERLOCK_PORT or {DEFAULT_PORT}>)")
+    watch_cmd.set_defaults(func=watch)
     return parser
 
 
