@@ -25,7 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from interlock.local.http_types import Request, Response, json_response
 
@@ -583,16 +583,9 @@ class FakeSlack:
             return [m.view() for m in self._messages]
 
     def handle(self, request: Request, path: str) -> Response:
-        if path == "/outage":
-            return self.outage.handle(request)
-        if path == "/ratelimit":
-            return self.rate_limit.handle(request)
-        if path == "/messages":
-            if request.method != "GET":
-                return _method_not_allowed("GET")
-            return json_response(200, {"messages": self.messages()})
-        if self.outage.enabled:
-            return self.outage.unavailable()
+        controlled = _messaging_controls(self, request, path)
+        if controlled is not None:
+            return controlled
         if not path.startswith("/api/"):
             return _not_found()
         if path != "/api/chat.postMessage":
@@ -633,6 +626,28 @@ class FakeSlack:
             self._messages.append(_SlackMessage(channel=channel, text=text, ts=ts, body=body))
         return json_response(200, {"ok": True, "channel": channel, "ts": ts,
                                    "message": {"type": "message", "text": text, "ts": ts}})
+
+
+class _MessagingFake(Protocol):
+    outage: _Outage
+    rate_limit: _Outage
+
+    def messages(self) -> list[dict[str, Any]]: ...
+
+
+def _messaging_controls(fake: _MessagingFake, request: Request, path: str) -> Response | None:
+    """What a messaging fake answers before its API: its switches, ``GET /messages``, and an outage's 503."""
+    if path == "/outage":
+        return fake.outage.handle(request)
+    if path == "/ratelimit":
+        return fake.rate_limit.handle(request)
+    if path == "/messages":
+        if request.method != "GET":
+            return _method_not_allowed("GET")
+        return json_response(200, {"messages": fake.messages()})
+    if fake.outage.enabled:
+        return fake.outage.unavailable()
+    return None
 
 
 def _slack_error(code: str) -> Response:
@@ -702,16 +717,9 @@ class FakeGraphApi:
             return [dict(m) for m in self._sent]
 
     def handle(self, request: Request, path: str) -> Response:
-        if path == "/outage":
-            return self.outage.handle(request)
-        if path == "/ratelimit":
-            return self.rate_limit.handle(request)
-        if path == "/messages":
-            if request.method != "GET":
-                return _method_not_allowed("GET")
-            return json_response(200, {"messages": self.messages()})
-        if self.outage.enabled:
-            return self.outage.unavailable()
+        controlled = _messaging_controls(self, request, path)
+        if controlled is not None:
+            return controlled
         match = _GRAPH_MESSAGES.fullmatch(path)
         if match is None:
             return _graph_error(400, 100, "Unsupported post request", "GraphMethodException")
