@@ -175,14 +175,18 @@ def other_cases(rng: random.Random) -> list[Case]:
         run_id = rng.choice(["x" * rng.randint(2049, 5000), "%00", "..%2F..%2Fetc", "%ff%fe", "a%0d%0ab",
                              quote("é" * 1500), "%1b[2J", str(rng.random()), "%ud800"])
         cases.append(Case(rng.choice(["GET", "GET", "HEAD", *ODD_METHODS]), f"/runs/{run_id}", what="runs"))
-    for _ in range(40):  # a run's kept event and its replay: ids no run can have, and UUIDs of no run
+    for _ in range(40):  # a run's kept event, its event stream and its replay: ids no run can have, UUIDs of no run
         unknown = str(uuid.UUID(int=rng.getrandbits(128)))
         run_id = rng.choice(["x" * rng.randint(2049, 5000), "%00", "%ff%fe", "a%0d%0ab", "%1b[2J", "%ud800",
                              unknown, unknown.upper()])
         tail, methods = rng.choice([("event", ["GET", "GET", "HEAD", *ODD_METHODS]),
+                                    ("events", ["GET", "GET", "HEAD", *ODD_METHODS]),
                                     ("replay", ["POST", "POST", "GET", *ODD_METHODS])])
         body = rng.choice([b"", b"{}", b"\xff\xfe", b"[" * 5000, b"x" * 70_000])
-        cases.append(Case(rng.choice(methods), f"/runs/{run_id}/{tail}", body, what=f"runs {tail}"))
+        cursor = rng.choice(["", "1", "x" * 3000, "../../etc", "00000000000000000000#zz", "%00"])
+        cases.append(Case(rng.choice(methods), f"/runs/{run_id}/{tail}" + (f"?after={cursor}" if cursor else ""),
+                          body, {"Last-Event-ID": rng.choice(["", "' OR 1=1", "9" * 21])} if tail == "events" else {},
+                          what=f"runs {tail}"))
     forms = [b"decision=approve", b"decision=reject", b"\xff\xfe", b"decision=%ff", b"decision=approve&decision=reject",
              b"decision=" + b"a" * 20_000, b"&" * 3000, b"decision", b"%", b"=" * 100, b"decision=approve\x00"]
     for _ in range(60):
@@ -247,7 +251,8 @@ def test_malformed_requests_to_every_route_get_a_4xx_in_time_and_leave_nothing_b
     assert covered == {("webhook", f"/webhooks/{s}") for s in SOURCES}
     # /uploads is fuzzed by test_uploads.py (its requests are signed, its URLs presigned)
     assert {path for _, path in ROUTES} == {"/webhooks/{source}", "/runs/{run_id}", "/runs/{run_id}/event",
-                                            "/runs/{run_id}/replay", "/approvals/{token}", "/uploads"}
+                                            "/runs/{run_id}/events", "/runs/{run_id}/replay", "/approvals/{token}",
+                                            "/uploads"}
 
     failures: list[str] = []
     refused: list[Case] = []
