@@ -438,11 +438,7 @@ def upload(args: argparse.Namespace) -> int:
 
 def _answer_object(response: Any) -> dict[str, Any]:
     """The answer's JSON object; an empty one for anything else (an HTML error page, a list, no body)."""
-    try:
-        answer = response.json()
-    except ValueError:
-        return {}
-    return answer if isinstance(answer, dict) else {}
+    return _json_data(response.text)
 
 
 def trigger(args: argparse.Namespace) -> int:

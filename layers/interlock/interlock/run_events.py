@@ -19,7 +19,6 @@ been sent ends with ``event: end`` (and the header ``X-Interlock-Stream: end``).
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +28,7 @@ from typing import Any
 
 from interlock.http import JSON, NO_STORE, can_name_a_record
 from interlock.models import TERMINAL_STATUSES, RunStatus, TimelineEntry
+from interlock.settings import env_seconds
 from interlock.timeline import TimelineStore, entry_sk_ns, events_settle_seconds
 
 EVENT_STREAM = "text/event-stream"
@@ -47,14 +47,6 @@ class BadCursor(ValueError):
     pass
 
 
-def _seconds(name: str, default: float) -> float:
-    try:
-        value = float(os.environ.get(name, default))
-    except ValueError:
-        return default
-    return value if value >= 0 else default
-
-
 @dataclass(frozen=True)
 class Timing:
     settle: float = 1.0
@@ -63,8 +55,8 @@ class Timing:
 
     @classmethod
     def from_env(cls) -> Timing:
-        return cls(settle=events_settle_seconds(), poll=_seconds("INTERLOCK_EVENTS_POLL_SECONDS", 0.5) or 0.5,
-                   window=_seconds("INTERLOCK_EVENTS_WINDOW_SECONDS", 20.0))
+        return cls(settle=events_settle_seconds(), poll=env_seconds("INTERLOCK_EVENTS_POLL_SECONDS", 0.5) or 0.5,
+                   window=env_seconds("INTERLOCK_EVENTS_WINDOW_SECONDS", 20.0))
 
 
 @dataclass(frozen=True)

@@ -251,6 +251,16 @@ class ApprovalRequestSettings(TableSettings, ApprovalWindow, ApproverPool):
 S = TypeVar("S", bound=_Settings)
 
 
+def env_seconds(name: str, default: float) -> float:
+    """A duration in seconds from the environment variable ``name``: ``default`` when unset, not a number, or
+    negative (a tuning knob read where it is used, not a deployment setting)."""
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if value >= 0 else default
+
+
 @cache
 def load(cls: type[S]) -> S:
     """Read ``cls`` from the environment once per process (that is, once per cold start)."""

@@ -48,6 +48,7 @@ from interlock.models import (
     TimelineEntry,
     utcnow,
 )
+from interlock.settings import env_seconds
 
 RUN_RETENTION_SECONDS = int(os.environ.get("INTERLOCK_RUN_RETENTION_DAYS", "90")) * 24 * 3600
 # A kept envelope larger than this once compressed (DynamoDB's item limit is 400 KB, names included) is kept
@@ -63,11 +64,7 @@ DEFAULT_EVENTS_SETTLE_SECONDS = 1.0
 
 
 def events_settle_seconds() -> float:
-    try:
-        value = float(os.environ.get("INTERLOCK_EVENTS_SETTLE_SECONDS", DEFAULT_EVENTS_SETTLE_SECONDS))
-    except ValueError:
-        return DEFAULT_EVENTS_SETTLE_SECONDS
-    return value if value >= 0 else DEFAULT_EVENTS_SETTLE_SECONDS
+    return env_seconds("INTERLOCK_EVENTS_SETTLE_SECONDS", DEFAULT_EVENTS_SETTLE_SECONDS)
 
 
 ENTRY_SK_PREFIX = "TL#"

@@ -10,8 +10,10 @@ Kit buttons) and answers :class:`Sent`. Channel differences live here, never in 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 # The most of one message's text kept for a turn: WhatsApp's own limit for a text body.
 MAX_TEXT_CHARS = 4096
@@ -48,6 +50,16 @@ class NotAMessage(ValueError):
 
 def capped(text: str) -> str:
     return text[:MAX_TEXT_CHARS]
+
+
+def text_of(value: Any) -> str:
+    """A string field of a verified but untrusted payload, stripped; anything else is empty."""
+    return value.strip() if isinstance(value, str) else ""
+
+
+def object_of(value: Any) -> Mapping[str, Any]:
+    """An object field of a verified but untrusted payload; anything else is empty."""
+    return value if isinstance(value, Mapping) else {}
 
 
 # Outside this many seconds since the user's last message WhatsApp accepts only approved templates.

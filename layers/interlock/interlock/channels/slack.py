@@ -17,7 +17,17 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from interlock.channels import Inbound, MessageKind, NotAMessage, OutgoingReply, Sent, SentAs, capped
+from interlock.channels import (
+    Inbound,
+    MessageKind,
+    NotAMessage,
+    OutgoingReply,
+    Sent,
+    SentAs,
+    capped,
+    object_of,
+    text_of,
+)
 from interlock.connectors.slack import Slack
 
 CHANNEL = "slack"
@@ -26,32 +36,27 @@ _MENTION = re.compile(r"<@[A-Z0-9]+>")
 _TS = re.compile(r"[0-9]{1,12}\.[0-9]{1,9}")
 
 
-def _str(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""
-
-
 def inbound(payload: Mapping[str, Any]) -> Inbound:
-    event = payload.get("event")
-    event = event if isinstance(event, Mapping) else {}
-    kind = _str(event.get("type"))
-    if event.get("bot_id") or _str(event.get("subtype")):
+    event = object_of(payload.get("event"))
+    kind = text_of(event.get("type"))
+    if event.get("bot_id") or text_of(event.get("subtype")):
         raise NotAMessage("not_from_a_person")
-    if kind == "message" and _str(event.get("channel_type")) != "im":
+    if kind == "message" and text_of(event.get("channel_type")) != "im":
         raise NotAMessage("not_to_the_app")
     if kind not in ("app_mention", "message"):
         raise NotAMessage("not_a_message")
-    team, channel, user, ts = (_str(payload.get("team_id")), _str(event.get("channel")), _str(event.get("user")),
-                               _str(event.get("ts")))
+    team, channel = text_of(payload.get("team_id")), text_of(event.get("channel"))
+    user, ts = text_of(event.get("user")), text_of(event.get("ts"))
     if not (team and channel and user and _TS.fullmatch(ts)):
         raise NotAMessage("no_sender")
-    thread = _str(event.get("thread_ts"))
+    thread = text_of(event.get("thread_ts"))
     if thread and not _TS.fullmatch(thread):
         raise NotAMessage("no_sender")
     if kind == "app_mention":
         conversation = f"{CHANNEL}:{team}:{channel}:{thread or ts}"
     else:
         conversation = f"{CHANNEL}:{team}:{channel}" + (f":{thread}" if thread else "")
-    text = _MENTION.sub("", _str(event.get("text"))).strip()
+    text = _MENTION.sub("", text_of(event.get("text"))).strip()
     return Inbound(channel=CHANNEL, conversation=conversation, sender=user, message_id=ts, sent_at=float(ts),
                    kind=MessageKind.TEXT, text=capped(text), original_type=kind)
 
@@ -59,25 +64,22 @@ def inbound(payload: Mapping[str, Any]) -> Inbound:
 def button_click(payload: Mapping[str, Any]) -> Inbound:
     """A ``block_actions`` interaction on one of the workflow's buttons (``action_id`` ``reply:<id>``) as the
     conversation's next message: an interactive reply with the button's id and title."""
-    def obj(value: Any) -> Mapping[str, Any]:
-        return value if isinstance(value, Mapping) else {}
-
     actions = payload.get("actions")
-    action = obj(actions[0]) if isinstance(actions, list) and actions else {}
-    action_id = _str(action.get("action_id"))
-    if not action_id.startswith("reply:") or _str(payload.get("type")) != "block_actions":
+    action = object_of(actions[0]) if isinstance(actions, list) and actions else {}
+    action_id = text_of(action.get("action_id"))
+    if not action_id.startswith("reply:") or text_of(payload.get("type")) != "block_actions":
         raise NotAMessage("not_a_reply_button")
-    team, user = _str(obj(payload.get("team")).get("id")), _str(obj(payload.get("user")).get("id"))
-    container = obj(payload.get("container"))
-    channel = _str(container.get("channel_id")) or _str(obj(payload.get("channel")).get("id"))
-    thread = _str(obj(payload.get("message")).get("thread_ts"))
-    at = _str(action.get("action_ts"))
+    team, user = text_of(object_of(payload.get("team")).get("id")), text_of(object_of(payload.get("user")).get("id"))
+    container = object_of(payload.get("container"))
+    channel = text_of(container.get("channel_id")) or text_of(object_of(payload.get("channel")).get("id"))
+    thread = text_of(object_of(payload.get("message")).get("thread_ts"))
+    at = text_of(action.get("action_ts"))
     if not (team and user and channel and _TS.fullmatch(at)) or (thread and not _TS.fullmatch(thread)):
         raise NotAMessage("no_sender")
     if not thread and not channel.startswith("D"):  # in a channel the workflow always answers in a thread
         raise NotAMessage("no_conversation")
     conversation = f"{CHANNEL}:{team}:{channel}" + (f":{thread}" if thread else "")
-    title = _str(obj(action.get("text")).get("text"))
+    title = text_of(object_of(action.get("text")).get("text"))
     return Inbound(channel=CHANNEL, conversation=conversation, sender=user, message_id=at, sent_at=float(at),
                    kind=MessageKind.INTERACTIVE_REPLY, text=capped(title), reply_id=action_id[len("reply:"):][:256],
                    original_type="block_actions")

@@ -23,6 +23,8 @@ from interlock.channels import (
     SentAs,
     Template,
     capped,
+    object_of,
+    text_of,
     window_open,
 )
 from interlock.connectors.whatsapp import WhatsApp, button_message, template_message, text_message
@@ -31,36 +33,28 @@ from interlock.errors import NotConfigured
 CHANNEL = "whatsapp"
 
 
-def _str(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _obj(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def conversation_key(phone_number_id: str, wa_id: str) -> str:
     return f"{CHANNEL}:{phone_number_id}:{wa_id}"
 
 
 def _content(message: Mapping[str, Any]) -> tuple[MessageKind, str, str | None]:
-    kind = _str(message.get("type"))
+    kind = text_of(message.get("type"))
     if kind == "text":
-        return MessageKind.TEXT, _str(_obj(message.get("text")).get("body")), None
+        return MessageKind.TEXT, text_of(object_of(message.get("text")).get("body")), None
     if kind == "interactive":
-        interactive = _obj(message.get("interactive"))
-        picked = _obj(interactive.get(_str(interactive.get("type"))))  # button_reply or list_reply
+        interactive = object_of(message.get("interactive"))
+        picked = object_of(interactive.get(text_of(interactive.get("type"))))  # button_reply or list_reply
         if not picked:
             raise NotAMessage("unreadable_interactive")
-        return MessageKind.INTERACTIVE_REPLY, _str(picked.get("title")), _str(picked.get("id")) or None
+        return MessageKind.INTERACTIVE_REPLY, text_of(picked.get("title")), text_of(picked.get("id")) or None
     if kind == "button":  # a template's quick-reply button
-        button = _obj(message.get("button"))
-        return MessageKind.INTERACTIVE_REPLY, _str(button.get("text")), _str(button.get("payload")) or None
+        button = object_of(message.get("button"))
+        return MessageKind.INTERACTIVE_REPLY, text_of(button.get("text")), text_of(button.get("payload")) or None
     if kind == "image":
-        return MessageKind.IMAGE, _str(_obj(message.get("image")).get("caption")), None
+        return MessageKind.IMAGE, text_of(object_of(message.get("image")).get("caption")), None
     if kind == "location":
-        place = _obj(message.get("location"))
-        words = ", ".join(part for part in (_str(place.get("name")), _str(place.get("address"))) if part)
+        place = object_of(message.get("location"))
+        words = ", ".join(part for part in (text_of(place.get("name")), text_of(place.get("address"))) if part)
         lat, lon = place.get("latitude"), place.get("longitude")
         where = f"({lat}, {lon})" if isinstance(lat, int | float) and isinstance(lon, int | float) else ""
         return MessageKind.LOCATION, " ".join(part for part in (words, where) if part), None
@@ -69,7 +63,7 @@ def _content(message: Mapping[str, Any]) -> tuple[MessageKind, str, str | None]:
 
 def _seconds(value: Any) -> float:
     try:
-        seconds = float(_str(value))
+        seconds = float(text_of(value))
     except ValueError:
         raise NotAMessage("no_timestamp") from None
     if not 0 < seconds < 1e11:  # NaN and infinities fail too
@@ -80,12 +74,12 @@ def _seconds(value: Any) -> float:
 def delivery_status(payload: Mapping[str, Any]) -> DeliveryStatus:
     """The status of a ``whatsapp.status.<status>`` event: the sent message's wamid, the status, its time, and the
     first error's code for a failure."""
-    status = _obj(payload.get("status"))
-    message_id, state = _str(status.get("id")), _str(status.get("status"))
+    status = object_of(payload.get("status"))
+    message_id, state = text_of(status.get("id")), text_of(status.get("status"))
     if not message_id or not state:
         raise NotAMessage("no_message_id")
     errors = status.get("errors")
-    first = _obj(errors[0]) if isinstance(errors, list) and errors else {}
+    first = object_of(errors[0]) if isinstance(errors, list) and errors else {}
     code = first.get("code")
     return DeliveryStatus(message_id=message_id, status=state[:40], at=_seconds(status.get("timestamp")),
                           error_code=code if isinstance(code, int) and not isinstance(code, bool) else None)
@@ -93,16 +87,16 @@ def delivery_status(payload: Mapping[str, Any]) -> DeliveryStatus:
 
 def inbound(payload: Mapping[str, Any]) -> Inbound:
     """The message of a ``whatsapp.message.<type>`` event; :class:`NotAMessage` when it cannot be answered."""
-    message = _obj(payload.get("message"))
-    phone_number_id = _str(_obj(payload.get("metadata")).get("phone_number_id"))
-    wa_id, message_id = _str(message.get("from")), _str(message.get("id"))
+    message = object_of(payload.get("message"))
+    phone_number_id = text_of(object_of(payload.get("metadata")).get("phone_number_id"))
+    wa_id, message_id = text_of(message.get("from")), text_of(message.get("id"))
     if not (phone_number_id and wa_id and message_id):
         raise NotAMessage("no_sender")
     sent_at = _seconds(message.get("timestamp"))
     kind, text, reply_id = _content(message)
     return Inbound(channel=CHANNEL, conversation=conversation_key(phone_number_id, wa_id), sender=wa_id,
                    message_id=message_id, sent_at=sent_at, kind=kind, text=capped(text), reply_id=reply_id,
-                   original_type=_str(message.get("type"))[:40])
+                   original_type=text_of(message.get("type"))[:40])
 
 
 def address(conversation: str) -> tuple[str, str]:
