@@ -129,7 +129,8 @@ def test_a_handoff_is_set_once_and_handed_back_once(store: Conversations) -> Non
     assert store.state(KEY).handed_off is None
 
 
-def test_runs_racing_for_one_conversation_get_one_turn_and_lose_no_message(store: Conversations) -> None:
+def test_runs_racing_for_one_conversation_get_one_turn_and_lose_no_message(store: Conversations,
+                                                                           serialised_moto: None) -> None:
     """Given a turn that holds the claim and ten messages arriving while it ends, each handled by a run that
     appends then claims: every message is either in a turn that claimed, or waiting for the release's next turn."""
     store.append(message("wamid.0", 1733212800))

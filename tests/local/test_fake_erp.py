@@ -4,6 +4,7 @@ handing each request to the fake as the gateway does, and over real HTTP through
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +19,7 @@ from interlock.connectors.erp import (
     NewPayment,
     ledger_key,
 )
-from interlock.local.fakes import FakeErp
+from interlock.local.fakes import SEED_SALES_ORDERS, FakeErp
 from interlock.local.gateway import Gateway
 from interlock.topology import Topology
 
@@ -76,6 +77,82 @@ def test_an_identifier_that_could_change_the_url_is_refused_before_any_request()
         with pytest.raises(ErpRejected):
             connector.get_purchase_order(bad)
     assert seen == [] and fake.ledger() == FakeErp().ledger()
+
+
+# -- sales orders ---------------------------------------------------------------------------------------------------
+
+
+def test_a_shipped_sales_order_is_served_with_its_carrier_and_tracking_number() -> None:
+    order = erp(FakeErp()).get_sales_order("SO-10042")
+
+    assert order is not None
+    assert (order.number, order.status, order.placed_on, order.shipped_on, order.items) == (
+        "SO-10042", "shipped", date(2026, 11, 25), date(2026, 11, 28), 2)
+    assert (order.carrier, order.tracking_number, order.customer_phone) == ("DHL", "JD014600003828", "447700900123")
+
+
+def test_sales_orders_are_matched_whatever_the_case_and_each_names_its_customer() -> None:
+    connector = erp(FakeErp())
+
+    processing = connector.get_sales_order("so-10043")
+    other_customers = connector.get_sales_order("So-20001")
+
+    assert processing is not None and (processing.number, processing.status, processing.items) == (
+        "SO-10043", "processing", 1)
+    assert (processing.shipped_on, processing.carrier, processing.tracking_number) == (None, None, None)
+    assert processing.customer_phone == "447700900123"
+    assert other_customers is not None and other_customers.status == "delivered"
+    assert other_customers.customer_phone == "14155550100"
+
+
+def test_an_unknown_sales_order_is_none_and_a_404_from_the_fake() -> None:
+    fake = FakeErp()
+    client = httpx.Client(transport=transport(fake.handle, "erp"))
+
+    assert erp(fake).get_sales_order("SO-99999") is None
+    assert erp(fake).get_sales_order("PO-4500") is None  # a purchase order is not a customer's order
+    answer = client.get("http://127.0.0.1:8000/_local/erp/sales-orders/SO-99999")
+    assert (answer.status_code, answer.json()) == (404, {"error": "not_found"})
+    odd = client.get("http://127.0.0.1:8000/_local/erp/sales-orders/SO%2010042")
+    assert odd.status_code == 400
+    assert client.post("http://127.0.0.1:8000/_local/erp/sales-orders/SO-10042", json={}).status_code == 405
+
+
+def test_the_fake_serves_the_sales_orders_it_is_given_and_every_seeded_one_reads() -> None:
+    mine = {"number": "so-1", "status": "cancelled", "placed_on": "2026-12-01", "shipped_on": None,
+            "carrier": None, "tracking_number": None, "items": 0, "customer_phone": "4915112345678"}
+    connector = erp(FakeErp(sales_orders=(mine,)))
+
+    order = connector.get_sales_order("SO-1")
+
+    assert order is not None and (order.status, order.items) == ("cancelled", 0)
+    assert connector.get_sales_order("SO-10042") is None
+    seeded = erp(FakeErp())
+    assert all(seeded.get_sales_order(o["number"]) is not None for o in SEED_SALES_ORDERS)
+
+
+def test_a_sales_order_in_an_outage_is_unavailable_and_retried() -> None:
+    fake = FakeErp()
+    fake.outage.enabled = True
+
+    with pytest.raises(ErpUnavailable) as down:
+        erp(fake).get_sales_order("SO-10042")
+
+    assert down.value.retryable and down.value.details["status"] == 503 and down.value.step == "look_up_order"
+
+
+def test_a_sales_order_number_that_could_change_the_url_is_refused_before_any_request() -> None:
+    seen: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(500)
+
+    connector = HttpErp("http://127.0.0.1:8000/_local/erp", transport=httpx.MockTransport(record))
+    for bad in ("../ledger-entries", "SO 10042", "a/b", "", "x" * 65):
+        with pytest.raises(ErpRejected):
+            connector.get_sales_order(bad)
+    assert seen == []
 
 
 # -- the ledger ---------------------------------------------------------------------------------------------------
@@ -244,3 +321,12 @@ def test_the_connector_reads_and_records_through_the_gateway_and_the_ledger_is_l
     listed = httpx.get(f"{gateway.url}/_local/erp/ledger-entries").json()["results"]
     assert [e["invoice_number"] for e in listed] == ["ACME-2025-0990", "GLX-77001"]
     assert httpx.post(f"{gateway.url}/_local/erp/ledger-entries", json={}).status_code == 400  # no key: a 4xx
+
+
+def test_a_sales_order_is_read_through_the_gateway(gateway: Gateway) -> None:
+    connector = HttpErp(f"{gateway.url}/_local/erp")
+
+    order = connector.get_sales_order("so-10042")
+
+    assert order is not None and (order.number, order.tracking_number) == ("SO-10042", "JD014600003828")
+    assert connector.get_sales_order("SO-00000") is None

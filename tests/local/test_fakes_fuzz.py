@@ -19,12 +19,15 @@ PATHS = [
     "/_local/crm/outage", "/_local/crm/crm/v3/objects/contacts", "/_local/crm/crm/v3/objects/contacts/search",
     "/_local/crm/crm/v3/objects/contacts/5001", "/_local/crm/crm/v3/objects/deals", "/_local/crm/crm/v3/objects/nope",
     "/_local/crm/crm/v4/objects/contacts/5001/associations/companies/1", "/_local/crm/crm/v3/objects/tasks/",
-    "/_local/helpdesk/replies", "/_local/helpdesk/outage", "/_local/enrichment/v2/companies/find",
+    "/_local/helpdesk/replies", "/_local/helpdesk/tasks", "/_local/helpdesk/tasks/", "/_local/helpdesk/outage",
+    "/_local/enrichment/v2/companies/find",
     "/_local/enrichment/outage", "/_local/slack/api/chat.postMessage", "/_local/slack/api/nope",
     "/_local/slack/messages", "/_local/slack/outage", "/_local/slack/ratelimit",
     "/_local/erp/vendors/V-1001", "/_local/erp/vendors/search", "/_local/erp/vendors/%00", "/_local/erp/vendors",
     "/_local/erp/purchase-orders/PO-4500", "/_local/erp/purchase-orders/", "/_local/erp/ledger-entries",
-    "/_local/erp/ledger-entries/search", "/_local/erp/ledger-entries/LE-000001", "/_local/erp/outage",
+    "/_local/erp/sales-orders/SO-10042", "/_local/erp/sales-orders/so-10042", "/_local/erp/sales-orders/%2e%2e",
+    "/_local/erp/sales-orders", "/_local/erp/ledger-entries/search", "/_local/erp/ledger-entries/LE-000001",
+    "/_local/erp/outage",
     "/_local/graph/v23.0/106540352242922/messages", "/_local/graph/v23.0/../messages", "/_local/graph/messages",
     "/_local/graph/outage", "/_local/graph/ratelimit",
 ]
@@ -47,7 +50,8 @@ def _body(rng: random.Random) -> tuple[bytes, list[tuple[str, str]]]:
     if kind == 4:
         fields = {rng.choice(["email", "properties", "inputs", "filterGroups", "channel", "text", "to", "subject",
                               "body", "domain", "enabled", "limit", "after", "tax_id", "vendor_id",
-                              "invoice_number", "total", "currency", "run_id", "approved_by"]): rng.choice(ODD_VALUES)
+                              "invoice_number", "total", "currency", "run_id", "approved_by", "title", "requester",
+                              "team"]): rng.choice(ODD_VALUES)
                   for _ in range(rng.randrange(1, 5))}
         if isinstance(fields.get("enabled"), bool):  # {"enabled": true} is a well-formed switch, not fuzz
             fields["enabled"] = "yes"
@@ -99,4 +103,5 @@ def test_malformed_requests_to_every_fake_get_an_answer_below_500_and_flip_no_sw
     assert not failures, "\n".join(failures[:30]) + f"\n...{len(failures)} in all"
     assert _switches(fakes) == before  # no malformed request took a fake down or rate-limited it
     assert fakes.erp.ledger() == ledger  # nor recorded an invoice
+    assert fakes.helpdesk.tasks() == []  # nor opened a task (none carries a usable Idempotency-Key)
     assert fakes.graph.messages() == []  # nor sent a WhatsApp message (no request carries its token)

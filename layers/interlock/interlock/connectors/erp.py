@@ -1,4 +1,5 @@
-"""The ERP: the vendor master, purchase orders and the accounts-payable ledger (the invoice intake workflow).
+"""The ERP: the vendor master, purchase orders and the accounts-payable ledger (the invoice intake workflow), and
+customers' sales orders (where a customer's order is).
 
 One connector, one base URL, one ``httpx.Client`` reused by every call
 (:class:`interlock.connectors.http.SharedClient`), the token as a bearer token when one is configured.
@@ -11,6 +12,11 @@ Protocol (JSON; amounts are decimal strings, never floats, so that no cent is lo
   with that tax id; the tax id is in the body, not the URL: a sole trader's tax id is personal data);
 * ``GET {base}/purchase-orders/{number}``: the PO (``{"number", "vendor_id", "status": "open" | "closed",
   "currency", "amount", "invoiced"}``), 404 when there is none; what is left to invoice is ``amount - invoiced``;
+* ``GET {base}/sales-orders/{number}``: a customer's order (``{"number", "status": "received" | "processing" |
+  "shipped" | "delivered" | "cancelled", "placed_on", "shipped_on", "carrier", "tracking_number", "items",
+  "customer_phone"}``; dates ISO, ``shipped_on``, ``carrier`` and ``tracking_number`` null until it ships,
+  ``customer_phone`` the customer's number in E.164 without the ``+``, as WhatsApp's ``wa_id``), 404 when there is
+  none; the number is checked before it goes into the URL, as a PO's is;
 * ``POST {base}/ledger-entries/search`` with ``{"vendor_id", "invoice_number"}``: ``{"results": [entry]}``;
 * ``POST {base}/ledger-entries`` with the entry and an ``Idempotency-Key`` (the workflow's key: vendor + invoice
   number): 201 with the entry; the same key again answers the first entry (``Idempotent-Replayed: true``), so an
@@ -30,6 +36,7 @@ status, an exception's class or the fields that did not validate, never a URL, a
 from __future__ import annotations
 
 import re
+from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import quote
@@ -95,6 +102,21 @@ class PurchaseOrder(BaseModel):
     @property
     def remaining(self) -> Decimal:
         return self.amount - self.invoiced
+
+
+class SalesOrder(BaseModel):
+    """A customer's order (not a purchase order): where it is, and the phone number of the customer who placed it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    number: str = Field(min_length=1, max_length=64)
+    status: Literal["received", "processing", "shipped", "delivered", "cancelled"]
+    placed_on: date
+    shipped_on: date | None = None
+    carrier: str | None = Field(default=None, max_length=64)
+    tracking_number: str | None = Field(default=None, max_length=64)
+    items: int = Field(ge=0)
+    customer_phone: str = Field(pattern=r"^[1-9][0-9]{5,14}$")  # E.164 without the "+" (WhatsApp's wa_id)
 
 
 class LedgerEntry(BaseModel):
@@ -169,6 +191,7 @@ class Erp(Protocol):
     def get_vendor(self, vendor_id: str) -> Vendor | None: ...
     def find_vendor_by_tax_id(self, tax_id: str) -> Vendor | None: ...
     def get_purchase_order(self, number: str) -> PurchaseOrder | None: ...
+    def get_sales_order(self, number: str) -> SalesOrder | None: ...
     def find_ledger_entry(self, vendor_id: str, invoice_number: str) -> LedgerEntry | None: ...
     def create_ledger_entry(self, entry: NewLedgerEntry, idempotency_key: str) -> LedgerWrite: ...
     def schedule_payment(self, payment: NewPayment, idempotency_key: str) -> PaymentWrite: ...
@@ -185,7 +208,7 @@ def normalise_invoice_number(value: str) -> str:
 
 
 def is_identifier(value: str) -> bool:
-    """``value`` can name a vendor or a PO in a URL path (letters, digits, ``.``, ``_``, ``-``; at most 64)."""
+    """``value`` can name an ERP record in a URL path (letters, digits, ``.``, ``_``, ``-``; at most 64)."""
     return bool(_PATH_ID.fullmatch(value))
 
 
@@ -227,6 +250,17 @@ class HttpErp:
         po: PurchaseOrder = read_model(response, PurchaseOrder, ErpUnavailable,
                                        "ERP answered with an unreadable purchase order", step)
         return po
+
+    # -- sales orders ----------------------------------------------------------------------------------------------
+
+    def get_sales_order(self, number: str, step: str = "look_up_order") -> SalesOrder | None:
+        response = self._call("GET", f"/sales-orders/{_path_id(number, step)}", step=step)
+        if response.status_code == 404:
+            return None
+        self._check(response, step)
+        order: SalesOrder = read_model(response, SalesOrder, ErpUnavailable,
+                                       "ERP answered with an unreadable sales order", step)
+        return order
 
     # -- the ledger ------------------------------------------------------------------------------------------------
 

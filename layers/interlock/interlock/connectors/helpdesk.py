@@ -1,10 +1,17 @@
-"""Sending the reply through the helpdesk.
+"""Sending the reply through the helpdesk, and opening a task for a team there.
 
-Protocol: ``POST {base}/replies`` with JSON ``{run_id, to, subject, body}`` and an ``Idempotency-Key``
-(the run id, so a retried send is recorded once) answers 200/201 ``{"reply_id"}``; 5xx and transport
-errors are retried, other 4xx fail the run. Its errors name a status or an exception's class, never the
-request (the customer's address, the reply): they are logged and recorded on the run's timeline. One
-``httpx.Client`` per connector, reused by every call (:class:`interlock.connectors.http.SharedClient`).
+Protocol:
+
+* ``POST {base}/replies`` with JSON ``{run_id, to, subject, body}`` and an ``Idempotency-Key`` (the run id, so a
+  retried send is recorded once) answers 200/201 ``{"reply_id"}``;
+* ``POST {base}/tasks`` with JSON ``{title, body, requester, team}`` (``team``: ``support``, ``billing`` or
+  ``engineering``) and an ``Idempotency-Key`` (the caller's: one task per key, however often the step runs)
+  answers 200/201 ``{"task_id"}``; the same key again answers the first task (``Idempotent-Replayed: true``).
+
+429, 5xx and transport errors are :class:`HelpdeskUnavailable` (retried); other 4xx are :class:`HelpdeskRejected`
+(they fail the run), as is a 200/201 without its id. Errors name a status or an exception's class, never the
+request (the customer's address, the reply, the task's text): they are logged and recorded on the run's timeline.
+One ``httpx.Client`` per connector, reused by every call (:class:`interlock.connectors.http.SharedClient`).
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from interlock.errors import HelpdeskRejected, HelpdeskUnavailable
 
 class Helpdesk(Protocol):
     def send_reply(self, run_id: str, to: str, subject: str, body: str) -> str: ...
+    def create_task(self, idempotency_key: str, title: str, body: str, requester: str,
+                    team: str = "support") -> str: ...
 
 
 class HttpHelpdesk:
@@ -31,26 +40,43 @@ class HttpHelpdesk:
         self._http = SharedClient(timeout_seconds, transport)
 
     def send_reply(self, run_id: str, to: str, subject: str, body: str) -> str:
-        import httpx  # loaded by the one step that calls out, not by every function importing the models
+        response = self._post("/replies", {"run_id": run_id, "to": to, "subject": subject, "body": body}, run_id,
+                              step="send_reply")
+        return self._id_of(response, "reply_id", "the reply", step="send_reply")
+
+    def create_task(self, idempotency_key: str, title: str, body: str, requester: str,
+                    team: str = "support") -> str:
+        """Open a task for ``team`` (once per ``idempotency_key``); the helpdesk's task id."""
+        response = self._post("/tasks", {"title": title, "body": body, "requester": requester, "team": team},
+                              idempotency_key, step="create_task")
+        return self._id_of(response, "task_id", "the task", step="create_task")
+
+    def _post(self, path: str, payload: dict[str, str], idempotency_key: str, *, step: str) -> httpx.Response:
+        import httpx  # loaded by the steps that call out, not by every function importing the models
 
         try:
-            response = self._http.get().post(
-                f"{self.base_url}/replies",
-                json={"run_id": run_id, "to": to, "subject": subject, "body": body},
-                headers={"Idempotency-Key": run_id},
-            )
-        except httpx.HTTPError as exc:  # not chained: an exception's text may quote the request (the reply in it)
-            raise HelpdeskUnavailable(f"helpdesk request failed: {type(exc).__name__}", step="send_reply") from None
+            response = self._http.get().post(f"{self.base_url}{path}", json=payload,
+                                             headers={"Idempotency-Key": idempotency_key})
+        except httpx.HTTPError as exc:  # not chained: an exception's text may quote the request (the text in it)
+            raise HelpdeskUnavailable(f"helpdesk request failed: {type(exc).__name__}", step=step) from None
         if response.status_code >= 500 or response.status_code == 429:
-            raise HelpdeskUnavailable(f"helpdesk answered {response.status_code}", step="send_reply")
+            raise HelpdeskUnavailable(f"helpdesk answered {response.status_code}", step=step)
+        return response
+
+    @staticmethod
+    def _id_of(response: httpx.Response, field: str, what: str, *, step: str) -> str:
         if response.status_code not in (200, 201):
-            raise HelpdeskRejected(f"helpdesk refused the reply ({response.status_code})", step="send_reply",
+            raise HelpdeskRejected(f"helpdesk refused {what} ({response.status_code})", step=step,
                                    status=response.status_code)
         try:
-            return str(response.json()["reply_id"])
+            found = response.json()[field]
         except (ValueError, KeyError, TypeError):
-            raise HelpdeskRejected("helpdesk accepted the reply but returned no reply_id", step="send_reply",
-                                   status=response.status_code) from None
+            found = None
+        # an id is a non-empty string or a number: never null, a bool or an object read as "None" or "True"
+        if isinstance(found, bool) or not isinstance(found, str | int) or not str(found).strip():
+            raise HelpdeskRejected(f"helpdesk accepted {what} but returned no {field}", step=step,
+                                   status=response.status_code)
+        return str(found)
 
 
 @once_per_process

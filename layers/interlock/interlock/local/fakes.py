@@ -1,13 +1,14 @@
 """Fakes of the external systems, as real HTTP endpoints under ``/_local/`` on the local gateway.
 
-They speak the protocols the connectors speak (``interlock.connectors``), so the connectors run
-unchanged: the CRM answers ``POST /accounts/search {"email"}`` with 200 or 404 (and, for a person trying it
-in a browser, ``GET /accounts?email=``) and HubSpot's CRM v3 objects (contacts, companies, deals, tasks: search,
-read, create, update, associate) under ``/crm/v3/`` and ``/crm/v4/``; the helpdesk takes ``POST /replies`` with an
-``Idempotency-Key``; the enrichment service answers ``GET /v2/companies/find?domain=`` (Clearbit's shape); Slack
-takes ``POST /api/chat.postMessage`` (the Web API's shape: HTTP 200 with ``ok: false`` and an error code for what
-Slack refuses) and lists what it was sent at ``GET /_local/slack/messages``; the ERP answers its vendor master,
-purchase orders and ledger (``interlock.connectors.erp``; ``GET /_local/erp/ledger-entries`` lists the ledger).
+They speak the protocols the connectors speak (``interlock.connectors``), so the connectors run unchanged: the CRM
+answers ``POST /accounts/search {"email"}`` with 200 or 404 (and, for a person trying it in a browser, ``GET
+/accounts?email=``) and HubSpot's CRM v3 objects (contacts, companies, deals, tasks: search, read, create, update,
+associate) under ``/crm/v3/`` and ``/crm/v4/``; the helpdesk takes ``POST /replies`` and ``POST /tasks`` with an
+``Idempotency-Key`` (and lists them at ``GET /replies`` and ``GET /tasks``); the enrichment service answers ``GET
+/v2/companies/find?domain=`` (Clearbit's shape); Slack takes ``POST /api/chat.postMessage`` (the Web API's shape:
+HTTP 200 with ``ok: false`` and an error code for what Slack refuses) and lists what it was sent at ``GET
+/_local/slack/messages``; the ERP answers its vendor master, purchase orders, ledger and customers' sales orders
+(``interlock.connectors.erp``; ``GET /_local/erp/ledger-entries`` lists the ledger).
 Each has an outage switch (``POST /_local/<system>/outage {"enabled": true}``) that makes it answer 503, which is
 how the retried and partial paths of a run are shown and tested without mocking anything; Slack also has a rate-limit
 switch (``POST /_local/slack/ratelimit``: 429 with ``Retry-After``).
@@ -424,24 +425,61 @@ class _Reply:
                                                                    other.body)
 
 
+HELPDESK_TEAMS = ("support", "billing", "engineering")
+
+
+@dataclass
+class _Task:
+    task_id: str
+    title: str
+    body: str
+    requester: str
+    team: str
+    idempotency_key: str
+    created_at: str = field(default_factory=_now_iso)
+
+    def view(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+    def same_request(self, other: _Task) -> bool:
+        return (self.title, self.body, self.requester, self.team) == (other.title, other.body, other.requester,
+                                                                       other.team)
+
+
 class FakeHelpdesk:
-    """``POST /replies`` records a reply once per ``Idempotency-Key``; ``GET /replies`` lists them."""
+    """``POST /replies`` records a reply once per ``Idempotency-Key``; ``GET /replies`` lists them. ``POST /tasks``
+    ``{"title", "body", "requester", "team"}`` opens a task for a team (``HELPDESK_TEAMS``); its ``Idempotency-Key``
+    is required (400 without): the same key and body answer the first task's id again with ``Idempotent-Replayed:
+    true``, the same key with another body is 422 ``idempotency_key_reused``; a title of 1 to 200 characters, a body
+    of at most 10 000, a requester and a known team, or 400 ``invalid_task``. ``GET /tasks`` lists the tasks."""
 
     def __init__(self) -> None:
         self.outage = _Outage()
         self._replies: list[_Reply] = []
         self._by_key: dict[str, _Reply] = {}
+        self._tasks: list[_Task] = []
+        self._tasks_by_key: dict[str, _Task] = {}
         self._lock = threading.Lock()
 
     def replies(self) -> list[dict[str, Any]]:
         with self._lock:
             return [r.view() for r in self._replies]
 
+    def tasks(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [t.view() for t in self._tasks]
+
     def handle(self, request: Request, path: str) -> Response:
         if path == "/outage":
             return self.outage.handle(request)
         if self.outage.enabled:
             return self.outage.unavailable()
+        if path == "/tasks":
+            if request.method == "GET":
+                return json_response(200, {"tasks": self.tasks()})
+            if request.method == "POST":
+                return self._create_task(request)
+            return _method_not_allowed("GET, POST")
         if path != "/replies":
             return _not_found()
         if request.method == "GET":
@@ -449,6 +487,24 @@ class FakeHelpdesk:
         if request.method == "POST":
             return self._create(request)
         return _method_not_allowed("GET, POST")
+
+    def _create_task(self, request: Request) -> Response:
+        key = (request.header("Idempotency-Key") or "").strip()
+        if not key or len(key) > 200:
+            return json_response(400, {"error": "invalid_request", "message": "an Idempotency-Key is required"})
+        task, problem = _parse_task(_json_object(request), key)
+        if task is None:
+            return json_response(400, {"error": "invalid_task", "message": problem})
+        with self._lock:
+            previous = self._tasks_by_key.get(key)
+            if previous is not None:
+                if not previous.same_request(task):
+                    return json_response(422, {"error": "idempotency_key_reused",
+                                               "message": "this Idempotency-Key was used for another task"})
+                return json_response(201, {"task_id": previous.task_id}, {"Idempotent-Replayed": "true"})
+            self._tasks.append(task)
+            self._tasks_by_key[key] = task
+        return json_response(201, {"task_id": task.task_id})
 
     def _create(self, request: Request) -> Response:
         reply, problem = _parse_reply(request)
@@ -487,6 +543,22 @@ def _parse_reply(request: Request) -> tuple[_Reply | None, str]:
         body=body["body"],
         idempotency_key=request.header("Idempotency-Key"),
     ), ""
+
+
+def _parse_task(body: dict[str, Any] | None, key: str) -> tuple[_Task | None, str]:
+    if body is None:
+        return None, "the body must be a JSON object"
+    title, text, requester, team = (body.get(f) for f in ("title", "body", "requester", "team"))
+    if not isinstance(title, str) or not title.strip() or len(title) > 200:
+        return None, "title must be a string of 1 to 200 characters"
+    if not isinstance(text, str) or len(text) > 10_000:
+        return None, "body must be a string of at most 10000 characters"
+    if not isinstance(requester, str) or not requester.strip() or len(requester) > 320:
+        return None, "requester is required"
+    if team not in HELPDESK_TEAMS:
+        return None, f"team must be one of {', '.join(HELPDESK_TEAMS)}"
+    return _Task(task_id=f"task_{uuid.uuid4().hex[:16]}", title=title, body=text, requester=requester, team=team,
+                 idempotency_key=key), ""
 
 
 # -- company enrichment (Clearbit's Company API shape) -----------------------------------------------------
@@ -545,9 +617,10 @@ class FakeEnrichment:
 
 FAKE_SLACK_TOKEN = "xoxb-interlock-local-fake"
 # The conversations a message may go to: the lead workflow's owners (user ids post to their direct messages) and
-# its sales channel (workflows/sales_lead/policies/ownership.json).
+# its sales channel (workflows/sales_lead/policies/ownership.json); the channel of the Slack sample's mention and a
+# direct message with the app (the assistant answers there), and the assistant's support channel.
 SEED_SLACK_CONVERSATIONS = frozenset({"U07MAYA01", "U07NOAH02", "U07LENA03", "U07OMAR04", "U07ZOE005",
-                                      "U07KAI006", "C07SALES01"})
+                                      "U07KAI006", "C07SALES01", "C0LAN2Q65", "D07ADA0001", "C07SUPPORT"})
 SLACK_TEXT_LIMIT = 40_000
 
 
@@ -771,6 +844,16 @@ SEED_PURCHASE_ORDERS: tuple[dict[str, Any], ...] = (
     {"number": "PO-4400", "vendor_id": "V-1001", "status": "closed", "currency": "EUR", "amount": "310.00",
      "invoiced": "310.00"},
 )
+# Customers' orders (not purchase orders), for a customer asking where theirs is: two of one customer's (a UK mobile
+# from Ofcom's drama range, as WhatsApp's wa_id writes it) and one of another's (a US 555-01xx number).
+SEED_SALES_ORDERS: tuple[dict[str, Any], ...] = (
+    {"number": "SO-10042", "status": "shipped", "placed_on": "2026-11-25", "shipped_on": "2026-11-28",
+     "carrier": "DHL", "tracking_number": "JD014600003828", "items": 2, "customer_phone": "447700900123"},
+    {"number": "SO-10043", "status": "processing", "placed_on": "2026-11-30", "shipped_on": None, "carrier": None,
+     "tracking_number": None, "items": 1, "customer_phone": "447700900123"},
+    {"number": "SO-20001", "status": "delivered", "placed_on": "2026-11-10", "shipped_on": "2026-11-12",
+     "carrier": "UPS", "tracking_number": "1Z999AA10123456784", "items": 3, "customer_phone": "14155550100"},
+)
 # An invoice already recorded: the duplicate sample names it again.
 SEED_LEDGER: tuple[dict[str, Any], ...] = (
     {"entry_id": "LE-000001", "vendor_id": "V-1001", "invoice_number": "ACME-2025-0990", "currency": "EUR",
@@ -789,8 +872,10 @@ def _invoice_number_key(value: str) -> str:
 
 
 class FakeErp:
-    """The ERP's vendor master, purchase orders and ledger, in memory (interlock.connectors.erp's protocol):
-    ``GET /vendors/{id}``, ``POST /vendors/search {"tax_id"}``, ``GET /purchase-orders/{number}``, ``POST
+    """The ERP's vendor master, purchase orders, ledger and sales orders, in memory (interlock.connectors.erp's
+    protocol): ``GET /vendors/{id}``, ``POST /vendors/search {"tax_id"}``, ``GET /purchase-orders/{number}``, ``GET
+    /sales-orders/{number}`` (a customer's order, the number matched whatever its case; 404 for one there is not),
+    ``POST
     /ledger-entries/search {"vendor_id", "invoice_number"}``, ``POST /ledger-entries`` (an ``Idempotency-Key`` is
     required: the same key and body answer the first entry with ``Idempotent-Replayed: true``, the same key with
     another body is 409; a vendor's invoice number is recorded once, whatever the key), ``GET /ledger-entries``
@@ -801,9 +886,11 @@ class FakeErp:
 
     def __init__(self, vendors: tuple[dict[str, Any], ...] = SEED_VENDORS,
                  purchase_orders: tuple[dict[str, Any], ...] = SEED_PURCHASE_ORDERS,
-                 ledger: tuple[dict[str, Any], ...] = SEED_LEDGER, token: str | None = None) -> None:
+                 ledger: tuple[dict[str, Any], ...] = SEED_LEDGER,
+                 sales_orders: tuple[dict[str, Any], ...] = SEED_SALES_ORDERS, token: str | None = None) -> None:
         self.vendors = {v["vendor_id"]: dict(v) for v in vendors}
         self.purchase_orders = {p["number"]: dict(p) for p in purchase_orders}
+        self.sales_orders = {o["number"].upper(): dict(o) for o in sales_orders}
         self.entries: list[dict[str, Any]] = [dict(e) for e in ledger]
         self._by_key: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         self._ids = itertools.count(len(self.entries) + 1)
@@ -837,6 +924,8 @@ class FakeErp:
             return self._get(request, lambda: self.vendors.get(parts[1]), parts[1])
         if parts[0] == "purchase-orders" and len(parts) == 2:
             return self._get(request, lambda: self.purchase_orders.get(parts[1]), parts[1])
+        if parts[0] == "sales-orders" and len(parts) == 2:
+            return self._get(request, lambda: self.sales_orders.get(parts[1].upper()), parts[1])
         if parts == ["ledger-entries", "search"]:
             return self._post(request, lambda body: self._ledger_search(body))
         if parts == ["ledger-entries"]:
