@@ -111,7 +111,7 @@ def test_given_a_ticket_that_failed_while_the_helpdesk_was_down_when_replayed_af
     assert runtime.run(original)["status"] == "failed"
 
 
-def test_given_a_whatsapp_delivery_then_the_message_fails_no_route_and_the_status_is_ignored_and_replayable(
+def test_given_a_whatsapp_delivery_then_the_message_is_the_assistants_and_the_status_is_ignored_and_replayable(
     runtime: Runtime,
 ) -> None:
     # Given WhatsApp's sample (a message and a delivery status), as new events
@@ -123,8 +123,9 @@ def test_given_a_whatsapp_delivery_then_the_message_fails_no_route_and_the_statu
 
     message, status = accepted(runtime.send_as("whatsapp", json.dumps(data).encode()))
 
-    # Then the message has no route (someone should act on it) and the status is informational
-    assert runtime.wait_status(message["run_id"], "failed")["timeline"][-1]["details"]["reason"] == "no_route"
+    # Then the message is a turn of the assistant's and the status is informational
+    turn = runtime.wait_status(message["run_id"], "completed")
+    assert turn["workflow"] == "assistant" and turn["timeline"][-1]["step"] == "release"
     ignored = runtime.wait_status(status["run_id"], "ignored")
     assert states(ignored) == [("received", "ingest"), ("ignored", "router")]
     assert ignored["timeline"][-1]["details"] == {"reason": "informational_event", "event_source": "whatsapp",

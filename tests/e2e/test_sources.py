@@ -251,10 +251,15 @@ def test_given_a_delivery_signed_by_the_providers_official_library_then_it_is_ac
     answer = httpx.post(f"{runtime.url}/webhooks/{source}", content=body,
                         headers={"Content-Type": "application/json", **headers}, timeout=10)
 
-    # Then it is accepted as a new event under the provider's id, and its run is recorded and ends no_route
+    # Then it is accepted as a new event under the provider's id, and its run is recorded: its workflow's (Slack's
+    # mention: the assistant's turn), or no_route
     (event,) = accepted(answer)
     assert event["duplicate"] is False
     assert event["event_id"] == (json.loads(body)[id_field] if id_field else message_id)
+    workflow = routes().get((source, event_type))
+    if workflow is not None:
+        assert runtime.wait_status(event["run_id"], "completed")["workflow"] == workflow
+        return
     run = runtime.wait_status(event["run_id"], "failed")
     assert [e["state"] for e in run["timeline"]] == ["received", "failed"]
     assert failure_of(run)["details"] == {"reason": "no_route", "event_source": source, "event_type": event_type}

@@ -163,6 +163,19 @@ def approver_id(address: str) -> str:
     return address.strip().lower()
 
 
+def whole_setting(name: str, raw: str, default: int, low: int, high: int) -> int:
+    """A workflow's whole-number setting ``name`` (``default`` when empty); ValueError naming it when it is not a
+    whole number from ``low`` to ``high`` (the same reading where the settings are checked and where steps use them)."""
+    text = raw.strip()
+    try:
+        value = int(text) if text else default
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {text[:40]!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, not {value}")
+    return value
+
+
 def optional_address_problems(name: str, value: str) -> list[str]:
     """What is wrong with the setting ``name`` naming who a workflow emails: empty (nobody) or one address (as an
     approver pool's entry is one)."""

@@ -851,6 +851,13 @@ class DeploymentSettings:
     # Who the daily past-due check's follow-ups email about a recorded invoice still unpaid after its due date
     # (empty: nobody; each run still ends escalated, with its reason).
     payables_email: str = ""
+    # The assistant (workflows/assistant/README.md; docs/conversations.md): how long a turn waits for the rest of a
+    # burst, the most earlier turns its decision reads, the approved WhatsApp template sent when the 24-hour window
+    # is closed (name or name:language; empty: nothing can be sent then), the Slack channel a hand-off is posted to.
+    assistant_debounce_seconds: str = "3"
+    assistant_history_turns: str = "20"
+    assistant_reengagement_template: str = ""
+    assistant_support_channel: str = ""
     powertools_trace_disabled: str = "true"
     # The AI decision layer (interlock.settings.AiSettings; docs/ai.md).
     ai_provider: str = "auto"

@@ -10,9 +10,11 @@ Kit buttons) and answers :class:`Sent`. Channel differences live here, never in 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import ModuleType
 from typing import Any
 
 # The most of one message's text kept for a turn: WhatsApp's own limit for a text body.
@@ -116,3 +118,47 @@ class DeliveryStatus:
 
 # WhatsApp's "Re-engagement message": more than 24 hours since the user's last message; only a template can go.
 REENGAGEMENT_ERROR = 131047
+
+
+# -- the registry: the adapter of a webhook source, or of a conversation key's channel -----------------------------
+
+# Each adapter module has CHANNEL and CONNECTOR (the name of its sender in interlock.kit.connectors), and
+# ``read(event_type, payload) -> Inbound`` and ``deliver(client, conversation, reply, *, last_inbound_at, now,
+# template) -> Sent``. Imported on first use: a workflow's step loads only the channel it handles.
+ADAPTERS = {"whatsapp": "interlock.channels.whatsapp", "slack": "interlock.channels.slack"}
+
+
+class UnknownChannel(LookupError):
+    pass
+
+
+def adapter(channel: str) -> ModuleType:
+    """The adapter module of ``channel`` (a webhook source's name, or a conversation key's first part)."""
+    try:
+        return importlib.import_module(ADAPTERS[channel])
+    except KeyError:
+        raise UnknownChannel(f"no channel adapter named {channel[:40]!r}") from None
+
+
+def channel_of(conversation: str) -> str:
+    return conversation.partition(":")[0]
+
+
+def read(source: str, event_type: str, payload: Mapping[str, Any]) -> Inbound:
+    """The message of a recorded event of ``source``; :class:`NotAMessage` when it is none to answer."""
+    return adapter(source).read(event_type, payload)
+
+
+def deliver(connector: Callable[[str], Any], conversation: str, reply: OutgoingReply, *,
+            last_inbound_at: float | None, now: float, template: Template | None) -> Sent:
+    """Send ``reply`` in ``conversation`` through its channel's adapter, with the sender ``connector(name)``
+    gives (:class:`~interlock.errors.NotConfigured` when that channel's sender is not configured)."""
+    from interlock.errors import NotConfigured
+
+    module = adapter(channel_of(conversation))
+    client = connector(module.CONNECTOR)
+    if client is None:
+        raise NotConfigured(f"the {module.CHANNEL} sender is not configured", step="send",
+                            reason="channel_not_configured", channel=module.CHANNEL)
+    return module.deliver(client, conversation, reply, last_inbound_at=last_inbound_at,
+                          now=now, template=template)

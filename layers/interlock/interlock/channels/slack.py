@@ -24,6 +24,7 @@ from interlock.channels import (
     OutgoingReply,
     Sent,
     SentAs,
+    Template,
     capped,
     object_of,
     text_of,
@@ -31,6 +32,8 @@ from interlock.channels import (
 from interlock.connectors.slack import Slack
 
 CHANNEL = "slack"
+CONNECTOR = "slack"
+BUTTON_EVENT = "slack.interaction.block_actions"
 
 _MENTION = re.compile(r"<@[A-Z0-9]+>")
 _TS = re.compile(r"[0-9]{1,12}\.[0-9]{1,9}")
@@ -85,6 +88,14 @@ def button_click(payload: Mapping[str, Any]) -> Inbound:
                    original_type="block_actions")
 
 
+def read(event_type: str, payload: Mapping[str, Any]) -> Inbound:
+    """The message of an Events API event (``slack.app_mention``, ``slack.message``) or of a click on one of the
+    workflow's buttons (``slack.interaction.block_actions``)."""
+    if event_type == BUTTON_EVENT:
+        return button_click(payload)
+    return inbound(payload)
+
+
 def address(conversation: str) -> tuple[str, str | None]:
     """The channel and the thread (None for a whole DM) of a conversation key."""
     parts = conversation.split(":")
@@ -111,3 +122,9 @@ def send(client: Slack, conversation: str, reply: OutgoingReply) -> Sent:
     channel, thread = address(conversation)
     posted = client.post_message(channel, reply.text, thread_ts=thread, blocks=blocks(reply))
     return Sent(posted.ts, SentAs.BUTTONS if reply.buttons else SentAs.TEXT)
+
+
+def deliver(client: Slack, conversation: str, reply: OutgoingReply, *, last_inbound_at: float | None, now: float,
+            template: Template | None) -> Sent:
+    """:func:`send`, with the registry's uniform signature: Slack has no customer-service window."""
+    return send(client, conversation, reply)

@@ -31,6 +31,8 @@ from interlock.connectors.whatsapp import WhatsApp, button_message, template_mes
 from interlock.errors import NotConfigured
 
 CHANNEL = "whatsapp"
+CONNECTOR = "whatsapp"
+MESSAGE_EVENT = "whatsapp.message."
 
 
 def conversation_key(phone_number_id: str, wa_id: str) -> str:
@@ -99,6 +101,13 @@ def inbound(payload: Mapping[str, Any]) -> Inbound:
                    original_type=text_of(message.get("type"))[:40])
 
 
+def read(event_type: str, payload: Mapping[str, Any]) -> Inbound:
+    """The message of a ``whatsapp.message.<type>`` event (any other event is :class:`NotAMessage`)."""
+    if not event_type.startswith(MESSAGE_EVENT):
+        raise NotAMessage("not_a_message")
+    return inbound(payload)
+
+
 def address(conversation: str) -> tuple[str, str]:
     """The business phone number id and the user's wa_id of a conversation key."""
     channel, _, rest = conversation.partition(":")
@@ -123,3 +132,6 @@ def send(client: WhatsApp, conversation: str, reply: OutgoingReply, *, last_inbo
         sent = client.send(phone_number_id, button_message(wa_id, reply.text, reply.buttons))
         return Sent(sent.message_id, SentAs.BUTTONS)
     return Sent(client.send(phone_number_id, text_message(wa_id, reply.text)).message_id, SentAs.TEXT)
+
+
+deliver = send  # the registry's uniform name (interlock.channels.deliver)

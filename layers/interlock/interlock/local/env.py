@@ -62,6 +62,9 @@ def local_setting_defaults(api_url: str) -> dict[str, str]:
         "slack_token": FAKE_SLACK_TOKEN,  # the local fake Slack's bot token (a deployment names a secret instead)
         "whatsapp_graph_url": f"{api_url}/_local/graph",
         "whatsapp_token": FAKE_GRAPH_TOKEN,  # the local fake Graph API's token (a deployment names a secret instead)
+        # Meta's sample template, approved in every new WhatsApp Business account (a deployment names its own)
+        "assistant_reengagement_template": "hello_world",
+        "assistant_support_channel": "C07SUPPORT",  # a channel of the local fake Slack
     }
 
 

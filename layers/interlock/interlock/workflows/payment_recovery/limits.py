@@ -16,15 +16,9 @@ WHOLE_SETTINGS = {"payment_wait_seconds": (DEFAULT_WAIT_SECONDS, 1, 365 * 24 * 3
 
 def whole_setting(name: str, raw: str) -> int:
     """The whole-number setting ``name`` (its default when empty); ValueError naming it when out of range."""
-    default, low, high = WHOLE_SETTINGS[name]
-    text = raw.strip()
-    try:
-        value = int(text) if text else default
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, not {text[:40]!r}") from None
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, not {value}")
-    return value
+    from interlock.settings import whole_setting as read
+
+    return read(name, raw, *WHOLE_SETTINGS[name])
 
 
 def check_settings(values: Mapping[str, str]) -> list[str]:

@@ -1,0 +1,60 @@
+"""The assistant's settings, read the same way where they are checked (``check_settings``: `make run` and the
+synthesis refuse a bad one) and where its steps use them. Light on purpose: `make run` imports it early.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+# Each whole-number setting: its default (when empty) and its range.
+WHOLE_SETTINGS = {"assistant_debounce_seconds": (3, 0, 20), "assistant_history_turns": (20, 0, 100)}
+# An approved template's name (Meta: lower-case letters, digits and underscores) and its language code (en_US).
+_TEMPLATE = re.compile(r"^([a-z0-9_]{1,512})(?::([a-z]{2,3}(?:_[A-Z]{2})?))?$")
+# A Slack channel by id (C…, G…) or by name (#support).
+_CHANNEL = re.compile(r"^(?:[CG][A-Z0-9]{8,20}|#[a-z0-9][a-z0-9._-]{0,79})$")
+
+
+def whole_setting(name: str, raw: str) -> int:
+    from interlock.settings import whole_setting as read
+
+    return read(name, raw, *WHOLE_SETTINGS[name])
+
+
+def template(raw: str) -> tuple[str, str] | None:
+    """``assistant_reengagement_template``: ``name`` or ``name:language`` (default ``en_US``); None when empty."""
+    text = raw.strip()
+    if not text:
+        return None
+    match = _TEMPLATE.fullmatch(text)
+    if match is None:
+        raise ValueError("assistant_reengagement_template must be a template name (lower-case letters, digits, '_'), "
+                         f"optionally ':' and its language (en_US), not {text[:60]!r}")
+    return match.group(1), match.group(2) or "en_US"
+
+
+def support_channel(raw: str) -> str | None:
+    """``assistant_support_channel``: a Slack channel id or ``#name``; None when empty (no post)."""
+    text = raw.strip()
+    if not text:
+        return None
+    if not _CHANNEL.fullmatch(text):
+        raise ValueError("assistant_support_channel must be a Slack channel id (C0123ABCD) or #name, "
+                         f"not {text[:60]!r}")
+    return text
+
+
+def check_settings(values: Mapping[str, str]) -> list[str]:
+    """A sentence for each of the assistant's settings its steps would refuse."""
+    problems: list[str] = []
+    for name in WHOLE_SETTINGS:
+        try:
+            whole_setting(name, values.get(name, ""))
+        except ValueError as exc:
+            problems.append(str(exc))
+    for read, name in ((template, "assistant_reengagement_template"), (support_channel, "assistant_support_channel")):
+        try:
+            read(values.get(name, ""))
+        except ValueError as exc:
+            problems.append(str(exc))
+    return problems

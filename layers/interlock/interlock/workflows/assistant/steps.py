@@ -1,0 +1,380 @@
+"""The assistant's steps: one turn of a conversation, ``def step(data: <StepInput>, ctx: StepContext) -> <model>``.
+
+The automatic path (Express, ``automatic.asl.json``; docs/conversations.md, A turn step by step):
+receive (validate: the adapter reads the message, the inbox takes it, the run claims the turn or joins the holder's)
+-> the debounce Wait -> collect (query: the waiting messages in the channel's order, the history) -> decide (decide:
+an action of the allowlist; the guardrail over the model's words) -> look_up_order (query) and answer (decide) |
+create_task (act, once) | hand_off (notify: the support channel, once) -> send (notify: the channel adapter, once)
+-> store (validate: the turn into the history, its messages out of the inbox) -> release (validate: the claim given
+up, then a next turn for what came in meanwhile). While handed off: forward (notify) instead of deciding.
+
+The timeline keeps what each step did, never the conversation's key (a phone number) nor anybody's words.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from interlock import channels
+from interlock.errors import parse_cause
+from interlock.kit.context import StepContext  # at run time: the worker resolves the steps' annotations
+from interlock.kit.conversation import Conversations, Turn
+from interlock.models import EntryState, TimelineEntry
+from interlock.observability import count
+from interlock.outgoing import one_line
+from interlock.workflows.assistant import limits, rules
+from interlock.workflows.assistant.models import (
+    ActInput,
+    AnswerInput,
+    Collected,
+    CollectInput,
+    DecideInput,
+    Earlier,
+    FailedTurn,
+    FailInput,
+    HandOffInput,
+    Message,
+    OrderFacts,
+    Posted,
+    Received,
+    ReceiveInput,
+    Released,
+    ReleaseInput,
+    Reply,
+    SendInput,
+    SentReply,
+    Stored,
+    StoreInput,
+    TaskCreated,
+)
+
+if TYPE_CHECKING:
+    from interlock.connectors.erp import Erp
+    from interlock.connectors.helpdesk import Helpdesk
+    from interlock.connectors.slack import Slack
+
+TABLE = "conversations"
+NEXT_TURN = "next_turn"
+# What one turn puts in front of the model: the waiting messages' words, at most this many characters (the rest wait
+# for the next turn).
+TURN_TEXT_CHARS = 16_000
+# Channels whose people are customers: an order's facts go only to the customer who placed it. (A Slack workspace is
+# the business's own people.)
+CUSTOMER_CHANNELS = frozenset({"whatsapp"})
+
+
+def _store(ctx: StepContext) -> Conversations:
+    return Conversations(ctx.table(TABLE))
+
+
+def ref(conversation: str) -> str:
+    """A conversation's name on the timeline: its channel and a digest, never its key (a phone number)."""
+    digest = hashlib.sha256(conversation.encode()).hexdigest()[:16]
+    return f"{channels.channel_of(conversation)}:{digest}"
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+
+
+# -- 1 receive (validate) -------------------------------------------------------------------------------------------
+
+
+def receive(data: ReceiveInput, ctx: StepContext) -> Received:
+    """The message into its conversation's inbox, then the turn claimed; records its own entry: ``processing`` (the
+    run holds the turn), ``completed`` (``joined_turn``: another run's turn takes the message) or ``ignored`` (the
+    adapter's code: a bot's own post, an edit, a message in a channel the app was not asked in)."""
+    from interlock.kit.registry import FOLLOW_UP_SOURCE
+
+    envelope = data.envelope
+    store = _store(ctx)
+    kind = None
+    if envelope.source == FOLLOW_UP_SOURCE:  # the next turn, started by the release of the last one
+        conversation = str((envelope.payload.get("data") or {}).get("conversation", ""))
+        if channels.channel_of(conversation) not in channels.ADAPTERS:
+            return _received(ctx, data, Received(outcome="ignored", reason="no_conversation"))
+    else:
+        try:
+            message = channels.read(envelope.source, envelope.type, envelope.payload)
+        except (channels.NotAMessage, channels.UnknownChannel) as exc:
+            reason = exc.code if isinstance(exc, channels.NotAMessage) else "no_channel"
+            return _received(ctx, data, Received(outcome="ignored", reason=reason))
+        store.append(message)
+        conversation, kind = message.conversation, message.kind.value
+    holder = store.claim(conversation, data.run_id)
+    channel = channels.channel_of(conversation)
+    if holder is not None:
+        return _received(ctx, data, Received(outcome="joined", conversation=conversation, channel=channel,
+                                             reason="joined_turn", turn_run=holder), kind)
+    debounce = ctx.setting_as("assistant_debounce_seconds",
+                              lambda raw: limits.whole_setting("assistant_debounce_seconds", raw))
+    return _received(ctx, data, Received(outcome="turn", conversation=conversation, channel=channel,
+                                         debounce_seconds=debounce), kind)
+
+
+_RECEIVED_STATE = {"turn": EntryState.PROCESSING, "joined": EntryState.COMPLETED, "ignored": EntryState.IGNORED}
+
+
+def _received(ctx: StepContext, data: ReceiveInput, result: Received, kind: str | None = None) -> Received:
+    details: dict[str, Any] = {"outcome": result.outcome, "channel": result.channel or None,
+                               "conversation_ref": ref(result.conversation) if result.conversation else None,
+                               "message_kind": kind}
+    if result.reason:
+        details["reason"] = result.reason
+    if result.turn_run:
+        details["turn_run"] = result.turn_run
+    if result.outcome == "turn":
+        details["debounce_seconds"] = result.debounce_seconds
+    ctx.timeline.record(data.run_id, TimelineEntry(state=_RECEIVED_STATE[result.outcome], step="receive",
+                                                   attempt=data.attempt, details=details))
+    return result
+
+
+# -- 3 collect (query) ----------------------------------------------------------------------------------------------
+
+
+def _earlier(turn: Turn) -> Earlier:
+    record = turn.record
+    said = " / ".join(str(m.get("text", "")) or f"({m.get('kind')})" for m in record.get("in", []))
+    line = f"customer: {said} | assistant ({record.get('action')}): {record.get('out', '')}"
+    return Earlier(at=_iso(turn.at), text=one_line(line, 1500))
+
+
+def collect(data: CollectInput, ctx: StepContext) -> Collected:
+    conversation = data.received.conversation
+    store = _store(ctx)
+    state = store.state(conversation)
+    messages: list[Message] = []
+    chars = 0
+    for waiting in store.waiting(conversation):
+        chars += len(waiting.message.text)
+        if messages and chars > TURN_TEXT_CHARS:
+            break  # the rest is the next turn's
+        m = waiting.message
+        messages.append(Message(item=waiting.item, kind=m.kind.value, text=m.text, reply_id=m.reply_id,
+                                sent_at=m.sent_at))
+    turns = ctx.setting_as("assistant_history_turns", lambda raw: limits.whole_setting("assistant_history_turns", raw))
+    earlier = store.history(conversation, limit=max(turns, 1))
+    history = [_earlier(t) for t in earlier][-turns:] if turns else []
+    expecting = earlier[-1].record.get("expects") if earlier else None
+    sender = next((w.message.sender for w in store.waiting(conversation, limit=1)), "")
+    return Collected(conversation=conversation, channel=data.received.channel, sender=sender, messages=messages,
+                     history=history, last_inbound_at=state.last_inbound_at, handed_off=state.handed_off is not None,
+                     expecting=expecting if isinstance(expecting, str) else None, empty=not messages)
+
+
+def collect_summary(result: Collected) -> dict[str, Any]:
+    return {"messages": len(result.messages), "kinds": [m.kind for m in result.messages],
+            "history_turns": len(result.history), "handed_off": result.handed_off, "expecting": result.expecting,
+            "empty": result.empty,
+            "window_open": channels.window_open(result.last_inbound_at, time.time())}
+
+
+# -- 4 decide (decide) ----------------------------------------------------------------------------------------------
+
+
+def _request(collected: Collected) -> dict[str, Any]:
+    return {"channel": collected.channel, "expecting": collected.expecting,
+            "messages": [{"kind": m.kind, "text": m.text, "reply_id": m.reply_id} for m in collected.messages]}
+
+
+def decide(data: DecideInput, ctx: StepContext) -> Reply:
+    """The turn's decision point. An answer nobody could give (every tier failed, the budget spent) is the holding
+    reply and a hand-off; a valid answer below the threshold is a clarification (a hand-off it asked for stands);
+    the model's words pass the guardrail or are not sent."""
+    from interlock.ai.context import SessionItem
+    from interlock.ai.decision import Escalation
+    from interlock.workflows.assistant.decisions import ASSISTANT_TURN
+
+    collected = data.collected
+    session = [SessionItem(at=e.at, kind="turn", text=e.text) for e in collected.history]
+    decision = ctx.decisions.decide(ASSISTANT_TURN, data.run_id, _request(collected), session, ctx.deadline,
+                                    step="decide", attempt=data.attempt)
+    how = {"decided_by": decision.decided_by, "decision": decision.summary()}
+    if decision.output is None:
+        count("AssistantHandOffs")
+        return rules.holding(f"ai_escalated:{decision.escalation.value if decision.escalation else 'unknown'}",
+                             **how)
+    output = decision.output
+    answer = output.action.model_dump()
+    if decision.escalation == Escalation.LOW_CONFIDENCE and answer["action"] != "hand_off_to_human":
+        reply = rules.clarification("low_confidence")
+    else:
+        reply = rules.vet(answer, vetted=decision.provider == "offline")
+    return reply.model_copy(update={**how, "confidence": output.confidence})
+
+
+def reply_summary(result: Reply) -> dict[str, Any]:
+    return result.model_dump(mode="json", exclude={"text", "task_title"}, exclude_none=True)
+
+
+# -- 5 act: look_up_order (query) and answer (decide); create_task (act); hand_off (notify) --------------------------
+
+
+def look_up_order(data: ActInput, ctx: StepContext) -> OrderFacts:
+    """The order, as much of it as the customer may be told; an order of another customer is not found."""
+    number = data.decided.order_number or ""
+    erp: Erp | None = ctx.connector("erp")
+    if erp is None:
+        return OrderFacts(number=number, found=False, partial=True, reason="erp_not_configured")
+    order = erp.get_sales_order(number)
+    collected = data.collected
+    if order is None or (collected.channel in CUSTOMER_CHANNELS and order.customer_phone != collected.sender):
+        return OrderFacts(number=number, found=False)
+    return OrderFacts(number=order.number, found=True, status=order.status, placed_on=order.placed_on.isoformat(),
+                      shipped_on=order.shipped_on.isoformat() if order.shipped_on else None, carrier=order.carrier,
+                      tracking_number=order.tracking_number, items=order.items)
+
+
+def answer(data: AnswerInput, ctx: StepContext) -> Reply:
+    """The answer about the order: the model's words from the facts, checked; else (no model, or words the guardrail
+    stops) the vetted text code writes from the same facts."""
+    from interlock.guardrail import text_findings
+    from interlock.workflows.assistant.decisions import ANSWER_ORDER
+
+    facts = data.order
+    if facts.error is not None:  # the lookup failed for good: on the timeline as the step the run went on without
+        reason, details = parse_cause(facts.error)
+        ctx.timeline.record(data.run_id, TimelineEntry(
+            state=EntryState.PROCESSING, step="look_up_order", attempt=data.attempt,
+            details={"partial": True, "reason": reason, "continued_without": "look_up_order", **details}))
+    request = {"order": rules.order_facts_for_model(facts), **_request(data.collected)}
+    decision = ctx.decisions.decide(ANSWER_ORDER, data.run_id, request, (), ctx.deadline, step="answer",
+                                    attempt=data.attempt)
+    how = {"decided_by": decision.decided_by, "decision": decision.summary(), "order_number": facts.number or None}
+    output = decision.output
+    if output is None or decision.provider == "offline" or decision.escalation is not None:
+        return Reply(action="reply", text=rules.order_text(facts), vetted=True, **how)
+    findings = text_findings(output.text)
+    if findings:
+        return Reply(action="reply", text=rules.order_text(facts), vetted=True, guardrail=findings, **how)
+    return Reply(action="reply", text=output.text, vetted=False, confidence=output.confidence, **how)
+
+
+def create_task(data: ActInput, ctx: StepContext) -> Reply:
+    """The task in the helpdesk, once (the ledger's key is its idempotency key), and the vetted confirmation."""
+    from interlock.errors import NotConfigured
+
+    decided, collected = data.decided, data.collected
+    helpdesk: Helpdesk | None = ctx.connector("helpdesk")
+    if helpdesk is None:
+        raise NotConfigured("no helpdesk (helpdesk_base_url)", step="create_task", reason="helpdesk_not_configured")
+    team = decided.task_team or "support"
+    body = "\n".join(f"[{m.kind}] {m.text}" for m in collected.messages)
+    requester = f"{collected.channel}:{collected.sender}"
+    created = ctx.once("task", lambda key: TaskCreated(task_id=helpdesk.create_task(
+        key, decided.task_title or "Customer request", body, requester, team)), TaskCreated)
+    task_id = one_line(created.task_id, 40)
+    return decided.model_copy(update={"text": rules.TASK_CONFIRMATION.format(team=team, task_id=task_id),
+                                      "vetted": True, "task_id": task_id})
+
+
+def _post_to_support(ctx: StepContext, effect: str, text: str) -> Posted:
+    """A post to the support channel (``assistant_support_channel``), once; nothing when none is set."""
+    channel = ctx.setting_as("assistant_support_channel", limits.support_channel)
+    slack: Slack | None = ctx.connector("slack")
+    if channel is None or slack is None:
+        return Posted()
+    return ctx.once(effect, lambda key: Posted(ts=slack.post_message(channel, text).ts), Posted)
+
+
+def _lines(collected: Collected) -> list[tuple[str, str]]:
+    earlier = [("earlier", e.text) for e in collected.history[-5:]]
+    return earlier + [("customer", m.text or f"({m.kind})") for m in collected.messages]
+
+
+def hand_off(data: HandOffInput, ctx: StepContext) -> Reply:
+    """The conversation to a person: marked handed off (the assistant is silent from now on), the support channel
+    told with the reason and the conversation, and the customer sent the vetted holding reply."""
+    collected = data.collected
+    reason = data.reason or (data.decided.handoff_reason if data.decided else None) or "asked"
+    if data.error:
+        reason = f"{reason}:{parse_cause(data.error)[0]}"
+    _store(ctx).hand_off(collected.conversation, {"reason": reason, "since": time.time(), "run_id": data.run_id})
+    posted = _post_to_support(ctx, "support_post", rules.HANDOFF_POST.format(
+        reason=reason, run_id=data.run_id, transcript=rules.transcript(_lines(collected))))
+    count("AssistantHandOffs")
+    how = data.decided.model_dump(include={"decided_by", "decision", "confidence"}) if data.decided else {}
+    return rules.holding(reason, **how).model_copy(update={"support_post": posted.ts})
+
+
+def forward(data: ActInput, ctx: StepContext) -> Reply:
+    """While handed off the assistant is silent: the new messages go to the support channel, once."""
+    collected = data.collected
+    _post_to_support(ctx, "forward_post", rules.FORWARD_POST.format(
+        run_id=data.run_id, transcript=rules.transcript([("customer", m.text or f"({m.kind})")
+                                                         for m in collected.messages])))
+    return Reply(action="forwarded", vetted=True)
+
+
+# -- 6 send (notify) ------------------------------------------------------------------------------------------------
+
+
+def send(data: SendInput, ctx: StepContext) -> SentReply:
+    """The reply through the conversation's channel, once: text, up to three buttons, or (WhatsApp, the 24-hour
+    window closed) the approved re-engagement template."""
+    reply, collected = data.reply, data.collected
+    named = ctx.setting_as("assistant_reengagement_template", limits.template)
+    template = channels.Template(*named) if named else None
+    outgoing = channels.OutgoingReply(text=reply.text, buttons=tuple((b.id, b.title) for b in reply.buttons))
+
+    def deliver(key: str) -> SentReply:
+        sent = channels.deliver(ctx.connector, collected.conversation, outgoing,
+                                last_inbound_at=collected.last_inbound_at, now=time.time(), template=template)
+        return SentReply(message_id=sent.message_id, sent_as=sent.sent_as.value, channel=collected.channel)
+
+    return ctx.once("reply", deliver, SentReply)
+
+
+# -- 7 store (validate) ---------------------------------------------------------------------------------------------
+
+
+def store(data: StoreInput, ctx: StepContext) -> Stored:
+    reply, collected, sent = data.reply, data.collected, data.sent
+    record = {"in": [{"kind": m.kind, "text": m.text, "reply_id": m.reply_id} for m in collected.messages],
+              "action": reply.action, "out": reply.text, "buttons": [b.id for b in reply.buttons],
+              "sent_as": sent.sent_as, "message_id": sent.message_id, "decided_by": reply.decided_by,
+              "task_id": reply.task_id, "order_number": reply.order_number, "handoff_reason": reply.handoff_reason,
+              "expects": reply.expects}
+    recorded = _store(ctx).record_turn(collected.conversation, data.run_id, [m.item for m in collected.messages],
+                                       record)
+    return Stored(recorded=recorded, messages=len(collected.messages))
+
+
+# -- 8 release (validate) -------------------------------------------------------------------------------------------
+
+
+def _release(ctx: StepContext, conversation: str) -> tuple[int, str | None]:
+    """The claim given up, then a next turn for the messages that came in meanwhile (one run per first message,
+    whatever repeats)."""
+    waiting = _store(ctx).release(conversation, ctx.run_id)
+    if not waiting:
+        return 0, None
+    key = hashlib.sha256(f"{conversation}\n{waiting[0].item}".encode()).hexdigest()[:40]
+    (run,) = ctx.start_runs(NEXT_TURN, [(key, {"conversation": conversation})])
+    return len(waiting), run
+
+
+def release(data: ReleaseInput, ctx: StepContext) -> Released:
+    waiting, run = _release(ctx, data.received.conversation)
+    return Released(waiting=waiting, next_turn_run=run)
+
+
+def fail_turn(data: FailInput, ctx: StepContext) -> FailedTurn:
+    """A step failed for good: the turn's messages leave the inbox as a failed turn (no next turn takes them again),
+    the claim is given up and what came in meanwhile gets its turn; the failure itself is recorded next."""
+    received = Received.model_validate(data.turn.get("received") or {"outcome": "ignored"})
+    if received.outcome != "turn":
+        return FailedTurn(recorded=False, messages=0)
+    collected = Collected.model_validate(data.turn["collected"]) if data.turn.get("collected") else None
+    recorded = False
+    if collected and collected.messages:
+        reason, _ = parse_cause(data.turn.get("error"))
+        recorded = _store(ctx).record_turn(received.conversation, data.run_id, [m.item for m in collected.messages], {
+            "in": [{"kind": m.kind, "text": m.text} for m in collected.messages], "action": "failed",
+            "out": "", "reason": reason})
+    _, run = _release(ctx, received.conversation)
+    return FailedTurn(recorded=recorded, messages=len(collected.messages) if collected else 0, next_turn_run=run)
