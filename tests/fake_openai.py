@@ -27,6 +27,7 @@ class Reply:
     body: Any = None  # JSON-able, or bytes sent as they are
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds before answering (a timeout, when longer than the client waits)
+    chunk_delay: float = 0.02  # streamed (the request asked ``stream``): seconds between the answer's pieces
 
     @classmethod
     def answer(cls, content: dict[str, Any] | str, tokens_in: int = 120, tokens_out: int = 30,
@@ -64,6 +65,30 @@ def completion(message: dict[str, Any], tokens_in: int, tokens_out: int, model: 
     }
 
 
+CHUNK_CHARS = 12
+
+
+def stream_chunks(completion_body: dict[str, Any], include_usage: bool) -> list[dict[str, Any]]:
+    """A completion as the ``chat.completion.chunk`` objects that stream it."""
+    choice = completion_body["choices"][0]
+    message = choice["message"]
+    base = {"id": completion_body["id"], "object": "chat.completion.chunk", "created": completion_body["created"],
+            "model": completion_body["model"]}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    content = message.get("content") or ""
+    chunks += [chunk({"content": content[i:i + CHUNK_CHARS]}) for i in range(0, len(content), CHUNK_CHARS)]
+    if message.get("refusal"):
+        chunks.append(chunk({"refusal": message["refusal"]}))
+    chunks.append(chunk({}, choice.get("finish_reason") or "stop"))
+    if include_usage:
+        chunks.append({**base, "choices": [], "usage": completion_body["usage"]})
+    return chunks
+
+
 @dataclass
 class Seen:
     path: str
@@ -88,6 +113,7 @@ class FakeOpenAI:
     def __init__(self, default: Callable[[dict[str, Any]], Reply] = _unanswered) -> None:
         self.default = default
         self.requests: list[Seen] = []
+        self.streamed = 0  # answers sent as a stream
         self._script: list[Reply] = []
         self._lock = threading.Lock()
         fake = self
@@ -115,6 +141,9 @@ class FakeOpenAI:
                     reply = Reply.error(404, message=f"no route {self.path}")
                 if reply.delay:
                     time.sleep(reply.delay)
+                if body.get("stream") is True and reply.status == 200 and isinstance(reply.body, dict):
+                    self._stream(reply, body)
+                    return
                 payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
                 try:
                     self.send_response(reply.status)
@@ -126,6 +155,30 @@ class FakeOpenAI:
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up waiting (a timeout test)
+
+            def _stream(self, reply: Reply, body: dict[str, Any]) -> None:
+                """The completion as the streaming protocol sends it: ``chat.completion.chunk`` events, the content
+                in pieces of :data:`CHUNK_CHARS` (:attr:`Reply.chunk_delay` apart), the usage last when asked for,
+                then ``data: [DONE]``."""
+                try:
+                    self.send_response(200)
+                    self.send_header("content-type", "text/event-stream")
+                    self.send_header("cache-control", "no-cache")
+                    self.send_header("connection", "close")
+                    self.end_headers()
+                    for chunk in stream_chunks(reply.body, bool((body.get("stream_options") or {}).get(
+                            "include_usage"))):
+                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                        self.wfile.flush()
+                        if reply.chunk_delay:
+                            time.sleep(reply.chunk_delay)
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    self.wfile.flush()
+                    with fake._lock:
+                        fake.streamed += 1
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.close_connection = True
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

@@ -536,9 +536,10 @@ def watch(args: argparse.Namespace) -> int:
                 for event in sse_events(response.iter_lines()):
                     if "retry" in event and event["retry"].isdigit():
                         retry = int(event["retry"]) / 1000
-                    if event.get("event") == "entry" and event.get("id"):
+                    if event.get("event") in ("entry", "delta") and event.get("id"):
                         last = event["id"]
-                        print(_entry_line(event.get("data", "")), flush=True)
+                        if event["event"] == "entry":  # a delta is a model's words: never printed here
+                            print(_entry_line(event.get("data", "")), flush=True)
                     elif event.get("event") == "end":
                         end = _json_data(event.get("data", ""))
                         status = "".join(c for c in str(end.get("status", "?"))[:40] if c.isprintable())

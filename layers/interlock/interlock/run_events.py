@@ -86,9 +86,53 @@ def cursor(headers: Mapping[str, str] | None, query: Mapping[str, str] | None) -
 
 
 def entry_event(event_id: str, entry: TimelineEntry) -> str:
+    """An entry as its event: ``delta`` for a piece of a model's streamed answer (:class:`DeltaWriter`), else
+    ``entry``."""
     data = json.dumps(entry.model_dump(mode="json", include={"state", "step", "attempt", "at", "details"}),
                       separators=(",", ":"), default=str)
-    return f"id: {event_id}\nevent: entry\ndata: {data}\n\n"
+    kind = DELTA if entry.details.get("kind") == DELTA else "entry"
+    return f"id: {event_id}\nevent: {kind}\ndata: {data}\n\n"
+
+
+DELTA = "delta"
+DELTA_EVERY_SECONDS = 0.25  # a streamed answer is written a few times a second, not once per token
+DELTA_MAX_CHARS = 400
+
+
+class DeltaWriter:
+    """A model's answer as it streams, as ``delta`` entries of the step (``details``: the decision, ``try``: the
+    attempt's number, a retry starting over; ``seq``; ``text``): the pieces of up to :data:`DELTA_EVERY_SECONDS`
+    in one timeline write. Call it as the runner's ``on_delta``; :meth:`flush` when the decision returns. The
+    validated answer is the step's own entry, as ever: a delta is never what a customer is sent."""
+
+    def __init__(self, store: TimelineStore, run_id: str, step: str, decision: str, attempt: int = 0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store, self.run_id, self.step, self.decision, self.attempt = store, run_id, step, decision, attempt
+        self.clock = clock
+        self._pieces: list[str] = []
+        self._try = 0
+        self._seq = 0
+        self._since = clock()
+
+    def __call__(self, attempt_number: int, text: str) -> None:
+        if attempt_number != self._try:
+            self.flush()
+            self._try = attempt_number
+        self._pieces.append(text)
+        if self.clock() - self._since >= DELTA_EVERY_SECONDS or sum(map(len, self._pieces)) >= DELTA_MAX_CHARS:
+            self.flush()
+
+    def flush(self) -> None:
+        self._since = self.clock()
+        if not self._pieces:
+            return
+        from interlock.models import EntryState
+
+        text, self._pieces = "".join(self._pieces), []
+        self._seq += 1
+        self.store.record(self.run_id, TimelineEntry(
+            state=EntryState.PROCESSING, step=self.step, attempt=self.attempt,
+            details={"kind": DELTA, "decision": self.decision, "try": self._try, "seq": self._seq, "text": text}))
 
 
 def end_event(run_id: str, status: RunStatus) -> str:

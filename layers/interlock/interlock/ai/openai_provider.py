@@ -68,6 +68,8 @@ class OpenAIProvider:
 
     def complete(self, call: ModelCall) -> ModelReply:
         try:
+            if call.on_delta is not None:
+                return self._stream(call, call.on_delta)
             raw = self.client.chat.completions.with_raw_response.parse(
                 model=call.model,
                 messages=call.messages,  # type: ignore[arg-type]
@@ -90,6 +92,42 @@ class OpenAIProvider:
         except ValueError as exc:  # a 2xx whose body is not JSON
             raise ProviderFailure(Outcome.ERROR, "the endpoint's answer is not JSON") from exc
         return _reply(body, call.model)
+
+    def _stream(self, call: ModelCall, on_delta: Any) -> ModelReply:
+        """The same call streamed (``stream=True``, the same strict schema as ``parse`` sends): each piece of the
+        content to ``on_delta`` as it arrives, then the whole answer as :meth:`complete` returns it."""
+        from openai.lib._parsing._completions import type_to_response_format_param  # what parse() sends
+
+        # messages are plain dicts, as parse() takes them above
+        stream = self.client.chat.completions.create(  # type: ignore[call-overload]
+            model=call.model,
+            messages=call.messages,
+            response_format=type_to_response_format_param(call.output),
+            max_completion_tokens=call.max_output_tokens,
+            timeout=call.timeout_seconds,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        content: list[str] = []
+        refusal: list[str] = []
+        finish: str | None = None
+        model, tokens_in, tokens_out = call.model, 0, 0
+        for chunk in stream:
+            model = chunk.model or model
+            if chunk.usage is not None:
+                tokens_in, tokens_out = chunk.usage.prompt_tokens, chunk.usage.completion_tokens
+            for choice in chunk.choices[:1]:
+                finish = choice.finish_reason or finish
+                if choice.delta.refusal:
+                    refusal.append(choice.delta.refusal)
+                if choice.delta.content:
+                    content.append(choice.delta.content)
+                    on_delta(choice.delta.content)
+        text = "".join(content)
+        if finish == "content_filter" and not refusal:
+            refusal.append("the endpoint's content filter stopped the answer")
+        return ModelReply(text=text if content or not refusal else None, refusal="".join(refusal) or None,
+                          tokens_in=tokens_in, tokens_out=tokens_out, model=model, finish_reason=finish)
 
 
 def _reply(body: object, asked_for: str) -> ModelReply:

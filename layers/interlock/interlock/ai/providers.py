@@ -28,6 +28,9 @@ class ModelCall:
     # The request layer as data, for a provider that does not read prompts (the offline one).
     request: Mapping[str, Any] = field(default_factory=dict)
     offline: Callable[[Mapping[str, Any]], BaseModel] | None = None
+    # Streaming: called with each piece of the answer's text as it arrives (a provider that cannot stream answers
+    # whole, and calls nothing). The whole answer is still what the runner validates.
+    on_delta: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True)

@@ -147,8 +147,11 @@ class DecisionRunner:
         deadline: float | None = None,
         step: str | None = None,
         attempt: int = 0,
+        on_delta: Callable[[int, str], None] | None = None,
     ) -> Decision[OutT]:
-        """Decide ``point`` for this run. ``deadline`` is a ``clock()`` value the step must be done by."""
+        """Decide ``point`` for this run. ``deadline`` is a ``clock()`` value the step must be done by.
+        ``on_delta(attempt, text)``: the answer's text as the model streams it, each piece with the number of the
+        attempt it belongs to (a retry starts over); the whole answer is validated as ever."""
         step = step or point.name
         provider = self.provider()
         prompt = load_prompt(point.prompt, point.prompt_version, directory=prompt_dir(point))
@@ -173,6 +176,7 @@ class DecisionRunner:
             "messages": self._kept(context.messages),
         })
         state = _State(spent_tokens=spent_tokens, spent_cost=spent_cost)
+        state.on_delta = on_delta
         try:
             output, tier, model = self._tiers(point, provider, prompt, context, request, tiers, state, run_id,
                                               step, attempt, deadline)
@@ -203,7 +207,7 @@ class DecisionRunner:
                 started = self.clock()
                 call = ModelCall(decision=point.name, model=model, messages=messages, output=point.output,
                                  timeout_seconds=timeout, max_output_tokens=point.max_output_tokens,
-                                 request=request, offline=point.offline)
+                                 request=request, offline=point.offline, on_delta=state.delta_sink())
                 try:
                     try:
                         reply = provider.complete(call)
@@ -398,6 +402,14 @@ class _State:
         self.tokens_out = 0
         self.cost = 0.0
         self.last_errors: tuple[str, ...] = last_errors
+        self.on_delta: Callable[[int, str], None] | None = None
+
+    def delta_sink(self) -> Callable[[str], None] | None:
+        """Where the next attempt's streamed pieces go: ``on_delta`` with that attempt's number."""
+        on_delta, number = self.on_delta, self.attempts + 1
+        if on_delta is None:
+            return None
+        return lambda text: on_delta(number, text)
 
 
 def _feedback(reply: ModelReply, record: Attempt) -> list[dict[str, str]]:
