@@ -66,3 +66,41 @@ def slack_button(button_id: str, title: str, *, channel: str, thread_ts: str, us
                             "text": {"type": "plain_text", "text": title}, "value": button_id,
                             "action_ts": slack_ts()}]}
     return urlencode({"payload": json.dumps(payload)}).encode(), run_id_for(f"slack:{payload['trigger_id']}")
+
+
+def slack_thread_message(text: str, *, channel: str, thread_ts: str, user: str = "U07AGENT01") -> bytes:
+    """A person's message in a channel's thread (Events API ``message``, as ``message.channels`` delivers it)."""
+    event = {"type": "message", "channel_type": "channel", "user": user, "text": text, "ts": slack_ts(),
+             "thread_ts": thread_ts, "channel": channel}
+    return json.dumps({"token": "XXYYZZ", "team_id": TEAM, "api_app_id": "A0INTERLOCK", "event": event,
+                       "type": "event_callback", "event_id": f"Ev{uuid.uuid4().hex[:12].upper()}",
+                       "event_time": int(time.time())}).encode()
+
+
+def slack_message_button(action_id: str, *, channel: str, message_ts: str, user: str = "U07AGENT01"
+                         ) -> tuple[bytes, str]:
+    """A click on a button of a channel's message (the hand-off post's), and the id of the run it starts."""
+    payload = {"type": "block_actions", "team": {"id": TEAM}, "user": {"id": user}, "api_app_id": "A0INTERLOCK",
+               "container": {"type": "message", "channel_id": channel, "message_ts": message_ts},
+               "channel": {"id": channel}, "message": {"ts": message_ts},
+               "trigger_id": f"{int(time.time())}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex[:32]}",
+               "actions": [{"type": "button", "action_id": action_id, "block_id": "b", "value": "x",
+                            "text": {"type": "plain_text", "text": "a button"}, "action_ts": slack_ts()}]}
+    return urlencode({"payload": json.dumps(payload)}).encode(), run_id_for(f"slack:{payload['trigger_id']}")
+
+
+def whatsapp_status(message_id: str, status: str, *, wa_id: str, at: float | None = None,
+                    error_code: int | None = None) -> bytes:
+    """One WhatsApp ``statuses`` notification about a message the business sent."""
+    item: dict[str, Any] = {"id": message_id, "status": status, "timestamp": str(int(at or time.time())),
+                            "recipient_id": wa_id}
+    if error_code is not None:
+        item["errors"] = [{"code": error_code, "title": "Re-engagement message",
+                           "error_data": {"details": "Message failed to send because more than 24 hours have "
+                                                     "passed since the customer last replied to this number."}}]
+    value = {"messaging_product": "whatsapp",
+             "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID},
+             "statuses": [item]}
+    return json.dumps({"object": "whatsapp_business_account",
+                       "entry": [{"id": "102290129340398", "changes": [{"value": value, "field": "messages"}]}]}
+                      ).encode()

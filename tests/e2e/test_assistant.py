@@ -10,7 +10,17 @@ from typing import Any
 
 import httpx
 
-from tests.assistant_messages import CUSTOMER, new_customer, slack_button, slack_mention, slack_ts, whatsapp
+from tests.assistant_messages import (
+    CUSTOMER,
+    new_customer,
+    slack_button,
+    slack_mention,
+    slack_message_button,
+    slack_thread_message,
+    slack_ts,
+    whatsapp,
+    whatsapp_status,
+)
 from tests.e2e.conftest import Runtime, accepted
 
 SUPPORT_CHANNEL = "C07SUPPORT"
@@ -153,7 +163,8 @@ def test_given_a_short_message_then_a_clarification_with_buttons_and_the_buttons
     assert "billing team" in sent_to(rt, wa_id, 3)[-1]["text"]["body"]
 
 
-def test_given_a_request_for_a_person_then_a_hand_off_and_silence_while_handed_off(runtime: Runtime) -> None:
+def test_given_a_request_for_a_person_then_a_hand_off_the_persons_replies_and_the_hand_back(
+        runtime: Runtime) -> None:
     rt = runtime
     wa_id = new_customer()
     run = rt.wait_status(message(rt, whatsapp("Can I talk to a real person please?", wa_id=wa_id)), "completed")
@@ -171,6 +182,33 @@ def test_given_a_request_for_a_person_then_a_hand_off_and_silence_while_handed_o
     assert len(sent_to(rt, wa_id, 2, timeout=3)) == 1
     (forwarded,) = [p for p in slack_posts(rt, SUPPORT_CHANNEL) if later["run_id"] in p["text"]]
     assert "customer: hello? &lt;@U0ADMIN&gt; &lt;!channel&gt;" in forwarded["text"]  # no mention, no ping
+    thread = post_ts(rt, run["run_id"])
+    assert forwarded["thread_ts"] == thread  # the person reads the conversation in the hand-off's thread
+
+    # The person answers in the thread: their words go to the customer, once, as a run of their own
+    (event,) = accepted(rt.send_as("slack", slack_thread_message("Hi, this is Sam. Your parcel left today.",
+                                                                 channel=SUPPORT_CHANNEL, thread_ts=thread)))
+    relayed = rt.wait_status(event["run_id"], "completed")
+    assert steps(relayed)[-2:] == ["receive", "relay"] and output(relayed, "receive")["person"] == "U07AGENT01"
+    assert output(relayed, "relay")["sent_as"] == "text"
+    assert sent_to(rt, wa_id, 2)[-1]["text"]["body"] == "Hi, this is Sam. Your parcel left today."
+
+    # The hand-back button: the assistant answers the next message again
+    body, clicked = slack_message_button("hand_back:1", channel=SUPPORT_CHANNEL, message_ts=thread)
+    assert rt.send_as("slack", body, headers={"content-type": "application/x-www-form-urlencoded"}).status_code == 200
+    back = rt.wait_status(clicked, "completed")
+    assert output(back, "hand_back")["handed_back"] is True
+    assert slack_posts(rt, SUPPORT_CHANNEL, thread=thread)[-1]["text"] == (
+        "<@U07AGENT01> handed the conversation back to the assistant.")
+    again = rt.wait_status(message(rt, whatsapp("thanks! one more thing", wa_id=wa_id)), "completed")
+    assert "decide" in steps(again) and output(again, "collect")["handed_off"] is False
+    assert len(sent_to(rt, wa_id, 3)) == 3
+
+
+def post_ts(rt: Runtime, run_id: str) -> str:
+    (post,) = [p for p in httpx.get(f"{rt.url}/_local/slack/messages", timeout=5).json()["messages"]
+               if p["channel"] == SUPPORT_CHANNEL and run_id in p["text"] and "needs a person" in p["text"]]
+    return str(post["ts"])
 
 
 def test_given_a_closed_24_hour_window_then_the_approved_template_goes_instead_of_the_reply(
@@ -183,6 +221,43 @@ def test_given_a_closed_24_hour_window_then_the_approved_template_goes_instead_o
     (body,) = sent_to(rt, wa_id, 1)
     assert body["type"] == "template"
     assert body["template"] == {"name": "hello_world", "language": {"code": "en_US"}}
+
+
+def test_given_delivery_statuses_then_the_sending_turns_run_records_them_and_a_closed_window_sends_the_template(
+        runtime: Runtime) -> None:
+    rt = runtime
+    wa_id = new_customer()
+    turn = rt.wait_status(message(rt, whatsapp("hi", wa_id=wa_id)), "completed")
+    wamid = output(turn, "send")["message_id"]
+    now = time.time()
+
+    # WhatsApp's statuses, out of order: delivered, then the older sent, then read
+    ends = []
+    for status, at in (("delivered", now + 1), ("sent", now), ("read", now + 2)):
+        (event,) = accepted(rt.send_as("whatsapp", whatsapp_status(wamid, status, wa_id=wa_id, at=at)))
+        ends.append(rt.wait_status(event["run_id"], "completed"))
+    assert [output(e, "receive")["outcome"] for e in ends] == ["status"] * 3
+    assert [output(e, "delivery")["recorded"] for e in ends] == [True, False, True]  # a status only moves forward
+    recorded = rt.wait_for(turn["run_id"], lambda r: len([e for e in r["timeline"] if e["step"] == "delivery"]) == 2,
+                           what="two delivery statuses")
+    assert [e["details"]["status"] for e in recorded["timeline"] if e["step"] == "delivery"] == ["delivered", "read"]
+    assert recorded["status"] == "completed"  # the turn's run stays as it ended
+
+    # A message that failed because the 24-hour window had closed: the approved template instead, once
+    other = new_customer()
+    failed_turn = rt.wait_status(message(rt, whatsapp("hi", wa_id=other)), "completed")
+    failed_id = output(failed_turn, "send")["message_id"]
+    (event,) = accepted(rt.send_as("whatsapp", whatsapp_status(failed_id, "failed", wa_id=other, error_code=131047)))
+    resent = rt.wait_status(event["run_id"], "completed")
+    assert steps(resent)[-3:] == ["receive", "delivery", "reengage"]
+    assert [b["type"] for b in sent_to(rt, other, 2)] == ["interactive", "template"]
+    again = accepted(rt.send_as("whatsapp", whatsapp_status(failed_id, "failed", wa_id=other, error_code=131047)))
+    assert again[0]["duplicate"] is True
+    assert len(sent_to(rt, other, 3, timeout=3)) == 2
+
+    # A status of a message the assistant did not send is no turn's
+    (event,) = accepted(rt.send_as("whatsapp", whatsapp_status("wamid.unknown", "read", wa_id=other)))
+    assert output(rt.wait_status(event["run_id"], "ignored"), "receive")["reason"] == "not_a_sent_message"
 
 
 def test_given_a_mention_in_slack_then_the_assistant_answers_in_its_thread_and_takes_its_buttons(

@@ -15,6 +15,7 @@ from fake_openai import FakeOpenAI, Reply, Seen
 from tests.assistant_messages import new_customer, whatsapp
 from tests.e2e.conftest import Runtime, _start
 from tests.e2e.test_assistant import SUPPORT_CHANNEL, message, output, sent_to, slack_posts, steps
+from tests.e2e.test_run_events import parse, read
 
 TIER_1, TIER_2 = "gpt-4.1-mini", "gpt-4.1-nano"
 ADDRESS_ANSWER = "You can change the delivery address in the app, under Settings, until the order ships."
@@ -129,3 +130,40 @@ def test_given_a_message_while_a_turn_runs_then_it_joins_and_the_next_turn_answe
     assert output(follow_up, "decide")["action"] == "hand_off_to_human"
     assert [b["text"]["body"][:20] for b in sent_to(rt, wa_id, 2)] == [ADDRESS_ANSWER[:20],
                                                                        "Thanks for your mess"]
+
+
+def test_given_a_streamed_answer_then_its_pieces_are_delta_events_before_the_checked_reply_and_the_stream_ends(
+        model: tuple[Runtime, FakeOpenAI]) -> None:
+    rt, fake = model
+    wa_id = new_customer()
+    streamed_before = fake.streamed
+    run_id = message(rt, whatsapp("How do I change my delivery address, please?", wa_id=wa_id))
+
+    events: list[dict[str, str]] = []
+    last = None
+    for _ in range(15):  # reconnecting after the last id, as EventSource does, until the stream ends
+        response = read(rt, run_id, last)
+        assert response.status_code == 200, response.text
+        got = parse(response.text)
+        events += [e for e in got if e.get("event") in ("entry", "delta", "end")]
+        last = next((e["id"] for e in reversed(got) if "id" in e), last)
+        if any(e.get("event") == "end" for e in got):
+            break
+    assert events[-1]["event"] == "end" and json.loads(events[-1]["data"])["status"] == "completed"
+    ids = [e["id"] for e in events if "id" in e]
+    assert len(ids) == len(set(ids))  # each once
+
+    deltas = [json.loads(e["data"]) for e in events if e["event"] == "delta"]
+    assert len(deltas) >= 2 and {d["step"] for d in deltas} == {"decide"}
+    assert [d["details"]["seq"] for d in deltas] == list(range(1, len(deltas) + 1))
+    streamed = json.loads("".join(d["details"]["text"] for d in deltas))
+    assert streamed["action"] == {"action": "reply", "text": ADDRESS_ANSWER}
+    assert fake.streamed > streamed_before
+    # The checked reply is the step's own entry, after its pieces; it is what the customer got
+    entries = [json.loads(e["data"]) for e in events if e["event"] == "entry"]
+    position = {e["id"]: i for i, e in enumerate(events) if "id" in e}
+    reply_event = next(e for e in events if e["event"] == "entry" and json.loads(e["data"])["step"] == "decide"
+                       and "kind" not in json.loads(e["data"])["details"])
+    assert all(position[e["id"]] < position[reply_event["id"]] for e in events if e["event"] == "delta")
+    assert any(e["step"] == "send" for e in entries)
+    assert sent_to(rt, wa_id, 1)[-1]["text"]["body"] == ADDRESS_ANSWER

@@ -123,14 +123,13 @@ def test_given_a_whatsapp_delivery_then_the_message_is_the_assistants_and_the_st
 
     message, status = accepted(runtime.send_as("whatsapp", json.dumps(data).encode()))
 
-    # Then the message is a turn of the assistant's and the status is informational
+    # Then the message is a turn of the assistant's, and the status is the assistant's too: of no message it sent
     turn = runtime.wait_status(message["run_id"], "completed")
     assert turn["workflow"] == "assistant" and turn["timeline"][-1]["step"] == "release"
     ignored = runtime.wait_status(status["run_id"], "ignored")
-    assert states(ignored) == [("received", "ingest"), ("ignored", "router")]
-    assert ignored["timeline"][-1]["details"] == {"reason": "informational_event", "event_source": "whatsapp",
-                                                  "event_type": "whatsapp.status.delivered"}
-    # and an ignored run can be replayed (once a workflow wants statuses); routed as before, it is ignored again
+    assert states(ignored) == [("received", "ingest"), ("processing", "router"), ("ignored", "receive")]
+    assert ignored["timeline"][-1]["details"]["reason"] == "not_a_sent_message"  # not a message the assistant sent
+    # and an ignored run can be replayed; routed as before, it is ignored again
     answer = replay(runtime, status["run_id"])
     assert answer.status_code == 202, answer.text
     assert runtime.wait_status(answer.json()["run_id"], "ignored")["replay_of"] == status["run_id"]

@@ -159,3 +159,10 @@ def test_runs_racing_for_one_conversation_get_one_turn_and_lose_no_message(store
     if not claimed:
         assert {w.message.message_id for w in left_after_release} == {f"wamid.{i}" for i in range(11)}
     assert {w.message.message_id for w in store.waiting(KEY)} == {f"wamid.{i}" for i in range(11)}
+
+
+def test_a_link_names_a_conversation_by_another_key(store: Conversations) -> None:
+    assert store.linked("thread:slack:C07SUPPORT:1733212800.000100") is None
+    store.link("thread:slack:C07SUPPORT:1733212800.000100", KEY)
+    assert store.linked("thread:slack:C07SUPPORT:1733212800.000100") == KEY
+    assert store.history(KEY) == [] and store.waiting(KEY) == []  # a link is no turn and no message

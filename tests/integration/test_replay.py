@@ -102,7 +102,7 @@ def test_given_an_envelope_too_large_to_keep_then_it_is_kept_without_payload_and
 # -- informational events ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", ["sent", "delivered", "read"])
+@pytest.mark.parametrize("status", ["played"])  # sent, delivered, read and failed are the assistant's (its triggers)
 def test_given_a_whatsapp_delivery_status_when_routed_then_the_run_is_ignored_not_failed(
     state_machine, lambda_context, capsys, status  # noqa: F811
 ):
@@ -118,8 +118,8 @@ def test_given_a_whatsapp_delivery_status_when_routed_then_the_run_is_ignored_no
 
 
 @pytest.mark.parametrize("event_type, payload_version", [
-    ("whatsapp.status.failed", "whatsapp.v1"),  # a message that did not reach its recipient: someone should know
-    ("whatsapp.message.text", "whatsapp.v1"),
+    ("whatsapp.status.warning", "whatsapp.v1"),  # a warning about a message: someone should know
+    ("whatsapp.account_update", "whatsapp.v1"),
     ("whatsapp.status.read", "standard-webhooks.v1"),  # a form's event named like one is not WhatsApp's
 ])
 def test_given_an_event_that_is_not_informational_when_routed_then_it_fails_no_route(
@@ -194,7 +194,7 @@ def test_given_a_replayed_support_ticket_when_routed_then_its_workflow_starts_un
 
 
 def test_given_an_ignored_run_when_replayed_then_it_is_replayed(state_machine, cloud, lambda_context):  # noqa: F811
-    original = failed_run(lambda_context, "whatsapp.status.read", source="whatsapp", payload_version="whatsapp.v1")
+    original = failed_run(lambda_context, "whatsapp.status.played", source="whatsapp", payload_version="whatsapp.v1")
 
     status, body = replay(lambda_context, original.run_id)
 

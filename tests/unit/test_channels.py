@@ -186,3 +186,29 @@ def test_a_click_in_a_dm_outside_a_thread_is_the_dms_message() -> None:
 def test_other_interactions_and_malformed_clicks_are_not_messages(changes: dict[str, Any]) -> None:
     with pytest.raises(NotAMessage):
         slack_channel.button_click(_click(**changes))
+
+
+def test_a_persons_reply_in_a_channels_thread_names_the_thread() -> None:
+    got = slack_channel.thread_reply("slack.message", _slack({"type": "message", "channel_type": "channel",
+                                                              "thread_ts": "1733212700.000001", "text": " Hi "}))
+    assert (got.channel, got.thread_ts, got.user, got.text, got.action) == ("C0001", "1733212700.000001", "U0001",
+                                                                           "Hi", None)
+
+
+def test_a_click_on_a_channel_messages_own_button_is_its_action_on_that_message() -> None:
+    got = slack_channel.thread_reply("slack.interaction.block_actions", _click(
+        actions=[{"action_id": "hand_back:1", "action_ts": "1733212900.123456"}]))
+    assert (got.channel, got.thread_ts, got.user, got.action) == ("C0001", "1733212810.000300", "U0001", "hand_back")
+
+
+@pytest.mark.parametrize(("event_type", "payload"), [
+    ("slack.message", _slack({"type": "message", "channel_type": "channel"})),  # not in a thread
+    ("slack.message", _slack({"type": "message", "thread_ts": "1733212800.000100"})),  # the thread's first message
+    ("slack.message", _slack({"type": "message", "thread_ts": "1733212700.000001", "bot_id": "B1"})),  # the app's
+    ("slack.message", _slack({"type": "message", "thread_ts": "1733212700.000001", "subtype": "message_changed"})),
+    ("slack.interaction.block_actions", _click()),  # a reply button is a conversation's message, not an action
+    ("slack.interaction.block_actions", _click(container={"channel_id": "C0001", "message_ts": "x"})),
+])
+def test_what_is_no_persons_thread_reply_or_action(event_type: str, payload: dict[str, Any]) -> None:
+    with pytest.raises(NotAMessage):
+        slack_channel.thread_reply(event_type, payload)

@@ -50,7 +50,8 @@ class Informational:
 
 
 INFORMATIONAL: tuple[Informational, ...] = (
-    # WhatsApp's reports on messages the business sent: sent, delivered, read, played (a voice message).
+    # WhatsApp's reports on messages the business sent: sent, delivered, read, played (a voice message), when no
+    # workflow takes them (the assistant takes sent, delivered, read and failed: a workflow's trigger comes first).
     # Not ``failed`` (a message did not reach its recipient) nor ``warning``: someone should see those.
     Informational("whatsapp.v1", ("whatsapp.status.sent", "whatsapp.status.delivered", "whatsapp.status.read",
                                   "whatsapp.status.played")),

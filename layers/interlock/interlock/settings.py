@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any, Literal, TypeVar
 
@@ -174,6 +175,18 @@ def whole_setting(name: str, raw: str, default: int, low: int, high: int) -> int
     if not low <= value <= high:
         raise ValueError(f"{name} must be between {low} and {high}, not {value}")
     return value
+
+
+def reading_problems(values: Mapping[str, str], readers: Mapping[str, Callable[[str], object]]) -> list[str]:
+    """The message of each ValueError a setting's reader raises on its value (empty: missing): a workflow's
+    ``settings_check`` made of the readers its steps use."""
+    problems: list[str] = []
+    for name, read in readers.items():
+        try:
+            read(values.get(name, ""))
+        except ValueError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def optional_address_problems(name: str, value: str) -> list[str]:

@@ -110,6 +110,7 @@ class DeliveryStatus:
     status: str
     at: float
     error_code: int | None = None  # the channel's code of a failure (WhatsApp's 131047: the window is closed)
+    conversation: str = ""  # the conversation the message went to, when the status names it
 
     @property
     def window_closed(self) -> bool:
@@ -147,6 +148,15 @@ def channel_of(conversation: str) -> str:
 def read(source: str, event_type: str, payload: Mapping[str, Any]) -> Inbound:
     """The message of a recorded event of ``source``; :class:`NotAMessage` when it is none to answer."""
     return adapter(source).read(event_type, payload)
+
+
+def status(source: str, event_type: str, payload: Mapping[str, Any]) -> DeliveryStatus | None:
+    """The delivery status an event of ``source`` reports, or None when it is no status (or its channel has none);
+    :class:`NotAMessage` for a status that cannot be read."""
+    if source not in ADAPTERS:
+        return None
+    read_status = getattr(adapter(source), "read_status", None)
+    return read_status(event_type, payload) if read_status is not None else None
 
 
 def deliver(connector: Callable[[str], Any], conversation: str, reply: OutgoingReply, *,

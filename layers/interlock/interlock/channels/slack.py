@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from interlock.channels import (
@@ -94,6 +95,47 @@ def read(event_type: str, payload: Mapping[str, Any]) -> Inbound:
     if event_type == BUTTON_EVENT:
         return button_click(payload)
     return inbound(payload)
+
+
+@dataclass(frozen=True)
+class ThreadReply:
+    """A person's message in a thread of a channel (a support channel's thread, say), or their click on a button of
+    the thread's first message (``action``, from ``action_id`` ``<action>:…``); ``thread_ts`` names the thread."""
+
+    team: str
+    channel: str
+    thread_ts: str
+    user: str
+    ts: str
+    text: str = ""
+    action: str | None = None
+
+
+def thread_reply(event_type: str, payload: Mapping[str, Any]) -> ThreadReply:
+    """A person's reply in a channel's thread (``slack.message``) or a click on a button of a thread's message that
+    is not a reply button (``slack.interaction.block_actions``); :class:`NotAMessage` for anything else."""
+    if event_type == BUTTON_EVENT:
+        actions = payload.get("actions")
+        action = object_of(actions[0]) if isinstance(actions, list) and actions else {}
+        name = text_of(action.get("action_id")).partition(":")[0]
+        team = text_of(object_of(payload.get("team")).get("id"))
+        user = text_of(object_of(payload.get("user")).get("id"))
+        container = object_of(payload.get("container"))
+        channel = text_of(container.get("channel_id"))
+        message_ts, at = text_of(container.get("message_ts")), text_of(action.get("action_ts"))
+        if not (name and name != "reply" and team and user and channel and _TS.fullmatch(message_ts)
+                and _TS.fullmatch(at)):
+            raise NotAMessage("not_a_thread_action")
+        return ThreadReply(team=team, channel=channel, thread_ts=message_ts, user=user, ts=at, action=name[:40])
+    event = object_of(payload.get("event"))
+    if text_of(event.get("type")) != "message" or event.get("bot_id") or text_of(event.get("subtype")):
+        raise NotAMessage("not_from_a_person")
+    team, channel = text_of(payload.get("team_id")), text_of(event.get("channel"))
+    user, ts, thread = text_of(event.get("user")), text_of(event.get("ts")), text_of(event.get("thread_ts"))
+    if not (team and channel and user and _TS.fullmatch(ts) and _TS.fullmatch(thread)) or thread == ts:
+        raise NotAMessage("not_in_a_thread")
+    return ThreadReply(team=team, channel=channel, thread_ts=thread, user=user, ts=ts,
+                       text=capped(text_of(event.get("text"))))
 
 
 def address(conversation: str) -> tuple[str, str | None]:

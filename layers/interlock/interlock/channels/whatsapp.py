@@ -33,6 +33,7 @@ from interlock.errors import NotConfigured
 CHANNEL = "whatsapp"
 CONNECTOR = "whatsapp"
 MESSAGE_EVENT = "whatsapp.message."
+STATUS_EVENT = "whatsapp.status."
 
 
 def conversation_key(phone_number_id: str, wa_id: str) -> str:
@@ -83,8 +84,17 @@ def delivery_status(payload: Mapping[str, Any]) -> DeliveryStatus:
     errors = status.get("errors")
     first = object_of(errors[0]) if isinstance(errors, list) and errors else {}
     code = first.get("code")
+    phone_number_id = text_of(object_of(payload.get("metadata")).get("phone_number_id"))
+    recipient = text_of(status.get("recipient_id"))
     return DeliveryStatus(message_id=message_id, status=state[:40], at=_seconds(status.get("timestamp")),
-                          error_code=code if isinstance(code, int) and not isinstance(code, bool) else None)
+                          error_code=code if isinstance(code, int) and not isinstance(code, bool) else None,
+                          conversation=conversation_key(phone_number_id, recipient)
+                          if phone_number_id.isdigit() and recipient.isdigit() else "")
+
+
+def read_status(event_type: str, payload: Mapping[str, Any]) -> DeliveryStatus | None:
+    """The status of a ``whatsapp.status.<status>`` event; None for any other event."""
+    return delivery_status(payload) if event_type.startswith(STATUS_EVENT) else None
 
 
 def inbound(payload: Mapping[str, Any]) -> Inbound:

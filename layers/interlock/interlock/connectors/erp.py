@@ -243,24 +243,22 @@ class HttpErp:
     # -- purchase orders -----------------------------------------------------------------------------------------
 
     def get_purchase_order(self, number: str, step: str = "compare") -> PurchaseOrder | None:
-        response = self._call("GET", f"/purchase-orders/{_path_id(number, step)}", step=step)
-        if response.status_code == 404:
-            return None
-        self._check(response, step)
-        po: PurchaseOrder = read_model(response, PurchaseOrder, ErpUnavailable,
-                                       "ERP answered with an unreadable purchase order", step)
+        po: PurchaseOrder | None = self._get_one("purchase-orders", number, PurchaseOrder, "purchase order", step)
         return po
 
     # -- sales orders ----------------------------------------------------------------------------------------------
 
     def get_sales_order(self, number: str, step: str = "look_up_order") -> SalesOrder | None:
-        response = self._call("GET", f"/sales-orders/{_path_id(number, step)}", step=step)
+        order: SalesOrder | None = self._get_one("sales-orders", number, SalesOrder, "sales order", step)
+        return order
+
+    def _get_one(self, collection: str, number: str, model: type[Any], what: str, step: str) -> Any:
+        """``GET {base}/{collection}/{number}`` as ``model``; None for a 404."""
+        response = self._call("GET", f"/{collection}/{_path_id(number, step)}", step=step)
         if response.status_code == 404:
             return None
         self._check(response, step)
-        order: SalesOrder = read_model(response, SalesOrder, ErpUnavailable,
-                                       "ERP answered with an unreadable sales order", step)
-        return order
+        return read_model(response, model, ErpUnavailable, f"ERP answered with an unreadable {what}", step)
 
     # -- the ledger ------------------------------------------------------------------------------------------------
 

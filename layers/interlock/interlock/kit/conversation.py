@@ -33,6 +33,10 @@ CLAIM_SECONDS = 360
 # The most inbound messages one turn handles (a transaction deletes them with the turn's record: at most 100 items).
 MAX_TURN_MESSAGES = 50
 STATE_SK = "state"
+LINK_SK = "link"
+SENT = "sent#"
+# A delivery status only moves forward (WhatsApp does not promise their order): sent < delivered < read; failed ends.
+STATUS_ORDER = {"sent": 1, "delivered": 2, "read": 3, "played": 3, "failed": 4}
 INBOX = "in#"
 TURN = "turn#"
 
@@ -143,9 +147,11 @@ class Conversations(aws.DynamoTable):
         items = self._query(conversation, INBOX, forward=True, limit=limit)
         return [Waiting(item["item"]["S"], _inbound(conversation, item)) for item in items]
 
-    def record_turn(self, conversation: str, run_id: str, handled: list[str], record: dict[str, Any]) -> bool:
+    def record_turn(self, conversation: str, run_id: str, handled: list[str], record: dict[str, Any],
+                    sent: str | None = None) -> bool:
         """The turn in the history and its messages out of the inbox, in one transaction; False (nothing written)
-        when the run's turn is recorded already (a retry). The turn sorts by its first message's time."""
+        when the run's turn is recorded already (a retry). The turn sorts by its first message's time. ``sent``: the
+        channel's id of the message the turn sent (``sent#<id>``: its delivery statuses find the turn by it)."""
         first_ms = handled[0][len(INBOX):].split("#", 1)[0] if handled else f"{round(self.clock() * 1000):016d}"
         items: list[dict[str, Any]] = [{"Put": {
             "TableName": self.table_name,
@@ -154,6 +160,10 @@ class Conversations(aws.DynamoTable):
             "ConditionExpression": "attribute_not_exists(#item)", "ExpressionAttributeNames": {"#item": "item"}}}]
         items += [{"Delete": {"TableName": self.table_name, "Key": self._key(conversation, sk)}}
                   for sk in handled[:MAX_TURN_MESSAGES]]
+        if sent:
+            items.append({"Put": {"TableName": self.table_name, "Item": {
+                **self._key(conversation, f"{SENT}{sent}"), "run_id": _s(run_id),
+                "turn": _s(f"{TURN}{first_ms}#{run_id}"), "at": _n(self.clock())}}})
         try:
             self.client.transact_write_items(TransactItems=items)
         except self.client.exceptions.TransactionCanceledException as exc:
@@ -188,6 +198,40 @@ class Conversations(aws.DynamoTable):
         """The person gives the conversation back to the workflow; False when it was not handed off."""
         return self._update(conversation, UpdateExpression="REMOVE handed_off",
                             ConditionExpression="attribute_exists(handed_off)")
+
+    def sent_message(self, conversation: str, message_id: str) -> dict[str, Any] | None:
+        """The turn that sent ``message_id`` (``run_id``, ``turn``) and its last delivery status, if it did."""
+        item = self.client.get_item(TableName=self.table_name, Key=self._key(conversation, f"{SENT}{message_id}"),
+                                    ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        return {"run_id": item["run_id"]["S"], "turn": item["turn"]["S"],
+                "status": item.get("status", {}).get("S")}
+
+    def record_delivery(self, conversation: str, message_id: str, status: str, at: float) -> bool:
+        """The message's delivery status, when it moves the status forward (False: an older or repeated one)."""
+        rank = STATUS_ORDER.get(status, 0)
+        try:
+            self.client.update_item(
+                TableName=self.table_name, Key=self._key(conversation, f"{SENT}{message_id}"),
+                UpdateExpression="SET #status = :status, status_rank = :rank, status_at = :at",
+                ConditionExpression="attribute_exists(run_id) AND "
+                                    "(attribute_not_exists(status_rank) OR status_rank < :rank)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":status": _s(status), ":rank": _n(rank), ":at": _n(at)})
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def link(self, alias: str, conversation: str) -> None:
+        """Name ``conversation`` by another key too (a support channel's thread about it): :meth:`linked` finds it."""
+        self.client.put_item(TableName=self.table_name, Item={**self._key(alias, LINK_SK),
+                                                              "target": _s(conversation)})
+
+    def linked(self, alias: str) -> str | None:
+        item = self.client.get_item(TableName=self.table_name, Key=self._key(alias, LINK_SK),
+                                    ConsistentRead=True).get("Item") or {}
+        return item.get("target", {}).get("S")
 
     def _update(self, conversation: str, **update: Any) -> bool:
         """A conditional update of the conversation's state; False when its condition failed."""

@@ -15,12 +15,16 @@ _REPLY = f"{_STEPS}:reply_summary"
 # reactions, edits and system messages are not turns.
 WHATSAPP_TYPES = ("text", "interactive", "button", "image", "location", "audio", "video", "document", "sticker")
 
+DELIVERY_STATUSES = ("sent", "delivered", "read", "failed")
+
 WORKFLOW = Workflow(
     name="assistant",
     description="Conversations on WhatsApp and Slack: one turn at a time, an action from an allowlist, replies once",
     package=__name__,
     triggers=(
         *(Trigger("whatsapp", f"whatsapp.message.{kind}") for kind in WHATSAPP_TYPES),
+        # what became of a message a turn sent: recorded on that turn's run (no turn of its own)
+        *(Trigger("whatsapp", f"whatsapp.status.{status}") for status in DELIVERY_STATUSES),
         Trigger("slack", "slack.app_mention"),
         Trigger("slack", "slack.message"),  # a direct message to the app (channel chatter is refused by the adapter)
         Trigger("slack", "slack.interaction.block_actions"),  # a click on one of the assistant's buttons
@@ -35,6 +39,12 @@ WORKFLOW = Workflow(
         Step("hand_off", Job.NOTIFY, f"{_STEPS}:hand_off", summary=_REPLY, connectors=("slack",)),
         Step("forward", Job.NOTIFY, f"{_STEPS}:forward", summary=_REPLY, connectors=("slack",)),
         Step("send", Job.NOTIFY, f"{_STEPS}:send", connectors=("whatsapp", "slack")),
+        # a person's side of a hand-off: their words to the customer, and the hand-back (handoff.py)
+        Step("relay", Job.NOTIFY, f"{_STEPS}:relay", entry="completed", connectors=("whatsapp", "slack")),
+        Step("hand_back", Job.NOTIFY, f"{_STEPS}:hand_back", entry="completed", connectors=("slack",)),
+        # a delivery status: on the sending turn's run; a failure of the closed window sends the template, once
+        Step("delivery", Job.VALIDATE, f"{_STEPS}:delivery", entry="none"),
+        Step("reengage", Job.NOTIFY, f"{_STEPS}:reengage", entry="completed", connectors=("whatsapp",)),
         Step("store", Job.VALIDATE, f"{_STEPS}:store"),
         Step("release", Job.ACT, f"{_STEPS}:release", entry="completed", starts=("next_turn",)),
         Step("fail_turn", Job.ACT, f"{_STEPS}:fail_turn", starts=("next_turn",)),

@@ -46,15 +46,8 @@ def support_channel(raw: str) -> str | None:
 
 def check_settings(values: Mapping[str, str]) -> list[str]:
     """A sentence for each of the assistant's settings its steps would refuse."""
-    problems: list[str] = []
-    for name in WHOLE_SETTINGS:
-        try:
-            whole_setting(name, values.get(name, ""))
-        except ValueError as exc:
-            problems.append(str(exc))
-    for read, name in ((template, "assistant_reengagement_template"), (support_channel, "assistant_support_channel")):
-        try:
-            read(values.get(name, ""))
-        except ValueError as exc:
-            problems.append(str(exc))
-    return problems
+    from interlock.settings import reading_problems
+
+    readers = {name: (lambda raw, name=name: whole_setting(name, raw)) for name in WHOLE_SETTINGS}
+    return reading_problems(values, {**readers, "assistant_reengagement_template": template,
+                                     "assistant_support_channel": support_channel})

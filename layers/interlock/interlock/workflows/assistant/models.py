@@ -26,12 +26,30 @@ class Received(BaseModel):
     """What receive did with the event: a turn this run holds, a message that joined another run's turn, or an
     event that is no message to answer (with the adapter's code)."""
 
-    outcome: Literal["turn", "joined", "ignored"]
+    outcome: Literal["turn", "joined", "ignored", "relay", "hand_back", "status"]
     conversation: str = ""
     channel: str = ""
     reason: str | None = None
     turn_run: str | None = None  # joined: the run whose turn the message joined
     debounce_seconds: int = 0
+    # relay and hand_back: a person in the support channel's thread about the conversation (handoff.py)
+    person: str | None = None  # their Slack user id
+    words: str = ""  # what they wrote, for the customer
+    thread: SupportThread | None = None
+    delivery: Delivery | None = None  # status: what the channel says became of a message a turn sent (turn_run)
+
+
+class Delivery(BaseModel):
+    message_id: str
+    status: str
+    at: float
+    error_code: int | None = None
+    window_closed: bool = False  # failed because the 24-hour window had closed (WhatsApp's 131047)
+
+
+class SupportThread(BaseModel):
+    channel: str
+    ts: str
 
 
 class Message(BaseModel):
@@ -60,6 +78,7 @@ class Collected(BaseModel):
     last_inbound_at: float | None = None
     handed_off: bool = False
     expecting: str | None = None  # what the last turn asked the customer for (rules.EXPECTS)
+    handoff_thread: SupportThread | None = None  # handed off: the support channel's thread about it
     empty: bool = False  # no message waits: an earlier turn took them
 
 
@@ -131,6 +150,30 @@ class TaskCreated(BaseModel):
 
 class Posted(BaseModel):
     ts: str | None = None  # the support channel's message, when one was posted
+    channel: str | None = None  # the channel's id, as Slack answered (the setting may name it #name)
+
+
+class PersonInput(StepInput):
+    received: Received
+
+
+class Relayed(BaseModel):
+    message_id: str
+    sent_as: str
+    window_closed: bool  # the template went instead of the person's words (they are told in the thread)
+
+
+class Delivered(BaseModel):
+    recorded: bool  # False: an older or repeated status (statuses only move forward)
+    resend: bool = False  # the template goes next (the message failed because the window had closed)
+
+
+class ReengageInput(StepInput):
+    received: Received
+
+
+class HandedBack(BaseModel):
+    handed_back: bool  # False: it was not handed off (handed back already)
 
 
 class SentReply(BaseModel):

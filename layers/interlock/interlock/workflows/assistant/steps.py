@@ -5,8 +5,9 @@ receive (validate: the adapter reads the message, the inbox takes it, the run cl
 -> the debounce Wait -> collect (query: the waiting messages in the channel's order, the history) -> decide (decide:
 an action of the allowlist; the guardrail over the model's words) -> look_up_order (query) and answer (decide) |
 create_task (act, once) | hand_off (notify: the support channel, once) -> send (notify: the channel adapter, once)
--> store (validate: the turn into the history, its messages out of the inbox) -> release (validate: the claim given
-up, then a next turn for what came in meanwhile). While handed off: forward (notify) instead of deciding.
+-> store (validate: the turn into the history, its messages out of the inbox) -> release (act: the claim given up,
+then a next turn for what came in meanwhile). While handed off: forward (notify) instead of deciding. Beside the turns:
+relay and hand_back (a person in the support thread), delivery and reengage (a sent message's status).
 
 The timeline keeps what each step did, never the conversation's key (a phone number) nor anybody's words.
 """
@@ -19,28 +20,34 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from interlock import channels
-from interlock.errors import parse_cause
+from interlock.errors import MissingData, parse_cause
 from interlock.kit.context import StepContext  # at run time: the worker resolves the steps' annotations
 from interlock.kit.conversation import Conversations, Turn
 from interlock.models import EntryState, TimelineEntry
 from interlock.observability import count
 from interlock.outgoing import one_line
-from interlock.workflows.assistant import limits, rules
+from interlock.workflows.assistant import handoff, limits, rules
 from interlock.workflows.assistant.models import (
     ActInput,
     AnswerInput,
     Collected,
     CollectInput,
     DecideInput,
+    Delivered,
+    Delivery,
     Earlier,
     FailedTurn,
     FailInput,
+    HandedBack,
     HandOffInput,
     Message,
     OrderFacts,
+    PersonInput,
     Posted,
     Received,
     ReceiveInput,
+    ReengageInput,
+    Relayed,
     Released,
     ReleaseInput,
     Reply,
@@ -48,6 +55,7 @@ from interlock.workflows.assistant.models import (
     SentReply,
     Stored,
     StoreInput,
+    SupportThread,
     TaskCreated,
 )
 
@@ -86,7 +94,9 @@ def _iso(seconds: float) -> str:
 def receive(data: ReceiveInput, ctx: StepContext) -> Received:
     """The message into its conversation's inbox, then the turn claimed; records its own entry: ``processing`` (the
     run holds the turn), ``completed`` (``joined_turn``: another run's turn takes the message) or ``ignored`` (the
-    adapter's code: a bot's own post, an edit, a message in a channel the app was not asked in)."""
+    adapter's code: a bot's own post, an edit, a message in a channel the app was not asked in). Two other events
+    take no turn: a delivery status of a message a turn sent (``status``: :func:`delivery`), and a person's reply or
+    hand-back in the support thread of a handed-off conversation (``relay``, ``hand_back``: handoff.py)."""
     from interlock.kit.registry import FOLLOW_UP_SOURCE
 
     envelope = data.envelope
@@ -98,8 +108,17 @@ def receive(data: ReceiveInput, ctx: StepContext) -> Received:
             return _received(ctx, data, Received(outcome="ignored", reason="no_conversation"))
     else:
         try:
+            delivery = channels.status(envelope.source, envelope.type, envelope.payload)
+        except channels.NotAMessage as exc:
+            return _received(ctx, data, Received(outcome="ignored", reason=exc.code))
+        if delivery is not None:
+            return _received(ctx, data, _status(store, delivery))
+        try:
             message = channels.read(envelope.source, envelope.type, envelope.payload)
         except (channels.NotAMessage, channels.UnknownChannel) as exc:
+            person = _person(store, envelope.source, envelope.type, envelope.payload)
+            if person is not None:
+                return _received(ctx, data, person)
             reason = exc.code if isinstance(exc, channels.NotAMessage) else "no_channel"
             return _received(ctx, data, Received(outcome="ignored", reason=reason))
         store.append(message)
@@ -115,7 +134,38 @@ def receive(data: ReceiveInput, ctx: StepContext) -> Received:
                                          debounce_seconds=debounce), kind)
 
 
-_RECEIVED_STATE = {"turn": EntryState.PROCESSING, "joined": EntryState.COMPLETED, "ignored": EntryState.IGNORED}
+def _status(store: Conversations, status: channels.DeliveryStatus) -> Received:
+    """A delivery status of a message a turn sent: that turn's run records it (:func:`delivery`)."""
+    sent = store.sent_message(status.conversation, status.message_id) if status.conversation else None
+    if sent is None:
+        return Received(outcome="ignored", reason="not_a_sent_message")
+    return Received(outcome="status", conversation=status.conversation,
+                    channel=channels.channel_of(status.conversation), turn_run=sent["run_id"],
+                    delivery=Delivery(message_id=status.message_id, status=status.status, at=status.at,
+                                      error_code=status.error_code, window_closed=status.window_closed))
+
+
+def _person(store: Conversations, source: str, event_type: str, payload: dict[str, Any]) -> Received | None:
+    """A person's reply (or their hand-back) in the support channel's thread about a handed-off conversation."""
+    from interlock.channels import slack
+
+    if source != slack.CHANNEL:
+        return None
+    try:
+        reply = slack.thread_reply(event_type, payload)
+    except channels.NotAMessage:
+        return None
+    target = store.linked(handoff.alias_of(reply))
+    if target is None or (reply.action is None and not reply.text) or reply.action not in (None, handoff.HAND_BACK):
+        return None
+    return Received(outcome="hand_back" if reply.action else "relay", conversation=target,
+                    channel=channels.channel_of(target), person=reply.user, words=reply.text,
+                    thread=SupportThread(channel=reply.channel, ts=reply.thread_ts))
+
+
+_RECEIVED_STATE = {"turn": EntryState.PROCESSING, "joined": EntryState.COMPLETED, "ignored": EntryState.IGNORED,
+                   "relay": EntryState.PROCESSING, "hand_back": EntryState.PROCESSING,
+                   "status": EntryState.PROCESSING}
 
 
 def _received(ctx: StepContext, data: ReceiveInput, result: Received, kind: str | None = None) -> Received:
@@ -128,6 +178,10 @@ def _received(ctx: StepContext, data: ReceiveInput, result: Received, kind: str 
         details["turn_run"] = result.turn_run
     if result.outcome == "turn":
         details["debounce_seconds"] = result.debounce_seconds
+    if result.person:
+        details["person"] = result.person
+    if result.delivery:
+        details["delivery"] = result.delivery.model_dump(exclude={"at"})
     ctx.timeline.record(data.run_id, TimelineEntry(state=_RECEIVED_STATE[result.outcome], step="receive",
                                                    attempt=data.attempt, details=details))
     return result
@@ -163,7 +217,13 @@ def collect(data: CollectInput, ctx: StepContext) -> Collected:
     sender = next((w.message.sender for w in store.waiting(conversation, limit=1)), "")
     return Collected(conversation=conversation, channel=data.received.channel, sender=sender, messages=messages,
                      history=history, last_inbound_at=state.last_inbound_at, handed_off=state.handed_off is not None,
-                     expecting=expecting if isinstance(expecting, str) else None, empty=not messages)
+                     expecting=expecting if isinstance(expecting, str) else None,
+                     handoff_thread=_thread_of(state.handed_off), empty=not messages)
+
+
+def _thread_of(handed_off: dict[str, Any] | None) -> SupportThread | None:
+    thread = (handed_off or {}).get("thread") or {}
+    return SupportThread(**thread) if thread.get("channel") and thread.get("ts") else None
 
 
 def collect_summary(result: Collected) -> dict[str, Any]:
@@ -187,12 +247,17 @@ def decide(data: DecideInput, ctx: StepContext) -> Reply:
     the model's words pass the guardrail or are not sent."""
     from interlock.ai.context import SessionItem
     from interlock.ai.decision import Escalation
+    from interlock.run_events import DeltaWriter
     from interlock.workflows.assistant.decisions import ASSISTANT_TURN
 
     collected = data.collected
     session = [SessionItem(at=e.at, kind="turn", text=e.text) for e in collected.history]
-    decision = ctx.decisions.decide(ASSISTANT_TURN, data.run_id, _request(collected), session, ctx.deadline,
-                                    step="decide", attempt=data.attempt)
+    streamed = DeltaWriter(ctx.timeline, data.run_id, "decide", ASSISTANT_TURN.name, data.attempt)
+    try:
+        decision = ctx.decisions.decide(ASSISTANT_TURN, data.run_id, _request(collected), session, ctx.deadline,
+                                        step="decide", attempt=data.attempt, on_delta=streamed)
+    finally:
+        streamed.flush()
     how = {"decided_by": decision.decided_by, "decision": decision.summary()}
     if decision.output is None:
         count("AssistantHandOffs")
@@ -241,9 +306,15 @@ def answer(data: AnswerInput, ctx: StepContext) -> Reply:
         ctx.timeline.record(data.run_id, TimelineEntry(
             state=EntryState.PROCESSING, step="look_up_order", attempt=data.attempt,
             details={"partial": True, "reason": reason, "continued_without": "look_up_order", **details}))
+    from interlock.run_events import DeltaWriter
+
     request = {"order": rules.order_facts_for_model(facts), **_request(data.collected)}
-    decision = ctx.decisions.decide(ANSWER_ORDER, data.run_id, request, (), ctx.deadline, step="answer",
-                                    attempt=data.attempt)
+    streamed = DeltaWriter(ctx.timeline, data.run_id, "answer", ANSWER_ORDER.name, data.attempt)
+    try:
+        decision = ctx.decisions.decide(ANSWER_ORDER, data.run_id, request, (), ctx.deadline, step="answer",
+                                        attempt=data.attempt, on_delta=streamed)
+    finally:
+        streamed.flush()
     how = {"decided_by": decision.decided_by, "decision": decision.summary(), "order_number": facts.number or None}
     output = decision.output
     if output is None or decision.provider == "offline" or decision.escalation is not None:
@@ -272,13 +343,20 @@ def create_task(data: ActInput, ctx: StepContext) -> Reply:
                                       "vetted": True, "task_id": task_id})
 
 
-def _post_to_support(ctx: StepContext, effect: str, text: str) -> Posted:
-    """A post to the support channel (``assistant_support_channel``), once; nothing when none is set."""
-    channel = ctx.setting_as("assistant_support_channel", limits.support_channel)
+def _post_to_support(ctx: StepContext, effect: str, text: str, *, thread: SupportThread | None = None,
+                     blocks: list[dict[str, Any]] | None = None) -> Posted:
+    """A post to the support channel (``assistant_support_channel``; in ``thread`` when given), once; nothing when no
+    channel is set."""
+    channel = thread.channel if thread else ctx.setting_as("assistant_support_channel", limits.support_channel)
     slack: Slack | None = ctx.connector("slack")
     if channel is None or slack is None:
         return Posted()
-    return ctx.once(effect, lambda key: Posted(ts=slack.post_message(channel, text).ts), Posted)
+
+    def post(key: str) -> Posted:
+        posted = slack.post_message(channel, text, thread_ts=thread.ts if thread else None, blocks=blocks)
+        return Posted(ts=posted.ts, channel=posted.channel)
+
+    return ctx.once(effect, post, Posted)
 
 
 def _lines(collected: Collected) -> list[tuple[str, str]]:
@@ -293,9 +371,14 @@ def hand_off(data: HandOffInput, ctx: StepContext) -> Reply:
     reason = data.reason or (data.decided.handoff_reason if data.decided else None) or "asked"
     if data.error:
         reason = f"{reason}:{parse_cause(data.error)[0]}"
-    _store(ctx).hand_off(collected.conversation, {"reason": reason, "since": time.time(), "run_id": data.run_id})
-    posted = _post_to_support(ctx, "support_post", rules.HANDOFF_POST.format(
-        reason=reason, run_id=data.run_id, transcript=rules.transcript(_lines(collected))))
+    text = rules.HANDOFF_POST.format(reason=reason, run_id=data.run_id, transcript=rules.transcript(_lines(collected)))
+    posted = _post_to_support(ctx, "support_post", text, blocks=handoff.post_blocks(text))
+    store = _store(ctx)
+    handed: dict[str, Any] = {"reason": reason, "since": time.time(), "run_id": data.run_id}
+    if posted.ts and posted.channel:  # the person answers in the post's thread
+        store.link(handoff.thread_alias(posted.channel, posted.ts), collected.conversation)
+        handed["thread"] = {"channel": posted.channel, "ts": posted.ts}
+    store.hand_off(collected.conversation, handed)
     count("AssistantHandOffs")
     how = data.decided.model_dump(include={"decided_by", "decision", "confidence"}) if data.decided else {}
     return rules.holding(reason, **how).model_copy(update={"support_post": posted.ts})
@@ -306,7 +389,8 @@ def forward(data: ActInput, ctx: StepContext) -> Reply:
     collected = data.collected
     _post_to_support(ctx, "forward_post", rules.FORWARD_POST.format(
         run_id=data.run_id, transcript=rules.transcript([("customer", m.text or f"({m.kind})")
-                                                         for m in collected.messages])))
+                                                         for m in collected.messages])),
+        thread=collected.handoff_thread)
     return Reply(action="forwarded", vetted=True)
 
 
@@ -317,16 +401,84 @@ def send(data: SendInput, ctx: StepContext) -> SentReply:
     """The reply through the conversation's channel, once: text, up to three buttons, or (WhatsApp, the 24-hour
     window closed) the approved re-engagement template."""
     reply, collected = data.reply, data.collected
-    named = ctx.setting_as("assistant_reengagement_template", limits.template)
-    template = channels.Template(*named) if named else None
     outgoing = channels.OutgoingReply(text=reply.text, buttons=tuple((b.id, b.title) for b in reply.buttons))
+    return ctx.once("reply", lambda key: _deliver(ctx, collected.conversation, outgoing, collected.last_inbound_at),
+                    SentReply)
 
-    def deliver(key: str) -> SentReply:
-        sent = channels.deliver(ctx.connector, collected.conversation, outgoing,
-                                last_inbound_at=collected.last_inbound_at, now=time.time(), template=template)
-        return SentReply(message_id=sent.message_id, sent_as=sent.sent_as.value, channel=collected.channel)
 
-    return ctx.once("reply", deliver, SentReply)
+def _deliver(ctx: StepContext, conversation: str, outgoing: channels.OutgoingReply,
+             last_inbound_at: float | None) -> SentReply:
+    named = ctx.setting_as("assistant_reengagement_template", limits.template)
+    sent = channels.deliver(ctx.connector, conversation, outgoing, last_inbound_at=last_inbound_at, now=time.time(),
+                            template=channels.Template(*named) if named else None)
+    return SentReply(message_id=sent.message_id, sent_as=sent.sent_as.value, channel=channels.channel_of(conversation))
+
+
+# -- a person's side of a hand-off (handoff.py) ---------------------------------------------------------------------
+
+
+def relay(data: PersonInput, ctx: StepContext) -> Relayed:
+    """A person's words from the support thread to the customer, once, through the conversation's channel (the
+    template instead when WhatsApp's window is closed, and the person told so); a turn in the history."""
+    received = data.received
+    store = _store(ctx)
+    state = store.state(received.conversation)
+    sent = ctx.once("relay", lambda key: _deliver(ctx, received.conversation,
+                                                  channels.OutgoingReply(text=received.words),
+                                                  state.last_inbound_at), SentReply)
+    window_closed = sent.sent_as == channels.SentAs.TEMPLATE.value
+    if window_closed:
+        _post_to_support(ctx, "window_closed_post", handoff.WINDOW_CLOSED_POST, thread=received.thread)
+    store.record_turn(received.conversation, data.run_id, [], {
+        "in": [], "action": "person_reply", "out": received.words, "by": received.person,
+        "sent_as": sent.sent_as, "message_id": sent.message_id},
+        sent=sent.message_id if sent.channel == "whatsapp" else None)
+    return Relayed(message_id=sent.message_id or "", sent_as=sent.sent_as or "", window_closed=window_closed)
+
+
+def hand_back(data: PersonInput, ctx: StepContext) -> HandedBack:
+    """The person ends the hand-off: the assistant answers the conversation's next message again."""
+    received = data.received
+    handed_back = _store(ctx).hand_back(received.conversation)
+    if handed_back:
+        _post_to_support(ctx, "handed_back_post", handoff.HANDED_BACK_POST.format(user=received.person),
+                         thread=received.thread)
+    return HandedBack(handed_back=handed_back)
+
+
+# -- delivery statuses: the turn's run records what became of its message -------------------------------------------
+
+
+def delivery(data: ReengageInput, ctx: StepContext) -> Delivered:
+    """The status on the run of the turn that sent the message (and in its conversation's record), when it moves the
+    message's status forward; records its own entry (``completed``, or ``processing`` when the template goes next)."""
+    received = data.received
+    status = received.delivery
+    if status is None or received.turn_run is None:
+        raise MissingData("no delivery status to record", step="delivery")
+    recorded = _store(ctx).record_delivery(received.conversation, status.message_id, status.status, status.at)
+    if recorded:
+        ctx.timeline.record(received.turn_run, TimelineEntry(
+            state=EntryState.PROCESSING, step="delivery", attempt=data.attempt,
+            details={"kind": "delivery_status", **status.model_dump(), "status_run": data.run_id}))
+    resend = recorded and status.window_closed
+    ctx.timeline.record(data.run_id, TimelineEntry(
+        state=EntryState.PROCESSING if resend else EntryState.COMPLETED, step="delivery", attempt=data.attempt,
+        details={"recorded": recorded, "turn_run": received.turn_run, "status": status.status, "resend": resend}))
+    return Delivered(recorded=recorded, resend=resend)
+
+
+def reengage(data: ReengageInput, ctx: StepContext) -> SentReply:
+    """The message failed because the 24-hour window had closed: the approved template instead, once."""
+    received = data.received
+    sent = ctx.once("reengagement", lambda key: _deliver(ctx, received.conversation,
+                                                         channels.OutgoingReply(text=""), None), SentReply)
+    if received.turn_run:
+        ctx.timeline.record(received.turn_run, TimelineEntry(
+            state=EntryState.PROCESSING, step="delivery", attempt=data.attempt,
+            details={"kind": "reengagement", "message_id": sent.message_id, "sent_as": sent.sent_as,
+                     "status_run": data.run_id}))
+    return sent
 
 
 # -- 7 store (validate) ---------------------------------------------------------------------------------------------
@@ -340,7 +492,7 @@ def store(data: StoreInput, ctx: StepContext) -> Stored:
               "task_id": reply.task_id, "order_number": reply.order_number, "handoff_reason": reply.handoff_reason,
               "expects": reply.expects}
     recorded = _store(ctx).record_turn(collected.conversation, data.run_id, [m.item for m in collected.messages],
-                                       record)
+                                       record, sent=sent.message_id if sent.channel == "whatsapp" else None)
     return Stored(recorded=recorded, messages=len(collected.messages))
 
 

@@ -23,12 +23,8 @@ def whole_setting(name: str, raw: str) -> int:
 
 def check_settings(values: Mapping[str, str]) -> list[str]:
     """A sentence for each of the recovery's settings its steps would refuse (`make run` and the synthesis stop)."""
-    from interlock.settings import optional_address_problems
+    from interlock.settings import optional_address_problems, reading_problems
 
-    problems: list[str] = []
-    for name in WHOLE_SETTINGS:
-        try:
-            whole_setting(name, values.get(name, ""))
-        except ValueError as exc:
-            problems.append(str(exc))
-    return problems + optional_address_problems("customer_success_email", values.get("customer_success_email", ""))
+    readers = {name: (lambda raw, name=name: whole_setting(name, raw)) for name in WHOLE_SETTINGS}
+    return reading_problems(values, readers) + optional_address_problems("customer_success_email",
+                                                                         values.get("customer_success_email", ""))
