@@ -11,7 +11,7 @@ PY_STAMP := $(VENV)/.installed-$(shell cat pyproject.toml layers/constraints.txt
 CDK_STAMP := $(TOOLS)/.installed-$(CDK_VERSION)
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help setup run test lint typecheck synth deploy layer bench bench-cost bench-throughput bench-burst clean
+.PHONY: help setup run test lint typecheck synth deploy layer bench bench-cost bench-throughput bench-burst bench-stream clean
 
 help:
 	@echo "make run     - install and start Interlock on the embedded local cloud (http://127.0.0.1:8000)"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench-cost - what AWS bills per 1M runs of each workflow path, counted from local runs (docs/cost.md)"
 	@echo "make bench-throughput - local runtime: completed runs/s at 1, 4, 16 senders, fresh and with 10,000 runs stored"
 	@echo "make bench-burst      - local runtime: 1,000 signed tickets (10 % redeliveries) from 16 senders, with its memory"
+	@echo "make bench-stream     - local runtime: how long a model's streamed answer takes to reach a client of the event stream"
 
 # Each stage says what it does; pip shows each package it fetches (a first install takes a few minutes).
 STAGE = @printf '\n==> %s\n'
@@ -82,6 +83,9 @@ bench-throughput: $(PY_STAMP)
 
 bench-burst: $(PY_STAMP)
 	$(BIN)/python benchmarks/burst.py
+
+bench-stream: $(PY_STAMP)
+	$(BIN)/python benchmarks/stream_latency.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .build cdk.out

@@ -114,6 +114,7 @@ class FakeOpenAI:
         self.default = default
         self.requests: list[Seen] = []
         self.streamed = 0  # answers sent as a stream
+        self.pieces_sent: list[tuple[float, str]] = []  # each streamed piece of content, with when it went out
         self._script: list[Reply] = []
         self._lock = threading.Lock()
         fake = self
@@ -170,6 +171,10 @@ class FakeOpenAI:
                             "include_usage"))):
                         self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                         self.wfile.flush()
+                        piece = (chunk["choices"][0]["delta"].get("content") if chunk["choices"] else None)
+                        if piece:
+                            with fake._lock:
+                                fake.pieces_sent.append((time.time(), piece))
                         if reply.chunk_delay:
                             time.sleep(reply.chunk_delay)
                     self.wfile.write(b"data: [DONE]\n\n")

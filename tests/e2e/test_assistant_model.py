@@ -40,6 +40,9 @@ def _answer(body: dict[str, Any]) -> Reply:
         return Reply.answer(_turn({"action": "reply", "text": "Perhaps you mean your order?"}, 0.3), model=model)
     if "person" in request:
         return Reply.answer(_turn({"action": "hand_off_to_human", "reason": "asked for a person"}), model=model)
+    if "very slowly" in request:
+        return Reply(body=Reply.answer(_turn({"action": "reply", "text": ADDRESS_ANSWER}), model=model).body,
+                     delay=3 * SLOW_SECONDS)
     if "slowly" in request:
         return Reply(body=Reply.answer(_turn({"action": "reply", "text": ADDRESS_ANSWER}), model=model).body,
                      delay=SLOW_SECONDS)
@@ -167,3 +170,23 @@ def test_given_a_streamed_answer_then_its_pieces_are_delta_events_before_the_che
     assert all(position[e["id"]] < position[reply_event["id"]] for e in events if e["event"] == "delta")
     assert any(e["step"] == "send" for e in entries)
     assert sent_to(rt, wa_id, 1)[-1]["text"]["body"] == ADDRESS_ANSWER
+
+
+def test_given_a_restart_mid_turn_then_the_turn_resumes_and_the_customer_gets_one_reply(
+        model: tuple[Runtime, FakeOpenAI]) -> None:
+    """Ctrl-C while the model is still answering, then ``interlock run`` again: the execution resumes where it was,
+    the reply goes out once, and the conversation's claim is released for its next message. (Last in this module:
+    the local fakes start empty again after a restart.)"""
+    rt, _ = model
+    wa_id = new_customer()
+    run_id = message(rt, whatsapp("please answer very slowly", wa_id=wa_id))
+    rt.wait_for(run_id, lambda r: "decide" in steps(r), what="its decide step")
+    assert sent_to(rt, wa_id, 1, timeout=0) == []  # the model has not answered yet
+
+    rt.restart()
+
+    done = rt.wait_status(run_id, "completed", timeout=90)
+    assert steps(done)[-3:] == ["send", "store", "release"]
+    assert [b["text"]["body"] for b in sent_to(rt, wa_id, 2, timeout=3)] == [ADDRESS_ANSWER]
+    after = rt.wait_status(message(rt, whatsapp("thanks", wa_id=wa_id)), "completed")
+    assert output(after, "receive")["outcome"] == "turn" and output(after, "collect")["history_turns"] == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import burst, throughput
+from benchmarks import burst, stream_latency, throughput
 
 pytestmark = [pytest.mark.smoke, pytest.mark.e2e]
 
@@ -29,3 +29,10 @@ def test_the_burst_benchmark_sends_its_deliveries_and_reports_every_run(capsys: 
     out = capsys.readouterr().out
     assert "runs created 9 (expected 9)" in out  # one run per distinct event: the redelivery is a duplicate
     assert "summary: RSS at start" in out
+
+
+def test_the_stream_latency_benchmark_follows_a_streamed_answer_to_its_end(capsys: pytest.CaptureFixture[str]) -> None:
+    assert stream_latency.main(["--messages", "1", "--timeout", "90"]) == 0
+
+    out = capsys.readouterr().out
+    assert "message 1: 21 pieces in " in out and "first piece  p50 " in out and "the design's bound" in out
