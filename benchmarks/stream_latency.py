@@ -65,22 +65,28 @@ def _post_message(runtime: RuntimeProcess, body: bytes) -> str:
 
 
 def _follow(url: str, run_id: str, timeout: float) -> list[tuple[float, str]]:
-    """(arrival time, text) of each delta event of the run, until its stream ends."""
+    """(arrival time, text) of each delta event of the run, until its stream ends: one live connection locally
+    (reconnecting after the last id, as ``EventSource`` does, if it is cut)."""
     deltas: list[tuple[float, str]] = []
     last: str | None = None
     deadline = time.monotonic() + timeout
-    with httpx.Client(timeout=40) as client:
+    with httpx.Client(timeout=httpx.Timeout(40, read=30)) as client:
         while time.monotonic() < deadline:
-            response = client.get(f"{url}/runs/{run_id}/events", headers={"Last-Event-ID": last} if last else {})
-            arrived = time.time()
-            for block in response.text.split("\n\n"):
-                fields = dict(line.partition(": ")[::2] for line in block.split("\n") if ": " in line)
-                if "id" in fields:
-                    last = fields["id"]
-                if fields.get("event") == "delta":
-                    deltas.append((arrived, json.loads(fields["data"])["details"]["text"]))
-                if fields.get("event") == "end":
-                    return deltas
+            headers = {"Last-Event-ID": last} if last else {}
+            with client.stream("GET", f"{url}/runs/{run_id}/events", headers=headers) as response:
+                fields: dict[str, str] = {}
+                for line in response.iter_lines():
+                    if line:
+                        name, _, value = line.partition(": ")
+                        fields[name] = value
+                        continue
+                    if "id" in fields:
+                        last = fields["id"]
+                    if fields.get("event") == "delta":
+                        deltas.append((time.time(), json.loads(fields["data"])["details"]["text"]))
+                    if fields.get("event") == "end":
+                        return deltas
+                    fields = {}
     raise TimeoutError(f"run {run_id} did not end within {timeout:.0f} s")
 
 

@@ -15,6 +15,12 @@ each a 400 (JSON, as API Gateway answers), and the connection closed, since what
 trusted to be a request. A body over 10 MiB is a 413. A method the topology has no route for on a known
 resource is a 405 with ``Allow``, whatever the method (never the standard library's 501).
 
+An event stream (a ``GET`` answered ``200 text/event-stream``, as ``/runs/{run_id}/events`` is) is kept open: on
+AWS the route answers a series of short responses that ``EventSource`` reconnects to; here the gateway chains them
+into one live, chunked response (``X-Interlock-Stream: live``), asking the same function again after the last event
+id it sent, until a response ends the stream (its ``X-Interlock-Stream: end``), the function answers anything but
+200, or the client goes away. The client then reconnects with ``Last-Event-ID`` as it would on AWS.
+
 The console line for each request never shows a credential: under a path prefix that routes to a credential
 parameter (``/approvals/``), everything after the prefix is hidden, whichever method and whether or not a
 route matched; every query value is hidden; and the method, path and query names are escaped
@@ -30,8 +36,8 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -42,6 +48,8 @@ from interlock.local.fakes import LocalFakes
 from interlock.local.functions import ACCOUNT_ID, Invocation
 from interlock.local.http_types import Request, Response, json_response
 from interlock.local.uploads import LocalUploads
+from interlock.run_events import END_HEADER as STREAM_HEADER
+from interlock.run_events import EVENT_STREAM
 from interlock.safe_log import printable
 from interlock.topology import Route, Topology
 
@@ -354,6 +362,22 @@ class Gateway:
             return max(MAX_BODY_BYTES, self.uploads.body_limit())
         return MAX_BODY_BYTES
 
+    def live_stream(self, request: Request, raw_path: str, source_ip: str, first: Response) -> Iterator[bytes]:
+        """The bodies of an event stream's short responses, ``first`` then each next one asked for after the last
+        event id sent, until one ends the stream or is not a 200."""
+        response, cursor = first, None
+        while True:
+            yield response.body if response is first else _RETRY_LINE.sub(b"", response.body, count=1)
+            if _header(response, STREAM_HEADER) == "end" or response.status != 200:
+                return
+            ids = _EVENT_ID_LINE.findall(response.body)
+            cursor = ids[-1].decode() if ids else cursor
+            headers = [(k, v) for k, v in request.headers if k.lower() != "last-event-id"]
+            response = self.respond(replace(request, headers=headers + ([("Last-Event-ID", cursor)] if cursor else [])),
+                                    raw_path, source_ip)
+            if response.status != 200:
+                return
+
     def respond(self, request: Request, raw_path: str, source_ip: str) -> Response:
         """The gateway's answer to one request (kept free of sockets so it is testable directly)."""
         if self.uploads.handles(request.path):
@@ -529,7 +553,33 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                 log.exception("%s: the local gateway failed", shown)
                 response = json_response(500, {"message": "Internal server error"})
             log.info("%s -> %d (%.0f ms)", shown, response.status, (time.monotonic() - started) * 1000)
+            if self._is_event_stream(response):
+                self._write_live(request, raw_path, response)
+                return
             self._write(response)
+
+        def _is_event_stream(self, response: Response) -> bool:
+            return (self.command == "GET" and self.request_version == "HTTP/1.1" and response.status == 200
+                    and (_header(response, "Content-Type") or "").startswith(EVENT_STREAM)
+                    and _header(response, STREAM_HEADER) != "end")
+
+        def _write_live(self, request: Request, raw_path: str, first: Response) -> None:
+            try:
+                self.send_response(200)
+                for key, value in first.headers:
+                    if key.lower() not in ("content-length", "connection", "date", "server", STREAM_HEADER.lower()):
+                        self.send_header(key, value)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.send_header(STREAM_HEADER, "live")
+                self.end_headers()
+                for body in gateway.live_stream(request, raw_path, self.client_address[0], first):
+                    if body:
+                        self.wfile.write(f"{len(body):x}\r\n".encode() + body + b"\r\n")
+                        self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError, TimeoutError):
+                self.close_connection = True
+                log.debug("the client of an event stream went away")
 
         def _read_body(self, limit: int = MAX_BODY_BYTES) -> bytes:
             codings = [c.strip().lower() for v in self.headers.get_all("Transfer-Encoding") or [] for c in v.split(",")]
@@ -602,6 +652,15 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             log.debug("%s - %s", self.address_string(), format)  # not the args: they may hold the raw path
 
     return Handler
+
+
+_RETRY_LINE = re.compile(rb"^retry: [0-9]+\n\n")
+_EVENT_ID_LINE = re.compile(rb"^id: ([^\r\n]+)$", re.M)
+
+
+def _header(response: Response, name: str) -> str | None:
+    wanted = name.lower()
+    return next((value for key, value in reversed(response.headers) if key.lower() == wanted), None)
 
 
 def _parse_query(query: str) -> dict[str, list[str]]:
