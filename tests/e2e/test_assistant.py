@@ -296,3 +296,27 @@ def test_given_slack_events_that_are_no_message_to_the_app_then_they_end_ignored
     (event,) = accepted(rt.send_as("slack", json.dumps(bot).encode()))
     run = rt.wait_status(event["run_id"], "ignored")
     assert output(run, "receive") == {**output(run, "receive"), "outcome": "ignored", "reason": "not_from_a_person"}
+
+
+def test_given_interlock_send_text_then_each_send_is_a_new_turn_the_assistant_answers(runtime: Runtime) -> None:
+    """What the README's "Try it" does: `interlock send whatsapp --text ...` makes a new message each time."""
+    import re
+    import subprocess
+    import sys
+
+    rt = runtime
+    wa_id = new_customer()
+
+    def send(text: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "interlock.cli", "send", "whatsapp", "--text", text, "--from",
+                               wa_id, "--url", rt.url, "--state-dir", str(rt.state_dir)],
+                              capture_output=True, text=True, timeout=60, check=False, env=rt.env)
+        assert done.returncode == 0, done.stderr
+        (run_id,) = set(re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", done.stdout))
+        return str(run_id)
+
+    first = rt.wait_status(send("hi"), "completed")
+    second = rt.wait_status(send("I would like to talk to a person"), "completed")
+    assert output(first, "decide")["action"] == "ask_clarification"
+    assert output(second, "decide")["action"] == "hand_off_to_human"
+    assert [b["type"] for b in sent_to(rt, wa_id, 2)] == ["interactive", "text"]

@@ -475,3 +475,40 @@ def test_run_logs_one_escaped_line_per_record_with_the_wire_loggers_held_even_at
     assert len(lines) == 1, lines
     assert lines[0].endswith("WARNING localcloud.functions: interlock-x raised ValueError: "
                              "subject\\x1b[2J\\r\\nFAKE line")
+
+
+def test_send_text_makes_a_new_whatsapp_message_of_the_sample_each_time() -> None:
+    first = json.loads(cli._message_body("whatsapp", "Where is SO-10042?", None))
+    second = json.loads(cli._message_body("whatsapp", "thanks", "14155550100"))
+    (change,) = first["entry"][0]["changes"]  # the sample's status change is left out: one message
+    (message,) = change["value"]["messages"]
+    assert (message["from"], message["type"], message["text"]) == ("447700900123", "text",
+                                                                     {"body": "Where is SO-10042?"})
+    assert abs(int(message["timestamp"]) - time.time()) < 5
+    other = second["entry"][0]["changes"][0]["value"]
+    assert other["messages"][0]["from"] == other["contacts"][0]["wa_id"] == "14155550100"
+    assert other["messages"][0]["id"] != message["id"]
+
+
+def test_send_text_makes_a_slack_mention_of_the_app() -> None:
+    body = json.loads(cli._message_body("slack", "hi there", "U0ADA0001"))
+    assert body["event"]["text"] == "<@U0LAN0Z89> hi there" and body["event"]["user"] == "U0ADA0001"
+    assert body["event"]["ts"] == body["event"]["event_ts"] and body["event_id"].startswith("Ev")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["send", "stripe", "--text", "hi"], "--text makes a WhatsApp or Slack message; a stripe event is sent from"),
+    (["send", "whatsapp", "--text", ""], "--text is 1 to 4096 characters"),
+    (["send", "whatsapp", "--text", "hi", "--from", "+44 7700"], "--from is a wa_id (the phone number in digits"),
+    (["send", "slack", "--text", "hi", "--from", "bob"], "--from is a Slack user id (U…), not 'bob'"),
+    (["send", "whatsapp", "--from", "447700900123"], "--from goes with --text"),
+    (["send", "whatsapp", "some.json", "--text", "hi"], "--text makes the message itself: give it or a file"),
+])
+def test_send_text_explains_what_is_wrong(argv: list[str], message: str, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("INTERLOCK_SECRET_WHATSAPP", "app-secret")
+    monkeypatch.setenv("INTERLOCK_SECRET_STRIPE", "whsec_x")
+    monkeypatch.setenv("INTERLOCK_SECRET_SLACK", "slack-secret")
+
+    assert cli.main([*argv, "--url", f"http://127.0.0.1:{_closed_port()}"]) == 1
+
+    assert message in capsys.readouterr().err

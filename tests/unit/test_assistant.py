@@ -74,6 +74,16 @@ def test_the_vetted_order_answers() -> None:
     assert "customer_phone" not in rules.order_facts_for_model(shipped)
 
 
+def test_a_system_of_records_odd_values_never_stand_in_a_vetted_text() -> None:
+    odd = OrderFacts(number="SO-1", found=True, status="shipped", shipped_on="2026-11-28",
+                     carrier="see evil.example/claim", tracking_number="JD1\nhttps://x.example")
+    assert rules.order_text(odd) == "Order SO-1 shipped on 2026-11-28 with the carrier, tracking number not known yet."
+    assert rules.order_text(OrderFacts(number="SO-1", found=True, status="lost at sea")) == \
+        "Order SO-1 is being handled."
+    assert rules.placeable("task_0a1b2c") == "task_0a1b2c" and rules.placeable("<script>") is None
+    assert rules.placeable("Royal Mail", "name") == "Royal Mail" and rules.placeable("$5 off", "name") is None
+
+
 def test_the_support_channel_sees_the_customers_words_escaped_and_the_newest_when_long() -> None:
     assert rules.transcript([("customer", "<!channel> <https://x.example|click> & more")]) == \
         "customer: &lt;!channel&gt; &lt;https://x.example|click&gt; &amp; more"

@@ -216,6 +216,44 @@ def _scheme_module(scheme: str) -> Any:
     return scheme_module(scheme)
 
 
+# Who writes a message `interlock send --text` makes, unless --from says: a WhatsApp user (wa_id) whose sales orders the
+# local fake ERP holds, and a Slack user.
+TEXT_SENDERS = {"whatsapp": "447700900123", "slack": "U061F7AUR"}
+_WA_ID = re.compile(r"^[1-9][0-9]{5,14}$")
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+
+
+def _message_body(scheme: str, text: str, sender: str | None) -> bytes:
+    """A new message from the source's sample: ``text`` written now by ``sender`` (WhatsApp: a wa_id; Slack: a user
+    id, mentioning the app), with a fresh id, so that each send is a new event (a conversation's next turn)."""
+    if scheme not in TEXT_SENDERS:
+        raise CliError(f"--text makes a WhatsApp or Slack message; a {scheme} event is sent from a file or sample")
+    if not text.strip() or len(text) > 4096:
+        raise CliError("--text is 1 to 4096 characters")
+    who = sender or TEXT_SENDERS[scheme]
+    if not (_WA_ID if scheme == "whatsapp" else _SLACK_USER).fullmatch(who):
+        kind = "a wa_id (the phone number in digits, no +)" if scheme == "whatsapp" else "a Slack user id (U…)"
+        raise CliError(f"--from is {kind}, not {who[:40]!r}")
+    sample = json.loads(_scheme_samples(scheme)[scheme].read_bytes())
+    now = time.time()
+    if scheme == "whatsapp":
+        change = next(c for e in sample["entry"] for c in e["changes"] if c["value"].get("messages"))
+        value = change["value"]
+        value["contacts"] = [{"profile": {"name": "A customer"}, "wa_id": who}]
+        value["messages"] = [{"from": who, "id": f"wamid.{secrets.token_hex(16)}", "timestamp": str(int(now)),
+                              "type": "text", "text": {"body": text}}]
+        sample["entry"] = [{"id": sample["entry"][0]["id"], "changes": [change]}]
+    else:
+        mention = _SLACK_MENTION.match(sample["event"]["text"])
+        ts = f"{now:.6f}"
+        sample["event"].update(text=f"{mention.group(0) if mention else ''}{text}", user=who, ts=ts, event_ts=ts)
+        sample.update(event_id=f"Ev{secrets.token_hex(6).upper()}", event_time=int(now))
+    return json.dumps(sample).encode()
+
+
+_SLACK_MENTION = re.compile(r"^<@[A-Z0-9]+> ")
+
+
 def _check_options(source: str, scheme: str, args: argparse.Namespace) -> None:
     """--id and --event apply to the schemes that send them in a header; say so for the others."""
     if args.id is not None:
@@ -278,7 +316,14 @@ def send(args: argparse.Namespace) -> int:
         if scheme != "whatsapp":
             raise CliError(f"{source!r} ({scheme}) has no GET handshake; --handshake is for WhatsApp sources")
         return _handshake(source, scheme, endpoint, _source_secrets(source, scheme, state_dir))
-    body = _load_body(source, scheme, file, args.type)
+    if args.text is not None:
+        if file is not None:
+            raise CliError("--text makes the message itself: give it or a file, not both")
+        body = _message_body(scheme, args.text, args.sender)
+    elif args.sender is not None:
+        raise CliError("--from goes with --text (the sender of the message it makes)")
+    else:
+        body = _load_body(source, scheme, file, args.type)
     source_secrets = _source_secrets(source, scheme, state_dir)
     # Only a header-borne id is ours to choose; the other schemes' ids are in the body, and the plug-in ignores this.
     event_id = args.id or (f"msg_{secrets.token_urlsafe(18)}" if scheme == "standard-webhooks" else str(uuid.uuid4()))
@@ -660,6 +705,11 @@ def build_parser() -> argparse.ArgumentParser:
     send_cmd.add_argument("--event", metavar="NAME",
                           help="GitHub sources: the X-GitHub-Event header (default: told from the payload)")
     send_cmd.add_argument("--type", help="Standard Webhooks sources: override the payload's event type")
+    send_cmd.add_argument("--text", help="WhatsApp and Slack: send a new message with this text, written now (the "
+                                         "assistant answers it; each send is a new event)")
+    send_cmd.add_argument("--from", dest="sender", metavar="ID",
+                          help=f"with --text: who writes it (WhatsApp: a wa_id, default {TEXT_SENDERS['whatsapp']}, "
+                               f"whose orders the local ERP knows; Slack: a user id, default {TEXT_SENDERS['slack']})")
     send_cmd.add_argument("--state-dir", type=Path, default=None,
                           help="where `interlock run` keeps secrets.json (default: INTERLOCK_STATE_DIR or "
                                f"{DEFAULT_STATE_DIR})")

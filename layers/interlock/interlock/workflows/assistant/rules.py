@@ -24,6 +24,7 @@ ASK_ORDER_NUMBER = "Sure. What is your order number? It looks like SO-10042."
 ASK_PROBLEM = "I am sorry to hear that. Please describe the problem in a message, and I will pass it to our team."
 TASK_CONFIRMATION = ("Thanks. I have passed this to our {team} team (reference {task_id}). "
                      "They will reply to you here.")
+TASK_CONFIRMATION_NO_REFERENCE = "Thanks. I have passed this to our {team} team. They will reply to you here."
 ORDER_NOT_FOUND = ("I could not find order {number} for you. Please check the number, or tap "
                    "'Talk to a person'.")
 ORDER_UNAVAILABLE = "I cannot look orders up just now. A person from our team will pick this up and reply here."
@@ -113,10 +114,26 @@ def order_text(facts: OrderFacts) -> str:
     """The vetted answer about an order, written by code from the connector's facts."""
     if not facts.found:
         return ORDER_UNAVAILABLE if facts.partial else ORDER_NOT_FOUND.format(number=facts.number)
-    template = ORDER_STATUS.get(facts.status or "", "Order {number} is {status}.")
-    return template.format(number=facts.number, status=facts.status, items=facts.items or 0,
-                           shipped_on=facts.shipped_on or "an unknown date", carrier=facts.carrier or "the carrier",
-                           tracking_number=facts.tracking_number or "not known yet")
+    template = ORDER_STATUS.get(facts.status or "", "Order {number} is being handled.")
+    return template.format(number=facts.number, items=facts.items or 0,
+                           shipped_on=facts.shipped_on or "an unknown date",
+                           carrier=placeable(facts.carrier, "name") or "the carrier",
+                           tracking_number=placeable(facts.tracking_number) or "not known yet")
+
+
+# What a system of record's value may look like to be placed in a vetted text: a reference, a carrier's name.
+_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 &.'-]{0,39}$")
+
+
+def placeable(value: str | None, kind: str = "reference") -> str | None:
+    """A system of record's value (a tracking number, a carrier, a task's id) as it may stand in a vetted text: one
+    of its plain shape that names no link, amount or promise; else None (the text says it without it)."""
+    if value is None:
+        return None
+    text = one_line(value, 40)
+    shape = _REFERENCE if kind == "reference" else _NAME
+    return text if shape.fullmatch(text) and not text_findings(text) else None
 
 
 def order_facts_for_model(facts: OrderFacts) -> dict[str, Any]:

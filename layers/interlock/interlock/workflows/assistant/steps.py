@@ -338,9 +338,10 @@ def create_task(data: ActInput, ctx: StepContext) -> Reply:
     requester = f"{collected.channel}:{collected.sender}"
     created = ctx.once("task", lambda key: TaskCreated(task_id=helpdesk.create_task(
         key, decided.task_title or "Customer request", body, requester, team)), TaskCreated)
-    task_id = one_line(created.task_id, 40)
-    return decided.model_copy(update={"text": rules.TASK_CONFIRMATION.format(team=team, task_id=task_id),
-                                      "vetted": True, "task_id": task_id})
+    task_id = rules.placeable(created.task_id)
+    text = (rules.TASK_CONFIRMATION.format(team=team, task_id=task_id) if task_id else
+            rules.TASK_CONFIRMATION_NO_REFERENCE.format(team=team))
+    return decided.model_copy(update={"text": text, "vetted": True, "task_id": one_line(created.task_id, 64)})
 
 
 def _post_to_support(ctx: StepContext, effect: str, text: str, *, thread: SupportThread | None = None,
