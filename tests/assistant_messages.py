@@ -104,3 +104,12 @@ def whatsapp_status(message_id: str, status: str, *, wa_id: str, at: float | Non
     return json.dumps({"object": "whatsapp_business_account",
                        "entry": [{"id": "102290129340398", "changes": [{"value": value, "field": "messages"}]}]}
                       ).encode()
+
+
+def slack_direct_message(text: str, *, channel: str = "D07ADA0001", user: str = "U061F7AUR") -> bytes:
+    """A direct message to the app (Events API ``message``, ``channel_type`` im), outside any thread."""
+    event = {"type": "message", "channel_type": "im", "user": user, "text": text, "ts": slack_ts(),
+             "channel": channel}
+    return json.dumps({"token": "XXYYZZ", "team_id": TEAM, "api_app_id": "A0INTERLOCK", "event": event,
+                       "type": "event_callback", "event_id": f"Ev{uuid.uuid4().hex[:12].upper()}",
+                       "event_time": int(time.time())}).encode()

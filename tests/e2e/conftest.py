@@ -285,10 +285,14 @@ def _wait_until_answering(runtime: Runtime) -> None:
         time.sleep(0.2)
 
 
+ASSISTANT_DEBOUNCE = "1"
+
+
 @pytest.fixture(scope="session")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    """The default runtime: default settings, approval windows of hours."""
-    yield from _start(tmp_path_factory.mktemp("runtime"))
+    """The default runtime: default settings, approval windows of hours; the assistant's debounce 1 s instead of 3
+    (a test's burst is sent well within it, and each of its turns waits that long)."""
+    yield from _start(tmp_path_factory.mktemp("runtime"), INTERLOCK_ASSISTANT_DEBOUNCE_SECONDS=ASSISTANT_DEBOUNCE)
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from tests.assistant_messages import (
     CUSTOMER,
     new_customer,
     slack_button,
+    slack_direct_message,
     slack_mention,
     slack_message_button,
     slack_thread_message,
@@ -284,6 +285,18 @@ def test_given_a_mention_in_slack_then_the_assistant_answers_in_its_thread_and_t
     assert output(answered, "look_up_order")["found"] is True
     assert slack_posts(rt, CHANNEL, thread=ts)[-1]["text"].startswith("Order SO-20001 was delivered.")
     assert output(answered, "collect")["history_turns"] == 2
+
+
+def test_given_a_direct_message_to_the_slack_app_then_the_dm_is_the_conversation(runtime: Runtime) -> None:
+    rt = runtime
+    dm = "D07ADA0001"
+    before = len(slack_posts(rt, dm))
+    (event,) = accepted(rt.send_as("slack", slack_direct_message("Where is SO-10043?", channel=dm)))
+    run = rt.wait_status(event["run_id"], "completed")
+    assert output(run, "receive")["channel"] == "slack" and output(run, "decide")["action"] == "look_up_order"
+    (reply,) = slack_posts(rt, dm)[before:]
+    assert "thread_ts" not in reply  # a DM outside a thread is answered in the DM
+    assert reply["text"] == "Order SO-10043 is being prepared (1 item(s)). It has not shipped yet."
 
 
 def test_given_slack_events_that_are_no_message_to_the_app_then_they_end_ignored_with_a_reason(

@@ -13,7 +13,7 @@ import pytest
 from fake_openai import FakeOpenAI, Reply, Seen
 
 from tests.assistant_messages import new_customer, whatsapp
-from tests.e2e.conftest import Runtime, _start
+from tests.e2e.conftest import ASSISTANT_DEBOUNCE, Runtime, _start
 from tests.e2e.test_assistant import SUPPORT_CHANNEL, message, output, sent_to, slack_posts, steps
 from tests.e2e.test_run_events import parse, read
 
@@ -42,7 +42,7 @@ def _answer(body: dict[str, Any]) -> Reply:
         return Reply.answer(_turn({"action": "hand_off_to_human", "reason": "asked for a person"}), model=model)
     if "very slowly" in request:
         return Reply(body=Reply.answer(_turn({"action": "reply", "text": ADDRESS_ANSWER}), model=model).body,
-                     delay=3 * SLOW_SECONDS)
+                     delay=2 * SLOW_SECONDS)
     if "slowly" in request:
         return Reply(body=Reply.answer(_turn({"action": "reply", "text": ADDRESS_ANSWER}), model=model).body,
                      delay=SLOW_SECONDS)
@@ -55,7 +55,8 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runtime, F
     its errors, then the smaller model)."""
     with FakeOpenAI(default=_answer) as fake:
         for runtime in _start(tmp_path_factory.mktemp("assistant-model"), OPENAI_BASE_URL=fake.base_url,
-                              OPENAI_API_KEY="test-key", INTERLOCK_AI_RETRIES_PER_TIER="1"):
+                              OPENAI_API_KEY="test-key", INTERLOCK_AI_RETRIES_PER_TIER="1",
+                              INTERLOCK_ASSISTANT_DEBOUNCE_SECONDS=ASSISTANT_DEBOUNCE):
             yield runtime, fake
 
 

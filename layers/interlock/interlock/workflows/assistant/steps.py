@@ -192,6 +192,8 @@ def _received(ctx: StepContext, data: ReceiveInput, result: Received, kind: str 
 
 def _earlier(turn: Turn) -> Earlier:
     record = turn.record
+    if record.get("action") == "person_reply":  # a person's words from the support thread, not the assistant's
+        return Earlier(at=_iso(turn.at), text=one_line(f"a person of the business: {record.get('out', '')}", 1500))
     said = " / ".join(str(m.get("text", "")) or f"({m.get('kind')})" for m in record.get("in", []))
     line = f"customer: {said} | assistant ({record.get('action')}): {record.get('out', '')}"
     return Earlier(at=_iso(turn.at), text=one_line(line, 1500))
@@ -247,17 +249,11 @@ def decide(data: DecideInput, ctx: StepContext) -> Reply:
     the model's words pass the guardrail or are not sent."""
     from interlock.ai.context import SessionItem
     from interlock.ai.decision import Escalation
-    from interlock.run_events import DeltaWriter
     from interlock.workflows.assistant.decisions import ASSISTANT_TURN
 
     collected = data.collected
     session = [SessionItem(at=e.at, kind="turn", text=e.text) for e in collected.history]
-    streamed = DeltaWriter(ctx.timeline, data.run_id, "decide", ASSISTANT_TURN.name, data.attempt)
-    try:
-        decision = ctx.decisions.decide(ASSISTANT_TURN, data.run_id, _request(collected), session, ctx.deadline,
-                                        step="decide", attempt=data.attempt, on_delta=streamed)
-    finally:
-        streamed.flush()
+    decision = _decide_streamed(ctx, ASSISTANT_TURN, data.run_id, data.attempt, _request(collected), session)
     how = {"decided_by": decision.decided_by, "decision": decision.summary()}
     if decision.output is None:
         count("AssistantHandOffs")
@@ -270,6 +266,19 @@ def decide(data: DecideInput, ctx: StepContext) -> Reply:
     else:
         reply = rules.vet(answer, vetted=decision.provider == "offline")
     return reply.model_copy(update={**how, "confidence": output.confidence})
+
+
+def _decide_streamed(ctx: StepContext, point: Any, run_id: str, attempt: int, request: dict[str, Any],
+                     session: Any = ()) -> Any:
+    """Decide ``point`` for this step, the model's answer streamed as the step's delta entries while it arrives."""
+    from interlock.run_events import DeltaWriter
+
+    streamed = DeltaWriter(ctx.timeline, run_id, ctx.step, point.name, attempt)
+    try:
+        return ctx.decisions.decide(point, run_id, request, session, ctx.deadline, step=ctx.step, attempt=attempt,
+                                    on_delta=streamed)
+    finally:
+        streamed.flush()
 
 
 def reply_summary(result: Reply) -> dict[str, Any]:
@@ -306,15 +315,8 @@ def answer(data: AnswerInput, ctx: StepContext) -> Reply:
         ctx.timeline.record(data.run_id, TimelineEntry(
             state=EntryState.PROCESSING, step="look_up_order", attempt=data.attempt,
             details={"partial": True, "reason": reason, "continued_without": "look_up_order", **details}))
-    from interlock.run_events import DeltaWriter
-
     request = {"order": rules.order_facts_for_model(facts), **_request(data.collected)}
-    streamed = DeltaWriter(ctx.timeline, data.run_id, "answer", ANSWER_ORDER.name, data.attempt)
-    try:
-        decision = ctx.decisions.decide(ANSWER_ORDER, data.run_id, request, (), ctx.deadline, step="answer",
-                                        attempt=data.attempt, on_delta=streamed)
-    finally:
-        streamed.flush()
+    decision = _decide_streamed(ctx, ANSWER_ORDER, data.run_id, data.attempt, request)
     how = {"decided_by": decision.decided_by, "decision": decision.summary(), "order_number": facts.number or None}
     output = decision.output
     if output is None or decision.provider == "offline" or decision.escalation is not None:
