@@ -110,6 +110,7 @@ class DeltaWriter:
         self.store, self.run_id, self.step, self.decision, self.attempt = store, run_id, step, decision, attempt
         self.clock = clock
         self._pieces: list[str] = []
+        self._chars = 0  # of the pieces held
         self._try = 0
         self._seq = 0
         self._since = clock()
@@ -119,7 +120,8 @@ class DeltaWriter:
             self.flush()
             self._try = attempt_number
         self._pieces.append(text)
-        if self.clock() - self._since >= DELTA_EVERY_SECONDS or sum(map(len, self._pieces)) >= DELTA_MAX_CHARS:
+        self._chars += len(text)
+        if self.clock() - self._since >= DELTA_EVERY_SECONDS or self._chars >= DELTA_MAX_CHARS:
             self.flush()
 
     def flush(self) -> None:
@@ -128,7 +130,7 @@ class DeltaWriter:
             return
         from interlock.models import EntryState
 
-        text, self._pieces = "".join(self._pieces), []
+        text, self._pieces, self._chars = "".join(self._pieces), [], 0
         self._seq += 1
         self.store.record(self.run_id, TimelineEntry(
             state=EntryState.PROCESSING, step=self.step, attempt=self.attempt,

@@ -123,9 +123,10 @@ REENGAGEMENT_ERROR = 131047
 
 # -- the registry: the adapter of a webhook source, or of a conversation key's channel -----------------------------
 
-# Each adapter module has CHANNEL and CONNECTOR (the name of its sender in interlock.kit.connectors), and
-# ``read(event_type, payload) -> Inbound`` and ``deliver(client, conversation, reply, *, last_inbound_at, now,
-# template) -> Sent``. Imported on first use: a workflow's step loads only the channel it handles.
+# Each adapter module has CHANNEL and CONNECTOR (the name of its sender in interlock.kit.connectors),
+# ``read(event_type, payload) -> Inbound``, ``read_status(event_type, payload) -> DeliveryStatus | None`` and
+# ``deliver(client, conversation, reply, *, last_inbound_at, now, template) -> Sent``. Imported on first use: a
+# workflow's step loads only the channel it handles.
 ADAPTERS = {"whatsapp": "interlock.channels.whatsapp", "slack": "interlock.channels.slack"}
 
 
@@ -155,8 +156,7 @@ def status(source: str, event_type: str, payload: Mapping[str, Any]) -> Delivery
     :class:`NotAMessage` for a status that cannot be read."""
     if source not in ADAPTERS:
         return None
-    read_status = getattr(adapter(source), "read_status", None)
-    return read_status(event_type, payload) if read_status is not None else None
+    return adapter(source).read_status(event_type, payload)
 
 
 def deliver(connector: Callable[[str], Any], conversation: str, reply: OutgoingReply, *,

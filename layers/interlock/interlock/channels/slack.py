@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from interlock.channels import (
+    DeliveryStatus,
     Inbound,
     MessageKind,
     NotAMessage,
@@ -136,6 +137,11 @@ def thread_reply(event_type: str, payload: Mapping[str, Any]) -> ThreadReply:
         raise NotAMessage("not_in_a_thread")
     return ThreadReply(team=team, channel=channel, thread_ts=thread, user=user, ts=ts,
                        text=capped(text_of(event.get("text"))))
+
+
+def read_status(event_type: str, payload: Mapping[str, Any]) -> DeliveryStatus | None:
+    """Slack reports no delivery statuses: no event is one."""
+    return None
 
 
 def address(conversation: str) -> tuple[str, str | None]:

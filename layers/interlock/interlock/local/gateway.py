@@ -368,7 +368,7 @@ class Gateway:
         response, cursor = first, None
         while True:
             yield response.body if response is first else _RETRY_LINE.sub(b"", response.body, count=1)
-            if _header(response, STREAM_HEADER) == "end" or response.status != 200:
+            if _header(response, STREAM_HEADER) == "end":
                 return
             ids = _EVENT_ID_LINE.findall(response.body)
             cursor = ids[-1].decode() if ids else cursor

@@ -81,8 +81,8 @@ def offline_turn(request: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def clarification(reason: str | None = None) -> Reply:
-    return Reply(action="ask_clarification", text=CLARIFY_QUESTION, buttons=list(CLARIFY_BUTTONS), vetted=True,
-                 handoff_reason=None, guardrail=[reason] if reason else [])
+    return Reply(action="ask_clarification", text=CLARIFY_QUESTION, buttons=list(CLARIFY_BUTTONS),
+                 guardrail=[reason] if reason else [])
 
 
 def holding(reason: str, **extra: Any) -> Reply:

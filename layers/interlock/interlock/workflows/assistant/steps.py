@@ -205,7 +205,8 @@ def collect(data: CollectInput, ctx: StepContext) -> Collected:
     state = store.state(conversation)
     messages: list[Message] = []
     chars = 0
-    for waiting in store.waiting(conversation):
+    inbox = store.waiting(conversation)
+    for waiting in inbox:
         chars += len(waiting.message.text)
         if messages and chars > TURN_TEXT_CHARS:
             break  # the rest is the next turn's
@@ -216,7 +217,7 @@ def collect(data: CollectInput, ctx: StepContext) -> Collected:
     earlier = store.history(conversation, limit=max(turns, 1))
     history = [_earlier(t) for t in earlier][-turns:] if turns else []
     expecting = earlier[-1].record.get("expects") if earlier else None
-    sender = next((w.message.sender for w in store.waiting(conversation, limit=1)), "")
+    sender = inbox[0].message.sender if inbox else ""
     return Collected(conversation=conversation, channel=data.received.channel, sender=sender, messages=messages,
                      history=history, last_inbound_at=state.last_inbound_at, handed_off=state.handed_off is not None,
                      expecting=expecting if isinstance(expecting, str) else None,
