@@ -198,6 +198,9 @@ class PublicApi(Construct):
             reason += "the webhook's HMAC signature over the raw body, with the source's secret."
         elif route.path.startswith("/approvals/"):
             reason += "a 256-bit one-time approval token from the emailed link, stored only as a hash."
+        elif route.path.startswith("/handoffs/"):
+            reason += ("a 256-bit hand-off token from the emailed link, stored only as a hash, working only while "
+                       "its hand-off lasts.")
         elif route.path == "/uploads":
             reason += ("a Standard Webhooks HMAC signature over the raw body, with the form source's secret (the "
                        "sender of the events that refer to the upload).")

@@ -60,6 +60,11 @@ TABLE_DELETE_ACTIONS = ("dynamodb:DeleteItem",)
 # the timeline table (tests/infra/test_trust.py).
 WORKFLOW_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem", "dynamodb:PutItem",
                           "dynamodb:UpdateItem")
+# A workflow table that declares it deletes (kit.DataTable.deletes: a conversation's handled inbox messages, deleted in
+# the transaction that records their turn), the table itself only.
+WORKFLOW_TABLE_DELETE_ACTIONS = ("dynamodb:DeleteItem",)
+# A hand-off page's conversation table, read by key or query.
+WORKFLOW_TABLE_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query")
 # An approval decision, approved or rejected, is a SendTaskSuccess with the decision (interlock/approvals.py).
 TASK_RESPONSE_ACTIONS = ("states:SendTaskSuccess",)
 
@@ -232,6 +237,11 @@ class LambdaFunction(Construct):
                                            resource_arns=[table.table_arn, *(
                                                f"{table.table_arn}/index/{index}"
                                                for index in targets.workflow_table_indexes.get(grant.target, ()))])
+            case Access.WORKFLOW_TABLE_DELETE | Access.WORKFLOW_TABLE_READ:
+                table = _lookup(targets.workflow_tables, grant.target, "workflow table")
+                actions = (WORKFLOW_TABLE_DELETE_ACTIONS if grant.access is Access.WORKFLOW_TABLE_DELETE
+                           else WORKFLOW_TABLE_READ_ACTIONS)
+                iam.Grant.add_to_principal(grantee=self.role, actions=list(actions), resource_arns=[table.table_arn])
             case _:
                 raise ValueError(f"function {self.spec.name!r}: no CDK realisation for grant {grant!r}")
 

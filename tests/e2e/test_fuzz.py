@@ -197,6 +197,17 @@ def other_cases(rng: random.Random) -> list[Case]:
         content_type = rng.choice(["application/x-www-form-urlencoded", "text/plain", "application/json", ""])
         cases.append(Case(method, f"/approvals/{token}", body, {"Content-Type": content_type} if content_type else {},
                           what="approvals"))
+    handoff_forms = [b"action=reply", b"action=hand_back", b"action=reply&form_id=" + b"A" * 30 + b"&text=hi",
+                     b"action=reply&form_id=" + b"A" * 30 + b"&text=" + b"%F0%9F%98%80" * 6000, b"action=%ff",
+                     b"action=reply&action=hand_back", b"\xff\xfe", b"&" * 3000, b"text=" + b"a" * 70_000, b"%"]
+    for _ in range(60):  # the hand-off page: tokens of no link, and forms it never renders
+        token = rng.choice(["B" * 43, "x" * rng.randint(2049, 5000), "%00", "%ff", "tok/extra", "a%2Fb",
+                            base64.urlsafe_b64encode(rng.randbytes(32)).decode().rstrip("=")])
+        method = rng.choice(["GET", "HEAD", "POST", "POST", "POST", *ODD_METHODS])
+        body = rng.choice(handoff_forms) if method in ("POST", "PUT", "PATCH") else b""
+        content_type = rng.choice(["application/x-www-form-urlencoded", "text/plain", ""])
+        cases.append(Case(method, f"/handoffs/{token}", body, {"Content-Type": content_type} if content_type else {},
+                          what="handoffs"))
     return cases
 
 
@@ -252,7 +263,7 @@ def test_malformed_requests_to_every_route_get_a_4xx_in_time_and_leave_nothing_b
     # /uploads is fuzzed by test_uploads.py (its requests are signed, its URLs presigned)
     assert {path for _, path in ROUTES} == {"/webhooks/{source}", "/runs/{run_id}", "/runs/{run_id}/event",
                                             "/runs/{run_id}/events", "/runs/{run_id}/replay", "/approvals/{token}",
-                                            "/uploads"}
+                                            "/handoffs/{token}", "/uploads"}
 
     failures: list[str] = []
     refused: list[Case] = []

@@ -68,6 +68,10 @@ GRANT_ACTIONS = {
     # a workflow's own table, when a workflow declares one (test_triggers_stack.py)
     Access.WORKFLOW_TABLE_READ_WRITE: {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem",
                                        "dynamodb:PutItem", "dynamodb:UpdateItem"},
+    # a workflow table that declares it deletes (a conversation's handled inbox messages), that table only
+    Access.WORKFLOW_TABLE_DELETE: {"dynamodb:DeleteItem"},
+    # a hand-off page's conversation table, read only (the hand-off pages' function)
+    Access.WORKFLOW_TABLE_READ: {"dynamodb:GetItem", "dynamodb:Query"},
 }
 QUEUE_CONSUMER_ACTIONS = {
     "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
@@ -464,7 +468,8 @@ def test_given_function_role_when_synthesised_then_every_statement_names_its_res
         targets = {lid for r in resources for lid in _refs_in(r)}
         if any(a.startswith("dynamodb:") for a in actions):
             granted = {workflow_table_lid(synthesis, g.target) for g in fn.grants
-                       if g.access is Access.WORKFLOW_TABLE_READ_WRITE}
+                       if g.access in (Access.WORKFLOW_TABLE_READ_WRITE, Access.WORKFLOW_TABLE_READ,
+                                       Access.WORKFLOW_TABLE_DELETE)}
             assert targets and targets <= {table_lid} | granted, st  # CDK merges statements of the same actions
         if any(a.startswith("logs:") for a in actions):
             assert targets == {own_logs}, st

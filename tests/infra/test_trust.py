@@ -356,12 +356,17 @@ def test_given_the_shipped_code_then_it_makes_no_batch_call_and_deletes_only_in_
 def test_given_functions_when_synthesised_then_no_role_may_batch_and_only_the_ingest_may_delete(
     synthesis: Synthesis,
 ) -> None:
+    # in the timeline: what undoes an acceptance; in a workflow table that declares it deletes (the conversations'
+    # inbox), its workers
+    deleters = {*TOPOLOGY.granted(Access.TABLE_DELETE), *TOPOLOGY.granted(Access.WORKFLOW_TABLE_DELETE)}
     for fn in TOPOLOGY.functions:
         actions = actions_of_function(synthesis, fn.name)
         assert not {a for a in actions if a.startswith("dynamodb:Batch")}, fn.name
-        assert ("dynamodb:DeleteItem" in actions) is (fn.name in TOPOLOGY.granted(Access.TABLE_DELETE)), fn.name
+        assert ("dynamodb:DeleteItem" in actions) is (fn.name in deleters), fn.name
         assert not actions & {"states:SendTaskFailure", "states:SendTaskHeartbeat"}, fn.name
     assert TOPOLOGY.granted(Access.TABLE_DELETE) == ["runs_replay", "webhook_ingest"]
+    assert {g.target for fn in TOPOLOGY.functions for g in fn.grants
+            if g.access is Access.WORKFLOW_TABLE_DELETE} == {t.name for t in TOPOLOGY.workflow_tables if t.deletes}
     assert GRANT_ACTIONS[Access.STATES_CALLBACK] == {"states:SendTaskSuccess"}
 
 

@@ -244,7 +244,7 @@ def test_a_step_reaches_the_tables_its_workflow_declares_by_their_physical_names
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from interlock.kit.context import NotGranted, Services, StepContext
-    from interlock.kit.services import _table
+    from interlock.kit.services import workflow_table_name as _table
 
     ctx = StepContext(run_id="r", attempt=0, workflow="wf", step="s", deadline=None,
                       services=Services(timeline=None, tables=_table), tables=("tickets",))  # type: ignore[arg-type]

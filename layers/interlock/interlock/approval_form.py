@@ -17,9 +17,10 @@ MAX_FORM_BYTES = 4096  # the page's form is one short field; a body larger than 
 MAX_FORM_FIELDS = 20
 
 
-def read_decision(body: str | None, is_base64: bool = False) -> Decision | None:
-    """The decision a posted form carries; None if the body is not the page's form (not base64 when marked
-    so, not UTF-8, too large, too many fields, no ``decision`` or more than one, or not one of the choices)."""
+def read_form(body: str | None, is_base64: bool = False,
+              max_bytes: int = MAX_FORM_BYTES) -> dict[str, list[str]] | None:
+    """A posted URL-encoded form's fields; None if the body is none (empty, not base64 when marked so, not UTF-8,
+    larger than ``max_bytes``, more than :data:`MAX_FORM_FIELDS` fields)."""
     if not body:
         return None
     if is_base64:
@@ -29,12 +30,20 @@ def read_decision(body: str | None, is_base64: bool = False) -> Decision | None:
             return None
     else:
         raw = body.encode("utf-8", "surrogatepass")
-    if len(raw) > MAX_FORM_BYTES:
+    if len(raw) > max_bytes:
         return None
     try:
-        fields = parse_qs(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
-                          max_num_fields=MAX_FORM_FIELDS, errors="strict")
+        return parse_qs(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
+                        max_num_fields=MAX_FORM_FIELDS, errors="strict")
     except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def read_decision(body: str | None, is_base64: bool = False) -> Decision | None:
+    """The decision a posted form carries; None if the body is not the page's form (:func:`read_form`; no
+    ``decision`` or more than one, or not one of the choices)."""
+    fields = read_form(body, is_base64)
+    if fields is None:
         return None
     values = fields.get("decision", [])
     if len(values) != 1:

@@ -49,15 +49,18 @@ _STYLE = (
     "form{display:inline-block;margin:0 1rem .6rem 0}button{font-size:1rem;padding:.6rem 1.4rem;"
     "border-radius:6px;border:1px solid #888;cursor:pointer}.approve{background:#1f883d;color:#fff}"
     ".reject{background:#cf222e;color:#fff}.note{color:#59636e}"
+    "form.reply{display:block}textarea{width:100%;min-height:8rem;font:inherit;padding:.6rem;border-radius:6px;"
+    "border:1px solid #888}.turn{margin:0 0 1rem}.who{font-size:.85rem;color:#59636e;margin:0 0 .2rem}"
+    ".problem{color:#cf222e;font-weight:600}"
     "@media (max-width:30rem){body{margin:1rem auto}dl{grid-template-columns:minmax(0,1fr)}"
     "dd{margin-bottom:.4rem}}"
 )
 
-def _when(ts: float) -> str:
+def when(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _page(title: str, body: str) -> str:
+def html_page(title: str, body: str) -> str:
     return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
             f"<meta name=\"robots\" content=\"noindex\"><title>{escape(title)}</title>"
@@ -146,14 +149,14 @@ def _fields(record: ApprovalRecord, view: ApprovalView, *, email_text: bool = Fa
     fields = [(one_line(label, FIELD_LABEL_MAX_CHARS), one_line(value, FIELD_VALUE_MAX_CHARS))
               for label, value in view.fields if not (email_text and label in view.page_only)]
     return [("Run", record.run_id), *_quorum_field(record, in_email or email_text), *fields,
-            ("Link expires", _when(record.deadline))]
+            ("Link expires", when(record.deadline))]
 
 
 def _label(q: QuotedText) -> str:
     return one_line(q.label, QUOTED_LABEL_MAX_CHARS)
 
 
-def _outsider_html(label: str, text: str, block: bool = False) -> str:
+def outsider_html(label: str, text: str, block: bool = False) -> str:
     """Outsider text in a marked block that says whose words they are."""
     inner = f"<pre>{escape(text)}</pre>" if block else f"<div>{escape(one_line(text, QUOTED_LINE_MAX_CHARS))}</div>"
     return f'<div class="outsider"><p class="label">{escape(label)}</p>{inner}</div>'
@@ -163,7 +166,7 @@ def _summary(record: ApprovalRecord, view: ApprovalView, *, in_email: bool = Fal
     dl = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v or '—')}</dd>"
                  for k, v in _fields(record, view, in_email=in_email))
     quotes = "".join((f"<h2>{escape(one_line(q.heading, 120))}</h2>" if q.heading else "")
-                     + _outsider_html(f"{_label(q)}:", q.text, block=not q.one_line) for q in view.quoted)
+                     + outsider_html(f"{_label(q)}:", q.text, block=not q.one_line) for q in view.quoted)
     shown = "".join(f"<h2>{escape(one_line(s.heading, 120))}</h2><pre>{escape(s.text)}</pre>" for s in view.shown)
     return f"<dl>{dl}</dl>{quotes}{shown}"
 
@@ -183,7 +186,7 @@ def pending(record: ApprovalRecord) -> str:
     view = view_of(record)
     quorum = (f'<p class="note">This request needs {record.required} different approvers ({escape(progress(record))} '
               "so far); any one rejection ends it.</p>") if record.required > 1 else ""
-    return _page(_title(view), _summary(record, view) + quorum + buttons +
+    return html_page(_title(view), _summary(record, view) + quorum + buttons +
                  '<p class="note">Opening this page changes nothing; only a button decides, once.</p>')
 
 
@@ -199,46 +202,46 @@ def decided(status: ApprovalStatus, record: ApprovalRecord, just_now: bool) -> s
     if just_now:
         if waiting:
             more = record.required - record.approvals
-            return _page("Thank you: approved",
+            return html_page("Thank you: approved",
                          f"<p>Your approval is counted: {escape(progress(record))}. The request waits for {more} "
                          f"more approver{'s' if more > 1 else ''}; any rejection ends it.</p>")
         view = view_of(record)
         said = view.approved if status is ApprovalStatus.APPROVED else view.rejected
-        return _page(f"Thank you: {word}",
+        return html_page(f"Thank you: {word}",
                      f"<p>{escape(said or f'You {word} it. The run goes on with your decision.')}</p>")
-    when = f" on {_when(record.decided_at)}" if record.decided_at else ""
+    on = f" on {when(record.decided_at)}" if record.decided_at else ""
     so_far = (f" So far: {escape(progress(record))}; the request waits for the others."
               if waiting else "")
-    return _page("Already decided",
-                 f"<p>This request was already {word}{when}. Nothing was changed.{so_far}</p>")
+    return html_page("Already decided",
+                 f"<p>This request was already {word}{on}. Nothing was changed.{so_far}</p>")
 
 
 def closed(record: ApprovalRecord) -> str:
     """A link whose approver did not decide, of a request others' decisions already ended."""
     ended = ("approved by enough approvers" if record.approvals >= record.required
              else "rejected by another approver")
-    return _page("This approval is closed",
+    return html_page("This approval is closed",
                  f"<p>The request was already {ended}, so this link no longer works. Nothing was changed.</p>")
 
 
 def expired() -> str:
-    return _page("This link has expired",
+    return html_page("This link has expired",
                  "<p>The approval window has closed and the run was escalated. Nothing was changed.</p>")
 
 
 def unknown() -> str:
-    return _page("Unknown link",
+    return html_page("Unknown link",
                  "<p>This approval link is not valid. Check that you copied the whole link.</p>")
 
 
 def unavailable() -> str:
-    return _page("Please try again",
+    return html_page("Please try again",
                  "<p>Your decision could not be delivered just now, so nothing was decided. "
                  "Go back and press the button again in a moment.</p>")
 
 
 def bad_decision() -> str:
-    return _page("Nothing decided", "<p>Use the Approve or Reject button on the approval page.</p>")
+    return html_page("Nothing decided", "<p>Use the Approve or Reject button on the approval page.</p>")
 
 
 def email(record: ApprovalRecord, link: str) -> tuple[str, str, str]:
@@ -253,12 +256,12 @@ def email(record: ApprovalRecord, link: str) -> tuple[str, str, str]:
     quotes = "".join(_quoted_text(q) for q in view.quoted if q.in_email)
     text = (
         f"{opening}\n\n"
-        f"Review and decide here (the link works once and expires {_when(record.deadline)}):\n{link}\n\n"
+        f"Review and decide here (the link works once and expires {when(record.deadline)}):\n{link}\n\n"
         f"This link is the only one in this email from Interlock. Everything below a \"> \" is "
         f"{whose or SOMEONE_ELSES} text, quoted as they wrote it: do not follow links in it.\n\n"
         f"{facts}\n{quotes}"
     )
-    html = _page("Approval needed",
+    html = html_page("Approval needed",
                  f'<p class="cta"><a href="{escape(link)}">Review and decide</a> (the link works once).</p>'
                  f"<p>{escape(opening)} This link is the only one in this email from Interlock; "
                  f"{f'{escape(whose)} text is' if whose else OTHERS_TEXTS_ARE} quoted in the marked blocks.</p>"

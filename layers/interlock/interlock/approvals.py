@@ -20,10 +20,7 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import re
-import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,20 +44,14 @@ from interlock.settings import approvers_asked as approvers_asked
 from interlock.settings import quorum_problems as quorum_problems
 from interlock.steps import StepInput
 from interlock.timeline import TimelineStore
+from interlock.tokens import TOKEN_PATTERN as TOKEN_PATTERN  # the links' tokens, named here for their readers
+from interlock.tokens import new_token as new_token
+from interlock.tokens import token_hash as token_hash
 
-TOKEN_PATTERN = re.compile(r"\A[A-Za-z0-9_-]{43}\Z")  # secrets.token_urlsafe(32); \Z: no trailing newline
 RECORD_RETENTION_SECONDS = 90 * 24 * 3600
 # How many times a decision reads the quorum again after another decision's write landed first. Each failed try
 # means another decision was written, and a quorum takes at most one decision per approver of its pool.
 MAX_DECISION_TRIES = 25
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(32)
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class ApprovalStatus(StrEnum):

@@ -80,6 +80,10 @@ class Access(StrEnum):
     BUCKET_READ = "bucket_read"
     # Read and write items of a workflow's own table (target: its declared name), what its jobs' workers get
     WORKFLOW_TABLE_READ_WRITE = "workflow_table_read_write"
+    # Delete items of a workflow's own table that declares it deletes (kit.DataTable.deletes): its workers
+    WORKFLOW_TABLE_DELETE = "workflow_table_delete"
+    # Read items of a workflow's own table (a hand-off page's conversation table): the hand-off pages
+    WORKFLOW_TABLE_READ = "workflow_table_read"
 
 
 @dataclass(frozen=True)
@@ -223,6 +227,7 @@ class WorkflowTable:
     sort_key: str | None = None
     stream: bool = False
     indexes: tuple[tuple[str, str, str | None], ...] = ()  # (name, partition key, sort key or None)
+    deletes: bool = False  # its workers may delete items (kit.DataTable.deletes)
 
     @property
     def env_var(self) -> str:
@@ -552,7 +557,7 @@ def _worker(job: Job, workflows: tuple[Workflow, ...]) -> Function:
     env: dict[str, str | Ref] = _env()
     for grant, variable, value in _workflow_tables_of(job, workflows):
         grants.append(grant)
-        env[variable] = value
+        env[variable] = value  # (a table granted twice, read-write and delete, is one variable)
     for name in sorted({n for wf in workflows for n in wf.settings}):
         env[f"INTERLOCK_{name.upper()}"] = Ref(RefKind.SETTING, name)
     for connector in CONNECTORS.values():
@@ -569,6 +574,8 @@ def _worker(job: Job, workflows: tuple[Workflow, ...]) -> Function:
         env.update(_upload_read_env())
     if job in (Job.NOTIFY, Job.APPROVE):
         grants.append(Grant(Access.SES_SEND))
+    if job is Job.NOTIFY and any(wf.handoff_page for wf in workflows):
+        env["INTERLOCK_PUBLIC_BASE_URL"] = Ref(RefKind.API_URL)  # hand-off links (ctx.handoff_link)
     if any(step.starts for wf in workflows for step in wf.steps if step.job is job):
         # A step of this job starts follow-up runs: onto the ingest queue, as a schedule's firing goes.
         grants.append(Grant(Access.QUEUE_SEND, INGEST_QUEUE))
@@ -591,6 +598,28 @@ def _worker(job: Job, workflows: tuple[Workflow, ...]) -> Function:
                     grants=tuple(grants), env=env, timeout_seconds=timeout, memory_mb=memory)
 
 
+HANDOFFS_FUNCTION = "handoffs_api"
+
+
+def _handoff_pages(workflows: tuple[Workflow, ...]) -> tuple[Function, ...]:
+    """The hand-off pages' function (interlock.handoffs), when a workflow has one: its links in the table, the
+    pages' conversation tables read, the runs a page starts sent to the ingest queue."""
+    from interlock.kit.triggers import table_variable
+
+    tables = sorted({wf.handoff_page.table for wf in workflows if wf.handoff_page})
+    if not tables:
+        return ()
+    return (Function(
+        name=HANDOFFS_FUNCTION,
+        module="http_handoffs",
+        description="GET/HEAD/POST /handoffs/{token}: a handed-off conversation; a reply or the hand-back, once",
+        grants=(_READ, _WRITE, Grant(Access.QUEUE_SEND, INGEST_QUEUE),
+                *(Grant(Access.WORKFLOW_TABLE_READ, t) for t in tables)),
+        env=_env(INTERLOCK_INGEST_QUEUE_URL=Ref(RefKind.QUEUE_URL, INGEST_QUEUE),
+                 **{table_variable(t): Ref(RefKind.WORKFLOW_TABLE_NAME, t) for t in tables}),
+    ),)
+
+
 def _event_waits(workflows: tuple[Workflow, ...]) -> list[str]:
     """The Standard machines that wait for an external event (their workflows declare resumers)."""
     return [f"{wf.name}{WAIT_SUFFIX}" for wf in workflows if wf.resumers and wf.wait]
@@ -601,9 +630,10 @@ def _workflow_tables_of(job: Job, workflows: tuple[Workflow, ...]) -> list[tuple
     that job, read and write, and its physical name in ``INTERLOCK_TABLE_<NAME>``."""
     from interlock.kit.triggers import table_variable
 
-    return [(Grant(Access.WORKFLOW_TABLE_READ_WRITE, t.name), table_variable(t.name),
-             Ref(RefKind.WORKFLOW_TABLE_NAME, t.name))
-            for wf in workflows if job in wf.jobs for t in wf.tables]
+    return [(grant, table_variable(t.name), Ref(RefKind.WORKFLOW_TABLE_NAME, t.name))
+            for wf in workflows if job in wf.jobs for t in wf.tables
+            for grant in (Grant(Access.WORKFLOW_TABLE_READ_WRITE, t.name),
+                          *((Grant(Access.WORKFLOW_TABLE_DELETE, t.name),) if t.deletes else ()))]
 
 
 def _triggers(workflows: tuple[Workflow, ...]) -> tuple[tuple[WorkflowTable, ...], tuple[ScheduleTarget, ...],
@@ -615,7 +645,8 @@ def _triggers(workflows: tuple[Workflow, ...]) -> tuple[tuple[WorkflowTable, ...
 
     tables = tuple(WorkflowTable(t.name, wf.name, t.partition_key, t.sort_key,
                                  stream=any(c.table == t.name for c in wf.status_changes),
-                                 indexes=tuple((i.name, i.partition_key, i.sort_key) for i in t.indexes))
+                                 indexes=tuple((i.name, i.partition_key, i.sort_key) for i in t.indexes),
+                                 deletes=t.deletes)
                    for wf in workflows for t in wf.tables)
     schedules = tuple(ScheduleTarget(wf.name, s.name, s.expression, s.timezone, INGEST_QUEUE,
                                      schedule_message_template(wf.name, s.name))
@@ -701,6 +732,7 @@ def build(extra_workflows: str | None = None) -> Topology:
             # An approver's click is answered whatever else is busy.
             reserved_concurrency=5,
         ),
+        *_handoff_pages(workflows),
         Function(
             name="ingest_router",
             module="queue_router",
@@ -752,6 +784,8 @@ def build(extra_workflows: str | None = None) -> Topology:
         Route("GET", "/approvals/{token}", "approvals_api"),
         Route("HEAD", "/approvals/{token}", "approvals_api"),
         Route("POST", "/approvals/{token}", "approvals_api"),
+        *(Route(method, "/handoffs/{token}", HANDOFFS_FUNCTION) for method in ("GET", "HEAD", "POST")
+          if any(wf.handoff_page for wf in workflows)),
         # Signed as a form webhook (the form source's secret), by the sender that posts the events: no AWS
         # credentials needed, and no open write into the bucket.
         Route("POST", "/uploads", "uploads_api"),
@@ -858,6 +892,9 @@ class DeploymentSettings:
     assistant_history_turns: str = "20"
     assistant_reengagement_template: str = ""
     assistant_support_channel: str = ""
+    # Who is emailed the link to the hand-off page (one address; empty: no email), and how long a link works at most.
+    assistant_handoff_email: str = ""
+    assistant_handoff_ttl_seconds: str = str(72 * 3600)
     powertools_trace_disabled: str = "true"
     # The AI decision layer (interlock.settings.AiSettings; docs/ai.md).
     ai_provider: str = "auto"
@@ -886,6 +923,7 @@ class DeploymentSettings:
     # Steady requests per second per API method (the burst is twice that), by route group.
     api_rate_webhooks: str = "50"
     api_rate_approvals: str = "10"
+    api_rate_handoffs: str = "10"
     api_rate_runs: str = "10"
     api_rate_uploads: str = "10"
     # Requests per source IP per 5 minutes above which a WAF web ACL on the API stage blocks; empty: no WAF.

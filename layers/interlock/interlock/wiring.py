@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from interlock.approvals import ApprovalService, RequestSettings
     from interlock.connectors.crm import Crm
     from interlock.connectors.helpdesk import Helpdesk
+    from interlock.handoffs import HandoffService
     from interlock.ingest.service import IngestService
     from interlock.kit.correlation import Correlation
     from interlock.replay import ReplayService
@@ -63,6 +64,25 @@ def router() -> Router:
         store=timeline_store(),
         policy={"approval_timeout_seconds": settings.approval_timeout_seconds},
         correlation=correlation,
+    )
+
+
+@cache
+def handoff_service() -> HandoffService:
+    """The hand-off pages: links in the timeline table, conversations in the workflows' tables (their physical names
+    in ``INTERLOCK_TABLE_<NAME>``), the runs a page starts sent to the ingest queue."""
+    from interlock.handoffs import HandoffLinks, HandoffService
+    from interlock.kit.conversation import Conversations
+    from interlock.kit.follow_ups import QueueStarter
+    from interlock.kit.services import workflow_table_name
+    from interlock.settings import ReplaySettings
+
+    settings = load(ReplaySettings)  # the table and the ingest queue
+    return HandoffService(
+        links=HandoffLinks(settings.table_name),
+        conversations=lambda workflow: Conversations(workflow_table_name(
+            workflow.handoff_page.table if workflow.handoff_page else "")),
+        start=QueueStarter(settings.ingest_queue_url).send,
     )
 
 

@@ -91,12 +91,14 @@ class TableIndex:
 class DataTable:
     """A DynamoDB table of the workflow's own records (an invoice ledger, say): the stack creates it, with its
     stream on when a status change watches it, and its indexes. Its steps reach it by name (``StepContext.table``),
-    and query it by key or by index: they may not scan it, batch or delete."""
+    and query it by key or by index: they may not scan it or batch, and delete items only when it says ``deletes``
+    (a conversation's inbox, whose handled messages leave it: :mod:`interlock.kit.conversation`)."""
 
     name: str
     partition_key: str
     sort_key: str | None = None
     indexes: tuple[TableIndex, ...] = ()
+    deletes: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,18 @@ class FollowUp:
 
     name: str
     description: str = ""
+
+
+@dataclass(frozen=True)
+class HandoffPage:
+    """The page a person opens from a hand-off email's link (:mod:`interlock.handoffs`): the conversation in the
+    workflow's ``table`` (a :mod:`interlock.kit.conversation` table) to read, a reply box and a hand-back button.
+    A reply starts the workflow's follow-up ``reply`` (data: ``conversation``, ``text``, ``by``), the hand-back its
+    follow-up ``hand_back`` (data: ``conversation``, ``by``); the workflow's steps act on them."""
+
+    table: str
+    reply: str
+    hand_back: str
 
 
 @dataclass(frozen=True)
@@ -182,6 +196,8 @@ class Workflow:
     tables: tuple[DataTable, ...] = ()
     status_changes: tuple[StatusChange, ...] = ()
     follow_ups: tuple[FollowUp, ...] = ()
+    # The hand-off page behind the links its steps email (interlock.handoffs.issue), if they send any
+    handoff_page: HandoffPage | None = None
     folder: Path | None = field(default=None, compare=False)  # set by the registry: where the package lives
 
     def step(self, name: str) -> Step:

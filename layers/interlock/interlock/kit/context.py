@@ -13,7 +13,8 @@ runs for, the time left, and the platform's services as the worker of its job ma
 * ``ctx.table(name)``: the physical name of a table the workflow declared (``Workflow.tables``), which the workers
   of its jobs may read and write (with their own DynamoDB client: ``interlock.aws.client("dynamodb")``);
 * ``ctx.start_runs(follow_up, [(key, data), ...])``: start one run of the workflow's follow-up per key, once per
-  key whatever repeats (:mod:`interlock.kit.follow_ups`); the step must name the follow-up (``Step.starts``).
+  key whatever repeats (:mod:`interlock.kit.follow_ups`); the step must name the follow-up (``Step.starts``);
+* ``ctx.handoff_link(conversation, person, reason, ttl)``: a link to the workflow's hand-off page (notify workers).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from interlock.ai.runner import DecisionRunner
+    from interlock.handoffs import HandoffIssuer
     from interlock.kit.follow_ups import FollowUpMessage
     from interlock.kit.ledger import Ledger, PendingEffect
     from interlock.timeline import TimelineStore
@@ -50,6 +52,8 @@ class Services:
     tables: Callable[[str], str] | None = None
     # Sends follow-up messages to the ingest queue (the workers of jobs whose steps start runs)
     start: Callable[[list[FollowUpMessage], str], None] | None = None
+    # Issues hand-off page links (the notify worker, when a workflow has a hand-off page)
+    handoffs: Callable[[], HandoffIssuer] | None = None
 
 
 @dataclass
@@ -64,6 +68,7 @@ class StepContext:
     settings: tuple[str, ...] = ()
     tables: tuple[str, ...] = ()
     starts: tuple[str, ...] = ()
+    handoff_page: bool = False  # the workflow declares a hand-off page (Workflow.handoff_page)
     # Filled by :meth:`once`: effects done now (confirmed with the step's entry) and repeats that were skipped.
     pending: list[PendingEffect] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
@@ -120,6 +125,15 @@ class StepContext:
         if batch:
             self.services.start(batch, self.step)
         return [follow_up_run_id(self.workflow, follow_up, key) for key, _ in items]
+
+    def handoff_link(self, conversation: str, person: str, reason: str, ttl_seconds: int) -> str:
+        """A new link to the workflow's hand-off page for ``conversation``, handed off by this run, for ``person``
+        (to email them): it works while this hand-off lasts, at most ``ttl_seconds`` (:mod:`interlock.handoffs`)."""
+        if not self.handoff_page:
+            raise NotGranted(f"workflow {self.workflow!r} declares no hand-off page (Workflow.handoff_page)")
+        if self.services.handoffs is None:
+            raise NotGranted(f"step {self.workflow}.{self.step}: its worker issues no hand-off links")
+        return self.services.handoffs().issue(self.workflow, conversation, self.run_id, person, reason, ttl_seconds)
 
     def once(self, effect: str, do: Callable[[str], R], model: type[R]) -> R:
         """``do(idempotency_key)`` at most once for this run, step and ``effect``; its result either way."""

@@ -132,6 +132,16 @@ def _check(workflow: Workflow) -> None:
         if unknown:
             raise WorkflowError(f"workflow {workflow.name!r}: step {step.name!r} starts {', '.join(unknown)}, "
                                 "which the workflow does not declare (Workflow.follow_ups)")
+    page = workflow.handoff_page
+    if page is not None:
+        if page.table not in tables:
+            raise WorkflowError(f"workflow {workflow.name!r}: its hand-off page reads table {page.table!r}, which the "
+                                "workflow does not declare (Workflow.tables)")
+        missing = [name for name in (page.reply, page.hand_back) if name not in follow_ups]
+        if missing or page.reply == page.hand_back:
+            raise WorkflowError(f"workflow {workflow.name!r}: its hand-off page starts the follow-ups "
+                                f"{page.reply!r} and {page.hand_back!r}: two different ones it declares "
+                                "(Workflow.follow_ups)")
     for source in [t.source for t in workflow.triggers] + [r.source for r in workflow.resumers]:
         if source in PLATFORM_SOURCES:
             raise WorkflowError(f"workflow {workflow.name!r}: a trigger or resumer of source {source!r} "

@@ -25,7 +25,7 @@ def _setting(name: str) -> str:
     return DeploymentSettings().get(name)
 
 
-def _table(name: str) -> str:
+def workflow_table_name(name: str) -> str:
     """A workflow table's physical name, as its workers' environment holds it (``INTERLOCK_TABLE_<NAME>``)."""
     from interlock.kit.triggers import table_variable
 
@@ -56,6 +56,21 @@ def _starter() -> Callable[[list[Any], str], None] | None:
     return QueueStarter(url).send
 
 
+def _handoffs() -> Callable[[], Any] | None:
+    """What issues hand-off links, for a worker the topology tells the public URL (the notify worker)."""
+    url = os.environ.get("INTERLOCK_PUBLIC_BASE_URL", "").strip()
+    if not url:
+        return None
+
+    def issuer() -> Any:
+        from interlock.handoffs import HandoffIssuer, HandoffLinks
+        from interlock.settings import TableSettings, load
+
+        return HandoffIssuer(HandoffLinks(load(TableSettings).table_name), url)
+
+    return issuer
+
+
 @once_per_process
 def services(job: Job) -> Services:
     from interlock import wiring
@@ -73,6 +88,7 @@ def services(job: Job) -> Services:
         decisions=wiring.decision_runner if job is Job.DECIDE else None,
         connectors=_connectors(job) if job in CONNECTOR_JOBS else None,
         settings=_setting,
-        tables=_table,
+        tables=workflow_table_name,
         start=_starter(),
+        handoffs=_handoffs() if job is Job.NOTIFY else None,
     )

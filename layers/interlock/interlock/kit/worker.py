@@ -80,7 +80,7 @@ def run(job: Job, event: dict[str, Any], services: Services) -> dict[str, Any]:
         ctx = StepContext(run_id=data.run_id, attempt=data.attempt, workflow=workflow.name, step=step.name,
                           deadline=deadline(), services=services, connectors=step.connectors,
                           settings=workflow.settings, tables=tuple(t.name for t in workflow.tables),
-                          starts=step.starts)
+                          starts=step.starts, handoff_page=workflow.handoff_page is not None)
         contexts.append(ctx)
         return imported(step.run)(data, ctx)
 

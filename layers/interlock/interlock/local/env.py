@@ -65,6 +65,7 @@ def local_setting_defaults(api_url: str) -> dict[str, str]:
         # Meta's sample template, approved in every new WhatsApp Business account (a deployment names its own)
         "assistant_reengagement_template": "hello_world",
         "assistant_support_channel": "C07SUPPORT",  # a channel of the local fake Slack
+        "assistant_handoff_email": "support@example.com",  # its link lands in the outbox, and on the console
     }
 
 

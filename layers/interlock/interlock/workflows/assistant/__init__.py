@@ -7,7 +7,7 @@ README.md walks through it; docs/conversations.md is the design. Only :mod:`inte
 
 from __future__ import annotations
 
-from interlock.kit import DataTable, FollowUp, Job, Step, Trigger, Workflow
+from interlock.kit import DataTable, FollowUp, HandoffPage, Job, Step, Trigger, Workflow
 
 _STEPS = "interlock.workflows.assistant.steps"
 _REPLY = f"{_STEPS}:reply_summary"
@@ -16,6 +16,10 @@ _REPLY = f"{_STEPS}:reply_summary"
 WHATSAPP_TYPES = ("text", "interactive", "button", "image", "location", "audio", "video", "document", "sticker")
 
 DELIVERY_STATUSES = ("sent", "delivered", "read", "failed")
+
+# The runs the hand-off page starts (interlock.handoffs): a person's reply, the hand-back.
+PAGE_REPLY = "page_reply"
+PAGE_HAND_BACK = "page_hand_back"
 
 WORKFLOW = Workflow(
     name="assistant",
@@ -39,7 +43,8 @@ WORKFLOW = Workflow(
         Step("hand_off", Job.NOTIFY, f"{_STEPS}:hand_off", summary=_REPLY, connectors=("slack",)),
         Step("forward", Job.NOTIFY, f"{_STEPS}:forward", summary=_REPLY, connectors=("slack",)),
         Step("send", Job.NOTIFY, f"{_STEPS}:send", connectors=("whatsapp", "slack")),
-        # a person's side of a hand-off: their words to the customer, and the hand-back (handoff.py)
+        # the person's side of a hand-off, in the support channel's thread (handoff.py) or on the hand-off page
+        # (interlock.handoffs): their words to the customer, and the hand-back
         Step("relay", Job.NOTIFY, f"{_STEPS}:relay", entry="completed", connectors=("whatsapp", "slack")),
         Step("hand_back", Job.NOTIFY, f"{_STEPS}:hand_back", entry="completed", connectors=("slack",)),
         # a delivery status: on the sending turn's run; a failure of the closed window sends the template, once
@@ -49,10 +54,14 @@ WORKFLOW = Workflow(
         Step("release", Job.ACT, f"{_STEPS}:release", entry="completed", starts=("next_turn",)),
         Step("fail_turn", Job.ACT, f"{_STEPS}:fail_turn", starts=("next_turn",)),
     ),
-    tables=(DataTable("conversations", partition_key="conversation", sort_key="item"),),
-    follow_ups=(FollowUp("next_turn", "the conversation's next turn: messages that came in during the last one"),),
+    # deletes: a turn's messages leave the inbox in the transaction that records the turn
+    tables=(DataTable("conversations", partition_key="conversation", sort_key="item", deletes=True),),
+    follow_ups=(FollowUp("next_turn", "the conversation's next turn: messages that came in during the last one"),
+                FollowUp(PAGE_REPLY, "a person's reply from the hand-off page, to the customer"),
+                FollowUp(PAGE_HAND_BACK, "the hand-back from the hand-off page")),
+    handoff_page=HandoffPage(table="conversations", reply=PAGE_REPLY, hand_back=PAGE_HAND_BACK),
     automatic="automatic.asl.json",
     settings=("assistant_debounce_seconds", "assistant_history_turns", "assistant_reengagement_template",
-              "assistant_support_channel"),
+              "assistant_support_channel", "assistant_handoff_email", "assistant_handoff_ttl_seconds", "sender_email"),
     settings_check="interlock.workflows.assistant.limits:check_settings",
 )

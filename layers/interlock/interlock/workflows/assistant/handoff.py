@@ -16,6 +16,7 @@ from interlock.channels.slack import ThreadReply
 HAND_BACK = "hand_back"
 HAND_BACK_TITLE = "Hand back to the assistant"
 HANDED_BACK_POST = "<@{user}> handed the conversation back to the assistant."
+HANDED_BACK_FROM_PAGE_POST = "The conversation was handed back to the assistant from the hand-off page."
 WINDOW_CLOSED_POST = ("The customer's 24-hour WhatsApp window is closed: your words could not go; the re-engagement "
                       "template went instead. Write again once the customer answers.")
 

@@ -8,7 +8,9 @@ import re
 from collections.abc import Mapping
 
 # Each whole-number setting: its default (when empty) and its range.
-WHOLE_SETTINGS = {"assistant_debounce_seconds": (3, 0, 20), "assistant_history_turns": (20, 0, 100)}
+WHOLE_SETTINGS = {"assistant_debounce_seconds": (3, 0, 20), "assistant_history_turns": (20, 0, 100),
+                  # a hand-off page's link: 72 h by default, from 5 minutes to 30 days
+                  "assistant_handoff_ttl_seconds": (72 * 3600, 300, 30 * 24 * 3600)}
 # An approved template's name (Meta: lower-case letters, digits and underscores) and its language code (en_US).
 _TEMPLATE = re.compile(r"^([a-z0-9_]{1,512})(?::([a-z]{2,3}(?:_[A-Z]{2})?))?$")
 # A Slack channel by id (C…, G…) or by name (#support).
@@ -44,10 +46,21 @@ def support_channel(raw: str) -> str | None:
     return text
 
 
+def handoff_email(raw: str) -> str | None:
+    """``assistant_handoff_email``: one address, or None when empty (no email)."""
+    from interlock.settings import optional_address_problems
+
+    problems = optional_address_problems("assistant_handoff_email", raw)
+    if problems:
+        raise ValueError(problems[0])
+    return raw.strip() or None
+
+
 def check_settings(values: Mapping[str, str]) -> list[str]:
     """A sentence for each of the assistant's settings its steps would refuse."""
     from interlock.settings import reading_problems
 
     readers = {name: (lambda raw, name=name: whole_setting(name, raw)) for name in WHOLE_SETTINGS}
     return reading_problems(values, {**readers, "assistant_reengagement_template": template,
-                                     "assistant_support_channel": support_channel})
+                                     "assistant_support_channel": support_channel,
+                                     "assistant_handoff_email": handoff_email})

@@ -32,8 +32,10 @@ class Received(BaseModel):
     reason: str | None = None
     turn_run: str | None = None  # joined: the run whose turn the message joined
     debounce_seconds: int = 0
-    # relay and hand_back: a person in the support channel's thread about the conversation (handoff.py)
-    person: str | None = None  # their Slack user id
+    # relay and hand_back: a person in the support channel's thread about the conversation (handoff.py), or on the
+    # hand-off page (interlock.handoffs)
+    via: Literal["slack_thread", "page"] | None = None
+    person: str | None = None  # their Slack user id; on the page, the address its link was sent to
     words: str = ""  # what they wrote, for the customer
     thread: SupportThread | None = None
     delivery: Delivery | None = None  # status: what the channel says became of a message a turn sent (turn_run)
@@ -105,6 +107,7 @@ class Reply(BaseModel):
     task_id: str | None = None
     expects: str | None = None  # what the vetted question asked for (the next turn's request says so)
     support_post: str | None = None  # a hand-off's post in the support channel (its Slack ts)
+    handoff_email: str | None = None  # a hand-off's email with the page's link (its SES message id)
     decision: dict[str, Any] | None = None
 
 
@@ -146,6 +149,10 @@ class HandOffInput(StepInput):
 
 class TaskCreated(BaseModel):
     task_id: str
+
+
+class Emailed(BaseModel):
+    message_id: str  # what SES answered (never the link: it is a credential)
 
 
 class Posted(BaseModel):

@@ -26,7 +26,7 @@ from interlock.kit.conversation import Conversations, Turn
 from interlock.models import EntryState, TimelineEntry
 from interlock.observability import count
 from interlock.outgoing import one_line
-from interlock.workflows.assistant import handoff, limits, rules
+from interlock.workflows.assistant import PAGE_HAND_BACK, PAGE_REPLY, handoff, limits, rules
 from interlock.workflows.assistant.models import (
     ActInput,
     AnswerInput,
@@ -36,6 +36,7 @@ from interlock.workflows.assistant.models import (
     Delivered,
     Delivery,
     Earlier,
+    Emailed,
     FailedTurn,
     FailInput,
     HandedBack,
@@ -102,10 +103,13 @@ def receive(data: ReceiveInput, ctx: StepContext) -> Received:
     envelope = data.envelope
     store = _store(ctx)
     kind = None
-    if envelope.source == FOLLOW_UP_SOURCE:  # the next turn, started by the release of the last one
-        conversation = str((envelope.payload.get("data") or {}).get("conversation", ""))
+    if envelope.source == FOLLOW_UP_SOURCE:  # the next turn (started by the release of the last one), or the page's
+        given = envelope.payload.get("data") or {}
+        conversation = str(given.get("conversation", ""))
         if channels.channel_of(conversation) not in channels.ADAPTERS:
             return _received(ctx, data, Received(outcome="ignored", reason="no_conversation"))
+        if envelope.payload.get("follow_up") in (PAGE_REPLY, PAGE_HAND_BACK):
+            return _received(ctx, data, _from_page(store, str(envelope.payload["follow_up"]), conversation, given))
     else:
         try:
             delivery = channels.status(envelope.source, envelope.type, envelope.payload)
@@ -159,8 +163,22 @@ def _person(store: Conversations, source: str, event_type: str, payload: dict[st
     if target is None or (reply.action is None and not reply.text) or reply.action not in (None, handoff.HAND_BACK):
         return None
     return Received(outcome="hand_back" if reply.action else "relay", conversation=target,
-                    channel=channels.channel_of(target), person=reply.user, words=reply.text,
+                    channel=channels.channel_of(target), via="slack_thread", person=reply.user, words=reply.text,
                     thread=SupportThread(channel=reply.channel, ts=reply.thread_ts))
+
+
+def _from_page(store: Conversations, follow_up: str, conversation: str, given: dict[str, Any]) -> Received:
+    """A person's reply (or their hand-back) from the hand-off page (interlock.handoffs), while the conversation is
+    still handed off."""
+    state = store.state(conversation)
+    if state.handed_off is None:
+        return Received(outcome="ignored", reason="not_handed_off")
+    words = str(given.get("text") or "")
+    if follow_up == PAGE_REPLY and not words.strip():
+        return Received(outcome="ignored", reason="no_words")
+    return Received(outcome="relay" if follow_up == PAGE_REPLY else "hand_back", conversation=conversation,
+                    channel=channels.channel_of(conversation), via="page", person=str(given.get("by") or ""),
+                    words=words if follow_up == PAGE_REPLY else "", thread=_thread_of(state.handed_off))
 
 
 _RECEIVED_STATE = {"turn": EntryState.PROCESSING, "joined": EntryState.COMPLETED, "ignored": EntryState.IGNORED,
@@ -180,6 +198,7 @@ def _received(ctx: StepContext, data: ReceiveInput, result: Received, kind: str 
         details["debounce_seconds"] = result.debounce_seconds
     if result.person:
         details["person"] = result.person
+        details["via"] = result.via
     if result.delivery:
         details["delivery"] = result.delivery.model_dump(exclude={"at"})
     ctx.timeline.record(data.run_id, TimelineEntry(state=_RECEIVED_STATE[result.outcome], step="receive",
@@ -383,9 +402,34 @@ def hand_off(data: HandOffInput, ctx: StepContext) -> Reply:
         store.link(handoff.thread_alias(posted.channel, posted.ts), collected.conversation)
         handed["thread"] = {"channel": posted.channel, "ts": posted.ts}
     store.hand_off(collected.conversation, handed)
+    emailed = _email_handoff(ctx, store, collected.conversation, data.run_id, reason)
     count("AssistantHandOffs")
     how = data.decided.model_dump(include={"decided_by", "decision", "confidence"}) if data.decided else {}
-    return rules.holding(reason, **how).model_copy(update={"support_post": posted.ts})
+    return rules.holding(reason, **how).model_copy(update={"support_post": posted.ts, "handoff_email": emailed})
+
+
+def _email_handoff(ctx: StepContext, store: Conversations, conversation: str, run_id: str, reason: str) -> str | None:
+    """The link to the hand-off page, emailed to ``assistant_handoff_email`` once (none when no address is set, or
+    when another run's hand-off holds the conversation: its person has it)."""
+    from interlock import handoff_pages
+    from interlock.approvals import SesMailer
+    from interlock.errors import NotConfigured
+
+    to = ctx.setting_as("assistant_handoff_email", limits.handoff_email)
+    if to is None or (store.state(conversation).handed_off or {}).get("run_id") != run_id:
+        return None
+    ttl = ctx.setting_as("assistant_handoff_ttl_seconds",
+                         lambda raw: limits.whole_setting("assistant_handoff_ttl_seconds", raw))
+    sender = ctx.setting("sender_email").strip()
+    if not sender:
+        raise NotConfigured("no sender address (sender_email)", step=ctx.step, reason="sender_not_configured")
+
+    def send(key: str) -> Emailed:
+        link = ctx.handoff_link(conversation, to, reason, ttl)
+        subject, text, html, headers = handoff_pages.email(reason, link, time.time() + ttl, run_id)
+        return Emailed(message_id=SesMailer().send(sender, to, subject, text, html, headers))
+
+    return ctx.once("handoff_email", send, Emailed).message_id
 
 
 def forward(data: ActInput, ctx: StepContext) -> Reply:
@@ -445,8 +489,9 @@ def hand_back(data: PersonInput, ctx: StepContext) -> HandedBack:
     received = data.received
     handed_back = _store(ctx).hand_back(received.conversation)
     if handed_back:
-        _post_to_support(ctx, "handed_back_post", handoff.HANDED_BACK_POST.format(user=received.person),
-                         thread=received.thread)
+        post = (handoff.HANDED_BACK_FROM_PAGE_POST if received.via == "page"
+                else handoff.HANDED_BACK_POST.format(user=received.person))
+        _post_to_support(ctx, "handed_back_post", post, thread=received.thread)
     return HandedBack(handed_back=handed_back)
 
 
