@@ -185,8 +185,9 @@ class HandoffService:
             raise LookupError(f"workflow {link.workflow!r} has no hand-off page")
         return found[1]
 
-    def view(self, token: str) -> PageView | None:
-        """The page for ``token``; None when no such link exists (or its workflow no longer has a page)."""
+    def _find(self, token: str) -> tuple[HandoffLink, Conversations, State, LinkStatus] | None:
+        """The link for ``token``, its conversation's store and state, and whether the link still works (reads the
+        link and the state only); None when no such link exists (or its workflow no longer has a page)."""
         if not TOKEN_PATTERN.match(token):
             return None
         link = self.links.get(token_hash(token))
@@ -202,16 +203,27 @@ class HandoffService:
             status = LinkStatus.EXPIRED
         else:
             status = LinkStatus.OPEN
-        turns = store.history(link.conversation, limit=SHOWN_TURNS)
-        return PageView(link=link, status=status, turns=turns, waiting=store.waiting(link.conversation), state=state)
+        return link, store, state, status
+
+    def view(self, token: str) -> PageView | None:
+        """The page for ``token``, with the conversation as it is now; None when no such link exists."""
+        found = self._find(token)
+        if found is None:
+            return None
+        link, store, state, status = found
+        return PageView(link=link, status=status, turns=store.history(link.conversation, limit=SHOWN_TURNS),
+                        waiting=store.waiting(link.conversation), state=state)
 
     def _open(self, token: str) -> Result | PageView:
-        view = self.view(token)
-        if view is None:
+        """The link, when it still works (a page without the conversation: acting on it needs none); else why not."""
+        found = self._find(token)
+        if found is None:
             return Result(Outcome.UNKNOWN)
-        if view.status is LinkStatus.ENDED:
+        link, _, state, status = found
+        view = PageView(link=link, status=status, turns=[], waiting=[], state=state)
+        if status is LinkStatus.ENDED:
             return Result(Outcome.ENDED, view)
-        if view.status is LinkStatus.EXPIRED:
+        if status is LinkStatus.EXPIRED:
             return Result(Outcome.EXPIRED, view)
         return view
 
