@@ -1,6 +1,7 @@
 """API Gateway GET /runs/{run_id}: a run's status and its ordered timeline; GET /runs/{run_id}/event: the event it
 was started with, payload included (personal data: asked for explicitly, never part of the run's view);
-GET /runs/{run_id}/events: the timeline as Server-Sent Events (interlock.run_events)."""
+GET /runs/{run_id}/events: the timeline as Server-Sent Events (interlock.run_events); GET /runs and
+GET /approvals: lists of runs, filtered, a page at a time (interlock.run_list)."""
 
 from typing import Any
 
@@ -10,9 +11,19 @@ from interlock import run_events
 from interlock.http import can_name_a_record, json_response
 from interlock.models import is_run_id
 from interlock.observability import logger, metrics, tracer
-from interlock.wiring import timeline_store
+from interlock.wiring import run_lists, timeline_store
 
 app = APIGatewayRestResolver()
+
+
+@app.get("/runs")
+def list_runs() -> Response:
+    return json_response(*run_lists().runs(app.current_event.query_string_parameters))
+
+
+@app.get("/approvals")
+def list_approvals() -> Response:
+    return json_response(*run_lists().approvals(app.current_event.query_string_parameters))
 
 
 @app.get("/runs/<run_id>")

@@ -65,6 +65,8 @@ WORKFLOW_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Condit
 WORKFLOW_TABLE_DELETE_ACTIONS = ("dynamodb:DeleteItem",)
 # A hand-off page's conversation table, read by key or query.
 WORKFLOW_TABLE_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query")
+# The operator's lists of runs: a query on the timeline table's index of runs, nothing else of it.
+RUNS_INDEX_ACTIONS = ("dynamodb:Query",)
 # An approval decision, approved or rejected, is a SendTaskSuccess with the decision (interlock/approvals.py).
 TASK_RESPONSE_ACTIONS = ("states:SendTaskSuccess",)
 
@@ -231,6 +233,9 @@ class LambdaFunction(Construct):
                 targets.ai_key.grant_read(self.role)
             case Access.BUCKET_PUT | Access.BUCKET_READ:
                 _lookup(targets.buckets, grant.target, "bucket").grant(self.role, grant.access)
+            case Access.RUNS_INDEX_READ:
+                iam.Grant.add_to_principal(grantee=self.role, actions=list(RUNS_INDEX_ACTIONS),
+                                           resource_arns=[f"{targets.table.table_arn}/index/{grant.target}"])
             case Access.WORKFLOW_TABLE_READ_WRITE:
                 table = _lookup(targets.workflow_tables, grant.target, "workflow table")
                 iam.Grant.add_to_principal(grantee=self.role, actions=list(WORKFLOW_TABLE_ACTIONS),

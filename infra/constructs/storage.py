@@ -29,3 +29,11 @@ class TimelineStorage(Construct):
             # turning this off.
             deletion_protection=True,
         )
+        for index in spec.indexes:  # docs/operators.md, The index
+            self.table.add_global_secondary_index(
+                index_name=index.name,
+                partition_key=dynamodb.Attribute(name=index.partition_key, type=dynamodb.AttributeType.STRING),
+                sort_key=dynamodb.Attribute(name=index.sort_key, type=dynamodb.AttributeType.STRING),
+                projection_type=dynamodb.ProjectionType.INCLUDE,
+                non_key_attributes=list(index.projection),
+            )

@@ -187,6 +187,16 @@ def other_cases(rng: random.Random) -> list[Case]:
         cases.append(Case(rng.choice(methods), f"/runs/{run_id}/{tail}" + (f"?after={cursor}" if cursor else ""),
                           body, {"Last-Event-ID": rng.choice(["", "' OR 1=1", "9" * 21])} if tail == "events" else {},
                           what=f"runs {tail}"))
+    values = ["", "failed", "failed,", ",", "%00", "%ff%fe", "x" * 5000, "%1b[2J", "2026-13-45", "9" * 30, "-1", "0",
+              "1e9", "²", "' OR 1=1", "ZmFrZQ", "eyJwIjogMX0",
+              "eyJwIjoiMjAyNi0wMS0wMVQwMDowMDowMC4wMDAwMDBaIiwiZiI6IngifQ",
+              "2026-12-01", "2026-12-01T00:00:00Z", "%ud800", "a%0d%0ab"]
+    names = ["status", "workflow", "source", "since", "until", "q", "limit", "order", "cursor", "x", "%00", ""]
+    for _ in range(80):  # the operator's lists: every parameter, with values no one should send
+        path = rng.choice(["/runs", "/approvals"])
+        query = "&".join(f"{rng.choice(names)}={rng.choice(values)}" for _ in range(rng.randint(0, 4)))
+        cases.append(Case(rng.choice(["GET", "GET", "GET", "HEAD", *ODD_METHODS]),
+                          path + (f"?{query}" if query else ""), what=f"list {path}"))
     forms = [b"decision=approve", b"decision=reject", b"\xff\xfe", b"decision=%ff", b"decision=approve&decision=reject",
              b"decision=" + b"a" * 20_000, b"&" * 3000, b"decision", b"%", b"=" * 100, b"decision=approve\x00"]
     for _ in range(60):
@@ -261,7 +271,8 @@ def test_malformed_requests_to_every_route_get_a_4xx_in_time_and_leave_nothing_b
     covered = {("webhook", c.path) for c in cases if c.path.startswith("/webhooks/")}
     assert covered == {("webhook", f"/webhooks/{s}") for s in SOURCES}
     # /uploads is fuzzed by test_uploads.py (its requests are signed, its URLs presigned)
-    assert {path for _, path in ROUTES} == {"/webhooks/{source}", "/runs/{run_id}", "/runs/{run_id}/event",
+    assert {path for _, path in ROUTES} == {"/webhooks/{source}", "/runs", "/approvals", "/runs/{run_id}",
+                                            "/runs/{run_id}/event",
                                             "/runs/{run_id}/events", "/runs/{run_id}/replay", "/approvals/{token}",
                                             "/handoffs/{token}", "/uploads"}
 

@@ -72,6 +72,8 @@ GRANT_ACTIONS = {
     Access.WORKFLOW_TABLE_DELETE: {"dynamodb:DeleteItem"},
     # a hand-off page's conversation table, read only (the hand-off pages' function)
     Access.WORKFLOW_TABLE_READ: {"dynamodb:GetItem", "dynamodb:Query"},
+    # the operator's lists of runs: the timeline table's index, queried (runs_api)
+    Access.RUNS_INDEX_READ: {"dynamodb:Query"},
 }
 QUEUE_CONSUMER_ACTIONS = {
     "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
@@ -861,6 +863,28 @@ def test_given_table_when_synthesised_then_it_is_on_demand_with_pitr_ttl_and_ret
         "DeletionPolicy": "Retain",
         "UpdateReplacePolicy": "Retain",
     })
+
+
+def test_given_table_when_synthesised_then_it_has_one_index_of_runs_by_status_and_only_runs_api_queries_it(
+        synthesis: Synthesis) -> None:
+    """One index (CloudFormation adds one index per stack update, docs/operators.md), projecting what a list shows;
+    queried by the lists' function alone, and nothing else of it."""
+    from interlock import run_list
+
+    table = synthesis.resources[timeline_table_lid(synthesis)]["Properties"]
+    assert table["GlobalSecondaryIndexes"] == [{
+        "IndexName": run_list.INDEX_NAME,
+        "KeySchema": [{"AttributeName": "status", "KeyType": "HASH"}, {"AttributeName": "listed", "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(run_list.INDEX_PROJECTION)}}]
+    assert "updated_at" not in run_list.INDEX_PROJECTION  # an entry that only moves it writes nothing to the index
+    index_readers = set()
+    for name in functions_by_name(synthesis):
+        for statement in statements_of_role(synthesis, role_lid_of_function(synthesis, name)):
+            resources = json.dumps(statement.get("Resource"))
+            if f"/index/{run_list.INDEX_NAME}" in resources or "/index/*" in resources:
+                index_readers.add(name)
+                assert _listify(statement["Action"]) == ["dynamodb:Query"], statement
+    assert index_readers == {"runs_api"}
 
 
 def test_given_sender_setting_when_synthesised_then_an_ses_identity_exists_for_it(synthesis: Synthesis) -> None:

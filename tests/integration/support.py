@@ -48,17 +48,11 @@ class Cloud:
 
 
 def create_table(dynamodb: Any) -> None:
+    from interlock.local.cloud import timeline_table_request
     from interlock.topology import TOPOLOGY
 
     table = TOPOLOGY.table
-    dynamodb.create_table(
-        TableName=TABLE_NAME,
-        KeySchema=[{"AttributeName": table.partition_key, "KeyType": "HASH"},
-                   {"AttributeName": table.sort_key, "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": table.partition_key, "AttributeType": "S"},
-                              {"AttributeName": table.sort_key, "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    dynamodb.create_table(**timeline_table_request(table, TABLE_NAME))
     dynamodb.update_time_to_live(
         TableName=TABLE_NAME,
         TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},

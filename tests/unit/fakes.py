@@ -24,6 +24,7 @@ class RecordingTimeline:
     taken_over: list[Envelope] = field(default_factory=list)
     once_keys: set[str] = field(default_factory=set)
     prompts: dict[str, str] = field(default_factory=dict)
+    summaries: dict[str, Any] = field(default_factory=dict)
 
     def keep_prompt(self, sha256: str, text: str) -> None:
         self.prompts[sha256] = text
@@ -59,8 +60,11 @@ class RecordingTimeline:
         self.forgotten.append(envelope)
         self.existing_dedupe_keys.discard(envelope.dedupe_key)
 
-    def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None, status: Any = None) -> None:
+    def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None, status: Any = None,
+               summary: Any = None) -> None:
         self.entries.append((run_id, entry, workflow))
+        if summary is not None:
+            self.summaries[run_id] = summary
 
     def record_once(self, run_id: str, entry: TimelineEntry, key: str) -> RecordOnce:
         if key in self.once_keys:

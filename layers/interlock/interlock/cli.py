@@ -1,5 +1,6 @@
 """The ``interlock`` command: ``run`` the embedded local cloud, ``send`` it a signed webhook, ``replay`` a run,
-``upload`` a document too large for an event, ``trigger`` a schedule.
+``upload`` a document too large for an event, ``trigger`` a schedule; for operators, ``runs``, ``show``,
+``approvals`` and ``watch`` (interlock.operator).
 
 ``send`` signs a sample the way the source's provider does, with the provider's plug-in's
 ``sender_headers`` (``interlock.webhooks.sources``), so what verifies here is what the provider sends.
@@ -24,6 +25,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+from interlock.operator import OperatorError  # the standard library alone, as this module
 
 DEFAULT_PORT = 8000
 DEFAULT_STATE_DIR = ".interlock"
@@ -409,12 +412,14 @@ def replay(args: argparse.Namespace) -> int:
 
     base = (args.url or _default_url()).rstrip("/")
     endpoint = f"{base}/runs/{quote(args.run_id, safe='')}/replay"
-    response = _call("POST", endpoint, base)
+    from interlock.operator import signed_headers
+
+    response = _call("POST", endpoint, base, headers=signed_headers("POST", endpoint))
     answer = _answer_object(response)
     if not response.is_success:
         if response.status_code == 403 and not answer.get("error"):
             raise CliError(f"{base} refused the replay ({response.status_code}): on AWS the route is IAM-authorised; "
-                           "send a SigV4-signed request (docs/replay.md)")
+                           "the credentials need execute-api:Invoke on it (docs/replay.md)")
         reason = answer.get("message") or response.text.strip()[:200] or response.reason_phrase
         raise CliError(f"cannot replay {args.run_id}: {reason} ({response.status_code} "
                        f"{answer.get('error') or response.reason_phrase})")
@@ -562,12 +567,15 @@ def watch(args: argparse.Namespace) -> int:
     seen (``Last-Event-ID``): each entry printed once, as it is written."""
     import httpx
 
+    from interlock.operator import signed_headers
+
     base = (args.url or _default_url()).rstrip("/")
     endpoint = f"{base}/runs/{quote(args.run_id, safe='')}/events"
     last: str | None = args.after
     failures, retry = 0, 1.0
     while True:
-        headers = {"Accept": "text/event-stream", **({"Last-Event-ID": last} if last else {})}
+        headers = signed_headers("GET", endpoint, {"Accept": "text/event-stream",
+                                                   **({"Last-Event-ID": last} if last else {})})
         try:
             with httpx.stream("GET", endpoint, headers=headers, timeout=httpx.Timeout(60.0, connect=5.0)) as response:
                 if response.status_code != 200:
@@ -601,6 +609,76 @@ def watch(args: argparse.Namespace) -> int:
             if failures >= WATCH_ATTEMPTS:
                 raise CliError(f"the stream of run {args.run_id[:100]!r} keeps failing: {exc}") from exc
             time.sleep(retry)
+
+
+# -- interlock runs | show | approvals (interlock.operator) ------------------------------------------------------
+
+
+def _pages(args: argparse.Namespace, path: str, key: str,
+           params: dict[str, str | None]) -> tuple[list[Any], str | None]:
+    """The list at ``path`` from ``--cursor``; with ``--all``, every page after it (progress on stderr)."""
+    from interlock.operator import OperatorApi
+
+    api = OperatorApi(args.url or _default_url())
+    found: list[Any] = []
+    cursor = args.cursor
+    while True:
+        answer = api.get(path, {k: v for k, v in {**params, "cursor": cursor}.items() if v})
+        page = answer.get(key)
+        found += page if isinstance(page, list) else []
+        cursor = answer.get("cursor") if isinstance(answer.get("cursor"), str) else None
+        if not (args.all and cursor):
+            return found, cursor
+        print(f"... {len(found)} so far", file=sys.stderr, flush=True)
+
+
+def runs(args: argparse.Namespace) -> int:
+    """``GET /runs``: the runs the filters match, newest first, as a table (docs/operators.md)."""
+    from interlock import operator
+
+    found, cursor = _pages(args, "/runs", "runs", {
+        "status": args.status, "workflow": args.workflow, "source": args.source, "since": args.since,
+        "until": args.until, "q": args.search, "limit": str(args.limit) if args.limit else None,
+        "order": "oldest" if args.oldest else None})
+    if args.json:
+        print(json.dumps({"runs": found, "cursor": cursor}, indent=2))
+        return 0
+    if not found:
+        print("No runs match." if cursor is None else "No runs match on this page.")
+    else:
+        print("\n".join(operator.runs_lines(found, operator.width())))
+    if cursor:
+        print(f"\nMore: add --cursor {cursor} (or --all) to the same command.")
+    return 0
+
+
+def show(args: argparse.Namespace) -> int:
+    """``GET /runs/<run_id>``: the run's timeline, one line an entry."""
+    from interlock import operator
+
+    view = operator.OperatorApi(args.url or _default_url()).get(f"/runs/{quote(args.run_id, safe='')}")
+    if args.json:
+        print(json.dumps(view, indent=2))
+    else:
+        print("\n".join(operator.show_lines(view, prompts=args.prompts)))
+    return 0
+
+
+def approvals(args: argparse.Namespace) -> int:
+    """``GET /approvals``: what waits for a person, oldest first."""
+    from interlock import operator
+
+    found, cursor = _pages(args, "/approvals", "approvals", {"limit": str(args.limit) if args.limit else None})
+    if args.json:
+        print(json.dumps({"approvals": found, "cursor": cursor}, indent=2))
+        return 0
+    if not found:
+        print("Nothing waits for a person.")
+    else:
+        print("\n".join(operator.approvals_lines(found, operator.width())))
+    if cursor:
+        print(f"\nMore: add --cursor {cursor} (or --all) to the same command.")
+    return 0
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:
@@ -759,14 +837,52 @@ def build_parser() -> argparse.ArgumentParser:
     watch_cmd.add_argument("--url", help="where Interlock listens (default: INTERLOCK_URL or "
                                          f"http://127.0.0.1:<INTERLOCK_PORT or {DEFAULT_PORT}>)")
     watch_cmd.set_defaults(func=watch)
+
+    runs_cmd = commands.add_parser("runs", help="list runs, newest first, with filters (GET /runs)")
+    runs_cmd.add_argument("--status", help="one or more statuses, comma-separated (failed,escalated)")
+    runs_cmd.add_argument("--workflow", help="a workflow's name")
+    runs_cmd.add_argument("--source", help="the event's source (form, stripe, schedule, ...)")
+    runs_cmd.add_argument("--since", metavar="TIME", help="created at or after: a date (2026-12-01) or an ISO time "
+                                                          "with its zone")
+    runs_cmd.add_argument("--until", metavar="TIME", help="created before (as --since)")
+    runs_cmd.add_argument("--search", metavar="TEXT", help="text in the run's subject or customer")
+    runs_cmd.add_argument("--oldest", action="store_true", help="oldest first")
+    _list_options(runs_cmd, "runs")
+    runs_cmd.set_defaults(func=runs)
+
+    show_cmd = commands.add_parser("show", help="a run's timeline, one line an entry (GET /runs/<run_id>)")
+    show_cmd.add_argument("run_id", metavar="RUN_ID", help="the run")
+    show_cmd.add_argument("--prompts", action="store_true", help="also what each decision sent its model")
+    show_cmd.add_argument("--json", action="store_true", help="the API's JSON, for scripts")
+    _url_option(show_cmd)
+    show_cmd.set_defaults(func=show)
+
+    approvals_cmd = commands.add_parser("approvals", help="what waits for a person, oldest first (GET /approvals)")
+    _list_options(approvals_cmd, "approvals")
+    approvals_cmd.set_defaults(func=approvals)
     return parser
+
+
+def _url_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--url", help="where Interlock listens (default: INTERLOCK_URL or "
+                                       f"http://127.0.0.1:<INTERLOCK_PORT or {DEFAULT_PORT}>); API Gateway's URL is "
+                                       "called with SigV4 from the shell's AWS credentials")
+
+
+def _list_options(command: argparse.ArgumentParser, what: str) -> None:
+    command.add_argument("--limit", type=int, choices=range(1, 101), metavar="N", help=f"{what} a page (1-100, "
+                                                                                       "default 25)")
+    command.add_argument("--cursor", help="go on from a page's cursor")
+    command.add_argument("--all", action="store_true", help="every page, following the cursors")
+    command.add_argument("--json", action="store_true", help="the API's JSON, for scripts")
+    _url_option(command)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except CliError as exc:
+    except (CliError, OperatorError) as exc:
         print(f"interlock: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

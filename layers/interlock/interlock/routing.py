@@ -17,7 +17,7 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Protocol
 
 from interlock import aws
-from interlock.kit import registry
+from interlock.kit import RunSummary, registry
 from interlock.models import EntryState, Envelope, TimelineEntry
 from interlock.observability import count, logger
 from interlock.timeline import DedupeState, TimelineStore
@@ -32,6 +32,23 @@ def route_for(source: str, event_type: str) -> str | None:
     """The workflow an event starts: the routing table is made of the workflows' triggers
     (:func:`interlock.kit.registry.routes`)."""
     return registry.routes().get((source, event_type))
+
+
+def run_summary(envelope: Envelope, workflow: str) -> RunSummary | None:
+    """The subject and customer an operator's list shows of the run (its workflow's ``run_summary``, made safe by
+    :func:`interlock.run_list.checked_summary`); None when the workflow has none or its function failed on this
+    payload (a warning: the run goes on without one)."""
+    from interlock.kit.worker import imported
+    from interlock.run_list import checked_summary
+
+    path = registry.workflow(workflow).run_summary
+    if path is None:
+        return None
+    try:
+        return checked_summary(imported(path)(envelope))
+    except Exception as exc:  # a workflow's function on an outsider's payload: the run is only listed without it
+        logger.warning("the run's summary could not be read from its event", extra={"error": type(exc).__name__})
+        return None
 
 
 @dataclass(frozen=True)
@@ -156,6 +173,7 @@ class Router:
             TimelineEntry(state=EntryState.PROCESSING, step="router",
                           details={"workflow": workflow, "event_type": envelope.type}),
             workflow=workflow,
+            summary=run_summary(envelope, workflow),
         )
         execution = self.engine.start(
             workflow,

@@ -33,7 +33,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from interlock import aws
 from interlock.models import (
@@ -48,7 +48,11 @@ from interlock.models import (
     TimelineEntry,
     utcnow,
 )
+from interlock.run_list import WAIT_ATTRIBUTES, listed_at, listed_key, search_text
 from interlock.settings import env_seconds
+
+if TYPE_CHECKING:
+    from interlock.kit import RunSummary
 
 RUN_RETENTION_SECONDS = int(os.environ.get("INTERLOCK_RUN_RETENTION_DAYS", "90")) * 24 * 3600
 # A kept envelope larger than this once compressed (DynamoDB's item limit is 400 KB, names included) is kept
@@ -139,7 +143,8 @@ class TimelineStore(Protocol):
         acceptance still holds the event (a late original never undoes the records of the one that took over)."""
 
     def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None,
-               status: RunStatus | None = None, while_status: RunStatus | None = None) -> None:
+               status: RunStatus | None = None, while_status: RunStatus | None = None,
+               summary: RunSummary | None = None) -> None:
         """Append an entry; move the run's status as the entry says (or to ``status``), never out of a terminal
         status, and with ``while_status`` only while the run is in that status (a decision that does not end a
         wait must not put back a run another decision has moved on meanwhile)."""
@@ -242,6 +247,25 @@ def _read_details(item: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(item["details"]["S"]))
 
 
+def _wait_sets(entry: TimelineEntry, values: dict[str, Any]) -> list[str]:
+    """What ``GET /approvals`` shows of a run's wait, from its ``pending_approval`` entry: since when (kept from the
+    first such entry while the run waits), its deadline, the approvals it needs and who was asked."""
+    values[":wait_since"] = _s(listed_at(entry.at))
+    sets = ["wait_since = if_not_exists(wait_since, :wait_since)"]
+    details = entry.details
+    if isinstance(details.get("expires_at"), str):
+        values[":wait_deadline"] = _s(details["expires_at"])
+        sets.append("wait_deadline = :wait_deadline")
+    if isinstance(details.get("required"), int):
+        values[":wait_required"] = _n(details["required"])
+        sets.append("wait_required = :wait_required")
+    approvers = details.get("approvers")
+    if isinstance(approvers, list) and approvers and all(isinstance(a, str) for a in approvers):
+        values[":wait_approvers"] = {"L": [_s(a) for a in approvers[:20]]}
+        sets.append("wait_approvers = :wait_approvers")
+    return sets
+
+
 def _s(value: str) -> dict[str, str]:
     return {"S": value}
 
@@ -327,6 +351,7 @@ class DynamoTimelineStore(aws.DynamoTable):
                                 "event_type": _s(envelope.type),
                                 "created_at": _s(now.isoformat()),
                                 "updated_at": _s(now.isoformat()),
+                                "listed": _s(listed_key(now, envelope.run_id)),
                                 "expires_at": _n(expires),
                             },
                             "ConditionExpression": "attribute_not_exists(pk)",
@@ -426,12 +451,14 @@ class DynamoTimelineStore(aws.DynamoTable):
                                         "event_id = if_not_exists(event_id, :event_id), "
                                         "event_type = if_not_exists(event_type, :event_type), "
                                         "created_at = if_not_exists(created_at, :now), updated_at = :now, "
+                                        "listed = if_not_exists(listed, :listed), "
                                         "expires_at = if_not_exists(expires_at, :expires)",
                     "ExpressionAttributeNames": {"#status": "status", "#source": "source"},
                     "ExpressionAttributeValues": {
                         ":received": _s(RunStatus.RECEIVED.value), ":source": _s(envelope.source),
                         ":event_id": _s(envelope.event_id), ":event_type": _s(envelope.type),
                         ":now": _s(now.isoformat()), ":expires": _n(int(time.time()) + RUN_RETENTION_SECONDS),
+                        ":listed": _s(listed_key(now, envelope.run_id)),
                     },
                 }
             },
@@ -468,10 +495,12 @@ class DynamoTimelineStore(aws.DynamoTable):
         self._transact([release, *({"Delete": {"TableName": self.table_name, "Key": k}} for k in keys[:99])])
 
     def record(self, run_id: str, entry: TimelineEntry, workflow: str | None = None,
-               status: RunStatus | None = None, while_status: RunStatus | None = None) -> None:
+               status: RunStatus | None = None, while_status: RunStatus | None = None,
+               summary: RunSummary | None = None) -> None:
         """The entry, and the run record's update when the entry moves the run's status (or names its workflow):
         a step's ``processing`` entry leaves the run record alone (it is ``processing`` already; its
-        ``updated_at`` is read from the last entry)."""
+        ``updated_at`` is read from the last entry). ``summary``: the run's subject and customer, as its list
+        shows them (interlock.run_list), written with the workflow."""
         item = self._entry_item(run_id, entry)
         self.client.put_item(TableName=self.table_name, Item=item)
         late = (time.time_ns() - entry_sk_ns(item["sk"]["S"])) / 1e9
@@ -482,7 +511,7 @@ class DynamoTimelineStore(aws.DynamoTable):
         # The run is already terminal (or unknown): the entry stands on the timeline, the status stays.
         with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
             self.client.update_item(TableName=self.table_name,
-                                    **self._run_update(run_id, entry, workflow, status, while_status))
+                                    **self._run_update(run_id, entry, workflow, status, while_status, summary))
 
     def record_once(self, run_id: str, entry: TimelineEntry, key: str) -> RecordOnce:
         """One transaction writes a marker for ``key`` (only if absent), the entry and the run's new status.
@@ -534,20 +563,34 @@ class DynamoTimelineStore(aws.DynamoTable):
         return None
 
     def _run_update(self, run_id: str, entry: TimelineEntry, workflow: str | None,
-                    status: RunStatus | None = None, while_status: RunStatus | None = None) -> dict[str, Any]:
-        """The update of the run record an entry implies: ``updated_at``, and the status unless terminal."""
+                    status: RunStatus | None = None, while_status: RunStatus | None = None,
+                    summary: RunSummary | None = None) -> dict[str, Any]:
+        """The update of the run record an entry implies: ``updated_at``, and the status unless terminal (with the
+        wait's attributes while it is ``pending_approval``: ``GET /approvals`` reads them from the index)."""
         status = status or STATUS_AFTER.get(entry.state)
         sets = ["updated_at = :now"]
+        removes: list[str] = []
         values: dict[str, Any] = {":now": _s(entry.at.isoformat())}
         names: dict[str, str] = {}
         if workflow:
             sets.append("workflow = :wf")
             values[":wf"] = _s(workflow)
+        if summary is not None:
+            for attribute, value in (("subject", summary.subject), ("customer", summary.customer),
+                                     ("search", search_text(summary))):
+                if value:  # by name: "search" is a reserved word
+                    sets.append(f"#{attribute} = :{attribute}")
+                    names[f"#{attribute}"] = attribute
+                    values[f":{attribute}"] = _s(value)
         condition = "attribute_exists(pk)"
         if status is not None:
             sets.append("#status = :status")
             names["#status"] = "status"
             values[":status"] = _s(status.value)
+            if status is RunStatus.PENDING_APPROVAL:
+                sets += _wait_sets(entry, values)
+            else:
+                removes += list(WAIT_ATTRIBUTES)
             terminal = sorted(s.value for s in TERMINAL_STATUSES)
             for i, value in enumerate(terminal):
                 values[f":t{i}"] = _s(value)
@@ -557,7 +600,7 @@ class DynamoTimelineStore(aws.DynamoTable):
                 condition += " AND #status = :while"
         update: dict[str, Any] = {
             "Key": {"pk": _s(run_pk(run_id)), "sk": _s(self.RUN_SK)},
-            "UpdateExpression": "SET " + ", ".join(sets),
+            "UpdateExpression": "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
             "ConditionExpression": condition,
             "ExpressionAttributeValues": values,
         }
@@ -629,6 +672,7 @@ class DynamoTimelineStore(aws.DynamoTable):
                     "event_type": _s(replay.type),
                     "replay_of": _s(original),
                     "created_at": _s(now),
+                    "listed": _s(listed_key(replay.received_at, replay.run_id)),
                     "updated_at": _s(now),
                     "expires_at": _n(int(time.time()) + RUN_RETENTION_SECONDS),
                 },

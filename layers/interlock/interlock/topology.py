@@ -84,6 +84,8 @@ class Access(StrEnum):
     WORKFLOW_TABLE_DELETE = "workflow_table_delete"
     # Read items of a workflow's own table (a hand-off page's conversation table): the hand-off pages
     WORKFLOW_TABLE_READ = "workflow_table_read"
+    # Query the timeline table's index of runs (target: the index's name): the operator's lists of runs
+    RUNS_INDEX_READ = "runs_index_read"
 
 
 @dataclass(frozen=True)
@@ -199,11 +201,30 @@ class ExecutionWatch:
 
 
 @dataclass(frozen=True)
+class Index:
+    """A global secondary index of the timeline table: string keys, ``projection`` its non-key attributes."""
+
+    name: str
+    partition_key: str
+    sort_key: str
+    projection: tuple[str, ...]
+
+
+def _run_indexes() -> tuple[Index, ...]:
+    from interlock import run_list
+
+    # One index: CloudFormation adds one index to a table per stack update (docs/operators.md, The index).
+    return (Index(run_list.INDEX_NAME, run_list.INDEX_PARTITION_KEY, run_list.INDEX_SORT_KEY,
+                  run_list.INDEX_PROJECTION),)
+
+
+@dataclass(frozen=True)
 class Table:
     name: str = "timeline"
     partition_key: str = "pk"
     sort_key: str = "sk"
     ttl_attribute: str = "expires_at"
+    indexes: tuple[Index, ...] = field(default_factory=_run_indexes)
 
 
 @dataclass(frozen=True)
@@ -710,8 +731,8 @@ def build(extra_workflows: str | None = None) -> Topology:
             name="runs_api",
             module="http_runs",
             description="GET /runs/{run_id}: the run's status and ordered timeline; /event: its kept event; "
-                        "/events: the timeline as Server-Sent Events",
-            grants=(_READ,),
+                        "/events: the timeline as Server-Sent Events; GET /runs, GET /approvals: lists of runs",
+            grants=(_READ, Grant(Access.RUNS_INDEX_READ, _run_indexes()[0].name)),
             env=_env(),
             # /events long-polls for up to 20 s (INTERLOCK_EVENTS_WINDOW_SECONDS) within API Gateway's 29 s.
             timeout_seconds=28,
@@ -776,6 +797,8 @@ def build(extra_workflows: str | None = None) -> Topology:
     routes = (
         Route("POST", "/webhooks/{source}", "webhook_ingest"),
         Route("GET", "/webhooks/{source}", "webhook_ingest"),  # providers' setup handshakes (WhatsApp)
+        Route("GET", "/runs", "runs_api", auth="iam"),
+        Route("GET", "/approvals", "runs_api", auth="iam"),
         Route("GET", "/runs/{run_id}", "runs_api", auth="iam"),
         # The event's payload (personal data) and the replay are for operators alone: IAM (SigV4) on AWS.
         Route("GET", "/runs/{run_id}/event", "runs_api", auth="iam"),

@@ -22,11 +22,20 @@ if TYPE_CHECKING:
     from interlock.kit.correlation import Correlation
     from interlock.replay import ReplayService
     from interlock.routing import Router
+    from interlock.run_list import RunLists
 
 
 @cache
 def timeline_store() -> TimelineStore:
     return DynamoTimelineStore(load(TableSettings).table_name)
+
+
+@cache
+def run_lists() -> RunLists:
+    from interlock.kit import registry
+    from interlock.run_list import DynamoRunIndex, RunLists
+
+    return RunLists(DynamoRunIndex(load(TableSettings).table_name), tuple(sorted(registry.workflows())))
 
 
 @cache

@@ -172,6 +172,17 @@ PLATFORM_STEPS = (
 
 
 @dataclass(frozen=True)
+class RunSummary:
+    """What an operator's list of runs shows of a run besides its status (``GET /runs``, ``interlock runs``): a
+    short subject and the customer it concerns, as its workflow reads them from the event that started it. Both
+    are searched by ``GET /runs?q=`` (case-insensitive). The platform trims each to ``MAX_SUMMARY_CHARS`` and drops
+    control characters (interlock.run_list.checked_summary); None: the event has none."""
+
+    subject: str | None = None
+    customer: str | None = None
+
+
+@dataclass(frozen=True)
 class Workflow:
     """Everything the platform needs to know about one workflow, declared by its package."""
 
@@ -198,6 +209,9 @@ class Workflow:
     follow_ups: tuple[FollowUp, ...] = ()
     # The hand-off page behind the links its steps email (interlock.handoffs.issue), if they send any
     handoff_page: HandoffPage | None = None
+    # "module:function" from the event that starts a run (an interlock.models.Envelope) to its RunSummary, read by
+    # the router when it starts the run; None: its runs are listed without a subject or customer
+    run_summary: str | None = None
     folder: Path | None = field(default=None, compare=False)  # set by the registry: where the package lives
 
     def step(self, name: str) -> Step:

@@ -32,6 +32,9 @@ class UnknownWorkflow(LookupError):
     pass
 
 
+_FUNCTION_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+
+
 def load(package: str) -> Workflow:
     """The declaration of the workflow package ``package``, with its folder."""
     try:
@@ -146,6 +149,9 @@ def _check(workflow: Workflow) -> None:
         if source in PLATFORM_SOURCES:
             raise WorkflowError(f"workflow {workflow.name!r}: a trigger or resumer of source {source!r} "
                                 "(the platform makes those envelopes: declare a Schedule, StatusChange or FollowUp)")
+    if workflow.run_summary is not None and not _FUNCTION_PATH.fullmatch(workflow.run_summary):
+        raise WorkflowError(f"workflow {workflow.name!r}: run_summary {workflow.run_summary!r} is not "
+                            "'module:function'")
     if workflow.resumers and not workflow.wait:
         raise WorkflowError(f"workflow {workflow.name!r} declares resumers but no wait state machine")
 

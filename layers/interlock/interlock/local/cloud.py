@@ -26,6 +26,7 @@ from interlock.topology import (
     Queue,
     StateMachine,
     StateMachineType,
+    Table,
     Topology,
     WorkflowTable,
 )
@@ -88,6 +89,27 @@ class EnvironmentPatch:
                 os.environ[key] = value
         self._saved.clear()
 
+
+
+def timeline_table_request(table: Table, name: str) -> dict[str, Any]:
+    """``CreateTable``'s arguments for the timeline table ``table`` named ``name``, its indexes included, as the
+    stack declares it (infra/constructs/storage.py)."""
+    keys = dict.fromkeys([table.partition_key, table.sort_key,
+                          *(k for i in table.indexes for k in (i.partition_key, i.sort_key))])
+    return {
+        "TableName": name,
+        "KeySchema": [{"AttributeName": table.partition_key, "KeyType": "HASH"},
+                      {"AttributeName": table.sort_key, "KeyType": "RANGE"}],
+        "AttributeDefinitions": [{"AttributeName": key, "AttributeType": "S"} for key in keys],
+        "BillingMode": "PAY_PER_REQUEST",
+        "GlobalSecondaryIndexes": [
+            {"IndexName": index.name,
+             "KeySchema": [{"AttributeName": index.partition_key, "KeyType": "HASH"},
+                           {"AttributeName": index.sort_key, "KeyType": "RANGE"}],
+             "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(index.projection)}}
+            for index in table.indexes
+        ],
+    }
 
 class LocalCloud:
     """moto, populated from the topology. ``start`` returns the resolved :class:`~env.Deployed` values."""
@@ -257,18 +279,7 @@ class LocalCloud:
         table = self.topology.table
         name = resource_name(table.name)
         dynamodb = self.client("dynamodb")
-        dynamodb.create_table(
-            TableName=name,
-            KeySchema=[
-                {"AttributeName": table.partition_key, "KeyType": "HASH"},
-                {"AttributeName": table.sort_key, "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": table.partition_key, "AttributeType": "S"},
-                {"AttributeName": table.sort_key, "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        dynamodb.create_table(**timeline_table_request(table, name))
         dynamodb.update_time_to_live(
             TableName=name,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},

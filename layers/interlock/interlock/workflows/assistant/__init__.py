@@ -64,4 +64,5 @@ WORKFLOW = Workflow(
     settings=("assistant_debounce_seconds", "assistant_history_turns", "assistant_reengagement_template",
               "assistant_support_channel", "assistant_handoff_email", "assistant_handoff_ttl_seconds", "sender_email"),
     settings_check="interlock.workflows.assistant.limits:check_settings",
+    run_summary="interlock.workflows.assistant.summary:summary",
 )

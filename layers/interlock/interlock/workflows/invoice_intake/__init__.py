@@ -48,4 +48,5 @@ WORKFLOW = Workflow(
                         description="every day at 07:00 UTC: the recorded invoices unpaid after their due date"),),
     status_changes=(StatusChange("approved_for_payment", table="invoices", from_="recorded", to="approved"),),
     follow_ups=(FollowUp("past_due", "one run per recorded invoice unpaid after its due date, per day"),),
+    run_summary="interlock.workflows.invoice_intake.summary:summary",
 )

@@ -39,4 +39,5 @@ WORKFLOW = Workflow(
     wait="wait.asl.json",
     settings=("sender_email", "payment_wait_seconds", "payment_reminders", "customer_success_email"),
     settings_check="interlock.workflows.payment_recovery.limits:check_settings",
+    run_summary="interlock.workflows.payment_recovery.summary:summary",
 )

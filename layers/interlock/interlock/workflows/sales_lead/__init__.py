@@ -36,4 +36,5 @@ WORKFLOW = Workflow(
     approval_view="interlock.workflows.sales_lead.approval:view",
     settings=("sales_discount_approval_pct",),
     settings_check="interlock.workflows.sales_lead.limits:check_settings",
+    run_summary="interlock.workflows.sales_lead.summary:summary",
 )

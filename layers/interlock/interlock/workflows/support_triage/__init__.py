@@ -24,4 +24,5 @@ WORKFLOW = Workflow(
     wait="wait.asl.json",
     approval_view="interlock.workflows.support_triage.approval:view",
     settings=("approval_min_confidence",),
+    run_summary="interlock.workflows.support_triage.summary:summary",
 )
