@@ -23,6 +23,10 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from interlock.kit import RunSummary
+from interlock.kit.summaries import as_object as _object
+from interlock.kit.summaries import first_item as _first
+from interlock.kit.summaries import first_words as _first_words
+from interlock.kit.summaries import text as _text
 
 if TYPE_CHECKING:
     from interlock.models import Envelope
@@ -36,32 +40,6 @@ FIRST_WORDS = 80  # the most of a message that names the run
 PART = 60  # the most of a name or a type that goes into a subject
 _MENTION = re.compile(r"<@[A-Z0-9]{1,40}>")
 _WA_ID = re.compile(r"[0-9]{1,20}")
-
-
-def _object(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _first(value: object) -> dict[str, Any]:
-    """The first item of a list field, when it is an object."""
-    return _object(value[0]) if isinstance(value, list) and value else {}
-
-
-def _text(value: object) -> str | None:
-    """A string field, stripped; None when it is no string or empty."""
-    return (value.strip() or None) if isinstance(value, str) else None
-
-
-def _first_words(value: object, limit: int = FIRST_WORDS) -> str | None:
-    """The first ``limit`` characters of a text on one line, cut at a word, from a bounded slice of it."""
-    if not isinstance(value, str):
-        return None
-    words = " ".join(value[:limit * 8].split())
-    if len(words) <= limit:
-        return words or None
-    cut = words[:limit]
-    space = cut.rfind(" ")
-    return (cut[:space] if space > limit // 2 else cut) + "..."
 
 
 # -- WhatsApp ------------------------------------------------------------------------------------------------------

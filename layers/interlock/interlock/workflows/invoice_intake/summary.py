@@ -19,6 +19,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from interlock.kit import RunSummary
+from interlock.kit.summaries import as_object as _object
+from interlock.kit.summaries import first_words
 
 if TYPE_CHECKING:
     from interlock.models import Envelope
@@ -35,25 +37,8 @@ _LABELS = {"vendor": ("vendor", "supplier", "from"),
            "number": ("invoice number", "invoice no", "invoice #", "invoice id", "invoice no.")}
 
 
-def _object(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _text(value: object) -> str | None:
-    """A string field, stripped; None when it is no string or empty."""
-    return (value.strip() or None) if isinstance(value, str) else None
-
-
 def _first_words(value: object, limit: int = PART) -> str | None:
-    """The first ``limit`` characters of a text on one line, cut at a word, from a bounded slice of it."""
-    if not isinstance(value, str):
-        return None
-    words = " ".join(value[:limit * 8].split())
-    if len(words) <= limit:
-        return words or None
-    cut = words[:limit]
-    space = cut.rfind(" ")
-    return (cut[:space] if space > limit // 2 else cut) + "..."
+    return first_words(value, limit)
 
 
 def _scalar(value: object) -> str | None:

@@ -13,6 +13,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from interlock.kit import RunSummary
+from interlock.kit.summaries import as_object as _object
+from interlock.kit.summaries import text as _text
 from interlock.workflows.payment_recovery.rules import FAILED_EVENT, amount_text
 
 if TYPE_CHECKING:
@@ -21,15 +23,6 @@ if TYPE_CHECKING:
 PART = 100  # the most of one field that goes into the subject
 _CURRENCY = re.compile(r"[a-z]{3}")
 _MAX_AMOUNT = 10**15  # in minor units: more than any invoice, and a short number to format
-
-
-def _object(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _text(value: object) -> str | None:
-    """A string field, stripped; None when it is no string or empty."""
-    return (value.strip() or None) if isinstance(value, str) else None
 
 
 def _part(value: object) -> str | None:

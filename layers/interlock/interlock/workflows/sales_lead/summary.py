@@ -16,6 +16,9 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from interlock.kit import RunSummary
+from interlock.kit.summaries import as_object as _object
+from interlock.kit.summaries import first_words as _first_words
+from interlock.kit.summaries import text as _text
 
 if TYPE_CHECKING:
     from interlock.models import Envelope
@@ -25,27 +28,6 @@ HUBSPOT_EVENT = "hubspot.contact.creation"
 PART = 100  # the most of one field that goes into a subject made of several
 FIRST_WORDS = 80  # the most of a message that names a lead without a company or name
 _CONTACT_ID = re.compile(r"[0-9]{1,30}")
-
-
-def _object(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _text(value: object) -> str | None:
-    """A string field, stripped; None when it is no string or empty."""
-    return (value.strip() or None) if isinstance(value, str) else None
-
-
-def _first_words(value: object, limit: int) -> str | None:
-    """The first ``limit`` characters of a text on one line, cut at a word, from a bounded slice of it."""
-    if not isinstance(value, str):
-        return None
-    words = " ".join(value[:limit * 8].split())
-    if len(words) <= limit:
-        return words or None
-    cut = words[:limit]
-    space = cut.rfind(" ")
-    return (cut[:space] if space > limit // 2 else cut) + "..."
 
 
 def _form(payload: dict[str, Any]) -> RunSummary:

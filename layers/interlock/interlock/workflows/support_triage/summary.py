@@ -8,36 +8,17 @@ and builds nothing long (the platform trims and cleans what it returns: interloc
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from interlock.kit import RunSummary
+from interlock.kit.summaries import as_object as _object
+from interlock.kit.summaries import first_words as _first_words
+from interlock.kit.summaries import text as _text
 
 if TYPE_CHECKING:
     from interlock.models import Envelope
 
 TICKET_EVENT = "support.ticket"
-FIRST_WORDS = 80  # the most of a body that names a ticket without a subject
-
-
-def _object(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _text(value: object) -> str | None:
-    """A string field, stripped; None when it is no string or empty."""
-    return (value.strip() or None) if isinstance(value, str) else None
-
-
-def _first_words(value: object, limit: int = FIRST_WORDS) -> str | None:
-    """The first ``limit`` characters of a text on one line, cut at a word, from a bounded slice of it."""
-    if not isinstance(value, str):
-        return None
-    words = " ".join(value[:limit * 8].split())
-    if len(words) <= limit:
-        return words or None
-    cut = words[:limit]
-    space = cut.rfind(" ")
-    return (cut[:space] if space > limit // 2 else cut) + "..."
 
 
 def summary(envelope: Envelope) -> RunSummary:
