@@ -6,7 +6,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from interlock.kit.triggers import PoisonMessage, parse_message
+from interlock.kit.triggers import DELIVERY_ATTRIBUTE, PoisonMessage, parse_message
 from interlock.models import Envelope
 from interlock.observability import count, logger, metrics, tracer
 from interlock.wiring import router
@@ -21,8 +21,10 @@ def route_record(record: SQSRecord) -> None:
         poisoned(record, exc)
         raise
     if not isinstance(message, Envelope):  # a schedule's firing, a table's status change, a follow-up
+        # A message moved back from the DLQ names its first delivery: the acceptance token that delivery recorded.
+        delivery = record.message_attributes.get(DELIVERY_ATTRIBUTE)
         try:
-            router().accept_trigger(message, record.message_id)
+            router().accept_trigger(message, delivery["stringValue"] if delivery else record.message_id)
         except PoisonMessage as exc:
             poisoned(record, exc)
             raise

@@ -67,6 +67,10 @@ WORKFLOW_TABLE_DELETE_ACTIONS = ("dynamodb:DeleteItem",)
 WORKFLOW_TABLE_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query")
 # The operator's lists of runs: a query on the timeline table's index of runs, nothing else of it.
 RUNS_INDEX_ACTIONS = ("dynamodb:Query",)
+# The operator's redrive of a DLQ (interlock/dead_letters.py): read its messages, make them visible again, delete
+# the ones moved back or done with, and its depth.
+DLQ_REDRIVE_ACTIONS = ("sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage",
+                       "sqs:GetQueueAttributes")
 # An approval decision, approved or rejected, is a SendTaskSuccess with the decision (interlock/approvals.py).
 TASK_RESPONSE_ACTIONS = ("states:SendTaskSuccess",)
 
@@ -170,6 +174,8 @@ class LambdaFunction(Construct):
                 return targets.table.table_name
             case RefKind.QUEUE_URL:
                 return targets.queues[ref.name].queue.queue_url
+            case RefKind.DLQ_URL:
+                return targets.queues[ref.name].dlq.queue_url
             case RefKind.STATE_MACHINE_ARN:
                 return _lookup(targets.state_machines, ref.name, "state machine").state_machine_arn
             case RefKind.STATE_MACHINE_ARNS:
@@ -236,6 +242,9 @@ class LambdaFunction(Construct):
             case Access.RUNS_INDEX_READ:
                 iam.Grant.add_to_principal(grantee=self.role, actions=list(RUNS_INDEX_ACTIONS),
                                            resource_arns=[f"{targets.table.table_arn}/index/{grant.target}"])
+            case Access.DLQ_REDRIVE:
+                iam.Grant.add_to_principal(grantee=self.role, actions=list(DLQ_REDRIVE_ACTIONS),
+                                           resource_arns=[targets.queues[grant.target].dlq.queue_arn])
             case Access.WORKFLOW_TABLE_READ_WRITE:
                 table = _lookup(targets.workflow_tables, grant.target, "workflow table")
                 iam.Grant.add_to_principal(grantee=self.role, actions=list(WORKFLOW_TABLE_ACTIONS),

@@ -197,6 +197,15 @@ def other_cases(rng: random.Random) -> list[Case]:
         query = "&".join(f"{rng.choice(names)}={rng.choice(values)}" for _ in range(rng.randint(0, 4)))
         cases.append(Case(rng.choice(["GET", "GET", "GET", "HEAD", *ODD_METHODS]),
                           path + (f"?{query}" if query else ""), what=f"list {path}"))
+    redrives = [b"", b"{}", b"\xff\xfe", b"[" * 5000, b"x" * 70_000, b'{"dry_run": "false"}', b'{"limit": 1e400}',
+                b'{"limit": -1}', b'{"dry_run": true, "limit": 101}', b'{"dry_run": null}', b"null", b'"x"',
+                b'{"dry_run": true, "x": 1}', b'{"limit": 99999999999999999999999}']
+    for _ in range(40):  # the DLQs and their redrive (only ever a dry run or a refusal: the runtime is shared)
+        name = rng.choice(["ingest", "ingest-dlq", "nope", "%00", "%ff%fe", "x" * rng.randint(2049, 5000), "%1b[2J",
+                           "..%2F..", "a%0d%0ab"])
+        path = rng.choice(["/dlqs", f"/dlqs/{name}/redrive", f"/dlqs/{name}", "/dlqs/"])
+        cases.append(Case(rng.choice(["GET", "POST", "POST", "HEAD", *ODD_METHODS]), path, rng.choice(redrives),
+                          {"Content-Type": rng.choice(["application/json", "text/plain", ""])}, what="dlqs"))
     forms = [b"decision=approve", b"decision=reject", b"\xff\xfe", b"decision=%ff", b"decision=approve&decision=reject",
              b"decision=" + b"a" * 20_000, b"&" * 3000, b"decision", b"%", b"=" * 100, b"decision=approve\x00"]
     for _ in range(60):
@@ -274,7 +283,7 @@ def test_malformed_requests_to_every_route_get_a_4xx_in_time_and_leave_nothing_b
     assert {path for _, path in ROUTES} == {"/webhooks/{source}", "/runs", "/approvals", "/runs/{run_id}",
                                             "/runs/{run_id}/event",
                                             "/runs/{run_id}/events", "/runs/{run_id}/replay", "/approvals/{token}",
-                                            "/handoffs/{token}", "/uploads"}
+                                            "/handoffs/{token}", "/uploads", "/dlqs", "/dlqs/{name}/redrive"}
 
     failures: list[str] = []
     refused: list[Case] = []

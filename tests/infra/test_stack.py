@@ -74,6 +74,9 @@ GRANT_ACTIONS = {
     Access.WORKFLOW_TABLE_READ: {"dynamodb:GetItem", "dynamodb:Query"},
     # the operator's lists of runs: the timeline table's index, queried (runs_api)
     Access.RUNS_INDEX_READ: {"dynamodb:Query"},
+    # the operator's redrive: the DLQ's messages read, made visible again, deleted, and its depth (dlq_api)
+    Access.DLQ_REDRIVE: {"sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage",
+                         "sqs:GetQueueAttributes"},
 }
 QUEUE_CONSUMER_ACTIONS = {
     "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
@@ -403,6 +406,8 @@ def test_given_function_env_when_synthesised_then_refs_resolve_to_the_resources_
             assert got == {"Ref": table_lid}
         elif value.kind is RefKind.QUEUE_URL:
             assert got == {"Ref": queues[value.name]}  # a queue's Ref is its URL
+        elif value.kind is RefKind.DLQ_URL:
+            assert got == {"Ref": queues[TOPOLOGY.queue(value.name).dlq_name]}
         elif value.kind is RefKind.STATE_MACHINE_ARN:
             assert got == {"Ref": machines[value.name][0]}  # a state machine's Ref is its ARN
         elif value.kind is RefKind.STATE_MACHINE_ARNS:  # {"<workflow>": <its Express machine's ARN>} as JSON

@@ -550,9 +550,10 @@ def test_given_a_query_step_that_starts_runs_then_the_query_worker_is_granted_th
     assert granted == told == {"job_act", "job_query"}
     query = topology.function("job_query")
     assert [g for g in query.grants if g.access is Access.QUEUE_SEND] == [QUEUE_SEND]  # that queue, once
-    # beside the workers, what sends to the ingest queue: the ingest, the replay and the hand-off pages (their runs)
+    # beside the workers, what sends to the ingest queue: the ingest, the replay, the hand-off pages (their runs)
+    # and the DLQ's redrive (back to it)
     assert {f.name for f in topology.functions if QUEUE_SEND in f.grants} == {
-        "webhook_ingest", "runs_replay", "handoffs_api", "job_act", "job_query"}
+        "webhook_ingest", "runs_replay", "handoffs_api", "dlq_api", "job_act", "job_query"}
 
 
 @pytest.mark.parametrize("name", ["workflow", "schedule", "table"])

@@ -161,3 +161,37 @@ def test_given_partitions_that_stop_early_when_paged_then_every_run_comes_once_i
             break
 
     assert seen == sorted(failed + done, reverse=newest_first)
+
+
+PLANNED = [
+    {"message_id": "m1", "kind": "envelope", "run_id": RUN, "run_status": "received", "verdict": "start",
+     "action": "move", "outcome": "starts workflow support_triage", "sent_at": "2026-12-04T02:10:11Z"},
+    {"message_id": "m2", "kind": "unknown", "run_id": None, "run_status": None, "verdict": "poison", "action": "keep",
+     "outcome": "the message is not JSON \u001b[2J" + "x" * 200, "sent_at": None, "done": "kept"},
+]
+
+
+@pytest.mark.parametrize("columns", [100, 109, 110, 200])
+def test_given_dlq_messages_when_listed_then_a_line_each_that_fits_with_the_run_and_what_happens(columns: int) -> None:
+    lines = operator.redrive_lines(PLANNED, columns)
+
+    assert all(len(line) <= columns for line in lines)
+    assert ("SENT (UTC)" in lines[0]) is (columns >= 110)
+    sent = ["12-04", "02:10:11"] if columns >= 110 else []
+    assert lines[1].split()[:len(sent) + 5] == [*sent, "envelope", RUN, "received", "start", "move"]
+    assert lines[2].split()[:5] == [*(["-"] if sent else []), "unknown", "-", "-", "poison", "kept"][:5]
+    assert "kept" in lines[2] and "\u001b" not in lines[2] and lines[2].endswith("…")
+
+
+def test_given_a_post_to_api_gateway_then_its_body_is_signed_too(monkeypatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    url = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod/dlqs/ingest/redrive"
+
+    dry = operator.signed_headers("POST", url, {"Content-Type": "application/json"}, b'{"dry_run": true}')
+    real = operator.signed_headers("POST", url, {"Content-Type": "application/json"}, b'{"dry_run": false}')
+
+    assert dry["Authorization"].split("Signature=")[0] == real["Authorization"].split("Signature=")[0]
+    assert dry["Authorization"] != real["Authorization"] or dry["X-Amz-Date"] != real["X-Amz-Date"]

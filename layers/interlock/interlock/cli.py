@@ -1,6 +1,6 @@
 """The ``interlock`` command: ``run`` the embedded local cloud, ``send`` it a signed webhook, ``replay`` a run,
 ``upload`` a document too large for an event, ``trigger`` a schedule; for operators, ``runs``, ``show``,
-``approvals`` and ``watch`` (interlock.operator).
+``approvals``, ``watch`` and ``redrive`` (interlock.operator).
 
 ``send`` signs a sample the way the source's provider does, with the provider's plug-in's
 ``sender_headers`` (``interlock.webhooks.sources``), so what verifies here is what the provider sends.
@@ -681,6 +681,58 @@ def approvals(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- interlock redrive (interlock.dead_letters) -----------------------------------------------------------------
+
+
+def redrive(args: argparse.Namespace) -> int:
+    """``POST /dlqs/<dlq>/redrive``: each DLQ message planned (``--dry-run``: nothing moves) or acted on, a batch
+    at a time until nothing is left that can move (docs/operators.md)."""
+    from interlock import operator
+
+    api = operator.OperatorApi(args.url or _default_url())
+    path = f"/dlqs/{quote(args.dlq, safe='')}/redrive"
+    limit = args.limit or 100
+    if args.dry_run:
+        report = api.post(path, {"dry_run": True, "limit": limit})
+        reports = [report]
+    else:
+        reports = []
+        while True:
+            report = api.post(path, {"dry_run": False, "limit": limit})
+            reports.append(report)
+            acted = int(report.get("moved") or 0) + int(report.get("removed") or 0)
+            if not (report.get("more") and acted and args.all):
+                break
+            print(f"... {sum(int(r.get('moved') or 0) for r in reports)} moved, "
+                  f"{sum(int(r.get('removed') or 0) for r in reports)} removed so far", file=sys.stderr, flush=True)
+    # A message kept by one batch is read again by the next: its last plan stands.
+    batches: list[list[Any]] = [r["messages"] for r in reports if isinstance(r.get("messages"), list)]
+    messages = list({str(m.get("message_id")): m for batch in batches for m in batch if isinstance(m, dict)}.values())
+    if args.json:
+        print(json.dumps(reports[0] if len(reports) == 1 else {"batches": reports}, indent=2))
+        return 0 if not any(r.get("failed") for r in reports) else 1
+    last = reports[-1]
+    depth = int(reports[0].get("depth") or 0)
+    name = operator.printable(args.dlq, 64)
+    if not messages:
+        print(f"The {name} DLQ is empty.")
+        return 0
+    print(f"The {name} DLQ holds {depth} message{'s' if depth != 1 else ''}"
+          + (f"; the first {len(messages)}:" if args.dry_run and last.get("more") else ":"))
+    print("\n".join(operator.redrive_lines(messages, operator.width())))
+    counts: dict[str, int] = {}
+    for message in messages:
+        key = str(message.get("done") or message.get("verdict"))
+        counts[key] = counts.get(key, 0) + 1
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    if args.dry_run:
+        print(f"\nDry run, nothing moved: {summary}. Redrive them: interlock redrive --dlq {name}")
+    else:
+        print(f"\nRedriven: {summary}." + ("\nMore remain: run it again (or add --all)." if last.get("more") and not
+                                         args.all else ""))
+    return 0 if not any(r.get("failed") for r in reports) else 1
+
+
 def _pairs(values: list[str], flag: str) -> dict[str, str]:
     pairs: dict[str, str] = {}
     for value in values:
@@ -860,6 +912,19 @@ def build_parser() -> argparse.ArgumentParser:
     approvals_cmd = commands.add_parser("approvals", help="what waits for a person, oldest first (GET /approvals)")
     _list_options(approvals_cmd, "approvals")
     approvals_cmd.set_defaults(func=approvals)
+
+    redrive_cmd = commands.add_parser(
+        "redrive", help="move a DLQ's messages back to their queue, each planned first (--dry-run: only the plan)")
+    redrive_cmd.add_argument("--dlq", default="ingest", help="which DLQ (default: ingest; GET /dlqs lists them)")
+    redrive_cmd.add_argument("--dry-run", action="store_true",
+                             help="show, per message, what moving it back would do (its run, the run's status, "
+                                  "whether it starts a run or is a duplicate) and move nothing")
+    redrive_cmd.add_argument("--limit", type=int, choices=range(1, 101), metavar="N",
+                             help="messages a batch (1-100, default 100)")
+    redrive_cmd.add_argument("--all", action="store_true", help="batch after batch until nothing more can move")
+    redrive_cmd.add_argument("--json", action="store_true", help="the API's JSON, for scripts")
+    _url_option(redrive_cmd)
+    redrive_cmd.set_defaults(func=redrive)
     return parser
 
 

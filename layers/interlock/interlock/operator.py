@@ -1,4 +1,5 @@
-"""The operator's commands of the CLI (``interlock runs | show | approvals``): their HTTP client and what they print.
+"""The operator's commands of the CLI (``interlock runs | show | approvals | redrive``): their HTTP client and what
+they print.
 
 * :class:`OperatorApi` calls the API, the local runtime by default. Given API Gateway's URL
   (``https://<id>.execute-api.<region>.amazonaws.com/<stage>``, or any URL with ``INTERLOCK_SIGV4_REGION`` set)
@@ -76,19 +77,28 @@ class OperatorApi:
 
     def get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
         """The JSON object a ``GET`` answers; ``OperatorError`` with the API's own message for any error."""
+        return self.request("GET", path, params)
+
+    def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The JSON object a ``POST`` of the JSON ``body`` answers; errors as :meth:`get`."""
+        return self.request("POST", path, body=json.dumps(body).encode())
+
+    def request(self, method: str, path: str, params: Mapping[str, str] | None = None,
+                body: bytes = b"") -> dict[str, Any]:
         import httpx
 
         url = self.url(path, params)
+        headers = {"Accept": "application/json", **({"Content-Type": "application/json"} if body else {})}
         try:
-            response = httpx.get(url, headers=signed_headers("GET", url, {"Accept": "application/json"}),
-                                 timeout=30.0)
+            response = httpx.request(method, url, headers=signed_headers(method, url, headers, body), content=body,
+                                     timeout=60.0)
         except httpx.ConnectError as exc:
             raise OperatorError(f"nothing answers at {self.base}: is Interlock running? Start it with `interlock run` "
                                 "(or `make run`), or pass --url") from exc
         except httpx.InvalidURL as exc:
             raise OperatorError(f"{self.base} is not a URL Interlock can be reached at: {exc}") from exc
         except httpx.HTTPError as exc:
-            raise OperatorError(f"GET {path} failed: {type(exc).__name__}: {exc}") from exc
+            raise OperatorError(f"{method} {path} failed: {type(exc).__name__}: {exc}") from exc
         try:
             answer = response.json()
         except ValueError:
@@ -242,3 +252,14 @@ def show_lines(view: Mapping[str, Any], prompts: bool = False) -> list[str]:
                            and any(k in e["details"] for k in PROMPT_DETAILS) for e in timeline):
         lines += ["", "(what the decisions sent their model: interlock show --prompts)"]
     return lines
+
+
+def redrive_lines(messages: list[dict[str, Any]], columns: int) -> list[str]:
+    """``interlock redrive``: one line a DLQ message: its kind, run and the run's status, the verdict, and what
+    moving it back does (or did: ``done``)."""
+    sent = columns >= 110  # narrower terminals leave out when it was sent, for the outcome
+    rows = [[*([_moment(m.get("sent_at") or "")[5:] or "-"] if sent else []), str(m.get("kind") or ""),
+             str(m.get("run_id") or "-"), str(m.get("run_status") or "-"), str(m.get("verdict") or ""),
+             str(m.get("done") or m.get("action") or ""), str(m.get("outcome") or "")] for m in messages]
+    headers = [*(["SENT (UTC)"] if sent else []), "KIND", "RUN", "STATUS", "VERDICT", "ACTION", "OUTCOME"]
+    return table(rows, headers, len(headers) - 1, columns)

@@ -77,6 +77,12 @@ class ReplaySettings(TableSettings):
     ingest_queue_url: str = Field(min_length=1)
 
 
+class RedriveSettings(ReplaySettings):
+    """The DLQ redrive (``interlock.dead_letters``): the ingest queue's DLQ, read, and the queue it moves back to."""
+
+    ingest_dlq_url: str = Field(min_length=1)
+
+
 class GuardrailSettings(TableSettings):
     approval_min_confidence: float = Field(default=0.75, ge=0, le=1)
 

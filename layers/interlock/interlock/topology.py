@@ -52,6 +52,8 @@ class RefKind(StrEnum):
     BUCKET_NAME = "bucket_name"
     # The physical name of a workflow's own table (name: the table's declared name, WorkflowTable).
     WORKFLOW_TABLE_NAME = "workflow_table_name"
+    # The URL of a queue's DLQ (name: the queue's topology name).
+    DLQ_URL = "dlq_url"
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,8 @@ class Access(StrEnum):
     WORKFLOW_TABLE_READ = "workflow_table_read"
     # Query the timeline table's index of runs (target: the index's name): the operator's lists of runs
     RUNS_INDEX_READ = "runs_index_read"
+    # Read, hide again and delete the messages of a queue's DLQ (target: the queue's name): the operator's redrive
+    DLQ_REDRIVE = "dlq_redrive"
 
 
 @dataclass(frozen=True)
@@ -745,6 +749,16 @@ def build(extra_workflows: str | None = None) -> Topology:
             env=_env(INTERLOCK_INGEST_QUEUE_URL=Ref(RefKind.QUEUE_URL, INGEST_QUEUE)),
         ),
         Function(
+            name="dlq_api",
+            module="http_dead_letters",
+            description="GET /dlqs, POST /dlqs/{name}/redrive: the ingest DLQ's messages planned, and moved back",
+            grants=(_READ, _WRITE, Grant(Access.DLQ_REDRIVE, INGEST_QUEUE), Grant(Access.QUEUE_SEND, INGEST_QUEUE)),
+            env=_env(INTERLOCK_INGEST_QUEUE_URL=Ref(RefKind.QUEUE_URL, INGEST_QUEUE),
+                     INTERLOCK_INGEST_DLQ_URL=Ref(RefKind.DLQ_URL, INGEST_QUEUE)),
+            # A redrive reads and plans up to 100 messages: within API Gateway's 29 seconds.
+            timeout_seconds=29,
+        ),
+        Function(
             name="approvals_api",
             module="http_approvals",
             description="GET/HEAD/POST /approvals/{token}: show an approval, decide it once",
@@ -804,6 +818,8 @@ def build(extra_workflows: str | None = None) -> Topology:
         Route("GET", "/runs/{run_id}/event", "runs_api", auth="iam"),
         Route("GET", "/runs/{run_id}/events", "runs_api", auth="iam"),
         Route("POST", "/runs/{run_id}/replay", "runs_replay", auth="iam"),
+        Route("GET", "/dlqs", "dlq_api", auth="iam"),
+        Route("POST", "/dlqs/{name}/redrive", "dlq_api", auth="iam"),
         Route("GET", "/approvals/{token}", "approvals_api"),
         Route("HEAD", "/approvals/{token}", "approvals_api"),
         Route("POST", "/approvals/{token}", "approvals_api"),
@@ -949,6 +965,7 @@ class DeploymentSettings:
     api_rate_handoffs: str = "10"
     api_rate_runs: str = "10"
     api_rate_uploads: str = "10"
+    api_rate_dlqs: str = "2"
     # Requests per source IP per 5 minutes above which a WAF web ACL on the API stage blocks; empty: no WAF.
     waf_rate_limit: str = ""
     # "false" drops the functions' reserved concurrency (an account whose concurrency quota is too small).

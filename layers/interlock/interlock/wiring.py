@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from interlock.approvals import ApprovalService, RequestSettings
     from interlock.connectors.crm import Crm
     from interlock.connectors.helpdesk import Helpdesk
+    from interlock.dead_letters import Redrive
     from interlock.handoffs import HandoffService
     from interlock.ingest.service import IngestService
     from interlock.kit.correlation import Correlation
@@ -60,6 +61,18 @@ def replay_service() -> ReplayService:
     from interlock.settings import ReplaySettings
 
     return ReplayService(store=timeline_store(), queue=SqsEventQueue(load(ReplaySettings).ingest_queue_url))
+
+
+@cache
+def redrive() -> Redrive:
+    """The DLQs an operator redrives, by name: the ingest queue's, back to the ingest queue."""
+    from interlock.dead_letters import Redrive, SqsDeadLetters, SqsSender
+    from interlock.settings import RedriveSettings
+    from interlock.topology import INGEST_QUEUE
+
+    settings = load(RedriveSettings)
+    return Redrive(timeline_store(), {INGEST_QUEUE: SqsDeadLetters(settings.ingest_dlq_url)},
+                   SqsSender(settings.ingest_queue_url))
 
 
 @cache

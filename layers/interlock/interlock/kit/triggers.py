@@ -44,6 +44,9 @@ TRIGGER_DEDUPE_TTL_SECONDS = 15 * 24 * 3600
 # A trigger's acceptance still ``accepting`` this long after it was recorded was abandoned: a delivery of another
 # message (a DLQ redrive, Scheduler's retry) takes it over and starts the run. Far above the router's timeout.
 TRIGGER_STALE_SECONDS = 900
+# A trigger message moved back from the DLQ carries this attribute: the id of its first delivery, the acceptance
+# token that delivery recorded (interlock.dead_letters).
+DELIVERY_ATTRIBUTE = "delivery"
 
 _NAME = r"[a-z][a-z0-9_]{0,39}"
 _TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$")

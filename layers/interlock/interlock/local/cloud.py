@@ -267,6 +267,8 @@ class LocalCloud:
             secret_prefix=self.topology.secret_prefix,
             webhook_sources=self.webhook_sources,
             queue_urls=queue_urls,
+            dlq_urls={queue.name: self.queue_urls_by_name[resource_name(queue.dlq_name)]
+                      for queue in self.topology.queues},
             state_machine_arns=machines,
             function_arns={fn.name: self.functions.arn(fn.name) for fn in self.topology.functions},
             workflow_arns={sm.workflow: machines[sm.name] for sm in self.topology.state_machines

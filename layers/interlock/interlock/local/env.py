@@ -39,6 +39,7 @@ class Deployed:
     secret_prefix: str
     webhook_sources: str = ""  # what RefKind.WEBHOOK_SOURCES resolves to: Topology.enabled_sources(setting)
     queue_urls: dict[str, str] = field(default_factory=dict)
+    dlq_urls: dict[str, str] = field(default_factory=dict)  # a queue's topology name -> its DLQ's URL
     state_machine_arns: dict[str, str] = field(default_factory=dict)
     function_arns: dict[str, str] = field(default_factory=dict)
     # workflow -> the ARN of its automatic state machine (what RefKind.STATE_MACHINE_ARNS resolves to, as JSON)
@@ -120,6 +121,7 @@ def setting(name: str, api_url: str, environ: Mapping[str, str]) -> str:
 def resolve(ref: Ref, deployed: Deployed, environ: Mapping[str, str]) -> str:
     lookups: dict[RefKind, Mapping[str, str]] = {
         RefKind.QUEUE_URL: deployed.queue_urls,
+        RefKind.DLQ_URL: deployed.dlq_urls,
         RefKind.STATE_MACHINE_ARN: deployed.state_machine_arns,
         RefKind.FUNCTION_ARN: deployed.function_arns,
         RefKind.BUCKET_NAME: deployed.bucket_names,

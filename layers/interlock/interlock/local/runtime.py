@@ -163,7 +163,7 @@ class LocalRuntime:
                 )
                 poller.start()
                 self.execution_watches.append(poller)
-            self._start_triggers(deployed.queue_urls)
+            self._start_triggers(deployed.queue_urls, deployed.dlq_urls)
             self.outbox = Outbox(self.outbox_dir, self.echo)
             self.outbox.start()
         except BaseException:
@@ -209,7 +209,7 @@ class LocalRuntime:
             self.cloud = None
         self._stopped.set()
 
-    def _start_triggers(self, queue_urls: Mapping[str, str]) -> None:
+    def _start_triggers(self, queue_urls: Mapping[str, str], dlq_urls: Mapping[str, str]) -> None:
         """The schedules and the watched tables' streams, sending into the ingest queue (as Scheduler and Pipes
         send): started once the queue's consumer polls; the schedules' saved cursors in the state directory."""
         assert self.cloud is not None and self.cloud.deployed is not None
@@ -227,7 +227,9 @@ class LocalRuntime:
         tables = self.topology.workflow_tables
         self.apps.triggers = TriggerEndpoints(
             self.scheduler, self.streams, dict(self.cloud.deployed.workflow_tables),
-            {t.name: keys_of(t.partition_key, t.sort_key) for t in tables}, lambda: self.cloud_client("dynamodb"))
+            {t.name: keys_of(t.partition_key, t.sort_key) for t in tables}, lambda: self.cloud_client("dynamodb"),
+            queues={**queue_urls, **{q.dlq_name: dlq_urls[q.name] for q in self.topology.queues}},
+            sqs=lambda: self.cloud_client("sqs"))
         self.streams.start()
         for firing in self.scheduler.catch_up():
             log.info("schedule %s missed while stopped: fired for %s", firing.schedule, firing.scheduled_time)
@@ -301,7 +303,9 @@ class LocalRuntime:
             lines.append(f"  {source.name:<{width}}  " + self._source_line(source.name, source.scheme, enabled, width))
         lines += [
             "",
-            f"Runs:            GET {url}/runs/<run_id>",
+            f"Runs:            GET {url}/runs/<run_id>; {send_command()} runs | show <run_id> | approvals",
+            f"Dead letters:    {send_command()} redrive --dry-run (rehearse: POST {url}/_local/queues/ingest-dlq/"
+            "messages)",
             f"Approval emails: {self.outbox_dir.resolve()}/ (links are printed here too)",
             f"Local fakes:     {url}/_local/crm/accounts?email=ada@example.com, {url}/_local/helpdesk/replies",
             f"                 {url}/_local/crm/crm/v3/objects/contacts (and deals, tasks), "

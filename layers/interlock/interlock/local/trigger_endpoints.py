@@ -10,9 +10,14 @@
 * ``PATCH /_local/tables/<table>/items {"key": {...}, "set": {...}}``: change attributes of an existing item, as a
   workflow's step or another system of record would (``{"set": {"status": "approved"}}`` is a status change);
 * ``GET /_local/tables/<table>/changes``: the stream records read from it lately, with the run each status change
-  starts.
+  starts;
+* ``GET /_local/queues``: the queues and their DLQs, with the messages each holds;
+* ``POST /_local/queues/<queue>/messages {"body": "...", "attributes": {"<name>": "<string>"}}``: send a message
+  to a queue or a DLQ (``ingest-dlq``) as SQS would hold it: how a redrive is rehearsed on a laptop
+  (docs/operators.md).
 
-Bad input gets a 4xx, never a 5xx; ``<table>`` is a table's declared name.
+Bad input gets a 4xx, never a 5xx; ``<table>`` is a table's declared name, ``<queue>`` a queue's (or
+``<queue>-dlq``).
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from interlock.local.scheduler import LocalScheduler, firings
 from interlock.local.streams import LocalStreams
 
 MAX_ADVANCE_SECONDS = 366 * 86400
+MAX_MESSAGE_BYTES = 256 * 1024  # SQS's own limit
+MAX_ATTRIBUTES = 10  # SQS's own limit
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> Response:
@@ -61,17 +68,67 @@ def _dynamo(value: Any) -> Any:
 
 class TriggerEndpoints:
     def __init__(self, scheduler: LocalScheduler, streams: LocalStreams, tables: dict[str, str],
-                 keys: dict[str, tuple[str, ...]], dynamodb: Callable[[], Any]) -> None:
+                 keys: dict[str, tuple[str, ...]], dynamodb: Callable[[], Any],
+                 queues: dict[str, str] | None = None, sqs: Callable[[], Any] | None = None) -> None:
         self.scheduler = scheduler
         self.streams = streams
         self.tables = tables  # declared name -> physical name
         self.keys = keys  # declared name -> its key attributes
         self._dynamodb = dynamodb
+        self.queues = queues or {}  # queue (or <queue>-dlq) -> its URL
+        self._sqs = sqs
 
     def handle(self, request: Request, system: str, path: str) -> Response:
         if system == "scheduler":
             return self._scheduler(request, path)
+        if system == "queues":
+            return self._queues(request, path)
         return self._tables(request, path)
+
+    # -- the queues ----------------------------------------------------------------------------------------
+
+    def _queues(self, request: Request, path: str) -> Response:
+        if path == "/":
+            if request.method != "GET":
+                return json_response(405, {"message": "Method Not Allowed"}, {"Allow": "GET"})
+            return json_response(200, {"queues": [{"name": name, "messages": self._depth(url)}
+                                                  for name, url in sorted(self.queues.items())]})
+        name, _, what = path.strip("/").partition("/")
+        if name not in self.queues:
+            return _error(404, "unknown_queue", f"no queue named {name[:100]!r}; the queues are: "
+                                                f"{', '.join(sorted(self.queues)) or 'none'}")
+        if what != "messages":
+            return json_response(404, {"message": "Not Found"})
+        if request.method != "POST":
+            return json_response(405, {"message": "Method Not Allowed"}, {"Allow": "POST"})
+        body = _body(request)
+        text = body.get("body") if body else None
+        attributes = (body or {}).get("attributes", {})
+        usage = 'send {"body": "<the message>", "attributes": {"<name>": "<string>", ...}}'
+        if not isinstance(text, str) or not text or set(body or {}) - {"body", "attributes"}:
+            return _error(400, "invalid_request", usage)
+        if len(text.encode("utf-8", "surrogatepass")) > MAX_MESSAGE_BYTES:
+            return _error(413, "too_large", f"a message is at most {MAX_MESSAGE_BYTES} bytes")
+        if (not isinstance(attributes, dict) or len(attributes) > MAX_ATTRIBUTES
+                or not all(isinstance(k, str) and k and isinstance(v, str) and v for k, v in attributes.items())):
+            return _error(400, "invalid_request", f"{usage}: at most {MAX_ATTRIBUTES} attributes, non-empty strings")
+        if any(not c.isprintable() for c in text + "".join(attributes) + "".join(attributes.values())
+               if c not in "\t\n\r") or any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+            return _error(400, "invalid_request", "a message and its attributes are printable text")
+        assert self._sqs is not None
+        answer = self._sqs().send_message(
+            QueueUrl=self.queues[name], MessageBody=text,
+            **({"MessageAttributes": {k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()}}
+               if attributes else {}))
+        return json_response(201, {"queue": name, "message_id": answer["MessageId"]})
+
+    def _depth(self, url: str) -> int:
+        assert self._sqs is not None
+        attributes = self._sqs().get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
+        values = attributes.get("Attributes", {})
+        return int(values.get("ApproximateNumberOfMessages", 0)) + int(
+            values.get("ApproximateNumberOfMessagesNotVisible", 0))
 
     # -- the scheduler -----------------------------------------------------------------------------------
 
@@ -208,8 +265,8 @@ class TriggerEndpoints:
 
 
 class RuntimeLocalApps(LocalFakes):
-    """The fakes, and the runtime's trigger endpoints (``/_local/scheduler``, ``/_local/tables``) once it has
-    started them (503 before)."""
+    """The fakes, and the runtime's own endpoints (``/_local/scheduler``, ``/_local/tables``, ``/_local/queues``)
+    once it has started them (503 before)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -218,7 +275,7 @@ class RuntimeLocalApps(LocalFakes):
     def handle(self, request: Request) -> Response:
         rest = request.path[len(MOUNT):]
         system, _, sub = rest.lstrip("/").partition("/")
-        if system in ("scheduler", "tables"):
+        if system in ("scheduler", "tables", "queues"):
             if self.triggers is None:
                 return json_response(503, {"message": "Service Unavailable"})
             return self.triggers.handle(request, system, "/" + sub.rstrip("/"))
