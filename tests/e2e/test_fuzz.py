@@ -181,7 +181,8 @@ def other_cases(rng: random.Random) -> list[Case]:
                              unknown, unknown.upper()])
         tail, methods = rng.choice([("event", ["GET", "GET", "HEAD", *ODD_METHODS]),
                                     ("events", ["GET", "GET", "HEAD", *ODD_METHODS]),
-                                    ("replay", ["POST", "POST", "GET", *ODD_METHODS])])
+                                    ("replay", ["POST", "POST", "GET", *ODD_METHODS]),
+                                    ("approvals/resend", ["POST", "POST", "GET", *ODD_METHODS])])
         body = rng.choice([b"", b"{}", b"\xff\xfe", b"[" * 5000, b"x" * 70_000])
         cursor = rng.choice(["", "1", "x" * 3000, "../../etc", "00000000000000000000#zz", "%00"])
         cases.append(Case(rng.choice(methods), f"/runs/{run_id}/{tail}" + (f"?after={cursor}" if cursor else ""),
@@ -283,6 +284,7 @@ def test_malformed_requests_to_every_route_get_a_4xx_in_time_and_leave_nothing_b
     assert {path for _, path in ROUTES} == {"/webhooks/{source}", "/runs", "/approvals", "/runs/{run_id}",
                                             "/runs/{run_id}/event",
                                             "/runs/{run_id}/events", "/runs/{run_id}/replay", "/approvals/{token}",
+                                            "/runs/{run_id}/approvals/resend",
                                             "/handoffs/{token}", "/uploads", "/dlqs", "/dlqs/{name}/redrive"}
 
     failures: list[str] = []

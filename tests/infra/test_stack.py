@@ -555,15 +555,18 @@ def test_given_queue_send_when_synthesised_then_only_granted_functions_send_to_t
         assert targets == granted | dead_letters, fn.name
 
 
-def test_given_ses_send_when_synthesised_then_only_the_approval_step_may_mail_as_the_sender(
+def test_given_ses_send_when_synthesised_then_only_the_mailing_functions_may_mail_as_the_sender(
     synthesis: Synthesis,
 ) -> None:
-    assert _holders(synthesis, "ses:SendRawEmail") == _granted(Access.SES_SEND) == {"job_approve", "job_notify"}
-    st = next(st for st in statements_of_role(synthesis, role_lid_of_function(synthesis, "job_approve"))
-              if "ses:SendRawEmail" in _listify(st["Action"]))
+    # the approval step, the notify step, and an operator's resend of an approval email
+    mailers = {"job_approve", "job_notify", "approvals_resend"}
+    assert _holders(synthesis, "ses:SendRawEmail") == _granted(Access.SES_SEND) == mailers
     identity_lid = next(iter(synthesis.of_type("AWS::SES::EmailIdentity")))
-    rendered = json.dumps(st["Resource"])
-    assert identity_lid in rendered and '"*"' not in rendered
+    for name in mailers:
+        st = next(st for st in statements_of_role(synthesis, role_lid_of_function(synthesis, name))
+                  if "ses:SendRawEmail" in _listify(st["Action"]))
+        rendered = json.dumps(st["Resource"])
+        assert identity_lid in rendered and '"*"' not in rendered, name
 
 
 # -- SQS ---------------------------------------------------------------------------------------------------

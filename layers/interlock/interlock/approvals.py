@@ -133,6 +133,9 @@ class Quorum(BaseModel):
     decisions: list[ApproverDecision] = Field(default_factory=list)
     decided_at: float | None = None
     version: int = 0
+    # approver id -> when their links were sent again (interlock.approval_resend): a link of theirs issued before
+    # that no longer works.
+    reissued: dict[str, float] = Field(default_factory=dict)
 
     @property
     def approvals(self) -> int:
@@ -214,6 +217,12 @@ class ApprovalLink(BaseModel):
     approver: str
     run_id: str
     deadline: float
+    issued_at: float = 0.0  # 0: a link stored before links were sent again (issued with its request)
+
+    def superseded(self, quorum: Quorum) -> bool:
+        """A newer link was sent to the same approver since this one (interlock.approval_resend)."""
+        again = quorum.reissued.get(approver_id(self.approver)) if self.approver else None
+        return again is not None and again > (self.issued_at or quorum.created_at)
 
 
 class ApprovalRequestInput(StepInput):
@@ -258,7 +267,11 @@ class ApprovalStore(Protocol):
 
     def put_link(self, link: ApprovalLink) -> None: ...
 
-    def get(self, token_hash: str) -> ApprovalRecord | None: ...
+    def get(self, token_hash: str) -> ApprovalRecord | None:
+        """What the link sees; None for a link never stored, or superseded by a newer one to its approver."""
+
+    def reissue(self, key: str, approver: str, at: float) -> None:
+        """From now on, only links issued to ``approver`` at or after ``at`` work for the quorum ``key``."""
 
     def quorum(self, key: str) -> Quorum | None: ...
 
@@ -344,6 +357,7 @@ class DynamoApprovalStore(aws.DynamoTable):
                 "approver": {"S": link.approver},
                 "run_id": {"S": link.run_id},
                 "deadline": _n(link.deadline),
+                **({"issued_at": _n(link.issued_at)} if link.issued_at else {}),
                 "expires_at": _n(int(link.deadline) + RECORD_RETENTION_SECONDS),
             },
             ConditionExpression="attribute_not_exists(pk)",
@@ -365,8 +379,28 @@ class DynamoApprovalStore(aws.DynamoTable):
         quorum = self.quorum(item["quorum"]["S"])
         if quorum is None:
             return None
-        return link_record(ApprovalLink(token_hash=token_hash, quorum_key=quorum.key, approver=item["approver"]["S"],
-                                        run_id=quorum.run_id, deadline=quorum.deadline), quorum)
+        link = ApprovalLink(token_hash=token_hash, quorum_key=quorum.key, approver=item["approver"]["S"],
+                            run_id=quorum.run_id, deadline=quorum.deadline,
+                            issued_at=float(item["issued_at"]["N"]) if "issued_at" in item else 0.0)
+        return None if link.superseded(quorum) else link_record(link, quorum)
+
+    def reissue(self, key: str, approver: str, at: float) -> None:
+        for _ in range(MAX_DECISION_TRIES):
+            item = self._read(self._item_key(key))
+            if item is None:
+                raise LookupError(key)
+            before = item.get("reissued")
+            after = {**(json.loads(before["S"]) if before else {}), approver_id(approver): at}
+            try:
+                self.client.update_item(
+                    TableName=self.table_name, Key=self._item_key(key), UpdateExpression="SET reissued = :after",
+                    ConditionExpression="reissued = :before" if before else "attribute_not_exists(reissued)",
+                    ExpressionAttributeValues={":after": {"S": json.dumps(after, sort_keys=True)},
+                                               **({":before": before} if before else {})})
+                return
+            except self.client.exceptions.ConditionalCheckFailedException:
+                continue  # another resend wrote meanwhile: merge with what it wrote
+        raise RuntimeError("the quorum's resends kept changing under this one")
 
     def quorum(self, key: str) -> Quorum | None:
         item = self._read(self._item_key(key))
@@ -386,6 +420,7 @@ class DynamoApprovalStore(aws.DynamoTable):
             decisions=_DECISIONS.validate_json(item["decisions"]["S"]) if "decisions" in item else [],
             decided_at=float(item["decided_at"]["N"]) if "decided_at" in item else None,
             version=int(item["version"]["N"]) if "version" in item else 0,
+            reissued=json.loads(item["reissued"]["S"]) if "reissued" in item else {},
         )
 
     def replace(self, quorum: Quorum, read_version: int) -> bool:
@@ -508,7 +543,7 @@ class ApprovalService:
         for approver in pool:
             token = new_token()
             link = ApprovalLink(token_hash=token_hash(token), quorum_key=quorum.key, approver=approver,
-                                run_id=data.run_id, deadline=quorum.deadline)
+                                run_id=data.run_id, deadline=quorum.deadline, issued_at=now)
             self.store.put_link(link)
             url = f"{settings.public_base_url.rstrip('/')}/approvals/{token}"
             subject, text, html = approval_pages.email(link_record(link, quorum), url)
@@ -521,8 +556,9 @@ class ApprovalService:
                 state=EntryState.PENDING_APPROVAL,
                 step="approval",
                 attempt=data.attempt,
+                # quorum: where an operator's resend finds the request (a hash of the task token, no secret)
                 details={"reasons": data.reasons, "approvers": list(pool), "required": data.approvers,
-                         "expires_at": expires, "email_message_ids": message_ids},
+                         "expires_at": expires, "email_message_ids": message_ids, "quorum": quorum.key},
             ),
         )
         count("ApprovalsRequested")

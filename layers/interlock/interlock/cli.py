@@ -1,6 +1,6 @@
 """The ``interlock`` command: ``run`` the embedded local cloud, ``send`` it a signed webhook, ``replay`` a run,
 ``upload`` a document too large for an event, ``trigger`` a schedule; for operators, ``runs``, ``show``,
-``approvals``, ``watch`` and ``redrive`` (interlock.operator).
+``approvals``, ``watch``, ``resend`` and ``redrive`` (interlock.operator).
 
 ``send`` signs a sample the way the source's provider does, with the provider's plug-in's
 ``sender_headers`` (``interlock.webhooks.sources``), so what verifies here is what the provider sends.
@@ -681,6 +681,25 @@ def approvals(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- interlock resend (interlock.approval_resend) ---------------------------------------------------------------
+
+
+def resend(args: argparse.Namespace) -> int:
+    """``POST /runs/<run_id>/approvals/resend``: a lost approval email sent again, as a new link."""
+    from interlock import operator
+
+    answer = operator.OperatorApi(args.url or _default_url()).post(
+        f"/runs/{quote(args.run_id, safe='')}/approvals/resend", {"approver": args.approver} if args.approver else {})
+    if args.json:
+        print(json.dumps(answer, indent=2))
+        return 0
+    sent: list[Any] = answer["resent_to"] if isinstance(answer.get("resent_to"), list) else []
+    print(f"Sent a new approval link for run {operator.printable(args.run_id, 40)} to "
+          f"{', '.join(operator.printable(a, 80) for a in sent)}; the older links to them no longer work. "
+          f"Deadline: {operator.printable(answer.get('deadline'), 40)}.")
+    return 0
+
+
 # -- interlock redrive (interlock.dead_letters) -----------------------------------------------------------------
 
 
@@ -912,6 +931,15 @@ def build_parser() -> argparse.ArgumentParser:
     approvals_cmd = commands.add_parser("approvals", help="what waits for a person, oldest first (GET /approvals)")
     _list_options(approvals_cmd, "approvals")
     approvals_cmd.set_defaults(func=approvals)
+
+    resend_cmd = commands.add_parser(
+        "resend", help="send a run's approval email again, as a new link (the older links stop working)")
+    resend_cmd.add_argument("run_id", metavar="RUN_ID", help="the run that waits for an approval")
+    resend_cmd.add_argument("--approver", metavar="ADDRESS",
+                            help="only to this approver (default: every approver asked who has not decided)")
+    resend_cmd.add_argument("--json", action="store_true", help="the API's JSON, for scripts")
+    _url_option(resend_cmd)
+    resend_cmd.set_defaults(func=resend)
 
     redrive_cmd = commands.add_parser(
         "redrive", help="move a DLQ's messages back to their queue, each planned first (--dry-run: only the plan)")

@@ -14,6 +14,7 @@ from interlock.timeline import DynamoTimelineStore, TimelineStore
 
 if TYPE_CHECKING:
     from interlock.ai.runner import DecisionRunner
+    from interlock.approval_resend import ApprovalResend
     from interlock.approvals import ApprovalService, RequestSettings
     from interlock.connectors.crm import Crm
     from interlock.connectors.helpdesk import Helpdesk
@@ -73,6 +74,16 @@ def redrive() -> Redrive:
     settings = load(RedriveSettings)
     return Redrive(timeline_store(), {INGEST_QUEUE: SqsDeadLetters(settings.ingest_dlq_url)},
                    SqsSender(settings.ingest_queue_url))
+
+
+@cache
+def approval_resend() -> ApprovalResend:
+    """An operator's resend of a lost approval email, with the request step's own settings and mailer."""
+    from interlock.approval_resend import ApprovalResend
+    from interlock.approvals import DynamoApprovalStore, SesMailer
+
+    return ApprovalResend(DynamoApprovalStore(load(TableSettings).table_name), timeline_store(), SesMailer(),
+                          approval_request_settings())
 
 
 @cache
