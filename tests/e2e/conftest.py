@@ -179,16 +179,23 @@ class Runtime:
                 return found
             time.sleep(0.2)
 
+    def approval_links(self, run_id: str) -> list[tuple[str, str]]:
+        """(to, link) of every approval email for ``run_id`` in the outbox, oldest first."""
+        found = []
+        for message in self.emails():
+            text = message.get_body(preferencelist=("plain",))
+            content = text.get_content() if text else ""  # decoded: parts may be base64 on the wire
+            if f"Run: {run_id}" in content:
+                match = re.search(r"https?://\S+/approvals/[A-Za-z0-9_-]+", content)
+                assert match, content
+                found.append((str(message["To"]), match.group(0)))
+        return found
+
     def approval_link(self, run_id: str, timeout: float = 30.0) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for message in self.emails():
-                text = message.get_body(preferencelist=("plain",))
-                content = text.get_content() if text else ""  # decoded: parts may be base64 on the wire
-                if f"Run: {run_id}" in content:
-                    match = re.search(r"https?://\S+/approvals/[A-Za-z0-9_-]+", content)
-                    assert match, content
-                    return match.group(0)
+            if links := self.approval_links(run_id):
+                return links[0][1]
             time.sleep(0.2)
         raise AssertionError(f"no approval email for run {run_id}; outbox has {len(self.emails())} emails")
 

@@ -4,24 +4,11 @@ decides, the old one is dead, the run completes once."""
 from __future__ import annotations
 
 import json
-import re
 
 import httpx
 
 from tests.e2e.conftest import NEEDS_APPROVAL, Runtime
 from tests.e2e.test_operator import cli
-
-
-def links(runtime: Runtime, run_id: str) -> list[str]:
-    found = []
-    for message in runtime.emails():
-        text = message.get_body(preferencelist=("plain",))
-        content = text.get_content() if text else ""
-        if f"Run: {run_id}" in content:
-            match = re.search(r"https?://\S+/approvals/[A-Za-z0-9_-]+", content)
-            assert match, content
-            found.append(match.group(0))
-    return found
 
 
 def test_given_a_lost_approval_email_when_resent_then_the_new_link_decides_and_the_old_is_dead(
@@ -38,7 +25,7 @@ def test_given_a_lost_approval_email_when_resent_then_the_new_link_decides_and_t
     assert answer["run_id"] == run_id and len(answer["resent_to"]) == 1
     found = runtime.wait_emails(lambda m: f"Run: {run_id}" in m.get_body(preferencelist=("plain",)).get_content(), 2)
     assert len(found) == 2
-    (new,) = [link for link in links(runtime, run_id) if link != old]
+    (new,) = [link for _, link in runtime.approval_links(run_id) if link != old]
     assert httpx.get(old, timeout=10).status_code == 404
     assert httpx.post(old, data={"decision": "approve"}, timeout=10).status_code == 404
     assert httpx.get(new, timeout=10).status_code == 200

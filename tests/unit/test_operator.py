@@ -195,3 +195,40 @@ def test_given_a_post_to_api_gateway_then_its_body_is_signed_too(monkeypatch) ->
 
     assert dry["Authorization"].split("Signature=")[0] == real["Authorization"].split("Signature=")[0]
     assert dry["Authorization"] != real["Authorization"] or dry["X-Amz-Date"] != real["X-Amz-Date"]
+
+
+def test_given_a_dlq_larger_than_a_batch_when_redriven_with_all_then_batches_until_nothing_moves(
+    monkeypatch, capsys
+) -> None:
+    from interlock import cli
+
+    def batch(moved: list[str], kept: list[str], more: bool) -> dict[str, Any]:
+        messages = [{"message_id": m, "kind": "envelope", "verdict": "start", "action": "move", "done": "moved",
+                     "outcome": "starts workflow support_triage", "run_id": RUN} for m in moved]
+        messages += [{"message_id": k, "kind": "unknown", "verdict": "poison", "action": "keep", "done": "kept",
+                      "outcome": "the message is not JSON"} for k in kept]
+        return {"dlq": "ingest", "dry_run": False, "depth": 5, "more": more, "messages": messages,
+                "moved": len(moved), "removed": 0, "failed": 0}
+
+    answers = [batch(["a", "b"], ["p"], True), batch(["c"], ["p"], True), batch([], ["p"], True)]
+    asked: list[tuple[str, dict[str, Any]]] = []
+
+    class Api:
+        def __init__(self, base: str) -> None:
+            pass
+
+        def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+            asked.append((path, body))
+            return answers[len(asked) - 1]
+
+    monkeypatch.setattr(operator, "OperatorApi", Api)
+    monkeypatch.setenv("COLUMNS", "160")
+
+    assert cli.main(["redrive", "--all", "--limit", "3"]) == 0
+
+    assert asked == [("/dlqs/ingest/redrive", {"dry_run": False, "limit": 3})] * 3  # stops once nothing moved
+    out, err = capsys.readouterr()
+    assert "... 2 moved, 0 removed so far" in err and "... 3 moved" in err
+    rows = [line for line in out.splitlines() if "poison" in line or "start" in line]
+    assert len(rows) == 4  # a, b, c once each, and the poison kept once, not three times
+    assert "Redriven: 1 kept, 3 moved." in out

@@ -369,7 +369,9 @@ def redrive_answer(redrive: Redrive, name: str, body: str | None) -> tuple[int, 
 # -- SQS adapters ----------------------------------------------------------------------------------------------
 
 
-class SqsDeadLetters:
+class _SqsQueue:
+    """A queue by its URL, and its client, made on first use unless given."""
+
     def __init__(self, queue_url: str, client: Any | None = None) -> None:
         self.queue_url = queue_url
         self._client = client
@@ -377,6 +379,9 @@ class SqsDeadLetters:
     @property
     def client(self) -> Any:
         return self._client or aws.client("sqs")
+
+
+class SqsDeadLetters(_SqsQueue):
 
     def depth(self) -> int:
         attributes = self.client.get_queue_attributes(
@@ -424,12 +429,7 @@ def _letter(message: dict[str, Any]) -> DeadLetter:
         receive_count=int(attributes.get("ApproximateReceiveCount", "0") or 0))
 
 
-class SqsSender:
-    def __init__(self, queue_url: str, client: Any | None = None) -> None:
-        self.queue_url = queue_url
-        self._client = client
-
+class SqsSender(_SqsQueue):
     def send_raw(self, body: str, attributes: Mapping[str, str]) -> None:
-        client = self._client or aws.client("sqs")
-        client.send_message(QueueUrl=self.queue_url, MessageBody=body, MessageAttributes={
+        self.client.send_message(QueueUrl=self.queue_url, MessageBody=body, MessageAttributes={
             name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()})
