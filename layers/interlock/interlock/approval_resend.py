@@ -25,19 +25,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from interlock.approvals import (
-    APPROVAL_LINK_HEADER,
-    ApprovalLink,
-    ApprovalStatus,
-    ApprovalStore,
-    Mailer,
-    RequestSettings,
-    link_record,
-    new_token,
-    token_hash,
-)
+from interlock.approvals import ApprovalStatus, ApprovalStore, Mailer, RequestSettings, send_link
 from interlock.models import EntryState, RunStatus, TimelineEntry, is_run_id
 from interlock.observability import count, logger
 from interlock.settings import approver_id
@@ -61,15 +51,13 @@ def _refused(status: int, error: str, message: str) -> ResendOutcome:
 
 
 def parse_request(body: str | None) -> ResendRequest | ResendOutcome:
-    import json
+    from interlock.http import BodyError, model_body
 
     try:
-        data = json.loads(body) if body and body.strip() else {}
-    except ValueError:
-        return _refused(400, "bad_body", "the body is not JSON")
-    try:
-        return ResendRequest.model_validate(data)
-    except ValidationError:
+        return model_body(body, ResendRequest)
+    except BodyError as exc:
+        if exc.code == "bad_body":
+            return _refused(400, "bad_body", "the body is not JSON")
         return _refused(400, "bad_request", 'a resend takes {"approver": "<an address the request asked>"}, or no '
                                             "body (every approver who has not decided)")
 
@@ -84,8 +72,6 @@ class ApprovalResend:
 
     def resend(self, run_id: str, request: ResendRequest, requested_by: str | None = None,
                now: float | None = None) -> ResendOutcome:
-        from interlock import approval_pages
-
         now = time.time() if now is None else now
         if not is_run_id(run_id):
             return _refused(400, "bad_run_id", "a run id is a UUID, as answered when its event was accepted")
@@ -119,15 +105,8 @@ class ApprovalResend:
                 return _refused(409, "already_decided", "every approver asked decided already")
         message_ids = []
         for approver in targets:
-            token = new_token()
-            link = ApprovalLink(token_hash=token_hash(token), quorum_key=quorum.key, approver=approver,
-                                run_id=run_id, deadline=quorum.deadline, issued_at=now)
-            self.store.put_link(link)
-            url = f"{self.settings.public_base_url.rstrip('/')}/approvals/{token}"
-            subject, text, html = approval_pages.email(link_record(link, quorum), url)
             try:
-                message_ids.append(self.mailer.send(self.settings.sender_email, approver, subject, text, html,
-                                                    {APPROVAL_LINK_HEADER: url}))
+                message_ids.append(send_link(self.store, quorum, approver, self.settings, self.mailer, now))
             except Exception:
                 logger.exception("could not send the approval email again")
                 return _refused(503, "email_unavailable", "the email could not be sent; the older link still "

@@ -247,6 +247,21 @@ def link_record(link: ApprovalLink, quorum: Quorum) -> ApprovalRecord:
         quorum_key=quorum.key, required=quorum.required, approvals=quorum.approvals)
 
 
+def send_link(store: ApprovalStore, quorum: Quorum, approver: str, settings: RequestSettings, mailer: Mailer,
+              now: float) -> str:
+    """A new link of ``approver`` to the request ``quorum``, stored (its token's hash) and emailed with the request's
+    template; the email's message id. The token exists only in the email."""
+    from interlock import approval_pages
+
+    token = new_token()
+    link = ApprovalLink(token_hash=token_hash(token), quorum_key=quorum.key, approver=approver,
+                        run_id=quorum.run_id, deadline=quorum.deadline, issued_at=now)
+    store.put_link(link)
+    url = f"{settings.public_base_url.rstrip('/')}/approvals/{token}"
+    subject, text, html = approval_pages.email(link_record(link, quorum), url)
+    return mailer.send(settings.sender_email, approver, subject, text, html, {APPROVAL_LINK_HEADER: url})
+
+
 def quorum_key(task_token: str) -> str:
     return f"QUORUM#{token_hash(task_token)}"
 
@@ -537,18 +552,7 @@ class ApprovalService:
                         deadline=now + settings.ttl_seconds, context={**data.context, "workflow": data.workflow},
                         version=1)
         self.store.open(quorum)
-        from interlock import approval_pages
-
-        message_ids = []
-        for approver in pool:
-            token = new_token()
-            link = ApprovalLink(token_hash=token_hash(token), quorum_key=quorum.key, approver=approver,
-                                run_id=data.run_id, deadline=quorum.deadline, issued_at=now)
-            self.store.put_link(link)
-            url = f"{settings.public_base_url.rstrip('/')}/approvals/{token}"
-            subject, text, html = approval_pages.email(link_record(link, quorum), url)
-            message_ids.append(mailer.send(settings.sender_email, approver, subject, text, html,
-                                           {APPROVAL_LINK_HEADER: url}))
+        message_ids = [send_link(self.store, quorum, approver, settings, mailer, now) for approver in pool]
         expires = _iso(quorum.deadline)
         self.timeline.record(
             data.run_id,

@@ -345,23 +345,18 @@ class Redrive:
 def redrive_answer(redrive: Redrive, name: str, body: str | None) -> tuple[int, dict[str, Any]]:
     """The answer to ``POST /dlqs/{name}/redrive`` with JSON ``body`` ``{"dry_run": bool, "limit": 1..100}``, both
     optional: without ``"dry_run": false`` nothing moves."""
-    import json
-
-    from pydantic import ValidationError
+    from interlock.http import BodyError, model_body
 
     if name not in redrive.dlqs:
         return 404, {"error": "unknown_dlq", "message": f"no DLQ named {name[:64]!r}; the DLQs are: "
                                                         f"{', '.join(sorted(redrive.dlqs))}"}
     try:
-        data = json.loads(body) if body and body.strip() else {}
-    except ValueError:
-        return 400, {"error": "bad_body", "message": "the body is not JSON"}
-    try:
-        request = RedriveRequest.model_validate(data)
-    except ValidationError as exc:
-        fields = sorted({".".join(str(p) for p in err["loc"]) or "(the body)" for err in exc.errors()})
+        request = model_body(body, RedriveRequest)
+    except BodyError as exc:
+        if exc.code == "bad_body":
+            return 400, {"error": "bad_body", "message": "the body is not JSON"}
         return 400, {"error": "bad_request", "message": f"a redrive takes {{\"dry_run\": true|false, \"limit\": "
-                                                        f"1..{MAX_LIMIT}}}; wrong: {', '.join(fields)}"}
+                                                        f"1..{MAX_LIMIT}}}; wrong: {', '.join(exc.fields)}"}
     report = redrive.run(name, dry_run=request.dry_run, limit=request.limit)
     return 200, report.as_dict()
 
@@ -369,7 +364,7 @@ def redrive_answer(redrive: Redrive, name: str, body: str | None) -> tuple[int, 
 # -- SQS adapters ----------------------------------------------------------------------------------------------
 
 
-class _SqsQueue:
+class SqsQueue:
     """A queue by its URL, and its client, made on first use unless given."""
 
     def __init__(self, queue_url: str, client: Any | None = None) -> None:
@@ -380,16 +375,16 @@ class _SqsQueue:
     def client(self) -> Any:
         return self._client or aws.client("sqs")
 
-
-class SqsDeadLetters(_SqsQueue):
-
     def depth(self) -> int:
+        """The messages it holds (visible or held by a reader), as SQS approximates them."""
         attributes = self.client.get_queue_attributes(
             QueueUrl=self.queue_url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
         return int(attributes.get("ApproximateNumberOfMessages", 0)) + int(
             attributes.get("ApproximateNumberOfMessagesNotVisible", 0))
 
+
+class SqsDeadLetters(SqsQueue):
     def take(self, limit: int, hold_seconds: int) -> list[DeadLetter]:
         letters: dict[str, DeadLetter] = {}
         while len(letters) < limit:
@@ -429,7 +424,7 @@ def _letter(message: dict[str, Any]) -> DeadLetter:
         receive_count=int(attributes.get("ApproximateReceiveCount", "0") or 0))
 
 
-class SqsSender(_SqsQueue):
+class SqsSender(SqsQueue):
     def send_raw(self, body: str, attributes: Mapping[str, str]) -> None:
         self.client.send_message(QueueUrl=self.queue_url, MessageBody=body, MessageAttributes={
             name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()})

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import Response
+    from pydantic import BaseModel
+
+M = TypeVar("M", bound="BaseModel")
 
 NO_STORE = {"Cache-Control": "no-store"}
 JSON = "application/json"
@@ -57,3 +60,28 @@ def json_answer(status: int, body: Mapping[str, Any], headers: Mapping[str, str]
 
 def lower_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     return {k.lower(): v for k, v in (headers or {}).items()}
+
+
+class BodyError(ValueError):
+    """A request body that is not what the route takes: ``code`` is ``bad_body`` (not JSON) or ``bad_request``
+    (JSON, but not the model: ``fields`` names what is wrong)."""
+
+    def __init__(self, code: str, fields: tuple[str, ...] = ()) -> None:
+        super().__init__(code)
+        self.code = code
+        self.fields = fields
+
+
+def model_body(body: str | None, model: type[M]) -> M:
+    """An operator route's optional JSON body as ``model`` (no body, or only whitespace, is ``{}``)."""
+    from pydantic import ValidationError
+
+    try:
+        data = json.loads(body) if body and body.strip() else {}
+    except ValueError:
+        raise BodyError("bad_body") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields = sorted({".".join(str(p) for p in err["loc"]) or "(the body)" for err in exc.errors()})
+        raise BodyError("bad_request", tuple(fields)) from None

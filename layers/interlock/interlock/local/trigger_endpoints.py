@@ -123,12 +123,10 @@ class TriggerEndpoints:
         return json_response(201, {"queue": name, "message_id": answer["MessageId"]})
 
     def _depth(self, url: str) -> int:
+        from interlock.dead_letters import SqsQueue
+
         assert self._sqs is not None
-        attributes = self._sqs().get_queue_attributes(
-            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
-        values = attributes.get("Attributes", {})
-        return int(values.get("ApproximateNumberOfMessages", 0)) + int(
-            values.get("ApproximateNumberOfMessagesNotVisible", 0))
+        return SqsQueue(url, self._sqs()).depth()
 
     # -- the scheduler -----------------------------------------------------------------------------------
 
