@@ -100,3 +100,17 @@ def test_given_bad_redrive_requests_then_4xx_and_the_cli_says_why(runtime: Runti
     for body in ({"body": ""}, {"body": "x", "attributes": {"a": 1}}, {"nobody": "x"}, {"body": "x", "extra": 1}):
         assert httpx.post(f"{runtime.url}/_local/queues/{DLQ}/messages", json=body, timeout=10).status_code == 400
     assert httpx.post(f"{runtime.url}/_local/queues/nope/messages", json={"body": "x"}, timeout=10).status_code == 404
+    deep = b"[" * 5000 + b"]" * 5000
+    for path in ("/dlqs/ingest/redrive", f"/_local/queues/{DLQ}/messages"):
+        for body in (deep, b'{"body": "\\ud800"}'):
+            answer = httpx.post(f"{runtime.url}{path}", content=body, timeout=10)
+            assert answer.status_code == 400, (path, body[:20], answer.status_code, answer.text)
+
+
+def test_given_a_dead_letter_nested_too_deep_to_read_then_it_is_planned_poison_and_kept(runtime: Runtime) -> None:
+    letter = dead_letter(runtime, '{"x": ' + "[" * 5000 + "]" * 5000 + "}")
+
+    dry = cli(runtime, "redrive", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    said = plans(json.loads(dry.stdout), [letter])
+    assert (said[letter]["verdict"], said[letter]["outcome"]) == ("poison", "the message is nested too deep to read")

@@ -228,7 +228,25 @@ def other_cases(rng: random.Random) -> list[Case]:
         content_type = rng.choice(["application/x-www-form-urlencoded", "text/plain", ""])
         cases.append(Case(method, f"/handoffs/{token}", body, {"Content-Type": content_type} if content_type else {},
                           what="handoffs"))
+    unknown_run = str(uuid.UUID(int=rng.getrandbits(128)))
+    json_routes = [("POST", "/dlqs/ingest/redrive"), ("POST", f"/runs/{unknown_run}/approvals/resend"),
+                   ("POST", f"/runs/{unknown_run}/replay"), *LOCAL_JSON_ROUTES]
+    for method, path in json_routes:  # every route that reads JSON, with each body no JSON reader may choke on
+        for body in BAD_JSON:
+            cases.append(Case(method, path, body, {"Content-Type": "application/json"}, what=f"json {path}"))
     return cases
+
+
+# Bodies that parse badly in ways a plain ``json.loads`` does not turn into a ValueError (nesting past the
+# interpreter's recursion limit), or that parse but cannot be stored (a lone surrogate), or are not text.
+BAD_JSON = [b"[" * 5000 + b"]" * 5000, b'{"a": ' * 5000 + b"1" + b"}" * 5000, b'{"body": "\\ud800"}',
+            b'{"\\udfff": 1}', b"\xff\xfe{}", b"\xef\xbb\xbf{", b"1e400", b"NaN", b"[1, 2"]
+# The local runtime's own endpoints that read a JSON body (its rehearsal endpoints and the fakes' switches).
+LOCAL_JSON_ROUTES = [("POST", "/_local/queues/ingest-dlq/messages"), ("POST", "/_local/scheduler/advance"),
+                     ("POST", "/_local/scheduler/trigger"), ("PUT", "/_local/tables/conversations/items"),
+                     ("PATCH", "/_local/tables/conversations/items"), ("POST", "/_local/crm/outage"),
+                     ("POST", "/_local/erp/outage"), ("POST", "/_local/enrichment/outage"),
+                     ("POST", "/_local/slack/ratelimit")]
 
 
 RAW = [

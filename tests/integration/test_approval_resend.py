@@ -141,7 +141,8 @@ def call(lambda_context, run_id: str, body: str | None, user_arn: str | None = N
     return response["statusCode"], json.loads(response["body"])
 
 
-@pytest.mark.parametrize("body", ["not json", "[]", '{"approver": 5}', '{"to": "x@example.com"}', '{"approver": ""}'])
+@pytest.mark.parametrize("body", ["not json", "[]", '{"approver": 5}', '{"to": "x@example.com"}', '{"approver": ""}',
+                                  "[" * 5000 + "]" * 5000, '{"approver": "\\ud800@example.com"}'])
 def test_given_a_bad_body_then_400_and_nothing_sent(world, lambda_context, monkeypatch, body) -> None:
     request(world)
     monkeypatch.setattr(http_approval_resend, "approval_resend", lambda: resender(world))

@@ -272,6 +272,8 @@ def test_given_the_planner_then_a_stuck_run_starts_only_after_an_express_executi
     ('{"limit": 101}', 400, "bad_request"),
     ('{"limit": 1.5}', 400, "bad_request"),
     ('{"dry_run": false, "force": true}', 400, "bad_request"),
+    ("[" * 5000 + "]" * 5000, 400, "bad_body"),
+    ('{"dry_run": "\\ud800"}', 400, "bad_body"),
 ])
 def test_given_a_bad_redrive_request_then_400_and_nothing_moves(cloud, dlq, lambda_context, body, status,
                                                                  error) -> None:

@@ -181,7 +181,8 @@ def test_given_a_change_to_another_status_when_routed_then_nothing_is_recorded_o
     json.dumps({"kind": "interlock.schedule", "workflow": WORKFLOW, "schedule": "weekly",
                 "scheduled_time": "2026-11-23T06:30:00Z"}),
     json.dumps({"eventSource": "aws:dynamodb", "eventName": "MODIFY", "secret": "do-not-log-me"}),
-], ids=["not-json", "no-time", "unknown-schedule", "bad-record"])
+    '{"do-not-log-me": ' + "[" * 5000 + "]" * 5000 + "}",
+], ids=["not-json", "no-time", "unknown-schedule", "bad-record", "too-deep"])
 def test_given_a_poison_message_then_it_is_reported_failed_and_logged_without_its_body(
     machine, lambda_context, body, capsys, caplog
 ) -> None:

@@ -163,12 +163,26 @@ def test_given_a_firing_of_a_schedule_no_workflow_declares_then_it_is_poison(thr
     '{"kind": "interlock.schedule", "workflow": "wf", "schedule": "d", "scheduled_time": 17}',
     '{"eventSource": "aws:dynamodb", "eventName": "MODIFY"}',
     '{"envelope_version": 1, "source": "form"}',
+    "[" * 5000 + "]" * 5000,
+    '{"world": ' + '{"a": ' * 5000 + "1" + "}" * 5001,
 ])
 def test_a_message_of_no_known_shape_is_poison_and_the_error_never_repeats_its_content(body: str) -> None:
     with pytest.raises(PoisonMessage) as poisoned:
         parse_message(body)
     for secret_ish in ("world", "yesterday", "WF!", "2026-02-30"):
         assert secret_ish not in str(poisoned.value)
+
+
+def test_an_envelope_whose_payload_nests_as_deep_as_an_ingest_accepts_is_still_an_envelope() -> None:
+    from interlock.webhooks.base import MAX_JSON_DEPTH
+
+    payload: dict = {}
+    for _ in range(MAX_JSON_DEPTH - 1):
+        payload = {"a": payload}
+    key = "form:msg_deep"
+    envelope = Envelope(event_id="msg_deep", source="form", type="x", payload_version="v", dedupe_key=key,
+                        run_id=run_id_for(key), payload=payload, received_at=datetime.now(UTC))
+    assert parse_message(envelope.model_dump_json()) == envelope
 
 
 def test_an_envelope_is_still_an_envelope() -> None:

@@ -76,9 +76,11 @@ def model_body(body: str | None, model: type[M]) -> M:
     """An operator route's optional JSON body as ``model`` (no body, or only whitespace, is ``{}``)."""
     from pydantic import ValidationError
 
+    from interlock.webhooks.base import read_json
+
     try:
-        data = json.loads(body) if body and body.strip() else {}
-    except ValueError:
+        data = read_json(body) if body and body.strip() else {}
+    except ValueError:  # not JSON, nested too deep, or holding a lone surrogate
         raise BodyError("bad_body") from None
     try:
         return model.model_validate(data)

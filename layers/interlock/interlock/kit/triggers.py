@@ -446,6 +446,8 @@ def parse_message(body: str) -> Envelope | ScheduleMessage | StreamRecord | Foll
         data = json.loads(body)
     except ValueError:
         raise PoisonMessage("the message is not JSON") from None
+    except RecursionError:  # only a message no ingest wrote (one sent to the queue by hand) nests this deep
+        raise PoisonMessage("the message is nested too deep to read") from None
     if not isinstance(data, dict):
         raise PoisonMessage("the message is not a JSON object")
     if "envelope_version" in data:

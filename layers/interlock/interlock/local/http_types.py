@@ -28,7 +28,11 @@ class Request:
         return values[-1] if values else None
 
     def json(self) -> Any:
-        return json.loads(self.body or b"null")
+        """The body as JSON (None without one), held to the limits every webhook body is: ``ValueError`` (a
+        ``PayloadError``) when it is not JSON, nests too deep or holds a lone surrogate."""
+        from interlock.webhooks.base import read_json
+
+        return read_json(self.body) if self.body else None
 
 
 @dataclass(frozen=True)
